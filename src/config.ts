@@ -1,0 +1,204 @@
+/**
+ * Configuration: one defaults object, env overrides, every bad value reported at once, the
+ * result frozen. Names of the public variables are fixed by CONTRACT.md; the TESSERA_* ones are
+ * tuning knobs with safe defaults.
+ */
+export interface Config {
+  port: number;
+  host: string;
+  authSecret: string | null;
+  publicIp: string | null;
+  rtcMinPort: number | null;
+  rtcMaxPort: number | null;
+  ffmpegPath: string | null;
+  recordingsDir: string;
+  s3: {
+    bucket: string | null;
+    region: string;
+    endpoint: string | null;
+    forcePathStyle: boolean;
+    prefix: string;
+    sse: 'AES256' | 'aws:kms' | null;
+    kmsKeyId: string | null;
+    partSizeBytes: number;
+    spoolDir: string;
+    spoolMaxBytes: number;
+    requestTimeoutMs: number;
+    orphanMaxAgeMs: number;
+  };
+  maxRecordings: number;
+  apiToken: string | null;
+  video: { width: number; height: number; fps: number; bitrate: number };
+  x264Preset: string;
+  x264Tune: string | null;
+  audioBitrate: number;
+  /** A tile repeats its last frame this long, then shows the name placeholder. */
+  videoTimeoutMs: number;
+  /** Fragment (and keyframe) interval of the MP4. */
+  fragmentMs: number;
+  /** A compositor/decoder that returns nothing for this long is replaced. */
+  stallTimeoutMs: number;
+  /** Stop (drain) must finish within this, or the recording fails. */
+  stopTimeoutMs: number;
+  fontFile: string | null;
+  shutdownGraceMs: number;
+}
+
+export const DEFAULTS: Config = {
+  port: 8080,
+  host: '127.0.0.1',
+  authSecret: null,
+  publicIp: null,
+  rtcMinPort: null,
+  rtcMaxPort: null,
+  ffmpegPath: null,
+  recordingsDir: './recordings',
+  s3: {
+    bucket: null,
+    region: 'us-east-1',
+    endpoint: null,
+    forcePathStyle: false,
+    prefix: 'recordings/',
+    sse: null,
+    kmsKeyId: null,
+    partSizeBytes: 8 * 1024 * 1024,
+    spoolDir: './recordings/.spool',
+    spoolMaxBytes: 2 * 1024 * 1024 * 1024,
+    requestTimeoutMs: 30_000,
+    orphanMaxAgeMs: 24 * 3600_000,
+  },
+  maxRecordings: 4,
+  apiToken: null,
+  video: { width: 1280, height: 720, fps: 30, bitrate: 2_500_000 },
+  x264Preset: 'superfast',
+  x264Tune: null,
+  audioBitrate: 96_000,
+  videoTimeoutMs: 1000,
+  fragmentMs: 2000,
+  stallTimeoutMs: 3000,
+  stopTimeoutMs: 20_000,
+  fontFile: '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf',
+  shutdownGraceMs: 25_000,
+};
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+export function loadConfig(env: Env = process.env): Readonly<Config> {
+  const problems: string[] = [];
+  const str = (name: string): string | null => {
+    const v = env[name];
+    return v === undefined || v === '' ? null : v;
+  };
+  const int = (name: string, def: number, min: number, max: number): number => {
+    const v = str(name);
+    if (v === null) return def;
+    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+      problems.push(`${name}=${JSON.stringify(v)}: expected an integer from ${min} to ${max}`);
+      return def;
+    }
+    return Number(v);
+  };
+  const optInt = (name: string, min: number, max: number): number | null => {
+    return str(name) === null ? null : int(name, 0, min, max);
+  };
+  const bool = (name: string, def: boolean): boolean => {
+    const v = str(name);
+    if (v === null) return def;
+    if (/^(1|true|yes)$/i.test(v)) return true;
+    if (/^(0|false|no)$/i.test(v)) return false;
+    problems.push(`${name}=${JSON.stringify(v)}: expected true or false`);
+    return def;
+  };
+  const oneOf = <T extends string>(name: string, values: readonly T[], def: T | null): T | null => {
+    const v = str(name);
+    if (v === null) return def;
+    if (!(values as readonly string[]).includes(v)) {
+      problems.push(`${name}=${JSON.stringify(v)}: expected one of ${values.join(', ')}`);
+      return def;
+    }
+    return v as T;
+  };
+
+  const d = DEFAULTS;
+  const authSecret = str('AUTH_SECRET');
+  const host = str('HOST') ?? d.host;
+  if (!authSecret && !/^(127\.\d+\.\d+\.\d+|localhost|::1)$/.test(host)) {
+    problems.push(`HOST=${JSON.stringify(host)}: listening beyond loopback needs AUTH_SECRET (development mode lets anyone record)`);
+  }
+  const rtcMinPort = optInt('RTC_MIN_PORT', 1024, 65535);
+  const rtcMaxPort = optInt('RTC_MAX_PORT', 1024, 65535);
+  if ((rtcMinPort === null) !== (rtcMaxPort === null)) problems.push('RTC_MIN_PORT and RTC_MAX_PORT: set both or neither');
+  else if (rtcMinPort !== null && rtcMaxPort !== null && rtcMinPort > rtcMaxPort) problems.push('RTC_MIN_PORT: must not exceed RTC_MAX_PORT');
+  const sse = oneOf('S3_SSE', ['AES256', 'aws:kms'] as const, null);
+  const kmsKeyId = str('S3_KMS_KEY_ID');
+  if (kmsKeyId && sse !== 'aws:kms') problems.push('S3_KMS_KEY_ID: only meaningful with S3_SSE=aws:kms');
+  const recordingsDir = str('RECORDINGS_DIR') ?? d.recordingsDir;
+  const width = int('VIDEO_WIDTH', d.video.width, 160, 3840);
+  const height = int('VIDEO_HEIGHT', d.video.height, 90, 2160);
+  if (width % 2 || height % 2) problems.push('VIDEO_WIDTH, VIDEO_HEIGHT: must be even (yuv420p)');
+  const publicIp = str('PUBLIC_IP');
+  if (publicIp && !/^[0-9a-fA-F.:]+$/.test(publicIp)) problems.push(`PUBLIC_IP=${JSON.stringify(publicIp)}: expected an IP address`);
+  const endpoint = str('S3_ENDPOINT');
+  if (endpoint && !/^https?:\/\//.test(endpoint)) problems.push(`S3_ENDPOINT=${JSON.stringify(endpoint)}: expected an http(s) URL`);
+
+  const config: Config = {
+    port: int('PORT', d.port, 0, 65535),
+    host,
+    authSecret,
+    publicIp,
+    rtcMinPort,
+    rtcMaxPort,
+    ffmpegPath: str('FFMPEG_PATH'),
+    recordingsDir,
+    s3: {
+      bucket: str('S3_BUCKET'),
+      region: str('S3_REGION') ?? str('AWS_REGION') ?? d.s3.region,
+      endpoint,
+      forcePathStyle: bool('S3_FORCE_PATH_STYLE', d.s3.forcePathStyle),
+      prefix: str('S3_PREFIX') ?? d.s3.prefix,
+      sse,
+      kmsKeyId,
+      partSizeBytes: int('TESSERA_S3_PART_SIZE', d.s3.partSizeBytes, 5 * 1024 * 1024, 5 * 1024 * 1024 * 1024),
+      spoolDir: str('TESSERA_SPOOL_DIR') ?? `${recordingsDir}/.spool`,
+      spoolMaxBytes: int('TESSERA_SPOOL_MAX_BYTES', d.s3.spoolMaxBytes, 0, Number.MAX_SAFE_INTEGER),
+      requestTimeoutMs: int('TESSERA_S3_REQUEST_TIMEOUT_MS', d.s3.requestTimeoutMs, 100, 600_000),
+      orphanMaxAgeMs: int('TESSERA_S3_ORPHAN_MAX_AGE_MS', d.s3.orphanMaxAgeMs, 0, Number.MAX_SAFE_INTEGER),
+    },
+    maxRecordings: int('MAX_RECORDINGS', d.maxRecordings, 0, 1000),
+    apiToken: str('API_TOKEN'),
+    video: {
+      width,
+      height,
+      fps: int('VIDEO_FPS', d.video.fps, 1, 60),
+      bitrate: int('VIDEO_BITRATE', d.video.bitrate, 100_000, 50_000_000),
+    },
+    x264Preset: oneOf('TESSERA_X264_PRESET', ['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium'] as const, d.x264Preset as 'superfast')!,
+    x264Tune: oneOf('TESSERA_X264_TUNE', ['zerolatency', 'film', 'animation', 'stillimage'] as const, null),
+    audioBitrate: int('TESSERA_AUDIO_BITRATE', d.audioBitrate, 16_000, 512_000),
+    videoTimeoutMs: int('TESSERA_VIDEO_TIMEOUT_MS', d.videoTimeoutMs, 100, 60_000),
+    fragmentMs: int('TESSERA_FRAGMENT_MS', d.fragmentMs, 500, 2000),
+    stallTimeoutMs: int('TESSERA_STALL_TIMEOUT_MS', d.stallTimeoutMs, 500, 60_000),
+    stopTimeoutMs: int('TESSERA_STOP_TIMEOUT_MS', d.stopTimeoutMs, 1000, 600_000),
+    fontFile: str('TESSERA_FONT_FILE') ?? d.fontFile,
+    shutdownGraceMs: int('TESSERA_SHUTDOWN_GRACE_MS', d.shutdownGraceMs, 0, 3600_000),
+  };
+  if (problems.length) throw new ConfigError(problems);
+  return deepFreeze(config);
+}
+
+function deepFreeze<T extends object>(o: T): Readonly<T> {
+  for (const v of Object.values(o)) if (v && typeof v === 'object') deepFreeze(v as object);
+  return Object.freeze(o);
+}
+
+/** The config as it may be logged: secrets replaced. */
+export function redactConfig(c: Readonly<Config>): object {
+  return { ...c, authSecret: c.authSecret ? '[set]' : null, apiToken: c.apiToken ? '[set]' : null };
+}

@@ -1,0 +1,73 @@
+import type { Mp4Segment } from '../storage/Sink';
+
+/**
+ * Cuts the encoder's fragmented MP4 byte stream into segments on top-level box boundaries:
+ * everything before the first `moof` is the init segment (ftyp + moov), then each `moof` starts a
+ * new fragment that runs until the next `moof`. Pure: push bytes in, get whole segments out.
+ */
+export class Mp4Splitter {
+  #buf: Buffer[] = [];
+  #bufLen = 0;
+  #current: Buffer[] = [];
+  #currentLen = 0;
+  #index = 0;
+  #sawMoof = false;
+
+  /** Feed bytes; returns the segments completed by them (a fragment completes when the next moof begins). */
+  push(chunk: Buffer): Mp4Segment[] {
+    this.#buf.push(chunk);
+    this.#bufLen += chunk.length;
+    const out: Mp4Segment[] = [];
+    for (;;) {
+      const box = this.#takeBox();
+      if (!box) break;
+      const type = box.toString('latin1', 4, 8);
+      if (type === 'moof' && (this.#sawMoof || this.#currentLen > 0)) {
+        out.push(this.#emit());
+      }
+      if (type === 'moof') this.#sawMoof = true;
+      this.#current.push(box);
+      this.#currentLen += box.length;
+    }
+    return out;
+  }
+
+  /** End of stream: the last fragment (if whole boxes are pending). Trailing partial bytes are dropped. */
+  end(): Mp4Segment[] {
+    return this.#currentLen > 0 ? [this.#emit()] : [];
+  }
+
+  /** Bytes held that do not yet form a whole box. */
+  get pendingBytes(): number {
+    return this.#bufLen;
+  }
+
+  #emit(): Mp4Segment {
+    const data = Buffer.concat(this.#current, this.#currentLen);
+    const seg: Mp4Segment = { kind: this.#index === 0 ? 'init' : 'fragment', data, index: this.#index };
+    this.#index++;
+    this.#current = [];
+    this.#currentLen = 0;
+    return seg;
+  }
+
+  #takeBox(): Buffer | null {
+    if (this.#bufLen < 8) return null;
+    if (this.#buf.length > 1) this.#buf = [Buffer.concat(this.#buf, this.#bufLen)];
+    const b = this.#buf[0];
+    let size = b.readUInt32BE(0);
+    let header = 8;
+    if (size === 1) {
+      if (b.length < 16) return null;
+      size = Number(b.readBigUInt64BE(8));
+      header = 16;
+    }
+    if (size < header) throw new Error(`Mp4Splitter: invalid box size ${size}`);
+    if (b.length < size) return null;
+    const box = b.subarray(0, size);
+    const rest = b.subarray(size);
+    this.#buf = rest.length ? [rest] : [];
+    this.#bufLen = rest.length;
+    return Buffer.from(box);
+  }
+}

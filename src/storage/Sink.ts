@@ -1,0 +1,53 @@
+import type { RecordingLocation } from '../media/types';
+
+/**
+ * A piece of the encoder's fragmented MP4, cut on box boundaries by Mp4Splitter:
+ * `init` is ftyp+moov (exactly once, first), each `fragment` is one moof+mdat pair (plus any
+ * boxes in between). Every prefix made of init + whole fragments is a playable MP4, which is
+ * what lets a sink cut upload parts on fragment boundaries.
+ */
+export interface Mp4Segment {
+  kind: 'init' | 'fragment';
+  data: Buffer;
+  /** 0 for init, 1.. for fragments. */
+  index: number;
+}
+
+export interface SinkResult {
+  bytes: number;
+  location: RecordingLocation;
+}
+
+/** Where one recording's MP4 goes. Created per recording by a Storage. */
+export interface Sink {
+  readonly location: RecordingLocation;
+  /** Called once before the first write. */
+  open(): Promise<void>;
+  /** Append a segment. The returned promise is backpressure: the pipeline awaits it. */
+  write(segment: Mp4Segment): Promise<void>;
+  /** The MP4 is complete: make it durable and visible, write the manifest beside it. */
+  finish(manifest: object): Promise<SinkResult>;
+  /** The recording failed: keep what can be kept, never throw. */
+  abort(reason: Error, manifest: object): Promise<void>;
+}
+
+export interface MediaRange {
+  start: number;
+  end?: number; // inclusive
+}
+
+/** Storage backs the REST API: creates sinks, serves and deletes media, lists manifests. */
+export interface Storage {
+  readonly kind: 'file' | 's3';
+  createSink(recordingId: string, roomId: string): Sink;
+  /** Manifests of every recording stored (for listing after a restart). */
+  listManifests(): Promise<object[]>;
+  /** Size and a stream of the MP4 (or of a byte range of it). */
+  openMedia(location: RecordingLocation, range?: MediaRange): Promise<{ size: number; stream: NodeJS.ReadableStream } | null>;
+  /** A URL to redirect a player to instead of proxying, when the storage has one. */
+  presignMedia?(location: RecordingLocation): Promise<string | null>;
+  deleteRecording(location: RecordingLocation): Promise<void>;
+  /** Startup recovery (crash-interrupted uploads and the like). */
+  recover?(): Promise<void>;
+  close(): Promise<void>;
+}
