@@ -25,6 +25,21 @@ export interface Config {
     spoolMaxBytes: number;
     requestTimeoutMs: number;
     orphanMaxAgeMs: number;
+    /** Backoff between retries of a failed S3 request: first ceiling, and the cap. */
+    retryBaseMs: number;
+    retryMaxMs: number;
+    /** CreateMultipartUpload at recording start must succeed within this. */
+    openTimeoutMs: number;
+    /** After stop, the rest of the upload + complete + manifest must succeed within this. */
+    finishTimeoutMs: number;
+    /** The in-flight manifest (status "recording") is rewritten this often. */
+    checkpointMs: number;
+    /** recover() completes another process's in-flight upload once its checkpoint is this old. */
+    staleAfterMs: number;
+    /** Value of the `retention-class` tag on the MP4 and its manifest. */
+    retentionClass: string;
+    /** Lifetime of presigned media URLs. */
+    presignExpiresSec: number;
   };
   maxRecordings: number;
   apiToken: string | null;
@@ -66,6 +81,14 @@ export const DEFAULTS: Config = {
     spoolMaxBytes: 2 * 1024 * 1024 * 1024,
     requestTimeoutMs: 30_000,
     orphanMaxAgeMs: 24 * 3600_000,
+    retryBaseMs: 250,
+    retryMaxMs: 10_000,
+    openTimeoutMs: 10_000,
+    finishTimeoutMs: 15_000,
+    checkpointMs: 15_000,
+    staleAfterMs: 15 * 60_000,
+    retentionClass: 'standard',
+    presignExpiresSec: 3600,
   },
   maxRecordings: 4,
   apiToken: null,
@@ -170,6 +193,14 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       spoolMaxBytes: int('TESSERA_SPOOL_MAX_BYTES', d.s3.spoolMaxBytes, 0, Number.MAX_SAFE_INTEGER),
       requestTimeoutMs: int('TESSERA_S3_REQUEST_TIMEOUT_MS', d.s3.requestTimeoutMs, 100, 600_000),
       orphanMaxAgeMs: int('TESSERA_S3_ORPHAN_MAX_AGE_MS', d.s3.orphanMaxAgeMs, 0, Number.MAX_SAFE_INTEGER),
+      retryBaseMs: int('TESSERA_S3_RETRY_BASE_MS', d.s3.retryBaseMs, 1, 60_000),
+      retryMaxMs: int('TESSERA_S3_RETRY_MAX_MS', d.s3.retryMaxMs, 1, 600_000),
+      openTimeoutMs: int('TESSERA_S3_OPEN_TIMEOUT_MS', d.s3.openTimeoutMs, 100, 600_000),
+      finishTimeoutMs: int('TESSERA_S3_FINISH_TIMEOUT_MS', d.s3.finishTimeoutMs, 100, 3600_000),
+      checkpointMs: int('TESSERA_S3_CHECKPOINT_MS', d.s3.checkpointMs, 100, 3600_000),
+      staleAfterMs: int('TESSERA_S3_STALE_AFTER_MS', d.s3.staleAfterMs, 0, Number.MAX_SAFE_INTEGER),
+      retentionClass: str('TESSERA_S3_RETENTION_CLASS') ?? d.s3.retentionClass,
+      presignExpiresSec: int('TESSERA_S3_PRESIGN_EXPIRES_SEC', d.s3.presignExpiresSec, 1, 604_800),
     },
     maxRecordings: int('MAX_RECORDINGS', d.maxRecordings, 0, 1000),
     apiToken: str('API_TOKEN'),

@@ -1,0 +1,104 @@
+/**
+ * Argument vectors of every FFmpeg child. Pure; golden-tested. All children log at `warning`
+ * with `-stats`, which FFmpeg then prints straight to stderr: the supervisor's readiness signal.
+ */
+
+const COMMON = ['-hide_banner', '-nostats', '-loglevel', 'warning'];
+const STATS = ['-stats'];
+
+export interface RawVideoFormat {
+  w: number;
+  h: number;
+  fps: number;
+}
+
+/** Raw yuv420p frames on a pipe as an input. */
+function rawVideoInput(fmt: RawVideoFormat, pipe: string, queue: number): string[] {
+  return ['-f', 'rawvideo', '-pix_fmt', 'yuv420p', '-s', `${fmt.w}x${fmt.h}`, '-framerate', String(fmt.fps), '-thread_queue_size', String(queue), '-i', pipe];
+}
+
+/**
+ * Video decoder for one source: IVF (VP8) or Annex-B (H.264) on stdin, raw yuv420p frames of a
+ * fixed size on stdout, letterboxed to keep the picture's aspect (so a resolution change upstream
+ * never changes the raw frame size Node slices on). One thread: decode latency is one frame.
+ */
+export function videoDecoderArgs(codec: 'vp8' | 'h264', out: { w: number; h: number }, background = '0x181818'): string[] {
+  const demux = codec === 'vp8' ? ['-f', 'ivf'] : ['-f', 'h264'];
+  return [
+    ...COMMON,
+    '-fflags', 'nobuffer', '-flags', 'low_delay', '-probesize', '32', '-analyzeduration', '0',
+    '-threads', '1',
+    ...demux, '-i', 'pipe:0',
+    '-an',
+    '-vf', `scale=${out.w}:${out.h}:force_original_aspect_ratio=decrease,pad=${out.w}:${out.h}:(ow-iw)/2:(oh-ih)/2:color=${background},format=yuv420p`,
+    // passthrough: one output frame per decoded frame (no frame-rate conversion; Node paces).
+    '-vsync', 'passthrough',
+    '-f', 'rawvideo', '-pix_fmt', 'yuv420p', 'pipe:1',
+  ];
+}
+
+/** Opus in Ogg on stdin → 48 kHz mono s16le on stdout, flushed per packet. */
+export function audioDecoderArgs(): string[] {
+  return [
+    ...COMMON,
+    '-fflags', 'nobuffer', '-probesize', '32', '-analyzeduration', '0',
+    '-f', 'ogg', '-i', 'pipe:0',
+    '-vn', '-ac', '1', '-ar', '48000',
+    '-flush_packets', '1',
+    '-f', 's16le', 'pipe:1',
+  ];
+}
+
+/** The compositor of one layout epoch: N raw inputs on pipe:3.. → one raw canvas on stdout. */
+export function compositorArgs(inputs: RawVideoFormat[], graph: string, output: string): string[] {
+  const args = [...COMMON, ...STATS];
+  inputs.forEach((fmt, i) => args.push(...rawVideoInput(fmt, `pipe:${3 + i}`, 64)));
+  args.push('-filter_complex', graph, '-map', output, '-vsync', 'passthrough', '-f', 'rawvideo', '-pix_fmt', 'yuv420p', 'pipe:1');
+  return args;
+}
+
+export interface EncoderSettings {
+  width: number;
+  height: number;
+  fps: number;
+  videoBitrate: number;
+  audioBitrate: number;
+  preset: string;
+  tune: string | null;
+  /** Keyframe and fragment interval. */
+  fragmentMs: number;
+}
+
+/**
+ * The one encoder of a recording: raw canvas on stdin, mixed 48 kHz mono s16le on pipe:3 →
+ * H.264 (yuv420p, constant fps, a keyframe every fragment) + AAC in fragmented MP4 on stdout.
+ * Every fragment starts with a keyframe, so every whole-fragment prefix plays and seeks.
+ */
+export function encoderArgs(s: EncoderSettings): string[] {
+  const gop = Math.max(1, Math.round((s.fps * s.fragmentMs) / 1000));
+  const kbps = Math.round(s.videoBitrate / 1000);
+  return [
+    ...COMMON, ...STATS,
+    ...rawVideoInput({ w: s.width, h: s.height, fps: s.fps }, 'pipe:0', 512),
+    '-f', 's16le', '-ar', '48000', '-ac', '1', '-thread_queue_size', '512', '-i', 'pipe:3',
+    '-map', '0:v', '-map', '1:a',
+    '-c:v', 'libx264', '-preset', s.preset, ...(s.tune ? ['-tune', s.tune] : []),
+    // trellis=0 is what x264's fast presets mean; the bundled 4.1 wrapper would turn it on.
+    ...(['ultrafast', 'superfast', 'veryfast'].includes(s.preset) ? ['-x264-params', 'trellis=0'] : []),
+    '-profile:v', 'high', '-pix_fmt', 'yuv420p',
+    '-b:v', `${kbps}k`, '-maxrate', `${kbps}k`, '-bufsize', `${kbps * 2}k`,
+    '-g', String(gop), '-keyint_min', String(gop), '-sc_threshold', '0',
+    '-c:a', 'aac', '-b:a', `${Math.round(s.audioBitrate / 1000)}k`,
+    '-f', 'mp4', '-movflags', 'frag_keyframe+empty_moov+default_base_moof', '-frag_duration', String(s.fragmentMs * 1000),
+    'pipe:1',
+  ];
+}
+
+/** One frame of a name card (the placeholder of a tile whose video stopped), raw on stdout. */
+export function placeholderArgs(size: { w: number; h: number }, background: string, textFile: string | null, fontFile: string | null): string[] {
+  const bg = `0x${background.replace('#', '')}`;
+  const vf = textFile && fontFile
+    ? ['-vf', `drawtext=fontfile='${fontFile}':textfile='${textFile}':expansion=none:fontsize=${Math.round(size.h / 7)}:fontcolor=0xDDDDDD:x=(w-tw)/2:y=(h-th)/2`]
+    : [];
+  return [...COMMON, '-f', 'lavfi', '-i', `color=c=${bg}:s=${size.w}x${size.h}:d=1`, ...vf, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'yuv420p', 'pipe:1'];
+}

@@ -1,0 +1,89 @@
+import { EventEmitter } from 'node:events';
+import crypto from 'node:crypto';
+import type { MediaSource, MediaSourceEvents, SourceKind } from './types';
+import type { SyntheticClip } from './SyntheticClip';
+
+/**
+ * A participant without WebRTC: plays a SyntheticClip in real time through the MediaSource seam,
+ * exactly as a WebRTC source would deliver it (whole frames, RTP timestamps). Tests switch its
+ * camera and microphone off, or make it send garbage, to exercise the pipeline's isolation.
+ */
+export class SyntheticSource extends EventEmitter<MediaSourceEvents> implements MediaSource {
+  readonly id: string;
+  readonly participantId: string;
+  readonly name: string;
+  readonly kind: SourceKind;
+  videoEnabled = true;
+  audioEnabled = true;
+  /** Send random bytes instead of video frames (a broken or hostile sender). */
+  garbage = false;
+  keyframeRequests = 0;
+  #clip: SyntheticClip;
+  #timers = new Map<string, NodeJS.Timeout>();
+  #offset = 0;
+  #closed = false;
+  #frame = 0;
+  #packet = 0;
+  #pendingKeyframe = false;
+
+  constructor(opts: { id: string; name: string; clip: SyntheticClip; kind?: SourceKind; participantId?: string }) {
+    super();
+    this.id = opts.id;
+    this.participantId = opts.participantId ?? opts.id;
+    this.name = opts.name;
+    this.kind = opts.kind ?? 'camera';
+    this.#clip = opts.clip;
+  }
+
+  /** Start sending in real time (drift-free: frame k is due at start + k / fps). */
+  start(): this {
+    const t0 = performance.now();
+    const fps = this.#clip.fps;
+    const tick = (name: string, due: () => number, fn: () => void) => {
+      const loop = () => {
+        if (this.#closed) return;
+        while (performance.now() >= due()) fn();
+        this.#timers.set(name, setTimeout(loop, Math.max(1, due() - performance.now())));
+      };
+      loop();
+    };
+    tick('video', () => t0 + (this.#frame * 1000) / fps, () => this.#sendVideo());
+    tick('audio', () => t0 + this.#packet * 20, () => this.#sendAudio());
+    return this;
+  }
+
+  requestKeyframe(): void {
+    this.keyframeRequests++;
+    this.#pendingKeyframe = true;
+  }
+
+  #sendVideo(): void {
+    const n = this.#frame++;
+    if (!this.videoEnabled) return;
+    const frames = this.#clip.videoFrames;
+    let i = (n + this.#offset) % frames.length;
+    if (this.#pendingKeyframe && i !== 0) {
+      // A real sender answers PLI with a keyframe; the clip has one at its start: jump there.
+      this.#offset += frames.length - i;
+      i = 0;
+    }
+    this.#pendingKeyframe = false;
+    const data = this.garbage ? crypto.randomBytes(200 + (n % 800)) : frames[i];
+    this.emit('video', { codec: this.#clip.codec, data, rtpTimestamp: (n * 90000) / this.#clip.fps >>> 0, keyframe: i === 0 && !this.garbage });
+  }
+
+  #sendAudio(): void {
+    const n = this.#packet++;
+    if (!this.audioEnabled) return;
+    const packets = this.#clip.opusPackets;
+    this.emit('audio', { data: packets[n % packets.length], rtpTimestamp: (n * 960) >>> 0 });
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const t of this.#timers.values()) clearTimeout(t);
+    this.#timers.clear();
+    this.emit('close');
+  }
+}

@@ -1,0 +1,123 @@
+import os from 'node:os';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { Recording } from '../pipeline/Recording';
+import { FileSink } from '../storage/FileSink';
+import { SyntheticSource } from './SyntheticSource';
+import { makeSyntheticClip, type SyntheticClip } from './SyntheticClip';
+import { loadPresets } from '../../compositor/presets';
+import type { Config } from '../config';
+import type { Logger } from '../logger';
+import type { RecordingInfo } from '../pipeline/types';
+import type { VideoCodec } from './types';
+
+export interface SyntheticEvent {
+  /** Seconds after the recording starts. */
+  at: number;
+  action: (ctx: SessionContext) => void;
+}
+
+export interface SessionContext {
+  recording: Recording;
+  sources: Map<number, SyntheticSource>;
+  join(index: number): void;
+  leave(index: number): void;
+}
+
+export interface SyntheticSessionOptions {
+  participants: number;
+  seconds: number;
+  out: string;
+  layout?: string;
+  churn?: boolean;
+  /** Participants (1-based) present at the start; default all (or all but the last with churn). */
+  initial?: number[];
+  codec?: (index: number) => VideoCodec;
+  events?: SyntheticEvent[];
+  config: Readonly<Config>;
+  ffmpegPath: string;
+  logger: Logger;
+}
+
+export interface SyntheticSessionResult {
+  info: RecordingInfo;
+  /** Wall-clock ms from the pacer's start to stop(). */
+  wallMs: number;
+  recording: Recording;
+  /** ms offsets (from start) of every join and leave, by participant index. */
+  timeline: { index: number; joinedMs?: number; leftMs?: number }[];
+  clips: Map<number, SyntheticClip>;
+}
+
+export function participantName(i: number): string {
+  return `Participant ${i}`;
+}
+
+/**
+ * Records synthetic participants through the real pipeline (decoders, pacer, compositor,
+ * encoder, file sink) without WebRTC: `npm run demo`, the integration tests and the benchmark.
+ * With `churn`, participant N joins at S/3 and participant 2 leaves at 2S/3 (CONTRACT.md).
+ */
+export async function runSyntheticSession(o: SyntheticSessionOptions): Promise<SyntheticSessionResult> {
+  const clips = new Map<number, SyntheticClip>();
+  await Promise.all(
+    Array.from({ length: o.participants }, (_, k) => k + 1).map(async (i) => {
+      clips.set(i, await makeSyntheticClip(o.ffmpegPath, { index: i, codec: o.codec?.(i) ?? 'vp8' }, o.logger));
+    }),
+  );
+  const all = Array.from({ length: o.participants }, (_, k) => k + 1);
+  const initial = o.initial ?? (o.churn && o.participants > 1 ? all.slice(0, -1) : all);
+  const events: SyntheticEvent[] = [...(o.events ?? [])];
+  if (o.churn && o.participants > 1) {
+    events.push({ at: o.seconds / 3, action: (c) => c.join(o.participants) });
+    if (o.participants > 2) events.push({ at: (2 * o.seconds) / 3, action: (c) => c.leave(2) });
+  }
+  const id = `demo_${crypto.randomBytes(4).toString('hex')}`;
+  const out = path.resolve(o.out);
+  const recording = new Recording({
+    id,
+    roomId: 'demo',
+    layout: o.layout ?? 'grid',
+    presets: loadPresets(),
+    config: o.config,
+    ffmpegPath: o.ffmpegPath,
+    sink: new FileSink(path.dirname(out), path.basename(out)),
+    logger: o.logger,
+    workDir: path.join(os.tmpdir(), `tessera-${process.pid}`, id),
+  });
+  const sources = new Map<number, SyntheticSource>();
+  const timeline = all.map((index) => ({ index }) as SyntheticSessionResult['timeline'][number]);
+  let t0 = 0;
+  const ctx: SessionContext = {
+    recording,
+    sources,
+    join(i) {
+      if (sources.has(i)) return;
+      const s = new SyntheticSource({ id: `p${i}`, name: participantName(i), clip: clips.get(i)! }).start();
+      sources.set(i, s);
+      recording.addSource(s);
+      timeline[i - 1].joinedMs = t0 ? performance.now() - t0 : 0;
+    },
+    leave(i) {
+      const s = sources.get(i);
+      if (!s) return;
+      sources.delete(i);
+      s.close(); // the recording hears `close` and removes the tile
+      timeline[i - 1].leftMs = performance.now() - t0;
+    },
+  };
+  for (const i of initial) ctx.join(i);
+  const timers: NodeJS.Timeout[] = [];
+  await recording.start();
+  t0 = performance.now();
+  try {
+    for (const e of events) timers.push(setTimeout(() => e.action(ctx), e.at * 1000));
+    await new Promise((r) => timers.push(setTimeout(r, o.seconds * 1000)));
+    const wallMs = performance.now() - t0;
+    const info = await recording.stop();
+    return { info, wallMs, recording, timeline, clips };
+  } finally {
+    for (const t of timers) clearTimeout(t);
+    for (const s of sources.values()) s.close();
+  }
+}

@@ -1,0 +1,160 @@
+import { EventEmitter } from 'node:events';
+import type { Readable, Writable } from 'node:stream';
+import execa from 'execa';
+import { LineTail, parseProgressLine, type FfmpegProgress } from './ffmpegOutput';
+import { realClock, type Clock } from '../clock';
+import type { Logger } from '../logger';
+
+/** How an FFmpeg child ended. Only `died` (and `failed-to-start`) are faults. */
+export type ExitKind = 'stopped' | 'failed-to-start' | 'died';
+
+export interface FfmpegExit {
+  kind: ExitKind;
+  code: number | null;
+  signal: string | null;
+  /** The last meaningful stderr lines, for error messages. */
+  stderr: string;
+}
+
+export interface FfmpegProcessOptions {
+  ffmpegPath: string;
+  args: string[];
+  /** Extra pipes after stdin/stdout/stderr: fds 3, 4, ... as 'input' (we write) or 'output' (we read). */
+  extraPipes?: ('input' | 'output')[];
+  /** How the polite first step of the kill ladder asks FFmpeg to finish. */
+  stopBy: 'eof' | 'q';
+  /** Time each rung of the kill ladder gets. */
+  gracefulMs?: number;
+  logger: Logger;
+  clock?: Clock;
+  stderrLines?: number;
+}
+
+interface Events {
+  ready: [];
+  progress: [FfmpegProgress];
+  exit: [FfmpegExit];
+}
+
+/**
+ * The one supervisor of every FFmpeg child: argv array (never a shell), readiness, exit
+ * classification, a bounded stderr tail, and the kill ladder (EOF or `q` → SIGINT → SIGKILL).
+ */
+export class FfmpegProcess extends EventEmitter<Events> {
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  readonly pipes: (Readable | Writable)[];
+  readonly exited: Promise<FfmpegExit>;
+  readonly pid: number | undefined;
+  #child: execa.ExecaChildProcess;
+  #tail: LineTail;
+  #ready = false;
+  #stopping = false;
+  #exit: FfmpegExit | null = null;
+  #timers: unknown[] = [];
+  #clock: Clock;
+  #opts: FfmpegProcessOptions;
+
+  constructor(opts: FfmpegProcessOptions) {
+    super();
+    this.#opts = opts;
+    this.#clock = opts.clock ?? realClock;
+    this.#tail = new LineTail(opts.stderrLines ?? 40);
+    const extra = opts.extraPipes ?? [];
+    this.#child = execa(opts.ffmpegPath, opts.args, {
+      stdio: ['pipe', 'pipe', 'pipe', ...extra.map(() => 'pipe' as const)],
+      buffer: false,
+      reject: false,
+      stripFinalNewline: false,
+      windowsHide: true,
+    });
+    this.pid = this.#child.pid;
+    this.stdin = this.#child.stdin!;
+    this.stdout = this.#child.stdout!;
+    this.pipes = extra.map((_, i) => this.#child.stdio[3 + i] as unknown as Readable | Writable);
+    // Writes to a child that died raise EPIPE on the stream; the exit is what we report.
+    for (const s of [this.stdin, ...this.pipes]) s.on('error', () => undefined);
+    this.stdout.on('error', () => undefined);
+    this.stdout.once('data', () => this.#markReady());
+    this.#child.stderr!.setEncoding('utf8');
+    this.#child.stderr!.on('data', (chunk: string) => {
+      for (const line of this.#tail.push(chunk)) {
+        const p = parseProgressLine(line);
+        if (p) {
+          this.#markReady();
+          this.emit('progress', p);
+        } else if (/^Press \[q\]|^Output #0/.test(line)) {
+          this.#markReady();
+        }
+      }
+    });
+    this.exited = new Promise((resolve) => {
+      this.#child.on('error', () => undefined);
+      this.#child.then((r) => {
+        for (const t of this.#timers) this.#clock.clearTimeout(t);
+        const failedToStart = !this.#ready && !this.#stopping;
+        const ok = this.#stopping && !r.failed;
+        const spawnError = (r as { originalMessage?: string }).originalMessage;
+        const exit: FfmpegExit = {
+          kind: this.#stopping ? 'stopped' : failedToStart || spawnError ? 'failed-to-start' : 'died',
+          code: r.exitCode ?? null,
+          signal: r.signal ?? null,
+          stderr: this.#tail.summary() || spawnError || '',
+        };
+        if (this.#stopping && !ok && r.exitCode !== 0 && !r.signal) {
+          // Asked to stop, but it ended with an error of its own: still 'stopped', the tail says why.
+          opts.logger.debug({ exit }, 'ffmpeg stopped with an error');
+        }
+        this.#exit = exit;
+        this.emit('exit', exit);
+        resolve(exit);
+      });
+    });
+  }
+
+  get isReady(): boolean {
+    return this.#ready;
+  }
+  get hasExited(): boolean {
+    return this.#exit !== null;
+  }
+  get stderrTail(): string {
+    return this.#tail.summary();
+  }
+
+  /**
+   * The kill ladder. Resolves with the exit once the process is gone; calling it again returns
+   * the same promise's result.
+   */
+  stop(): Promise<FfmpegExit> {
+    if (this.#exit) return Promise.resolve(this.#exit);
+    if (this.#stopping) return this.exited;
+    this.#stopping = true;
+    const graceful = this.#opts.gracefulMs ?? 5000;
+    if (this.#opts.stopBy === 'q') {
+      this.stdin.write('q');
+      this.stdin.end();
+    } else {
+      this.stdin.end();
+      for (const p of this.pipes) if ('end' in p && typeof (p as Writable).end === 'function' && (p as Writable).writable) (p as Writable).end();
+    }
+    this.#timers.push(
+      this.#clock.setTimeout(() => {
+        this.#child.kill('SIGINT');
+        this.#timers.push(this.#clock.setTimeout(() => this.#child.kill('SIGKILL'), Math.max(1000, graceful / 2)));
+      }, graceful),
+    );
+    return this.exited;
+  }
+
+  /** Immediate SIGKILL (tests use it to simulate a crash; close paths use stop()). */
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    this.#child.kill(signal);
+  }
+
+  #markReady(): void {
+    if (this.#ready) return;
+    this.#ready = true;
+    this.emit('ready');
+  }
+}

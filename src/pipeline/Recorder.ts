@@ -1,0 +1,157 @@
+import { EventEmitter } from 'node:events';
+import crypto from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { Recording, type RecordingStats } from './Recording';
+import { loadPresets, type GridPreset } from '../../compositor/presets';
+import { resolveFfmpegPath } from './ffmpegPath';
+import { TesseraError } from '../errors';
+import type { Config } from '../config';
+import type { Logger } from '../logger';
+import type { MediaSource } from '../media/types';
+import type { MediaRange, Storage } from '../storage/Sink';
+import type { RecordingInfo } from './types';
+
+/** Hooks the metrics module attaches to (kept optional so the pipeline has no metrics dependency). */
+export interface RecorderObserver {
+  recordingEnded?(info: RecordingInfo, stats: RecordingStats): void;
+  statsDelta?(delta: { framesDuplicated: number; framesDropped: number }): void;
+}
+
+interface Events {
+  state: [RecordingInfo];
+}
+
+/**
+ * The process's recordings: at most one active per room, at most `MAX_RECORDINGS` at once.
+ * Finished recordings are listed from the storage's manifests, so a restart forgets nothing.
+ */
+export class Recorder extends EventEmitter<Events> {
+  readonly capacity: number;
+  readonly presets: Map<string, GridPreset>;
+  readonly ffmpegPath: string;
+  readonly storage: Storage;
+  observer: RecorderObserver = {};
+  #config: Readonly<Config>;
+  #log: Logger;
+  #active = new Map<string, Recording>(); // by room
+  #recent = new Map<string, RecordingInfo>(); // by id, finished in this process
+  #draining = false;
+  #workBase: string;
+
+  constructor(opts: { config: Readonly<Config>; storage: Storage; logger: Logger }) {
+    super();
+    this.#config = opts.config;
+    this.storage = opts.storage;
+    this.#log = opts.logger.child({ component: 'recorder' });
+    this.capacity = opts.config.maxRecordings;
+    this.presets = loadPresets();
+    this.ffmpegPath = resolveFfmpegPath(opts.config);
+    this.#workBase = path.join(os.tmpdir(), `tessera-${process.pid}`);
+  }
+
+  get activeCount(): number {
+    return this.#active.size;
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  activeFor(roomId: string): Recording | undefined {
+    return this.#active.get(roomId);
+  }
+
+  /** Start recording a room. Resolves once the pipeline is spawned (status `starting`). */
+  start(roomId: string, opts: { layout?: string; sources?: MediaSource[] } = {}): Recording {
+    if (this.#draining) throw new TesseraError('REC_ERR_DRAINING', 'this server is shutting down and accepts no new recordings');
+    if (this.#active.has(roomId)) throw new TesseraError('REC_ERR_ALREADY_RECORDING', `room ${roomId} is already being recorded`);
+    if (this.#active.size >= this.capacity) throw new TesseraError('REC_ERR_CAPACITY', `this server records at most ${this.capacity} rooms at once`);
+    const layout = opts.layout ?? 'grid';
+    if (!this.presets.has(layout)) throw new TesseraError('REC_ERR_UNKNOWN_LAYOUT', `unknown layout "${layout}"; known: ${[...this.presets.keys()].join(', ')}`);
+    const id = `rec_${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}_${crypto.randomBytes(4).toString('hex')}`;
+    const rec = new Recording({
+      id,
+      roomId,
+      layout,
+      presets: this.presets,
+      config: this.#config,
+      ffmpegPath: this.ffmpegPath,
+      sink: this.storage.createSink(id, roomId),
+      logger: this.#log,
+      workDir: path.join(this.#workBase, id),
+    });
+    this.#active.set(roomId, rec);
+    let last = { framesDuplicated: 0, framesDropped: 0 };
+    rec.on('state', (info) => {
+      const d = { framesDuplicated: rec.stats.framesDuplicated - last.framesDuplicated, framesDropped: rec.stats.framesDropped - last.framesDropped };
+      last = { ...rec.stats };
+      this.observer.statsDelta?.(d);
+      if (info.status === 'available' || info.status === 'failed') {
+        this.#active.delete(roomId);
+        this.#recent.set(info.id, info);
+        this.observer.recordingEnded?.(info, rec.stats);
+      }
+      this.emit('state', info);
+    });
+    for (const s of opts.sources ?? []) rec.addSource(s);
+    rec.start().catch((err) => this.#log.error({ err, recordingId: id }, 'recording failed to start'));
+    return rec;
+  }
+
+  /** Every recording: active ones, then stored manifests (newest first). */
+  async list(roomId?: string): Promise<RecordingInfo[]> {
+    const byId = new Map<string, RecordingInfo>();
+    for (const m of (await this.storage.listManifests()) as RecordingInfo[]) if (m && typeof m.id === 'string') byId.set(m.id, strip(m));
+    for (const [id, info] of this.#recent) if (!byId.has(id)) byId.set(id, info);
+    for (const rec of this.#active.values()) byId.set(rec.id, rec.info());
+    return [...byId.values()]
+      .filter((r) => !roomId || r.roomId === roomId)
+      .sort((a, b) => (a.startedAt < b.startedAt ? 1 : a.startedAt > b.startedAt ? -1 : 0));
+  }
+
+  async get(id: string): Promise<RecordingInfo | undefined> {
+    for (const rec of this.#active.values()) if (rec.id === id) return rec.info();
+    return (await this.list()).find((r) => r.id === id);
+  }
+
+  async openMedia(id: string, range?: MediaRange) {
+    const info = await this.get(id);
+    if (!info) return null;
+    return this.storage.openMedia(info.location, range);
+  }
+
+  async presignMedia(id: string): Promise<string | null> {
+    const info = await this.get(id);
+    if (!info || !this.storage.presignMedia) return null;
+    return this.storage.presignMedia(info.location);
+  }
+
+  async delete(id: string): Promise<void> {
+    const info = await this.get(id);
+    if (!info) throw new TesseraError('REC_ERR_NOT_FOUND', `no recording ${id}`);
+    if (info.status !== 'available' && info.status !== 'failed') {
+      throw new TesseraError('REC_ERR_ALREADY_RECORDING', `recording ${id} is still ${info.status}; stop it first`);
+    }
+    await this.storage.deleteRecording(info.location);
+    this.#recent.delete(id);
+  }
+
+  /** SIGTERM: accept nothing new, stop (drain) every recording, wait for them. */
+  async drain(): Promise<void> {
+    this.#draining = true;
+    await Promise.all([...this.#active.values()].map((r) => r.stop()));
+  }
+}
+
+/** A stored manifest as the API's Recording (the manifest's extra fields stay in storage). */
+function strip(m: RecordingInfo): RecordingInfo {
+  const { id, roomId, status, startedAt, endedAt, availableAt, durationMs, bytes, layout, location, participants, error } = m;
+  const out: RecordingInfo = { id, roomId, status, startedAt, layout, location, participants };
+  if (endedAt) out.endedAt = endedAt;
+  if (availableAt) out.availableAt = availableAt;
+  if (durationMs !== undefined) out.durationMs = durationMs;
+  if (bytes !== undefined) out.bytes = bytes;
+  if (error) out.error = error;
+  return out;
+}

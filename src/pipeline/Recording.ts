@@ -1,0 +1,621 @@
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Compositor, type CompositorTile } from './Compositor';
+import { Encoder } from './Encoder';
+import { VideoDecoder } from './VideoDecoder';
+import { AudioDecoder } from './AudioDecoder';
+import { Mixer } from './audio';
+import { renderNameCard, solidFrame, PLACEHOLDER_COLOUR } from './placeholder';
+import { computeLayout, type Layout } from '../../compositor/layout';
+import type { GridPreset } from '../../compositor/presets';
+import { TesseraError, toTesseraError, type ErrorBody } from '../errors';
+import type { Config } from '../config';
+import type { Logger } from '../logger';
+import type { MediaSource, OpusPacket, EncodedVideoFrame } from '../media/types';
+import type { Sink } from '../storage/Sink';
+import type { Manifest, RecordingInfo, RecordingStatus, RecordingParticipant } from './types';
+
+/** Decoded tile sizes: cameras are small (cheap to decode and scale), screens keep detail. */
+export const TILE_SIZE = { camera: { w: 640, h: 360 }, screen: { w: 1280, h: 720 } } as const;
+const WAITING_ID = '__waiting';
+const STATUS_RANK: Record<RecordingStatus, number> = { starting: 0, recording: 1, stopping: 2, available: 3, failed: 3 };
+
+/** Counters the Recorder turns into metrics. */
+export interface RecordingStats {
+  framesDuplicated: number;
+  framesDropped: number;
+  compositorRestarts: number;
+  decoderRestarts: number;
+  encoderSpeed: number;
+}
+
+interface SourceState {
+  source: MediaSource;
+  video: VideoDecoder;
+  audio: AudioDecoder;
+  card: Buffer;
+  unsubscribe: () => void;
+}
+
+interface Epoch {
+  comp: Compositor;
+  /** First tick fed. Output n of the compositor answers tick feedFrom + n. */
+  feedFrom: number;
+  /** Ticks from here on are not fed (the compositor is ended after feeding feedUntil - 1). */
+  feedUntil: number;
+  /** Ticks [ownFrom, ownUntil) are encoded from this compositor's output. */
+  ownFrom: number;
+  ownUntil: number;
+  dead: boolean;
+}
+
+interface Events {
+  state: [RecordingInfo];
+  close: [];
+}
+
+export interface RecordingOptions {
+  id: string;
+  roomId: string;
+  layout: string;
+  presets: Map<string, GridPreset>;
+  config: Readonly<Config>;
+  ffmpegPath: string;
+  sink: Sink;
+  logger: Logger;
+  workDir: string;
+}
+
+/**
+ * One recording of one room: per-source decoders, the pacer (Node owns the clock), the
+ * compositor epochs (one FFmpeg graph per layout, swapped make-before-break) and the one
+ * encoder, into a sink. Its status only moves forward; stop() is a drain.
+ *
+ * The invariant that keeps audio and video in sync and the file's duration equal to wall time:
+ * every video tick produces exactly one encoded frame (the compositor's output, or a duplicate of
+ * the last composite if a compositor died or hung) and every 20 ms produces one audio block.
+ */
+export class Recording extends EventEmitter<Events> {
+  readonly id: string;
+  readonly roomId: string;
+  readonly stats: RecordingStats = { framesDuplicated: 0, framesDropped: 0, compositorRestarts: 0, decoderRestarts: 0, encoderSpeed: 0 };
+  #o: RecordingOptions;
+  #log: Logger;
+  #status: RecordingStatus = 'starting';
+  #startedAt = new Date();
+  #endedAt: Date | null = null;
+  #availableAt: Date | null = null;
+  #error: ErrorBody | null = null;
+  #bytes = 0;
+  #participants = new Map<string, RecordingParticipant>();
+  #sources = new Map<string, SourceState>();
+  #order: string[] = [];
+  #layoutName: string;
+  #layouts: Manifest['layouts'] = [];
+  #fps: number;
+  #encoder: Encoder | null = null;
+  #mixer = new Mixer();
+  #epochs: Epoch[] = [];
+  #pendingOut = new Map<number, Buffer>();
+  #lastComposite: Buffer;
+  #waitingCard: Buffer;
+  /** Next tick to feed the compositors; also the number of ticks so far. */
+  #nextTick = 0;
+  /** Next tick to hand to the encoder. */
+  #encNext = 0;
+  #audioBlocks = 0;
+  #t0 = 0;
+  #timer: NodeJS.Timeout | null = null;
+  #sinkChain: Promise<void> = Promise.resolve();
+  #stopPromise: Promise<RecordingInfo> | null = null;
+  #drainResolve: (() => void) | null = null;
+  #finalTick = -1;
+  #speakerId: string | undefined;
+  #speakerCandidate: { id: string; since: number } | null = null;
+  #levels = new Map<string, number>();
+  #closed = false;
+  #compRestartBackoff = 0;
+
+  constructor(opts: RecordingOptions) {
+    super();
+    this.#o = opts;
+    this.id = opts.id;
+    this.roomId = opts.roomId;
+    this.#log = opts.logger.child({ recordingId: opts.id, roomId: opts.roomId });
+    const preset = opts.presets.get(opts.layout);
+    if (!preset) throw new TesseraError('REC_ERR_UNKNOWN_LAYOUT', `unknown layout "${opts.layout}"; known: ${[...opts.presets.keys()].join(', ')}`);
+    this.#layoutName = opts.layout;
+    this.#fps = opts.config.video.fps;
+    const { width, height } = opts.config.video;
+    this.#lastComposite = solidFrame(width, height, preset.background);
+    this.#waitingCard = solidFrame(TILE_SIZE.camera.w, TILE_SIZE.camera.h, PLACEHOLDER_COLOUR);
+  }
+
+  get status(): RecordingStatus {
+    return this.#status;
+  }
+
+  info(): RecordingInfo {
+    const info: RecordingInfo = {
+      id: this.id,
+      roomId: this.roomId,
+      status: this.#status,
+      startedAt: this.#startedAt.toISOString(),
+      layout: this.#layoutName,
+      location: this.#o.sink.location,
+      participants: [...this.#participants.values()].map((p) => ({ ...p })),
+    };
+    if (this.#endedAt) info.endedAt = this.#endedAt.toISOString();
+    if (this.#availableAt) info.availableAt = this.#availableAt.toISOString();
+    if (this.#encoder) info.durationMs = Math.round((this.#encoder.framesWritten * 1000) / this.#fps);
+    if (this.#bytes) info.bytes = this.#bytes;
+    if (this.#error) info.error = { ...this.#error };
+    return info;
+  }
+
+  manifest(endReason?: Manifest['endReason']): Manifest {
+    const { width, height, fps } = this.#o.config.video;
+    return {
+      version: 1,
+      ...this.info(),
+      ...(endReason ? { endReason } : {}),
+      video: { width, height, fps, codec: 'h264', frames: this.#encoder?.framesWritten },
+      audio: { codec: 'aac', sampleRate: 48000, channels: 1 },
+      layouts: this.#layouts,
+    };
+  }
+
+  /** Spawn the encoder, open the sink, start the clock. Sources may be added before or after. */
+  async start(): Promise<void> {
+    const { config, ffmpegPath } = this.#o;
+    fs.mkdirSync(this.#o.workDir, { recursive: true });
+    this.#waitingCard = await renderNameCard(ffmpegPath, TILE_SIZE.camera, 'Waiting for participants', config.fontFile, this.#log);
+    try {
+      await this.#o.sink.open();
+    } catch (err) {
+      this.#fail(toTesseraError(err, 'REC_ERR_SINK'));
+      throw toTesseraError(err, 'REC_ERR_SINK');
+    }
+    if (this.#closed) return;
+    const enc = new Encoder({
+      ffmpegPath,
+      logger: this.#log.child({ proc: 'encoder' }),
+      settings: {
+        width: config.video.width,
+        height: config.video.height,
+        fps: this.#fps,
+        videoBitrate: config.video.bitrate,
+        audioBitrate: config.audioBitrate,
+        preset: config.x264Preset,
+        tune: config.x264Tune,
+        fragmentMs: config.fragmentMs,
+      },
+    });
+    this.#encoder = enc;
+    enc.on('firstBytes', () => this.#setStatus('recording'));
+    enc.on('progress', (p) => {
+      if (p.speed !== undefined) this.stats.encoderSpeed = p.speed;
+    });
+    enc.on('segment', (seg) => {
+      this.#bytes += seg.data.length;
+      this.#sinkChain = this.#sinkChain.then(() => this.#o.sink.write(seg)).catch((err) => {
+        this.#fail(new TesseraError('REC_ERR_SINK', `storage write failed: ${(err as Error).message}`, { cause: err }));
+      });
+    });
+    enc.on('exit', (exit) => {
+      if (exit.kind !== 'stopped') {
+        const code = exit.kind === 'failed-to-start' ? 'REC_ERR_FFMPEG_START' : 'REC_ERR_ENCODER_DIED';
+        this.#fail(new TesseraError(code, `encoder ${exit.kind === 'died' ? 'died' : 'failed to start'} (code ${exit.code}, signal ${exit.signal}): ${exit.stderr}`));
+      }
+    });
+    this.#t0 = performance.now();
+    this.#relayout();
+    this.#schedule();
+  }
+
+  addSource(source: MediaSource): void {
+    if (this.#closed || this.#status === 'stopping' || this.#sources.has(source.id)) return;
+    const { config, ffmpegPath } = this.#o;
+    const log = this.#log.child({ sourceId: source.id });
+    const size = TILE_SIZE[source.kind];
+    const video = new VideoDecoder({ ffmpegPath, width: size.w, height: size.h, logger: log.child({ proc: 'vdec' }), stallMs: config.stallTimeoutMs, requestKeyframe: () => source.requestKeyframe() });
+    const audio = new AudioDecoder({ ffmpegPath, logger: log.child({ proc: 'adec' }), stallMs: config.stallTimeoutMs });
+    const onRestart = () => this.stats.decoderRestarts++;
+    video.on('restart', onRestart);
+    audio.on('restart', onRestart);
+    const onVideo = (f: EncodedVideoFrame) => video.push(f);
+    const onAudio = (p: OpusPacket) => audio.push(p);
+    const onClose = () => this.removeSource(source.id);
+    source.on('video', onVideo);
+    source.on('audio', onAudio);
+    source.once('close', onClose);
+    const state: SourceState = {
+      source,
+      video,
+      audio,
+      card: solidFrame(size.w, size.h, PLACEHOLDER_COLOUR),
+      unsubscribe: () => {
+        source.off('video', onVideo);
+        source.off('audio', onAudio);
+        source.off('close', onClose);
+      },
+    };
+    this.#sources.set(source.id, state);
+    this.#order.push(source.id);
+    source.requestKeyframe();
+    void renderNameCard(ffmpegPath, size, source.kind === 'screen' ? `${source.name} (screen)` : source.name, config.fontFile, log).then((card) => {
+      state.card = card;
+    });
+    if (source.kind === 'camera' && !this.#participants.has(source.participantId)) {
+      this.#participants.set(source.participantId, { id: source.participantId, name: source.name, joinedAt: new Date().toISOString() });
+    } else if (source.kind === 'camera') {
+      delete this.#participants.get(source.participantId)!.leftAt;
+    }
+    log.info({ kind: source.kind }, 'source added');
+    if (this.#encoder) this.#relayout();
+    this.#emitState();
+  }
+
+  removeSource(sourceId: string): void {
+    const s = this.#sources.get(sourceId);
+    if (!s) return;
+    this.#sources.delete(sourceId);
+    this.#order = this.#order.filter((id) => id !== sourceId);
+    s.unsubscribe();
+    s.video.close();
+    s.audio.close();
+    if (s.source.kind === 'camera') {
+      const p = this.#participants.get(s.source.participantId);
+      if (p) p.leftAt = new Date().toISOString();
+    }
+    this.#log.info({ sourceId }, 'source removed');
+    if (this.#encoder && this.#status !== 'stopping') this.#relayout();
+    this.#emitState();
+  }
+
+  /** Test and operator hooks: kill a child as if it crashed. */
+  debugKill(what: 'compositor' | 'encoder' | { decoder: string }): void {
+    if (what === 'compositor') this.#owner(this.#encNext)?.comp.kill();
+    else if (what === 'encoder') this.#encoder?.kill();
+    else this.#sources.get(what.decoder)?.video.killProcess();
+  }
+
+  /** Drain: stop the clock, compose and encode what was captured, finish the sink. */
+  stop(): Promise<RecordingInfo> {
+    if (this.#stopPromise) return this.#stopPromise;
+    this.#stopPromise = this.#drain();
+    return this.#stopPromise;
+  }
+
+  // ---- the clock -------------------------------------------------------------------------
+
+  #schedule(): void {
+    if (this.#closed || this.#finalTick >= 0) return;
+    const nextVideo = this.#t0 + (this.#nextTick * 1000) / this.#fps;
+    const nextAudio = this.#t0 + this.#audioBlocks * 20;
+    const delay = Math.max(0, Math.min(nextVideo, nextAudio) - performance.now());
+    this.#timer = setTimeout(() => {
+      this.#catchUp(performance.now());
+      this.#schedule();
+    }, delay);
+  }
+
+  /** Run every tick and audio block due by `now`, in time order. */
+  #catchUp(now: number): void {
+    for (;;) {
+      const v = this.#t0 + (this.#nextTick * 1000) / this.#fps;
+      const a = this.#t0 + this.#audioBlocks * 20;
+      if (Math.min(v, a) > now) break;
+      if (a <= v) this.#audioTick();
+      else this.#videoTick();
+    }
+    this.#checkLag();
+  }
+
+  #videoTick(): void {
+    const tick = this.#nextTick++;
+    const now = Date.now();
+    const timeout = this.#o.config.videoTimeoutMs;
+    const frameOf = new Map<string, Buffer>();
+    const frameFor = (id: string): Buffer => {
+      let f = frameOf.get(id);
+      if (f) return f;
+      const s = this.#sources.get(id);
+      if (!s) f = id === WAITING_ID ? this.#waitingCard : solidFrame(TILE_SIZE.camera.w, TILE_SIZE.camera.h, PLACEHOLDER_COLOUR);
+      else if (s.video.latest && now - s.video.latestAt <= timeout) {
+        // Repeat the last frame when none arrived; count frames that arrived but were never shown.
+        if (s.video.freshFrames === 0) this.stats.framesDuplicated++;
+        else this.stats.framesDropped += s.video.freshFrames - 1;
+        s.video.freshFrames = 0;
+        f = s.video.latest;
+      } else {
+        f = s.card;
+      }
+      frameOf.set(id, f);
+      return f;
+    };
+    for (const e of this.#epochs) {
+      if (e.dead || tick < e.feedFrom || tick >= e.feedUntil) continue;
+      e.comp.write(tick, e.comp.tiles.map((t) => frameFor(t.sourceId)));
+      if (tick === e.feedUntil - 1) void e.comp.end();
+    }
+    this.#flush();
+  }
+
+  #audioTick(): void {
+    this.#audioBlocks++;
+    const ids = [...this.#sources.keys()];
+    const { pcm, levels } = this.#mixer.mix(ids.map((id) => this.#sources.get(id)!.audio.buffer.pull()));
+    this.#encoder?.writeAudio(pcm);
+    ids.forEach((id, i) => this.#levels.set(id, 0.9 * (this.#levels.get(id) ?? 0) + 0.1 * levels[i]));
+    if (this.#audioBlocks % 25 === 0) this.#updateSpeaker();
+  }
+
+  // ---- compositor epochs -----------------------------------------------------------------
+
+  #preset(): GridPreset {
+    const presets = this.#o.presets;
+    const hasScreen = this.#order.some((id) => this.#sources.get(id)?.source.kind === 'screen');
+    return hasScreen ? presets.get('screenshare')! : presets.get(this.#layoutName)!;
+  }
+
+  #currentLayout(): { layout: Layout; tiles: CompositorTile[] } {
+    const { width, height } = this.#o.config.video;
+    const ids = this.#order.length ? this.#order : [WAITING_ID];
+    const layout = computeLayout(this.#preset(), {
+      width,
+      height,
+      tiles: ids.map((id) => ({ id, kind: this.#sources.get(id)?.source.kind ?? 'camera' })),
+      speakerId: this.#speakerId,
+    });
+    const tiles = layout.tiles.map((t) => {
+      const s = this.#sources.get(t.id);
+      const size = TILE_SIZE[s?.source.kind ?? 'camera'];
+      return { sourceId: t.id, name: s ? s.source.name : '', w: size.w, h: size.h };
+    });
+    return { layout, tiles };
+  }
+
+  /** Start a compositor for the current layout; it takes over when its first frame is out. */
+  #relayout(): void {
+    if (this.#closed || this.#finalTick >= 0 || !this.#encoder) return;
+    const { layout, tiles } = this.#currentLayout();
+    // A newer layout replaces one still warming up (it never owned a tick).
+    for (const e of this.#epochs.filter((e) => e.ownFrom === Infinity && !e.dead)) {
+      e.dead = true;
+      e.comp.kill();
+    }
+    this.#epochs = this.#epochs.filter((e) => !(e.dead && e.ownFrom === Infinity));
+    const comp = new Compositor({
+      ffmpegPath: this.#o.ffmpegPath,
+      layout,
+      tiles,
+      fps: this.#fps,
+      background: this.#preset().background,
+      fontFile: this.#o.config.fontFile,
+      workDir: this.#o.workDir,
+      logger: this.#log.child({ proc: 'compositor' }),
+    });
+    const epoch: Epoch = { comp, feedFrom: this.#nextTick, feedUntil: Infinity, ownFrom: Infinity, ownUntil: Infinity, dead: false };
+    const live = this.#owner(this.#nextTick);
+    if (!live || live.dead) {
+      // Nothing alive to show meanwhile: own from the first tick (the encoder waits for it).
+      if (live) live.ownUntil = epoch.feedFrom;
+      epoch.ownFrom = epoch.feedFrom;
+    }
+    this.#epochs.push(epoch);
+    this.#layouts.push({ at: new Date().toISOString(), preset: layout.preset, tiles: tiles.map((t) => t.sourceId) });
+    comp.on('frame', (frame) => this.#onCompositeFrame(epoch, frame));
+    comp.on('exit', (exit) => this.#onCompositorExit(epoch, exit));
+  }
+
+  #owner(tick: number): Epoch | undefined {
+    return this.#epochs.find((e) => e.ownFrom <= tick && tick < e.ownUntil);
+  }
+
+  #onCompositeFrame(epoch: Epoch, frame: Buffer): void {
+    const tick = epoch.feedFrom + epoch.comp.received - 1;
+    if (epoch.ownFrom === Infinity && !epoch.dead) {
+      // Make-before-break: the new graph works; it owns every tick not yet fed, the old one
+      // is fed up to there and then ended.
+      const switchTick = this.#nextTick;
+      for (const e of this.#epochs) {
+        if (e !== epoch && e.ownUntil === Infinity) {
+          e.ownUntil = switchTick;
+          e.feedUntil = Math.min(e.feedUntil, switchTick);
+          if (e.comp.sent >= switchTick - e.feedFrom) void e.comp.end();
+        }
+      }
+      epoch.ownFrom = switchTick;
+      this.#log.debug({ switchTick, preset: epoch.comp.layout.preset }, 'layout switched');
+    }
+    if (tick >= epoch.ownFrom && tick < epoch.ownUntil && tick >= this.#encNext) this.#pendingOut.set(tick, frame);
+    this.#flush();
+  }
+
+  #onCompositorExit(epoch: Epoch, exit: { kind: string; stderr: string }): void {
+    const expected = epoch.feedUntil !== Infinity || this.#finalTick >= 0;
+    epoch.dead = true;
+    if (!expected && !this.#closed) {
+      this.stats.compositorRestarts++;
+      this.#log.warn({ exit }, 'compositor died; replacing it');
+      const wasOwner = epoch.ownFrom !== Infinity;
+      if (wasOwner || !this.#epochs.some((e) => !e.dead && e.ownFrom === Infinity)) {
+        const delay = Math.min(2000, 50 * 2 ** Math.min(this.#compRestartBackoff++, 5));
+        setTimeout(() => this.#relayout(), delay);
+      }
+    }
+    this.#epochs = this.#epochs.filter((e) => !(e.dead && e.ownUntil <= this.#encNext) && !(e.dead && e.ownFrom === Infinity));
+    this.#flush();
+  }
+
+  /** Hand every composite that is due to the encoder, in tick order; fill gaps of dead graphs. */
+  #flush(): void {
+    const enc = this.#encoder;
+    if (!enc) return;
+    const limit = this.#finalTick >= 0 ? this.#finalTick : this.#nextTick;
+    while (this.#encNext < limit) {
+      const t = this.#encNext;
+      const out = this.#pendingOut.get(t);
+      if (out) {
+        this.#pendingOut.delete(t);
+        this.#lastComposite = out;
+        this.#compRestartBackoff = 0;
+      } else {
+        const owner = this.#owner(t);
+        if (owner && !owner.dead) break;
+        // The graph that owned this tick is gone: repeat the last picture, keep the count.
+        this.stats.framesDuplicated++;
+      }
+      enc.writeVideo(this.#lastComposite);
+      this.#encNext++;
+    }
+    if (this.#finalTick >= 0 && this.#encNext >= this.#finalTick) this.#drainResolve?.();
+  }
+
+  /** A compositor that returns nothing for stallTimeoutMs is hung: kill it (it gets replaced). */
+  #checkLag(): void {
+    const stallTicks = Math.ceil((this.#o.config.stallTimeoutMs * this.#fps) / 1000);
+    const owner = this.#owner(this.#encNext);
+    if (owner && !owner.dead && this.#nextTick - this.#encNext > stallTicks) {
+      this.#log.warn({ lagTicks: this.#nextTick - this.#encNext }, 'compositor stalled; killing it');
+      owner.comp.kill();
+    }
+    const enc = this.#encoder;
+    const maxBacklog = Math.max(10, (this.#o.config.stallTimeoutMs / 1000) * 4) * this.#fps;
+    if (enc && enc.videoBacklogFrames > maxBacklog && !this.#closed) {
+      this.#fail(new TesseraError('REC_ERR_ENCODER_STALLED', `encoder fell ${Math.round(enc.videoBacklogFrames)} frames behind real time`));
+    }
+  }
+
+  #updateSpeaker(): void {
+    if (this.#preset().kind !== 'speaker') return;
+    let loudest: string | undefined;
+    let level = 0.01;
+    for (const [id, l] of this.#levels) if (this.#sources.has(id) && l > level) [loudest, level] = [id, l];
+    if (!loudest || loudest === this.#speakerId) {
+      this.#speakerCandidate = null;
+      return;
+    }
+    const now = Date.now();
+    if (this.#speakerCandidate?.id !== loudest) this.#speakerCandidate = { id: loudest, since: now };
+    else if (now - this.#speakerCandidate.since >= 1500) {
+      // Hysteresis: a new speaker must be the loudest for 1.5 s before the stage changes.
+      this.#speakerId = loudest;
+      this.#speakerCandidate = null;
+      this.#relayout();
+    }
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------
+
+  async #drain(): Promise<RecordingInfo> {
+    if (this.#status === 'failed' || this.#closed) return this.info();
+    this.#setStatus('stopping');
+    this.#endedAt = new Date();
+    if (this.#timer) clearTimeout(this.#timer);
+    if (!this.#encoder) {
+      this.#fail(new TesseraError('REC_ERR_INTERNAL', 'stopped before the encoder started'));
+      return this.info();
+    }
+    const watchdog = setTimeout(() => {
+      this.#fail(new TesseraError('REC_ERR_STOP_TIMEOUT', `the pipeline did not drain within ${this.#o.config.stopTimeoutMs} ms`));
+    }, this.#o.config.stopTimeoutMs);
+    try {
+      // Capture everything up to now, then stop feeding.
+      this.#catchUp(performance.now());
+      this.#finalTick = this.#nextTick;
+      const drained = new Promise<void>((r) => (this.#drainResolve = r));
+      for (const e of this.#epochs) {
+        if (e.ownFrom === Infinity) {
+          e.dead = true;
+          e.comp.kill();
+        } else if (!e.dead) void e.comp.end();
+      }
+      this.#flush();
+      await drained;
+      if (this.#isFailed()) return this.info();
+      const exit = await this.#encoder.finish();
+      await this.#sinkChain;
+      if (this.#isFailed()) return this.info();
+      if (exit.code !== 0 && exit.kind !== 'stopped') throw new TesseraError('REC_ERR_ENCODER_DIED', `encoder failed while finishing: ${exit.stderr}`);
+      this.#closeSources();
+      // The manifest stored is the final one: available, with the bytes the encoder produced.
+      const availableAt = new Date();
+      const final: Manifest = { ...this.manifest('stopped'), status: 'available', availableAt: availableAt.toISOString(), bytes: this.#encoder.bytesOut };
+      const result = await this.#o.sink.finish(final);
+      this.#bytes = result.bytes;
+      this.#availableAt = availableAt;
+      this.#setStatus('available');
+    } catch (err) {
+      this.#fail(toTesseraError(err, 'REC_ERR_SINK'));
+    } finally {
+      clearTimeout(watchdog);
+      this.#close();
+    }
+    return this.info();
+  }
+
+  #fail(err: TesseraError): void {
+    if (this.#status === 'failed' || this.#status === 'available') return;
+    this.#log.error({ code: err.code, err: err.message }, 'recording failed');
+    this.#error = err.toJSON();
+    this.#endedAt ??= new Date();
+    this.#setStatus('failed');
+    void this.#o.sink.abort(err, this.manifest('failed'));
+    this.#drainResolve?.();
+    this.#close();
+  }
+
+  #isFailed(): boolean {
+    return this.#status === 'failed';
+  }
+
+  #setStatus(s: RecordingStatus): void {
+    // Forward only: a terminal status is final, and nothing moves back.
+    if (this.#status === 'available' || this.#status === 'failed') return;
+    if (s !== 'failed' && STATUS_RANK[s] <= STATUS_RANK[this.#status]) return;
+    this.#status = s;
+    this.#log.info({ status: s }, 'recording status');
+    this.#emitState();
+  }
+
+  #emitState(): void {
+    const info = this.info();
+    for (const l of this.listeners('state')) {
+      try {
+        (l as (i: RecordingInfo) => void)(info);
+      } catch (err) {
+        this.#log.error({ err }, 'state listener threw');
+      }
+    }
+  }
+
+  #closeSources(): void {
+    for (const id of [...this.#sources.keys()]) {
+      const s = this.#sources.get(id)!;
+      s.unsubscribe();
+      s.video.close();
+      s.audio.close();
+      this.#sources.delete(id);
+    }
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    for (const e of this.#epochs) if (!e.comp.proc.hasExited) e.comp.kill();
+    this.#epochs = [];
+    this.#pendingOut.clear();
+    this.#closeSources();
+    if (this.#encoder && !this.#encoder.proc.hasExited && this.#status === 'failed') this.#encoder.kill();
+    fs.rm(this.#o.workDir, { recursive: true, force: true }, () => undefined);
+    this.emit('close');
+  }
+}
+
+export function workDirFor(base: string, id: string): string {
+  return path.join(base, id);
+}

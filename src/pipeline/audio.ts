@@ -1,0 +1,118 @@
+/**
+ * Pure audio pieces of the pacer: a per-source PCM jitter buffer and the mixer.
+ * Format everywhere: 48 kHz mono signed 16-bit little-endian, 20 ms blocks of 960 samples.
+ */
+export const SAMPLE_RATE = 48000;
+export const BLOCK_SAMPLES = 960;
+export const BLOCK_BYTES = BLOCK_SAMPLES * 2;
+
+/**
+ * Decoded PCM of one source waiting to be mixed. It starts (and restarts after running dry)
+ * only once `prebufferMs` are queued, so bursty arrival does not chop the audio; beyond
+ * `maxMs` the oldest audio is dropped, so latency cannot creep up. Missing audio is silence.
+ */
+export class PcmJitterBuffer {
+  #chunks: Buffer[] = [];
+  #bytes = 0;
+  #playing = false;
+  readonly prebufferBytes: number;
+  readonly maxBytes: number;
+  droppedBytes = 0;
+  underruns = 0;
+
+  constructor(prebufferMs = 60, maxMs = 400) {
+    this.prebufferBytes = Math.round((prebufferMs * SAMPLE_RATE) / 1000) * 2;
+    this.maxBytes = Math.round((maxMs * SAMPLE_RATE) / 1000) * 2;
+  }
+
+  get queuedMs(): number {
+    return (this.#bytes / 2 / SAMPLE_RATE) * 1000;
+  }
+
+  push(pcm: Buffer): void {
+    if (pcm.length === 0) return;
+    this.#chunks.push(pcm);
+    this.#bytes += pcm.length;
+    while (this.#bytes > this.maxBytes) {
+      const excess = this.#bytes - this.maxBytes;
+      const head = this.#chunks[0];
+      if (head.length <= excess) {
+        this.#chunks.shift();
+        this.#bytes -= head.length;
+        this.droppedBytes += head.length;
+      } else {
+        const cut = excess - (excess % 2);
+        this.#chunks[0] = head.subarray(cut || 2);
+        this.#bytes -= cut || 2;
+        this.droppedBytes += cut || 2;
+      }
+    }
+  }
+
+  /** One 20 ms block, or null (silence) when not playing. */
+  pull(): Buffer | null {
+    if (!this.#playing) {
+      if (this.#bytes < this.prebufferBytes) return null;
+      this.#playing = true;
+    }
+    if (this.#bytes < BLOCK_BYTES) {
+      this.#playing = false;
+      this.underruns++;
+      if (this.#bytes === 0) return null;
+    }
+    const out = Buffer.alloc(BLOCK_BYTES);
+    let o = 0;
+    while (o < BLOCK_BYTES && this.#chunks.length) {
+      const head = this.#chunks[0];
+      const n = Math.min(head.length, BLOCK_BYTES - o);
+      head.copy(out, o, 0, n);
+      o += n;
+      if (n === head.length) this.#chunks.shift();
+      else this.#chunks[0] = head.subarray(n);
+      this.#bytes -= n;
+    }
+    return out;
+  }
+}
+
+/**
+ * Sums the blocks and never clips: when the sum would exceed full scale, a gain brings the
+ * block's peak under it at once (attack), and recovers slowly (release) so it does not pump.
+ */
+export class Mixer {
+  #gain = 1;
+  readonly #ceiling = 32000;
+  readonly #release = 0.02;
+
+  mix(blocks: (Buffer | null)[]): { pcm: Buffer; levels: number[] } {
+    const sum = new Float32Array(BLOCK_SAMPLES);
+    const levels: number[] = [];
+    for (const b of blocks) {
+      if (!b) {
+        levels.push(0);
+        continue;
+      }
+      let energy = 0;
+      for (let i = 0; i < BLOCK_SAMPLES; i++) {
+        const s = b.readInt16LE(i * 2);
+        sum[i] += s;
+        energy += s * s;
+      }
+      levels.push(Math.sqrt(energy / BLOCK_SAMPLES) / 32768);
+    }
+    let peak = 0;
+    for (let i = 0; i < BLOCK_SAMPLES; i++) peak = Math.max(peak, Math.abs(sum[i]));
+    const needed = peak > this.#ceiling ? this.#ceiling / peak : 1;
+    this.#gain = needed < this.#gain ? needed : Math.min(needed, this.#gain + (1 - this.#gain) * this.#release);
+    const out = Buffer.alloc(BLOCK_BYTES);
+    for (let i = 0; i < BLOCK_SAMPLES; i++) {
+      const v = Math.round(sum[i] * this.#gain);
+      out.writeInt16LE(v > 32767 ? 32767 : v < -32768 ? -32768 : v, i * 2);
+    }
+    return { pcm: out, levels };
+  }
+
+  get gain(): number {
+    return this.#gain;
+  }
+}

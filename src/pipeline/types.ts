@@ -1,0 +1,36 @@
+import type { ErrorBody } from '../errors';
+import type { RecordingLocation } from '../media/types';
+
+export type RecordingStatus = 'starting' | 'recording' | 'stopping' | 'available' | 'failed';
+
+export interface RecordingParticipant {
+  id: string;
+  name: string;
+  joinedAt: string;
+  leftAt?: string;
+}
+
+/** The contract's `Recording` (CONTRACT.md): what the REST API, socket.io and the manifest carry. */
+export interface RecordingInfo {
+  id: string;
+  roomId: string;
+  status: RecordingStatus;
+  startedAt: string;
+  endedAt?: string;
+  availableAt?: string;
+  durationMs?: number;
+  bytes?: number;
+  layout: string;
+  location: RecordingLocation;
+  participants: RecordingParticipant[];
+  error?: ErrorBody;
+}
+
+/** The manifest beside the MP4: the Recording plus how it was made. */
+export interface Manifest extends RecordingInfo {
+  version: 1;
+  endReason?: 'stopped' | 'failed' | 'interrupted' | 'shutdown';
+  video: { width: number; height: number; fps: number; codec: 'h264'; frames?: number };
+  audio: { codec: 'aac'; sampleRate: number; channels: number };
+  layouts: { at: string; preset: string; tiles: string[] }[];
+}

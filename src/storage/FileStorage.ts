@@ -1,0 +1,76 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { FileSink, manifestPath } from './FileSink';
+import type { MediaRange, Storage } from './Sink';
+import type { RecordingLocation } from '../media/types';
+
+/** Local directory storage (the default): `<dir>/<roomId>/<recordingId>.mp4` + `.json`. */
+export class FileStorage implements Storage {
+  readonly kind = 'file' as const;
+  readonly dir: string;
+
+  constructor(dir: string) {
+    this.dir = path.resolve(dir);
+    fs.mkdirSync(this.dir, { recursive: true });
+  }
+
+  createSink(recordingId: string, roomId: string): FileSink {
+    return new FileSink(this.dir, `${roomId}/${recordingId}.mp4`);
+  }
+
+  #path(location: RecordingLocation): string {
+    const p = path.resolve(this.dir, location.key);
+    if (!p.startsWith(this.dir + path.sep)) throw new Error('recording key escapes the recordings directory');
+    return p;
+  }
+
+  async listManifests(): Promise<object[]> {
+    const out: object[] = [];
+    let rooms: string[] = [];
+    try {
+      rooms = await fs.promises.readdir(this.dir);
+    } catch {
+      return out;
+    }
+    for (const room of rooms) {
+      if (room.startsWith('.')) continue;
+      const roomDir = path.join(this.dir, room);
+      let files: string[];
+      try {
+        files = await fs.promises.readdir(roomDir);
+      } catch {
+        continue;
+      }
+      for (const f of files.filter((f) => f.endsWith('.json'))) {
+        try {
+          out.push(JSON.parse(await fs.promises.readFile(path.join(roomDir, f), 'utf8')));
+        } catch {
+          /* a torn or foreign file is not a recording */
+        }
+      }
+    }
+    return out;
+  }
+
+  async openMedia(location: RecordingLocation, range?: MediaRange) {
+    const file = this.#path(location);
+    let size: number;
+    try {
+      size = (await fs.promises.stat(file)).size;
+    } catch {
+      return null;
+    }
+    const stream = range ? fs.createReadStream(file, { start: range.start, end: range.end ?? size - 1 }) : fs.createReadStream(file);
+    return { size, stream };
+  }
+
+  async deleteRecording(location: RecordingLocation): Promise<void> {
+    const file = this.#path(location);
+    await fs.promises.rm(file, { force: true });
+    await fs.promises.rm(manifestPath(file), { force: true });
+  }
+
+  async close(): Promise<void> {
+    /* nothing held */
+  }
+}
