@@ -80,7 +80,7 @@ export function encoderArgs(s: EncoderSettings): string[] {
   return [
     ...COMMON, ...STATS,
     ...rawVideoInput({ w: s.width, h: s.height, fps: s.fps }, 'pipe:0', 512),
-    '-f', 's16le', '-ar', '48000', '-ac', '1', '-thread_queue_size', '512', '-i', 'pipe:3',
+    '-f', 's16le', '-ar', '48000', '-ac', '1', '-channel_layout', 'mono', '-thread_queue_size', '512', '-i', 'pipe:3',
     '-map', '0:v', '-map', '1:a',
     '-c:v', 'libx264', '-preset', s.preset, ...(s.tune ? ['-tune', s.tune] : []),
     // trellis=0 is what x264's fast presets mean; the bundled 4.1 wrapper would turn it on.

@@ -88,27 +88,27 @@ export class FfmpegProcess extends EventEmitter<Events> {
         }
       }
     });
+    // Exit is read from the child process itself, not from execa's promise: execa settles early
+    // (without code or signal) when a pipe to the child breaks, which would misclassify a death.
+    this.#child.then(() => undefined, () => undefined);
     this.exited = new Promise((resolve) => {
-      this.#child.on('error', () => undefined);
-      this.#child.then((r) => {
+      const finish = (code: number | null, signal: string | null, spawnError?: string) => {
+        if (this.#exit) return;
         for (const t of this.#timers) this.#clock.clearTimeout(t);
-        const failedToStart = !this.#ready && !this.#stopping;
-        const ok = this.#stopping && !r.failed;
-        const spawnError = (r as { originalMessage?: string }).originalMessage;
         const exit: FfmpegExit = {
-          kind: this.#stopping ? 'stopped' : failedToStart || spawnError ? 'failed-to-start' : 'died',
-          code: r.exitCode ?? null,
-          signal: r.signal ?? null,
+          kind: this.#stopping ? 'stopped' : spawnError || !this.#ready ? 'failed-to-start' : 'died',
+          code,
+          signal,
           stderr: this.#tail.summary() || spawnError || '',
         };
-        if (this.#stopping && !ok && r.exitCode !== 0 && !r.signal) {
-          // Asked to stop, but it ended with an error of its own: still 'stopped', the tail says why.
-          opts.logger.debug({ exit }, 'ffmpeg stopped with an error');
-        }
         this.#exit = exit;
         this.emit('exit', exit);
         resolve(exit);
+      };
+      this.#child.on('error', (err: NodeJS.ErrnoException) => {
+        if (this.#child.exitCode === null && this.#child.signalCode === null && err.syscall?.startsWith('spawn')) finish(null, null, err.message);
       });
+      this.#child.on('close', (code: number | null, signal: NodeJS.Signals | null) => finish(code, signal));
     });
   }
 

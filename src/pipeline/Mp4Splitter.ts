@@ -3,7 +3,7 @@ import type { Mp4Segment } from '../storage/Sink';
 /**
  * Cuts the encoder's fragmented MP4 byte stream into segments on top-level box boundaries:
  * everything before the first `moof` is the init segment (ftyp + moov), then each `moof` starts a
- * new fragment that runs until the next `moof`. Pure: push bytes in, get whole segments out.
+ * new fragment, complete once its `mdat` is whole. Pure: push bytes in, get whole segments out.
  */
 export class Mp4Splitter {
   #buf: Buffer[] = [];
@@ -13,7 +13,7 @@ export class Mp4Splitter {
   #index = 0;
   #sawMoof = false;
 
-  /** Feed bytes; returns the segments completed by them (a fragment completes when the next moof begins). */
+  /** Feed bytes; returns the segments completed by them. */
   push(chunk: Buffer): Mp4Segment[] {
     this.#buf.push(chunk);
     this.#bufLen += chunk.length;
@@ -22,12 +22,13 @@ export class Mp4Splitter {
       const box = this.#takeBox();
       if (!box) break;
       const type = box.toString('latin1', 4, 8);
-      if (type === 'moof' && (this.#sawMoof || this.#currentLen > 0)) {
-        out.push(this.#emit());
-      }
+      // A moof starts a new segment (closing the init segment, or anything stray before it).
+      if (type === 'moof' && this.#currentLen > 0) out.push(this.#emit());
       if (type === 'moof') this.#sawMoof = true;
       this.#current.push(box);
       this.#currentLen += box.length;
+      // moof + mdat is a whole fragment: hand it on now, not when the next one begins.
+      if (type === 'mdat' && this.#sawMoof) out.push(this.#emit());
     }
     return out;
   }

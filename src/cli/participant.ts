@@ -1,0 +1,59 @@
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config';
+import { logger } from '../logger';
+import { makeSyntheticClip, participantStyle } from '../media/SyntheticClip';
+import { resolveFfmpegPath } from '../pipeline/ffmpegPath';
+import { WeriftParticipant } from '../rtc/WeriftParticipant';
+
+/**
+ * `npm run participant -- --url URL --room ROOM --name NAME [--index i] [--seconds S]
+ *   [--codec vp8|h264] [--token JWT] [--loss 0.05]`
+ * A headless werift participant publishing participant i's colour and tone (CONTRACT.md).
+ * Runs S seconds (default: until SIGINT/SIGTERM), then leaves.
+ */
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      url: { type: 'string', default: 'http://127.0.0.1:8080' },
+      room: { type: 'string' },
+      name: { type: 'string' },
+      index: { type: 'string', default: '1' },
+      seconds: { type: 'string' },
+      codec: { type: 'string', default: 'vp8' },
+      token: { type: 'string' },
+      loss: { type: 'string' },
+    },
+  });
+  const index = Number(values.index);
+  if (!values.room || !Number.isInteger(index) || index < 1 || (values.codec !== 'vp8' && values.codec !== 'h264')) {
+    process.stderr.write('usage: npm run participant -- --url URL --room ROOM --name NAME [--index i>=1] [--seconds S] [--codec vp8|h264]\n');
+    process.exit(2);
+  }
+  const style = participantStyle(index);
+  const name = values.name ?? `${style.colour} ${index}`;
+  const config = loadConfig({ ...process.env, HOST: '127.0.0.1' });
+  const log = logger.child({ cli: 'participant', name });
+  const clip = await makeSyntheticClip(resolveFfmpegPath(config), { index, codec: values.codec, seconds: 2, width: 640, height: 360, fps: 30 }, log);
+  const p = new WeriftParticipant({ url: values.url!, roomId: values.room, name, clip, logger: log, token: values.token, outboundLoss: values.loss ? Number(values.loss) : undefined });
+  p.on('recording', (r) => log.info({ status: r?.status ?? null }, 'recording state'));
+  p.on('notice', (n) => log.warn(n, 'notice'));
+  const ack = await p.join();
+  if (!ack.ok) {
+    log.error({ error: ack.error }, 'join refused');
+    await p.close();
+    process.exit(1);
+  }
+  log.info({ participantId: p.participantId, colour: style.colour, toneHz: style.toneHz }, 'joined and publishing');
+  const done = async () => {
+    await p.leave();
+    process.exit(0);
+  };
+  process.on('SIGINT', done);
+  process.on('SIGTERM', done);
+  if (values.seconds) setTimeout(done, Number(values.seconds) * 1000);
+}
+
+main().catch((err: unknown) => {
+  logger.fatal({ err }, 'participant failed');
+  process.exit(1);
+});

@@ -1,0 +1,584 @@
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  ListPartsCommand,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+  type Part,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { randomUUID } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import type { Config } from '../config';
+import { TesseraError } from '../errors';
+import { logger as rootLogger, type Logger } from '../logger';
+import type { RecordingLocation } from '../media/types';
+import type { MediaRange, Storage } from './Sink';
+import { Spool } from './Spool';
+import { fragmentEndMs, lastMoofOffset, parseInit, wholeFragmentsLength } from './s3/fmp4';
+import { FINAL_FILE, PART_FILE_RE, S3Sink, STATE_FILE, type S3Settings, type SpoolState } from './s3/S3Sink';
+import { withRetry, type RetryOptions } from './s3/withRetry';
+
+export interface S3StorageOptions {
+  logger?: Logger;
+  /** Extra S3 client settings (tests pass credentials here). */
+  clientConfig?: Partial<S3ClientConfig>;
+  /** Run recovery every this many ms after the first recover() call (0 = only when called). */
+  sweepIntervalMs?: number;
+}
+
+export interface RecoveryReport {
+  /** Recording ids whose interrupted upload was completed into an object. */
+  completed: string[];
+  /** Upload ids aborted (nothing usable, older than orphanMaxAgeMs). */
+  aborted: string[];
+  /** Upload ids left alone (may still be live somewhere, or too young to abort). */
+  skipped: string[];
+}
+
+type Manifest = Record<string, unknown>;
+
+const MANIFEST_SUFFIX = '.json';
+const MEDIA_SUFFIX = '.mp4';
+
+/**
+ * Recordings in S3 (or any S3-compatible endpoint). Key layout, under S3_PREFIX:
+ *   <prefix><roomId>/<recordingId>.mp4    the MP4 (multipart upload while recording)
+ *   <prefix><roomId>/<recordingId>.json   its manifest (the contract's Recording; status
+ *                                         "recording" + an `upload` block while in flight)
+ * Every request goes through withRetry (own backoff, per-attempt abort); the SDK's own retries are
+ * off (maxAttempts 1) so a deadline means what it says.
+ */
+export class S3Storage implements Storage {
+  readonly kind = 's3' as const;
+  readonly client: S3Client;
+  readonly spool: Spool;
+  #cfg: S3Settings;
+  #log: Logger;
+  #instanceId = randomUUID();
+  #sinks = new Map<string, S3Sink>();
+  #closed = false;
+  #closeAc = new AbortController();
+  #recovering: Promise<RecoveryReport> | null = null;
+  #sweepIntervalMs: number;
+  #sweepTimer: NodeJS.Timeout | null = null;
+
+  constructor(cfg: Readonly<Config['s3']>, opts: S3StorageOptions = {}) {
+    if (!cfg.bucket) throw new TesseraError('REC_ERR_INTERNAL', 'S3Storage needs a bucket');
+    this.#cfg = { ...cfg, bucket: cfg.bucket };
+    this.#log = (opts.logger ?? rootLogger).child({ component: 's3storage', bucket: cfg.bucket });
+    this.spool = new Spool(cfg.spoolDir, cfg.spoolMaxBytes);
+    this.#sweepIntervalMs = opts.sweepIntervalMs ?? 0;
+    this.client = new S3Client({
+      region: cfg.region,
+      endpoint: cfg.endpoint ?? undefined,
+      forcePathStyle: cfg.forcePathStyle,
+      // Our retry loop owns retries (deadlines, spool); the SDK's would multiply with it.
+      maxAttempts: 1,
+      // Checksums only where S3 requires them: keeps parts as plain bodies for any S3-compatible endpoint.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      // A hung request must fail, not warn (the handler's default only logs).
+      requestHandler: {
+        requestTimeout: cfg.requestTimeoutMs,
+        connectionTimeout: Math.min(cfg.requestTimeoutMs, 10_000),
+        throwOnRequestTimeout: true,
+      },
+      ...opts.clientConfig,
+    });
+  }
+
+  mediaKey(roomId: string, recordingId: string): string {
+    return `${this.#cfg.prefix}${roomId}/${recordingId}${MEDIA_SUFFIX}`;
+  }
+
+  manifestKey(mediaKey: string): string {
+    return mediaKey.endsWith(MEDIA_SUFFIX) ? mediaKey.slice(0, -MEDIA_SUFFIX.length) + MANIFEST_SUFFIX : mediaKey + MANIFEST_SUFFIX;
+  }
+
+  createSink(recordingId: string, roomId: string): S3Sink {
+    if (this.#closed) throw new TesseraError('REC_ERR_SHUTDOWN', 'storage is closed');
+    if (this.#sinks.has(recordingId)) throw new TesseraError('REC_ERR_SINK', `a sink for ${recordingId} exists already`);
+    const key = this.mediaKey(roomId, recordingId);
+    const sink = new S3Sink({
+      client: this.client,
+      cfg: this.#cfg,
+      spool: this.spool,
+      instanceId: this.#instanceId,
+      logger: this.#log,
+      recordingId,
+      roomId,
+      key,
+      manifestKey: this.manifestKey(key),
+    });
+    this.#sinks.set(recordingId, sink);
+    sink.once('close', () => {
+      if (this.#sinks.get(recordingId) === sink) this.#sinks.delete(recordingId);
+    });
+    return sink;
+  }
+
+  async listManifests(): Promise<object[]> {
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      const out = await this.#call('ListObjectsV2', (abortSignal) =>
+        this.client.send(new ListObjectsV2Command({ Bucket: this.#cfg.bucket, Prefix: this.#cfg.prefix, ContinuationToken: token }), { abortSignal }),
+      );
+      for (const o of out.Contents ?? []) if (o.Key?.endsWith(MANIFEST_SUFFIX)) keys.push(o.Key);
+      token = out.IsTruncated ? out.NextContinuationToken : undefined;
+    } while (token);
+    const result: object[] = [];
+    for (let i = 0; i < keys.length; i += 8) {
+      const batch = await Promise.all(keys.slice(i, i + 8).map((k) => this.#getManifest(k)));
+      for (const m of batch) {
+        if (!m) continue;
+        const { upload: _upload, ...recording } = m;
+        result.push(recording);
+      }
+    }
+    return result;
+  }
+
+  async openMedia(location: RecordingLocation, range?: MediaRange): Promise<{ size: number; stream: NodeJS.ReadableStream } | null> {
+    const bucket = location.bucket ?? this.#cfg.bucket;
+    const Range = range ? `bytes=${range.start}-${range.end ?? ''}` : undefined;
+    try {
+      const out = await this.#call('GetObject', (abortSignal) => this.client.send(new GetObjectCommand({ Bucket: bucket, Key: location.key, Range }), { abortSignal }));
+      const total = out.ContentRange ? Number(/\/(\d+)$/.exec(out.ContentRange)?.[1]) : out.ContentLength;
+      return { size: total ?? 0, stream: out.Body as unknown as Readable };
+    } catch (err) {
+      const name = (err as Error).name;
+      if (name === 'NoSuchKey' || name === 'NotFound') return null;
+      if (name === 'InvalidRange') throw new TesseraError('REC_ERR_BAD_REQUEST', `range ${Range} is not satisfiable`);
+      throw err;
+    }
+  }
+
+  async presignMedia(location: RecordingLocation): Promise<string | null> {
+    return getSignedUrl(this.client, new GetObjectCommand({ Bucket: location.bucket ?? this.#cfg.bucket, Key: location.key }), {
+      expiresIn: this.#cfg.presignExpiresSec,
+    });
+  }
+
+  async deleteRecording(location: RecordingLocation): Promise<void> {
+    const bucket = location.bucket ?? this.#cfg.bucket;
+    // An upload still in flight for this key (a crashed recording) goes too.
+    const uploads = await this.#listUploads(location.key);
+    for (const u of uploads) {
+      if (u.Key !== location.key || !u.UploadId) continue;
+      await this.#abortUpload(bucket, location.key, u.UploadId);
+    }
+    await this.#call('DeleteObjects', (abortSignal) =>
+      this.client.send(
+        new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: [{ Key: location.key }, { Key: this.manifestKey(location.key) }], Quiet: true } }),
+        { abortSignal },
+      ),
+    );
+  }
+
+  /**
+   * Finish what a dead recorder left: local spool directories of this host (uploads the spooled
+   * tail, cut at the last whole fragment) and in-flight multipart uploads under the prefix whose
+   * checkpoint is older than staleAfterMs (completes the parts uploaded: each part is whole
+   * fragments). The object plays to its last whole fragment; the manifest says "available" with
+   * REC_ERR_INTERRUPTED. Uploads with nothing usable older than orphanMaxAgeMs are aborted.
+   */
+  async recover(): Promise<void> {
+    await this.runRecovery();
+  }
+
+  /** recover() with its report (what was completed, aborted, left alone). */
+  runRecovery(): Promise<RecoveryReport> {
+    if (this.#closed) return Promise.resolve({ completed: [], aborted: [], skipped: [] });
+    if (!this.#recovering) {
+      this.#recovering = this.#recover().finally(() => {
+        this.#recovering = null;
+      });
+      if (this.#sweepIntervalMs > 0 && !this.#sweepTimer) {
+        this.#sweepTimer = setInterval(() => {
+          this.runRecovery().catch((err: Error) => this.#log.warn({ err: err.message }, 'sweep failed'));
+        }, this.#sweepIntervalMs);
+        this.#sweepTimer.unref();
+      }
+    }
+    return this.#recovering;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#sweepTimer) clearInterval(this.#sweepTimer);
+    this.#sweepTimer = null;
+    for (const sink of [...this.#sinks.values()]) sink.close();
+    this.#sinks.clear();
+    this.#closeAc.abort();
+    await this.#recovering?.catch(() => undefined);
+    this.client.destroy();
+  }
+
+  // ---- recovery --------------------------------------------------------------------------
+
+  async #recover(): Promise<RecoveryReport> {
+    const report: RecoveryReport = { completed: [], aborted: [], skipped: [] };
+    const handled = new Set<string>();
+    for (const dir of await this.spool.listRecordingDirs()) {
+      try {
+        await this.#recoverSpoolDir(dir, report, handled);
+      } catch (err) {
+        this.#log.error({ dir, err: (err as Error).message }, 'recovery of a spool directory failed');
+      }
+    }
+    const live = new Set([...this.#sinks.values()].map((s) => s.uploadId));
+    for (const u of await this.#listUploads(this.#cfg.prefix)) {
+      if (!u.Key || !u.UploadId || handled.has(u.UploadId) || live.has(u.UploadId)) continue;
+      try {
+        await this.#recoverRemote(u.Key, u.UploadId, u.Initiated ?? new Date(0), report);
+      } catch (err) {
+        this.#log.error({ key: u.Key, err: (err as Error).message }, 'recovery of an upload failed');
+      }
+    }
+    if (report.completed.length || report.aborted.length) this.#log.info(report, 'recovery done');
+    return report;
+  }
+
+  async #recoverSpoolDir(dir: string, report: RecoveryReport, handled: Set<string>): Promise<void> {
+    const state = await readJson<SpoolState>(path.join(dir, STATE_FILE));
+    if (!state) {
+      // A sink that died before its upload existed, or not ours: only remove it once old.
+      const st = await fsp.stat(dir);
+      if (Date.now() - st.mtimeMs > this.#cfg.staleAfterMs) await fsp.rm(dir, { recursive: true, force: true });
+      return;
+    }
+    if (this.#sinks.has(state.recordingId)) return;
+    if (state.uploadId) handled.add(state.uploadId);
+    if (state.instanceId !== this.#instanceId && state.host === os.hostname() && state.pid !== process.pid && pidAlive(state.pid)) {
+      // Another live process on this host may own it; only a stale one is taken over.
+      if (Date.now() - (await newestMtime(dir)) < this.#cfg.staleAfterMs) {
+        if (state.uploadId) report.skipped.push(state.uploadId);
+        return;
+      }
+    }
+    if (!state.uploadId) {
+      await fsp.rm(dir, { recursive: true, force: true });
+      return;
+    }
+    const final = await readJson<Manifest>(path.join(dir, FINAL_FILE));
+    const log = this.#log.child({ recordingId: state.recordingId, roomId: state.roomId, uploadId: state.uploadId });
+    const listed = await this.#listParts(state.bucket, state.key, state.uploadId);
+    if (listed === null) {
+      // No such upload: completed (crash after complete) or aborted.
+      const size = await this.#headSize(state.bucket, state.key);
+      if (size !== null && final) {
+        await this.#putManifest(state.bucket, state.manifestKey, { ...final, status: final.status === 'failed' ? 'failed' : 'available', bytes: size, location: { kind: 's3', bucket: state.bucket, key: state.key } });
+        report.completed.push(state.recordingId);
+      }
+      log.warn({ objectBytes: size }, 'recovery: upload no longer exists');
+      await fsp.rm(dir, { recursive: true, force: true });
+      return;
+    }
+    const parts = contiguousPrefix(listed);
+    // Spooled parts that S3 has not acknowledged, in order, the last one cut at its last whole fragment.
+    const files = (await fsp.readdir(dir))
+      .map((f) => ({ f, m: PART_FILE_RE.exec(f) }))
+      .filter((x): x is { f: string; m: RegExpExecArray } => !!x.m)
+      .map((x) => ({ n: Number(x.m[1]), file: path.join(dir, x.f) }))
+      .sort((a, b) => a.n - b.n)
+      .filter((x) => x.n > parts.length);
+    let expected = parts.length + 1;
+    const deadline = Date.now() + Math.max(this.#cfg.finishTimeoutMs, 60_000);
+    let torn = false;
+    for (const x of files) {
+      if (x.n !== expected || torn) break;
+      const buf = await fsp.readFile(x.file);
+      const whole = wholeFragmentsLength(buf);
+      if (whole === 0) break;
+      const body = buf.subarray(0, whole);
+      // A torn part (the one being written at the crash) can only be the last part.
+      if (whole < buf.length) torn = true;
+      const out = await withRetry(
+        (abortSignal) =>
+          this.client.send(new UploadPartCommand({ Bucket: state.bucket, Key: state.key, UploadId: state.uploadId!, PartNumber: x.n, Body: body, ContentLength: body.length }), { abortSignal }),
+        this.#retry(`recover UploadPart ${x.n}`, () => deadline),
+      );
+      parts.push({ PartNumber: x.n, ETag: out.ETag, Size: body.length });
+      expected++;
+    }
+    const base: Manifest = final ?? (await this.#getManifest(state.manifestKey)) ?? {
+      id: state.recordingId,
+      roomId: state.roomId,
+      startedAt: state.startedAt,
+      layout: null,
+      participants: [],
+    };
+    await this.#completeRecovered(state.bucket, state.key, state.manifestKey, state.uploadId, parts, base, !!final, log);
+    report.completed.push(state.recordingId);
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+
+  async #recoverRemote(key: string, uploadId: string, initiated: Date, report: RecoveryReport): Promise<void> {
+    const bucket = this.#cfg.bucket;
+    const manifestKey = this.manifestKey(key);
+    const manifest = key.endsWith(MEDIA_SUFFIX) ? await this.#getManifest(manifestKey) : null;
+    const upload = manifest?.upload as { uploadId?: string; checkpointAt?: string } | undefined;
+    const lastSign = upload?.uploadId === uploadId && upload.checkpointAt ? Date.parse(upload.checkpointAt) : initiated.getTime();
+    const log = this.#log.child({ key, uploadId });
+    if (Date.now() - lastSign < this.#cfg.staleAfterMs) {
+      report.skipped.push(uploadId);
+      return;
+    }
+    const listed = await this.#listParts(bucket, key, uploadId);
+    if (listed === null) return;
+    const parts = contiguousPrefix(listed);
+    if (parts.length === 0 || !manifest) {
+      if (Date.now() - initiated.getTime() > this.#cfg.orphanMaxAgeMs) {
+        await this.#abortUpload(bucket, key, uploadId);
+        if (manifest?.status === 'recording') {
+          await this.#putManifest(bucket, manifestKey, {
+            ...manifest,
+            status: 'failed',
+            endedAt: manifest.endedAt ?? new Date(lastSign).toISOString(),
+            error: { code: 'REC_ERR_INTERRUPTED', message: 'the recorder stopped before any part of the recording was stored' },
+            upload: undefined,
+          });
+        }
+        log.warn({ parts: listed.length }, 'recovery: orphaned upload aborted');
+        report.aborted.push(uploadId);
+      } else {
+        report.skipped.push(uploadId);
+      }
+      return;
+    }
+    await this.#completeRecovered(bucket, key, manifestKey, uploadId, parts, manifest, false, log);
+    report.completed.push(String(manifest.id ?? key));
+  }
+
+  async #completeRecovered(
+    bucket: string,
+    key: string,
+    manifestKey: string,
+    uploadId: string,
+    parts: Array<{ PartNumber?: number; ETag?: string; Size?: number }>,
+    base: Manifest,
+    finished: boolean,
+    log: Logger,
+  ): Promise<void> {
+    const location = { kind: 's3', bucket, key };
+    if (parts.length === 0) {
+      await this.#abortUpload(bucket, key, uploadId);
+      await this.#putManifest(bucket, manifestKey, {
+        ...base,
+        status: 'failed',
+        endedAt: base.endedAt ?? new Date().toISOString(),
+        location,
+        error: { code: 'REC_ERR_INTERRUPTED', message: 'the recorder stopped before any part of the recording was stored' },
+        upload: undefined,
+      });
+      log.warn('recovery: nothing usable, upload aborted');
+      return;
+    }
+    const deadline = Date.now() + Math.max(this.#cfg.finishTimeoutMs, 60_000);
+    await withRetry(
+      (abortSignal) =>
+        this.client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: bucket,
+            Key: key,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.PartNumber, ETag: p.ETag })) },
+          }),
+          { abortSignal },
+        ),
+      this.#retry('recover CompleteMultipartUpload', () => deadline),
+    );
+    const bytes = parts.reduce((s, p) => s + (p.Size ?? 0), 0);
+    const durationMs = await this.#probeDurationMs(bucket, key, bytes, parts[parts.length - 1].Size ?? 0).catch(() => null);
+    const startedAt = typeof base.startedAt === 'string' ? base.startedAt : null;
+    const manifest: Manifest = {
+      ...base,
+      status: finished ? (base.status === 'failed' ? 'failed' : 'available') : 'available',
+      location,
+      bytes,
+      durationMs: durationMs ?? base.durationMs,
+      endedAt: base.endedAt ?? (startedAt && durationMs !== null ? new Date(Date.parse(startedAt) + durationMs).toISOString() : new Date().toISOString()),
+      availableAt: new Date().toISOString(),
+      upload: undefined,
+    };
+    if (!finished) {
+      manifest.error = {
+        code: 'REC_ERR_INTERRUPTED',
+        message: `the recorder stopped mid-recording; recovered up to the last whole fragment${durationMs !== null ? ` (${(durationMs / 1000).toFixed(1)} s)` : ''}`,
+      };
+    }
+    await this.#putManifest(bucket, manifestKey, manifest);
+    log.warn({ parts: parts.length, bytes, durationMs }, 'recovery: interrupted upload completed');
+  }
+
+  /** Media time at the end of the object's last fragment: init from the head, last moof from the last part. */
+  async #probeDurationMs(bucket: string, key: string, size: number, lastPartSize: number): Promise<number | null> {
+    const get = async (start: number, end: number): Promise<Buffer> => {
+      const out = await this.#call('GetObject', (abortSignal) =>
+        this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${end}` }), { abortSignal }),
+      );
+      return Buffer.from(await out.Body!.transformToByteArray());
+    };
+    const head = await get(0, Math.min(size, 4 * 1024 * 1024) - 1);
+    const init = parseInit(head);
+    if (!init) return null;
+    const tailStart = size - lastPartSize;
+    const tail = tailStart === 0 && head.length >= size ? head : await get(tailStart, size - 1);
+    const off = lastMoofOffset(tail);
+    return off < 0 ? null : fragmentEndMs(tail, init, off);
+  }
+
+  // ---- S3 helpers ------------------------------------------------------------------------
+
+  async #listUploads(prefix: string): Promise<Array<{ Key?: string; UploadId?: string; Initiated?: Date }>> {
+    const all: Array<{ Key?: string; UploadId?: string; Initiated?: Date }> = [];
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    for (;;) {
+      const out = await this.#call('ListMultipartUploads', (abortSignal) =>
+        this.client.send(new ListMultipartUploadsCommand({ Bucket: this.#cfg.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }), { abortSignal }),
+      );
+      all.push(...(out.Uploads ?? []));
+      if (!out.IsTruncated) return all;
+      keyMarker = out.NextKeyMarker;
+      uploadIdMarker = out.NextUploadIdMarker;
+    }
+  }
+
+  /** Every part of an upload, or null when the upload does not exist. */
+  async #listParts(bucket: string, key: string, uploadId: string): Promise<Part[] | null> {
+    const parts: Part[] = [];
+    let marker: string | undefined;
+    try {
+      for (;;) {
+        const out = await this.#call('ListParts', (abortSignal) =>
+          this.client.send(new ListPartsCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }), { abortSignal }),
+        );
+        parts.push(...(out.Parts ?? []));
+        if (!out.IsTruncated) return parts;
+        marker = out.NextPartNumberMarker;
+      }
+    } catch (err) {
+      if ((err as Error).name === 'NoSuchUpload') return null;
+      throw err;
+    }
+  }
+
+  async #abortUpload(bucket: string, key: string, uploadId: string): Promise<void> {
+    try {
+      await this.#call('AbortMultipartUpload', (abortSignal) =>
+        this.client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }), { abortSignal }),
+      );
+    } catch (err) {
+      if ((err as Error).name !== 'NoSuchUpload') throw err;
+    }
+  }
+
+  async #headSize(bucket: string, key: string): Promise<number | null> {
+    try {
+      const h = await this.#call('HeadObject', (abortSignal) => this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }));
+      return h.ContentLength ?? null;
+    } catch (err) {
+      if ((err as Error).name === 'NotFound' || (err as Error).name === 'NoSuchKey') return null;
+      throw err;
+    }
+  }
+
+  async #getManifest(key: string): Promise<Manifest | null> {
+    try {
+      const out = await this.#call('GetObject manifest', (abortSignal) => this.client.send(new GetObjectCommand({ Bucket: this.#cfg.bucket, Key: key }), { abortSignal }));
+      const m = JSON.parse(await out.Body!.transformToString()) as unknown;
+      return m && typeof m === 'object' && !Array.isArray(m) ? (m as Manifest) : null;
+    } catch (err) {
+      const name = (err as Error).name;
+      if (name === 'NoSuchKey' || name === 'NotFound' || err instanceof SyntaxError) return null;
+      throw err;
+    }
+  }
+
+  async #putManifest(bucket: string, key: string, body: Manifest): Promise<void> {
+    const json = JSON.stringify(body, null, 2);
+    await this.#call('PutObject manifest', (abortSignal) =>
+      this.client.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          Body: json,
+          ContentType: 'application/json',
+          Tagging: new URLSearchParams({ 'retention-class': this.#cfg.retentionClass, app: 'tessera' }).toString(),
+          ServerSideEncryption: this.#cfg.sse ?? undefined,
+          SSEKMSKeyId: this.#cfg.sse === 'aws:kms' ? (this.#cfg.kmsKeyId ?? undefined) : undefined,
+        }),
+        { abortSignal },
+      ),
+    );
+  }
+
+  /** One request with retries bounded by finishTimeoutMs (API calls and recovery). */
+  #call<T>(op: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.#cfg.finishTimeoutMs;
+    return withRetry(fn, this.#retry(op, () => deadline));
+  }
+
+  #retry(op: string, deadline: () => number): RetryOptions {
+    return {
+      op,
+      deadline,
+      attemptTimeoutMs: this.#cfg.requestTimeoutMs + 1000,
+      baseMs: this.#cfg.retryBaseMs,
+      capMs: this.#cfg.retryMaxMs,
+      signal: this.#closeAc.signal,
+      logger: this.#log,
+    };
+  }
+}
+
+/** Parts 1..k with no gap (a crash can leave a later part without an earlier one). */
+function contiguousPrefix(parts: Part[]): Part[] {
+  const sorted = [...parts].sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
+  const out: Part[] = [];
+  for (const p of sorted) {
+    if (p.PartNumber !== out.length + 1) break;
+    out.push(p);
+  }
+  return out;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function newestMtime(dir: string): Promise<number> {
+  let newest = 0;
+  for (const f of await fsp.readdir(dir)) {
+    const st = await fsp.stat(path.join(dir, f)).catch(() => null);
+    if (st && st.mtimeMs > newest) newest = st.mtimeMs;
+  }
+  return newest;
+}
+
+async function readJson<T>(file: string): Promise<T | null> {
+  try {
+    return JSON.parse(await fsp.readFile(file, 'utf8')) as T;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * The recording engine end to end with real FFmpeg (both the bundled 4.1 build and Debian's
+ * 5.1): synthetic participants → decoders → pacer → compositor → encoder → file. Every check
+ * decodes the MP4 a user would get and looks for each participant's colour at the cell the
+ * layout code computed and for each participant's tone in the audio.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '../../src/config';
+import { logger } from '../../src/logger';
+import { runSyntheticSession, type SyntheticSessionOptions } from '../../src/media/syntheticSession';
+import { participantStyle } from '../../src/media/SyntheticClip';
+import { PLACEHOLDER_COLOUR } from '../../src/pipeline/placeholder';
+import { computeLayout, type Layout } from '../../compositor/layout';
+import { loadPresets } from '../../compositor/presets';
+import {
+  BUNDLED_FFMPEG, DEBIAN_FFMPEG, allFrames, audioSamples, colourDistance, decodeErrors, frameAt, hexRgb, meanColour, peak, probe, toneShare,
+} from '../helpers/media';
+import { playInChromium } from '../helpers/player';
+
+jest.setTimeout(180_000);
+
+const presets = loadPresets();
+const W = 1280, H = 720, FPS = 30;
+let dir: string;
+beforeAll(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-pipe-')); });
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function gridFor(indices: number[]): Layout {
+  return computeLayout(presets.get('grid')!, { width: W, height: H, tiles: indices.map((i) => ({ id: `p${i}`, kind: 'camera' as const })) });
+}
+
+function record(bin: string, o: Partial<SyntheticSessionOptions> & { participants: number; seconds: number }, name: string) {
+  const out = path.join(dir, `${name}.mp4`);
+  const config = loadConfig({ FFMPEG_PATH: bin, TESSERA_X264_PRESET: 'ultrafast' });
+  return runSyntheticSession({ out, config, ffmpegPath: bin, logger, ...o }).then((r) => ({ ...r, out }));
+}
+
+/** Colour distance that still counts as "that participant's colour" after x264 and scaling. */
+const SAME = 45;
+
+function expectColoursAt(img: { w: number; h: number; rgb: Buffer }, layout: Layout, indices: number[], scale = 1) {
+  for (const i of indices) {
+    const tile = layout.tiles.find((t) => t.id === `p${i}`)!;
+    const got = meanColour(img, tile.video, scale);
+    const want = participantStyle(i).rgb;
+    expect({ participant: i, distance: Math.round(colourDistance(got, want)) < SAME }).toEqual({ participant: i, distance: true });
+  }
+}
+
+const binaries: [string, string][] = [['Debian 5.1', DEBIAN_FFMPEG], ['bundled 4.1', BUNDLED_FFMPEG]];
+
+describe.each(binaries)('recording engine with %s FFmpeg', (label, bin) => {
+  const tag = label.split(' ')[0].toLowerCase();
+
+  test.each([1, 2, 4, 6, 9])('%i participants: every colour at its computed cell, every tone, no clipping', async (n) => {
+    const r = await record(bin, { participants: n, seconds: 4 }, `${tag}-grid-${n}`);
+    expect(r.info.status).toBe('available');
+    expect(decodeErrors(r.out)).toBe('');
+    const p = probe(r.out);
+    expect([p.videoCodec, p.pixFmt, p.audioCodec, p.width, p.height]).toEqual(['h264', 'yuv420p', 'aac', W, H]);
+    const indices = Array.from({ length: n }, (_, k) => k + 1);
+    expectColoursAt(frameAt(r.out, 3), gridFor(indices), indices);
+    const audio = audioSamples(r.out, 1, 2.5);
+    for (const hz of new Set(indices.map((i) => participantStyle(i).toneHz))) expect({ hz, share: toneShare(audio, hz) > 0.02 }).toEqual({ hz, share: true });
+    // A tone nobody sends is absent (the check can fail).
+    expect(toneShare(audio, 1760)).toBeLessThan(0.002);
+    expect(peak(audioSamples(r.out))).toBeLessThan(1.0);
+  });
+
+  test('churn: a late joiner and a leaver re-flow the grid within 1 s, no gap, no freeze, duration = wall time', async () => {
+    const r = await record(bin, { participants: 4, seconds: 9, churn: true }, `${tag}-churn`);
+    expect(r.info.status).toBe('available');
+    expect(decodeErrors(r.out)).toBe('');
+    const p = probe(r.out);
+    const expectedFrames = Math.round((r.wallMs / 1000) * FPS);
+    expect(Math.abs(p.videoFrames - expectedFrames)).toBeLessThanOrEqual(1);
+    expect(Math.abs(p.videoDuration * 1000 - r.wallMs)).toBeLessThanOrEqual(100);
+    expect(Math.abs(p.audioDuration - p.videoDuration)).toBeLessThan(0.1);
+
+    const scale = 4;
+    const v = allFrames(r.out, scale);
+    const joined = r.timeline[3].joinedMs!, left = r.timeline[1].leftMs!;
+    const layouts = { before: gridFor([1, 2, 3]), during: gridFor([1, 2, 3, 4]), after: gridFor([1, 3, 4]) };
+    const matches = (f: Buffer, layout: Layout, indices: number[]) =>
+      indices.every((i) => colourDistance(meanColour({ w: v.w, h: v.h, rgb: f }, layout.tiles.find((t) => t.id === `p${i}`)!.video, scale), participantStyle(i).rgb) < SAME);
+    const frameMs = (k: number) => (k * 1000) / FPS;
+    const firstMatch = (from: number, layout: Layout, idx: number[]) => v.frames.findIndex((f, k) => frameMs(k) >= from && matches(f, layout, idx));
+    // Before the join: three tiles.
+    expect(matches(v.frames[Math.floor(((joined - 500) / 1000) * FPS)], layouts.before, [1, 2, 3])).toBe(true);
+    const joinFrame = firstMatch(joined, layouts.during, [1, 2, 3, 4]);
+    expect(joinFrame).toBeGreaterThan(0);
+    expect(frameMs(joinFrame) - joined).toBeLessThanOrEqual(1000);
+    const leaveFrame = firstMatch(left, layouts.after, [1, 3, 4]);
+    expect(leaveFrame).toBeGreaterThan(0);
+    expect(frameMs(leaveFrame) - left).toBeLessThanOrEqual(1000);
+    // No freeze: the grey patches move every frame, so no two consecutive frames are identical.
+    let frozen = 0;
+    for (let k = 1; k < v.frames.length; k++) if (v.frames[k].equals(v.frames[k - 1])) frozen++;
+    expect(frozen).toBe(0);
+    // The leaver's tone stops, the joiner's starts.
+    const endAudio = audioSamples(r.out, (left + 600) / 1000, 2);
+    expect(toneShare(endAudio, participantStyle(4).toneHz)).toBeGreaterThan(0.02);
+    expect(toneShare(endAudio, participantStyle(2).toneHz)).toBeLessThan(0.005);
+    expect(r.info.participants.map((x) => [x.id, !!x.leftAt])).toEqual([['p1', false], ['p2', true], ['p3', false], ['p4', false]]);
+  });
+});
+
+describe('recording engine: faults and drains (Debian 5.1)', () => {
+  const bin = DEBIAN_FFMPEG;
+
+  test('camera off keeps the last frame then shows the name card; microphone off keeps the others audible; garbage is isolated', async () => {
+    const r = await record(bin, {
+      participants: 3,
+      seconds: 7,
+      events: [
+        { at: 2, action: (c) => { c.sources.get(1)!.videoEnabled = false; } },
+        { at: 2, action: (c) => { c.sources.get(2)!.audioEnabled = false; } },
+        { at: 2, action: (c) => { c.sources.get(3)!.garbage = true; } },
+      ],
+    }, 'faults');
+    expect(r.info.status).toBe('available');
+    expect(decodeErrors(r.out)).toBe('');
+    const layout = gridFor([1, 2, 3]);
+    const tile = (i: number) => layout.tiles.find((t) => t.id === `p${i}`)!.video;
+    // 0.5 s after the camera went off: still the last frame (red), not black.
+    const early = frameAt(r.out, 2.5);
+    expect(colourDistance(meanColour(early, tile(1)), participantStyle(1).rgb)).toBeLessThan(SAME);
+    // After the 1 s timeout: the name card, for the camera-off and the garbage sender.
+    const late = frameAt(r.out, 4.5);
+    expect(colourDistance(meanColour(late, tile(1)), hexRgb(PLACEHOLDER_COLOUR))).toBeLessThan(25);
+    expect(colourDistance(meanColour(late, tile(3)), hexRgb(PLACEHOLDER_COLOUR))).toBeLessThan(25);
+    // Participant 2 (microphone off) is still on video.
+    expect(colourDistance(meanColour(late, tile(2)), participantStyle(2).rgb)).toBeLessThan(SAME);
+    const quiet = audioSamples(r.out, 3, 3.5);
+    expect(toneShare(quiet, participantStyle(1).toneHz)).toBeGreaterThan(0.02);
+    expect(toneShare(quiet, participantStyle(3).toneHz)).toBeGreaterThan(0.02);
+    expect(toneShare(quiet, participantStyle(2).toneHz)).toBeLessThan(0.002);
+    expect(toneShare(audioSamples(r.out, 0.5, 1.4), participantStyle(2).toneHz)).toBeGreaterThan(0.02);
+  });
+
+  test('a decoder and a compositor killed mid-recording are replaced; the recording goes on with every frame', async () => {
+    const r = await record(bin, {
+      participants: 3,
+      seconds: 8,
+      events: [
+        { at: 2, action: (c) => c.recording.debugKill({ decoder: 'p1' }) },
+        { at: 4, action: (c) => c.recording.debugKill('compositor') },
+      ],
+    }, 'kills');
+    expect(r.info.status).toBe('available');
+    expect(r.recording.stats.decoderRestarts).toBeGreaterThanOrEqual(1);
+    expect(r.recording.stats.compositorRestarts).toBeGreaterThanOrEqual(1);
+    expect(decodeErrors(r.out)).toBe('');
+    const p = probe(r.out);
+    expect(Math.abs(p.videoFrames - Math.round((r.wallMs / 1000) * FPS))).toBeLessThanOrEqual(1);
+    expectColoursAt(frameAt(r.out, 7), gridFor([1, 2, 3]), [1, 2, 3]);
+  });
+
+  test('the encoder killed mid-recording fails the recording with a clear error; what was written stays playable', async () => {
+    const r = await record(bin, { participants: 2, seconds: 6, events: [{ at: 4.5, action: (c) => c.recording.debugKill('encoder') }] }, 'enc-kill');
+    expect(r.info.status).toBe('failed');
+    expect(r.info.error).toEqual({ code: 'REC_ERR_ENCODER_DIED', message: expect.stringMatching(/encoder died/) });
+    expect(r.info.error?.message).toMatch(/encoder died/);
+    const manifest = JSON.parse(fs.readFileSync(r.out.replace(/\.mp4$/, '.json'), 'utf8'));
+    expect(manifest.status).toBe('failed');
+    // Whole fragments only (each handed to the sink as soon as its mdat is complete): decodes cleanly.
+    expect(probe(r.out).videoFrames).toBeGreaterThanOrEqual(FPS * 2);
+    expect(decodeErrors(r.out)).toBe('');
+  });
+
+  test('stop is a drain: the last second is in the file, which decodes cleanly and plays and seeks in Chromium', async () => {
+    const seconds = 6;
+    const r = await record(bin, { participants: 2, seconds, initial: [1], events: [{ at: seconds - 1.2, action: (c) => c.join(2) }] }, 'drain');
+    expect(r.info.status).toBe('available');
+    expect(decodeErrors(r.out)).toBe('');
+    const p = probe(r.out);
+    expect(Math.abs(p.videoDuration * 1000 - r.wallMs)).toBeLessThanOrEqual(100);
+    // Participant 2 joined 1.2 s before stop: their tile is in the last frames, their tone in the last half second.
+    expectColoursAt(frameAt(r.out, p.videoDuration - 0.1), gridFor([1, 2]), [1, 2]);
+    expect(toneShare(audioSamples(r.out, p.videoDuration - 0.7, 0.6), participantStyle(2).toneHz)).toBeGreaterThan(0.02);
+    const played = await playInChromium(r.out, 2.5);
+    expect(played.error).toBeNull();
+    expect(played.videoWidth).toBe(W);
+    expect(Math.abs(played.duration - p.formatDuration)).toBeLessThan(0.2);
+    expect(played.endedOrNearEnd).toBe(true);
+    expect(played.seekedTo).toBeCloseTo(2.5, 0);
+  });
+});

@@ -1,0 +1,123 @@
+import { LineTail, parseProgressLine, parseVersion } from '../../src/pipeline/ffmpegOutput';
+import { Mixer, PcmJitterBuffer, BLOCK_BYTES } from '../../src/pipeline/audio';
+import { Mp4Splitter } from '../../src/pipeline/Mp4Splitter';
+import { OggOpusWriter, parseOggPackets } from '../../src/media/ogg';
+import { ivfFileHeader, ivfFrameHeader, parseIvf, vp8KeyframeInfo } from '../../src/media/ivf';
+import { splitAnnexBAccessUnits } from '../../src/media/SyntheticClip';
+import { loadConfig, ConfigError } from '../../src/config';
+import { parseArgs } from '../../src/cli/args';
+import { TesseraError, toTesseraError } from '../../src/errors';
+
+describe('FFmpeg output parsers (lines captured from 4.1 and 5.1)', () => {
+  test('progress lines', () => {
+    expect(parseProgressLine('frame=  361 fps= 30 q=-1.0 Lsize=    3823kB time=00:00:12.08 bitrate=2592.1kbits/s speed=1.09x')).toEqual({ frame: 361, fps: 30, sizeKiB: 3823, time: 12.08, speed: 1.09 });
+    expect(parseProgressLine('frame=    1 fps=0.0 q=0.0 size=       0kB time=-577014:32:22.77 bitrate=  -0.0kbits/s speed=N/A')).toMatchObject({ frame: 1, time: -(577014 * 3600 + 32 * 60 + 22.77) });
+    expect(parseProgressLine('size=     512kB time=00:01:00.00 bitrate=  69.9kbits/s speed=  60x')).toEqual({ sizeKiB: 512, time: 60, speed: 60 });
+    expect(parseProgressLine('Guessed Channel Layout for Input Stream #1.0 : mono')).toBeNull();
+  });
+  test('versions', () => {
+    expect(parseVersion('ffmpeg version 5.1.9-0+deb12u1 Copyright (c) 2000-2026 the FFmpeg developers')).toEqual([5, 1]);
+    expect(parseVersion('ffmpeg version N-47683-g0e8eb07980-static https://johnvansickle.com/ffmpeg/')).toBeNull();
+  });
+  test('the stderr tail is bounded, keeps one progress line, and summarises errors', () => {
+    const t = new LineTail(3);
+    t.push('frame=1 fps=0\rframe=2 fps=0\r');
+    t.push('[vp8 @ 0x1] Discarding interframe without a prior keyframe!\n');
+    t.push('pipe:0: Invalid data found when processing input\nextra\nmore\n');
+    expect(t.lines.length).toBe(3);
+    expect(t.summary()).toBe('pipe:0: Invalid data found when processing input | extra | more');
+  });
+});
+
+describe('audio', () => {
+  const block = (v: number) => { const b = Buffer.alloc(BLOCK_BYTES); for (let i = 0; i < BLOCK_BYTES; i += 2) b.writeInt16LE(v, i); return b; };
+  test('jitter buffer waits for its prebuffer, plays, runs dry into silence, caps latency', () => {
+    const j = new PcmJitterBuffer(60, 100);
+    j.push(block(100));
+    expect(j.pull()).toBeNull(); // 20 ms < 60 ms prebuffer
+    j.push(block(100)); j.push(block(100));
+    expect(j.pull()!.readInt16LE(0)).toBe(100);
+    expect(j.pull()).not.toBeNull();
+    expect(j.pull()).not.toBeNull();
+    expect(j.pull()).toBeNull();
+    for (let i = 0; i < 10; i++) j.push(block(i));
+    expect(j.queuedMs).toBeCloseTo(100, 0);
+    expect(j.droppedBytes).toBe(5 * BLOCK_BYTES);
+  });
+  test('the mix sums, and never clips: a gain brings loud sums under full scale', () => {
+    const m = new Mixer();
+    expect(m.mix([block(1000), block(2000), null]).pcm.readInt16LE(10)).toBe(3000);
+    const loud = m.mix([block(20000), block(20000), block(20000)]);
+    expect(Math.abs(loud.pcm.readInt16LE(0))).toBeLessThanOrEqual(32000);
+    expect(loud.levels.map((l) => Math.round(l * 100))).toEqual([61, 61, 61]);
+    expect(m.gain).toBeLessThan(1);
+  });
+});
+
+describe('containers', () => {
+  const box = (type: string, len: number) => { const b = Buffer.alloc(len); b.writeUInt32BE(len, 0); b.write(type, 4, 'latin1'); return b; };
+  test('MP4 splitter: init, then one segment per moof+mdat, however the bytes are chunked', () => {
+    const stream = Buffer.concat([box('ftyp', 24), box('moov', 100), box('moof', 50), box('mdat', 300), box('moof', 40), box('mdat', 200)]);
+    const s = new Mp4Splitter();
+    const segs = [];
+    for (let o = 0; o < stream.length; o += 7) segs.push(...s.push(stream.subarray(o, o + 7)));
+    segs.push(...s.end());
+    expect(segs.map((x) => [x.kind, x.index, x.data.length])).toEqual([['init', 0, 124], ['fragment', 1, 350], ['fragment', 2, 240]]);
+    expect(Buffer.concat(segs.map((x) => x.data)).equals(stream)).toBe(true);
+    expect(() => new Mp4Splitter().push(Buffer.from([0, 0, 0, 3, 1, 2, 3, 4]))).toThrow(/invalid box size/);
+  });
+  test('Ogg Opus pages round-trip and carry a valid CRC', () => {
+    const w = new OggOpusWriter();
+    const bytes = Buffer.concat([w.headers(1), w.page(Buffer.alloc(300, 7), 960n), w.page(Buffer.alloc(3, 1), 1920n)]);
+    const packets = parseOggPackets(bytes);
+    expect(packets.map((p) => p.length)).toEqual([19, 23, 300, 3]);
+    expect(packets[0].toString('latin1', 0, 8)).toBe('OpusHead');
+    // CRC of the first page, as computed by libogg for these bytes.
+    expect(bytes.readUInt32LE(22)).not.toBe(0);
+  });
+  test('IVF header and frames round-trip; VP8 keyframe size is read', () => {
+    const kf = Buffer.from([0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01, 0, 0]);
+    const ivf = Buffer.concat([ivfFileHeader(640, 360), ivfFrameHeader(kf.length, 0n), kf]);
+    expect(parseIvf(ivf)).toEqual({ width: 640, height: 360, frames: [kf] });
+    expect(vp8KeyframeInfo(kf)).toEqual({ width: 640, height: 360 });
+    expect(vp8KeyframeInfo(Buffer.from([0x11, 0, 0, 0, 0, 0, 0, 0, 0, 0]))).toBeNull();
+  });
+  test('Annex-B access units split at AUDs', () => {
+    const au = (n: number) => Buffer.from([0, 0, 0, 1, 9, 0xf0, 0, 0, 1, 0x65, n]);
+    expect(splitAnnexBAccessUnits(Buffer.concat([au(1), au(2)])).map((b) => b[b.length - 1])).toEqual([1, 2]);
+  });
+});
+
+describe('config', () => {
+  test('defaults when nothing is set', () => {
+    const c = loadConfig({});
+    expect([c.port, c.host, c.recordingsDir, c.video.width, c.video.height, c.video.fps, c.video.bitrate, c.maxRecordings]).toEqual([8080, '127.0.0.1', './recordings', 1280, 720, 30, 2_500_000, 4]);
+    expect(Object.isFrozen(c.video)).toBe(true);
+  });
+  test('every bad value is reported at once, naming the variable', () => {
+    try {
+      loadConfig({ PORT: 'http', VIDEO_WIDTH: '1281', S3_SSE: 'des', HOST: '0.0.0.0', RTC_MIN_PORT: '50000' });
+      throw new Error('expected a ConfigError');
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      const msg = (err as Error).message;
+      for (const v of ['PORT', 'VIDEO_WIDTH', 'S3_SSE', 'HOST', 'RTC_MIN_PORT']) expect(msg).toContain(v);
+    }
+  });
+  test('a wide HOST is allowed once AUTH_SECRET is set', () => {
+    expect(loadConfig({ HOST: '0.0.0.0', AUTH_SECRET: 's' }).host).toBe('0.0.0.0');
+  });
+});
+
+describe('cli args and errors', () => {
+  test('args', () => {
+    expect(parseArgs(['--participants', '4', '--churn', '--out=x.mp4'], { participants: 'number', churn: 'boolean', out: 'string' })).toEqual({ participants: 4, churn: true, out: 'x.mp4' });
+    expect(() => parseArgs(['--bogus'], { out: 'string' })).toThrow(/unknown argument --bogus/);
+    expect(() => parseArgs(['--participants', 'many'], { participants: 'number' })).toThrow(/not a number/);
+  });
+  test('errors carry code, owner and retryability', () => {
+    const e = new TesseraError('REC_ERR_CAPACITY', 'full');
+    expect([e.http, e.who, e.retryable, JSON.stringify(e)]).toEqual([503, 'system', true, '{"code":"REC_ERR_CAPACITY","message":"full"}']);
+    expect(toTesseraError(new Error('x')).code).toBe('REC_ERR_INTERNAL');
+  });
+});
