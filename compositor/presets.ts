@@ -17,7 +17,11 @@ export interface GridPreset {
   strip?: { side: 'bottom' | 'right'; fraction: number };
 }
 
-export const PRESET_DIR = path.resolve(__dirname, '..', 'grid-presets');
+/** grid-presets/ at the top of the project (from compositor/ when run by tsx, from dist/compositor/ when built). */
+export const PRESET_DIR =
+  process.env.TESSERA_PRESET_DIR ??
+  [path.resolve(__dirname, '..', 'grid-presets'), path.resolve(__dirname, '..', '..', 'grid-presets')].find((d) => fs.existsSync(d)) ??
+  path.resolve(__dirname, '..', 'grid-presets');
 
 /** Validates one preset object; throws with every problem named. */
 export function validatePreset(raw: unknown, source = 'preset'): GridPreset {
