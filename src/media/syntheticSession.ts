@@ -37,11 +37,12 @@ export interface SyntheticSessionOptions {
   config: Readonly<Config>;
   ffmpegPath: string;
   logger: Logger;
+  hooks?: { beforeStart?: (recording: Recording) => void };
 }
 
 export interface SyntheticSessionResult {
   info: RecordingInfo;
-  /** Wall-clock ms from the pacer's start to stop(). */
+  /** Wall-clock ms the recording captured (its clock's start to the stop request). */
   wallMs: number;
   recording: Recording;
   /** ms offsets (from start) of every join and leave, by participant index. */
@@ -108,14 +109,14 @@ export async function runSyntheticSession(o: SyntheticSessionOptions): Promise<S
   };
   for (const i of initial) ctx.join(i);
   const timers: NodeJS.Timeout[] = [];
+  o.hooks?.beforeStart?.(recording);
   await recording.start();
   t0 = performance.now();
   try {
     for (const e of events) timers.push(setTimeout(() => e.action(ctx), e.at * 1000));
     await new Promise((r) => timers.push(setTimeout(r, o.seconds * 1000)));
-    const wallMs = performance.now() - t0;
     const info = await recording.stop();
-    return { info, wallMs, recording, timeline, clips };
+    return { info, wallMs: recording.capturedMs, recording, timeline, clips };
   } finally {
     for (const t of timers) clearTimeout(t);
     for (const s of sources.values()) s.close();

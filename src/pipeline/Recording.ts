@@ -106,6 +106,7 @@ export class Recording extends EventEmitter<Events> {
   #encNext = 0;
   #audioBlocks = 0;
   #t0 = 0;
+  #stopAt = 0;
   #timer: NodeJS.Timeout | null = null;
   #sinkChain: Promise<void> = Promise.resolve();
   #stopPromise: Promise<RecordingInfo> | null = null;
@@ -130,6 +131,11 @@ export class Recording extends EventEmitter<Events> {
     const { width, height } = opts.config.video;
     this.#lastComposite = solidFrame(width, height, preset.background);
     this.#waitingCard = solidFrame(TILE_SIZE.camera.w, TILE_SIZE.camera.h, PLACEHOLDER_COLOUR);
+  }
+
+  /** Wall-clock ms the recording captured: from its clock's start to the stop request. */
+  get capturedMs(): number {
+    return (this.#stopAt || performance.now()) - this.#t0;
   }
 
   get status(): RecordingStatus {
@@ -524,7 +530,8 @@ export class Recording extends EventEmitter<Events> {
     }, this.#o.config.stopTimeoutMs);
     try {
       // Capture everything up to now, then stop feeding.
-      this.#catchUp(performance.now());
+      this.#stopAt = performance.now();
+      this.#catchUp(this.#stopAt);
       this.#finalTick = this.#nextTick;
       const drained = new Promise<void>((r) => (this.#drainResolve = r));
       for (const e of this.#epochs) {

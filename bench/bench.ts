@@ -1,0 +1,165 @@
+/**
+ * `npm run bench -- [--json FILE] [--seconds S] [--cases 4,9]`: CPU, memory and latency of the
+ * recording pipeline, each case measured side by side with its floor in the same run:
+ *
+ * - floor: ONE bare FFmpeg doing the same work on the same inputs — N × VP8 360p decode, the
+ *   same filter graph (scale, labels, pad, xstack), N × Opus decode + mix, and the same x264/AAC
+ *   settings into fragmented MP4 — read in real time (`-re`).
+ * - tessera: the real pipeline (decoders, pacer, compositor, encoder, file sink) fed by
+ *   synthetic participants in real time.
+ *
+ * CPU is the whole process tree: this process's own time plus every reaped child's
+ * (/proc/self/stat cutime+cstime), as a delta over the run, divided by wall time.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { parseArgs } from '../src/cli/args';
+import { loadConfig } from '../src/config';
+import { logger } from '../src/logger';
+import { resolveFfmpegPath } from '../src/pipeline/ffmpegPath';
+import { runSyntheticSession, participantName } from '../src/media/syntheticSession';
+import { participantStyle } from '../src/media/SyntheticClip';
+import { FfmpegProcess } from '../src/pipeline/FfmpegProcess';
+import { buildFilterGraph } from '../compositor/filterGraph';
+import { encoderArgs } from '../compositor/ffmpegArgs';
+import { computeLayout } from '../compositor/layout';
+import { loadPresets } from '../compositor/presets';
+
+const TICK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** CPU seconds used so far by this process and its reaped children. */
+function treeCpuSeconds(): number {
+  const fields = fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+  // After "pid (comm) ": state=0 ... utime=11 stime=12 cutime=13 cstime=14
+  return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / TICK;
+}
+
+/** Peak resident memory (MB) of this process's live descendants plus its own growth, sampled. */
+function rssSampler(): { stop: () => number } {
+  const base = process.memoryUsage().rss;
+  let peak = 0;
+  const sample = () => {
+    let total = Math.max(0, process.memoryUsage().rss - base);
+    for (const pid of descendants(process.pid)) {
+      try {
+        const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+        if (m) total += Number(m[1]) * 1024;
+      } catch { /* exited */ }
+    }
+    peak = Math.max(peak, total);
+  };
+  const t = setInterval(sample, 500);
+  return { stop: () => { clearInterval(t); sample(); return peak / 1e6; } };
+}
+
+function descendants(pid: number): number[] {
+  const out: number[] = [];
+  let children: string[] = [];
+  try { children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean); } catch { /* gone */ }
+  for (const c of children) out.push(Number(c), ...descendants(Number(c)));
+  return out;
+}
+
+async function makeInputs(ffmpeg: string, dir: string, n: number, seconds: number) {
+  const files: { ivf: string; ogg: string }[] = [];
+  for (let i = 1; i <= n; i++) {
+    const s = participantStyle(i);
+    const ivf = path.join(dir, `p${i}.ivf`), ogg = path.join(dir, `p${i}.ogg`);
+    execFileSync(ffmpeg, ['-v', 'error', '-y', '-filter_complex', `color=c=0x${s.hex.slice(1)}:s=640x360:r=30:d=${seconds}[bg];color=c=gray:s=128x72:r=30:d=${seconds},noise=alls=80:allf=t+u[p];[bg][p]overlay=x='12+mod(t*180\\,360)':y=12:shortest=1,format=yuv420p`, '-c:v', 'libvpx', '-deadline', 'realtime', '-cpu-used', '8', '-b:v', '600k', '-g', '60', '-auto-alt-ref', '0', '-lag-in-frames', '0', ivf]);
+    execFileSync(ffmpeg, ['-v', 'error', '-y', '-filter_complex', `sine=f=${s.toneHz}:r=48000:d=${seconds},volume='if(lt(mod(t\\,0.5)\\,0.25)\\,1\\,0)':eval=frame`, '-ac', '1', '-c:a', 'libopus', '-b:a', '48k', '-frame_duration', '20', ogg]);
+    files.push({ ivf, ogg });
+  }
+  return files;
+}
+
+async function floorRun(ffmpeg: string, dir: string, n: number, seconds: number, config: ReturnType<typeof loadConfig>) {
+  const inputs = await makeInputs(ffmpeg, dir, n, seconds);
+  const { width, height, fps } = config.video;
+  const layout = computeLayout(loadPresets().get('grid')!, { width, height, tiles: inputs.map((_, k) => ({ id: `p${k + 1}`, kind: 'camera' as const })) });
+  const labels = inputs.map((_, k) => { const f = path.join(dir, `label${k}.txt`); fs.writeFileSync(f, participantName(k + 1)); return f; });
+  const font = config.fontFile && fs.existsSync(config.fontFile) ? config.fontFile : null;
+  const { graph } = buildFilterGraph(layout, { fps, background: '#181818', inputSize: () => ({ w: 640, h: 360 }), labelFile: (i) => labels[i], fontFile: font });
+  // Same graph; its inputs are decoded VP8 (streams 0..n-1); audio streams n..2n-1 mixed.
+  const audio = inputs.map((_, k) => `[${n + k}:a]`).join('') + `amix=inputs=${n}:duration=longest[a]`;
+  const enc = encoderArgs({ width, height, fps, videoBitrate: config.video.bitrate, audioBitrate: config.audioBitrate, preset: config.x264Preset, tune: config.x264Tune, fragmentMs: config.fragmentMs });
+  const encOut = enc.slice(enc.indexOf('-map') + 4); // codec and muxer settings, after our input maps
+  const args = ['-hide_banner', '-loglevel', 'error',
+    ...inputs.flatMap((f) => ['-re', '-i', f.ivf]), ...inputs.flatMap((f) => ['-re', '-i', f.ogg]),
+    '-filter_complex', `${graph.replace(/\[(\d+):v\]/g, '[$1:v]')};${audio}`, '-map', '[out]', '-map', '[a]', '-r', String(fps),
+    ...encOut.slice(0, -1), path.join(dir, 'floor.mp4')];
+  const cpu0 = treeCpuSeconds();
+  const t0 = performance.now();
+  const rss = rssSampler();
+  const p = new FfmpegProcess({ ffmpegPath: ffmpeg, args, stopBy: 'q', logger });
+  p.stdin.end();
+  const exit = await p.exited;
+  const wall = (performance.now() - t0) / 1000;
+  const mem = rss.stop();
+  if (exit.code !== 0) throw new Error(`floor ffmpeg failed: ${exit.stderr}`);
+  return { cores: (treeCpuSeconds() - cpu0) / wall, rssMB: mem };
+}
+
+async function tesseraRun(ffmpeg: string, dir: string, n: number, seconds: number, config: ReturnType<typeof loadConfig>) {
+  const rss = rssSampler();
+  let cpuStart = 0, tStart = 0, startCall = 0, recordingAt = 0, stopCall = 0, availableAt = 0;
+  const r = await runSyntheticSession({
+    participants: n, seconds, out: path.join(dir, 'tessera.mp4'), config, ffmpegPath: ffmpeg, logger,
+    events: [{ at: 0, action: (c) => {
+      cpuStart = treeCpuSeconds(); tStart = performance.now();
+      c.recording.on('state', (info) => {
+        if (info.status === 'recording' && !recordingAt) recordingAt = performance.now();
+        if (info.status === 'stopping' && !stopCall) stopCall = performance.now();
+        if (info.status === 'available') availableAt = performance.now();
+      });
+    } }],
+    hooks: { beforeStart: () => { startCall = performance.now(); } },
+  });
+  const wall = (performance.now() - tStart) / 1000;
+  const cores = (treeCpuSeconds() - cpuStart) / wall;
+  const mem = rss.stop();
+  const probe = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_type,start_time,duration', '-of', 'json', path.join(dir, 'tessera.mp4')], { encoding: 'utf8' })) as { streams: { codec_type: string; start_time: string; duration: string }[] };
+  const v = probe.streams.find((s) => s.codec_type === 'video')!, a = probe.streams.find((s) => s.codec_type === 'audio')!;
+  return {
+    cores, rssMB: mem, info: r.info, stats: r.recording.stats,
+    realtimeFactor: (r.info.durationMs ?? 0) / r.wallMs,
+    startLatencyMs: recordingAt - startCall,
+    timeToAvailableMs: availableAt - stopCall,
+    avOffsetMs: Math.abs(Number(v.start_time) - Number(a.start_time)) * 1000 + Math.abs(Number(v.duration) - Number(a.duration)) * 1000,
+  };
+}
+
+async function main() {
+  const a = parseArgs(process.argv.slice(2), { json: 'string', seconds: 'number', cases: 'string' });
+  const seconds = Number(a.seconds ?? 20);
+  const cases = String(a.cases ?? '4,9').split(',').map(Number);
+  const config = loadConfig();
+  const ffmpeg = resolveFfmpegPath(config);
+  const results = [];
+  for (const n of cases) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-bench-'));
+    try {
+      const floor = await floorRun(ffmpeg, dir, n, seconds, config);
+      const t = await tesseraRun(ffmpeg, dir, n, seconds, config);
+      const c = {
+        name: `grid-${n}-${config.video.width}x${config.video.height}@${config.video.fps}`,
+        participants: n, width: config.video.width, height: config.video.height, fps: config.video.fps, recordings: 1,
+        coresPerRecording: round(t.cores), floorCoresPerRecording: round(floor.cores), ratioToFloor: round(t.cores / floor.cores),
+        realtimeFactor: round(t.realtimeFactor), framesDropped: t.stats.framesDropped, framesDuplicated: t.stats.framesDuplicated,
+        rssMBPerRecording: Math.round(t.rssMB), floorRssMB: Math.round(floor.rssMB), startLatencyMs: Math.round(t.startLatencyMs), timeToAvailableMs: Math.round(t.timeToAvailableMs),
+        avOffsetMs: Math.round(t.avOffsetMs), status: t.info.status,
+      };
+      results.push(c);
+      console.log(JSON.stringify(c));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const out = { machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, ffmpeg, preset: config.x264Preset, loadavg: os.loadavg() }, cases: results };
+  if (a.json) fs.writeFileSync(String(a.json), JSON.stringify(out, null, 2) + '\n');
+}
+
+const round = (x: number) => Math.round(x * 1000) / 1000;
+
+main().then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });
