@@ -26,7 +26,9 @@ export function videoDecoderArgs(codec: 'vp8' | 'h264', out: { w: number; h: num
   const demux = codec === 'vp8' ? ['-f', 'ivf'] : ['-f', 'h264'];
   return [
     ...COMMON,
-    '-fflags', 'nobuffer', '-flags', 'low_delay', '-probesize', '32', '-analyzeduration', '0',
+    // No `-fflags nobuffer`: it discards the packets read while probing the input, which is
+    // the very first keyframe, leaving the decoder blind until the next one.
+    '-flags', 'low_delay', '-probesize', '32', '-analyzeduration', '0',
     '-threads', '1',
     ...demux, '-i', 'pipe:0',
     '-an',
@@ -41,7 +43,7 @@ export function videoDecoderArgs(codec: 'vp8' | 'h264', out: { w: number; h: num
 export function audioDecoderArgs(): string[] {
   return [
     ...COMMON,
-    '-fflags', 'nobuffer', '-probesize', '32', '-analyzeduration', '0',
+    '-probesize', '32', '-analyzeduration', '0',
     '-f', 'ogg', '-i', 'pipe:0',
     '-vn', '-ac', '1', '-ar', '48000',
     '-flush_packets', '1',

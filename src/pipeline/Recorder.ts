@@ -16,6 +16,8 @@ import type { RecordingInfo } from './types';
 export interface RecorderObserver {
   recordingEnded?(info: RecordingInfo, stats: RecordingStats): void;
   statsDelta?(delta: { framesDuplicated: number; framesDropped: number }): void;
+  /** Every few seconds while recordings run: the slowest encoder's media seconds per wall second. */
+  encoderSpeed?(ratio: number): void;
 }
 
 interface Events {
@@ -38,6 +40,8 @@ export class Recorder extends EventEmitter<Events> {
   #recent = new Map<string, RecordingInfo>(); // by id, finished in this process
   #draining = false;
   #workBase: string;
+  #lastStats = new Map<string, { framesDuplicated: number; framesDropped: number }>();
+  #statsTimer: NodeJS.Timeout;
 
   constructor(opts: { config: Readonly<Config>; storage: Storage; logger: Logger }) {
     super();
@@ -48,6 +52,25 @@ export class Recorder extends EventEmitter<Events> {
     this.presets = loadPresets();
     this.ffmpegPath = resolveFfmpegPath(opts.config);
     this.#workBase = path.join(os.tmpdir(), `tessera-${process.pid}`);
+    this.#statsTimer = setInterval(() => this.#publishStats(), 5000);
+    this.#statsTimer.unref();
+  }
+
+  /** Counters move continuously (not only when a recording ends), so alerts see trouble live. */
+  #publishStats(): void {
+    let slowest = Infinity;
+    for (const rec of this.#active.values()) {
+      this.#publishDelta(rec);
+      if (rec.stats.encoderSpeed > 0) slowest = Math.min(slowest, rec.stats.encoderSpeed);
+    }
+    if (slowest !== Infinity) this.observer.encoderSpeed?.(slowest);
+  }
+
+  #publishDelta(rec: Recording): void {
+    const last = this.#lastStats.get(rec.id) ?? { framesDuplicated: 0, framesDropped: 0 };
+    const d = { framesDuplicated: rec.stats.framesDuplicated - last.framesDuplicated, framesDropped: rec.stats.framesDropped - last.framesDropped };
+    this.#lastStats.set(rec.id, { framesDuplicated: rec.stats.framesDuplicated, framesDropped: rec.stats.framesDropped });
+    if (d.framesDuplicated || d.framesDropped) this.observer.statsDelta?.(d);
   }
 
   get activeCount(): number {
@@ -82,12 +105,10 @@ export class Recorder extends EventEmitter<Events> {
       workDir: path.join(this.#workBase, id),
     });
     this.#active.set(roomId, rec);
-    let last = { framesDuplicated: 0, framesDropped: 0 };
     rec.on('state', (info) => {
-      const d = { framesDuplicated: rec.stats.framesDuplicated - last.framesDuplicated, framesDropped: rec.stats.framesDropped - last.framesDropped };
-      last = { ...rec.stats };
-      this.observer.statsDelta?.(d);
       if (info.status === 'available' || info.status === 'failed') {
+        this.#publishDelta(rec);
+        this.#lastStats.delete(rec.id);
         this.#active.delete(roomId);
         this.#recent.set(info.id, info);
         this.observer.recordingEnded?.(info, rec.stats);
@@ -141,6 +162,7 @@ export class Recorder extends EventEmitter<Events> {
   async drain(): Promise<void> {
     this.#draining = true;
     await Promise.all([...this.#active.values()].map((r) => r.stop()));
+    clearInterval(this.#statsTimer);
   }
 }
 

@@ -21,6 +21,16 @@ export const TILE_SIZE = { camera: { w: 640, h: 360 }, screen: { w: 1280, h: 720
 const WAITING_ID = '__waiting';
 const STATUS_RANK: Record<RecordingStatus, number> = { starting: 0, recording: 1, stopping: 2, available: 3, failed: 3 };
 
+/**
+ * The status machine: forward only; `available` and `failed` are final; `failed` can be reached
+ * from any live state. Returns the status after asking for `wanted` (unchanged if not allowed).
+ */
+export function nextStatus(current: RecordingStatus, wanted: RecordingStatus): RecordingStatus {
+  if (current === 'available' || current === 'failed') return current;
+  if (wanted === 'failed') return 'failed';
+  return STATUS_RANK[wanted] > STATUS_RANK[current] ? wanted : current;
+}
+
 /** Counters the Recorder turns into metrics. */
 export interface RecordingStats {
   framesDuplicated: number;
@@ -117,6 +127,11 @@ export class Recording extends EventEmitter<Events> {
   #levels = new Map<string, number>();
   #closed = false;
   #compRestartBackoff = 0;
+  /** Repeats/drops of sources that already left (their decoders are gone). */
+  #goneRepeated = 0;
+  #goneDropped = 0;
+  /** Whole composites repeated because a compositor died or hung. */
+  #compositeRepeats = 0;
 
   constructor(opts: RecordingOptions) {
     super();
@@ -136,6 +151,17 @@ export class Recording extends EventEmitter<Events> {
   /** Wall-clock ms the recording captured: from its clock's start to the stop request. */
   get capturedMs(): number {
     return (this.#stopAt || performance.now()) - this.#t0;
+  }
+
+  /** Refreshes the per-source counters in `stats` (tile repeats and drops, summed over sources). */
+  #updateFrameStats(): void {
+    let repeated = this.#goneRepeated, dropped = this.#goneDropped;
+    for (const s of this.#sources.values()) {
+      repeated += s.video.framesRepeated;
+      dropped += s.video.framesDropped;
+    }
+    this.stats.framesDuplicated = repeated + this.#compositeRepeats;
+    this.stats.framesDropped = dropped;
   }
 
   get status(): RecordingStatus {
@@ -226,7 +252,7 @@ export class Recording extends EventEmitter<Events> {
     const log = this.#log.child({ sourceId: source.id });
     const size = TILE_SIZE[source.kind];
     const video = new VideoDecoder({ ffmpegPath, width: size.w, height: size.h, logger: log.child({ proc: 'vdec' }), stallMs: config.stallTimeoutMs, requestKeyframe: () => source.requestKeyframe() });
-    const audio = new AudioDecoder({ ffmpegPath, logger: log.child({ proc: 'adec' }), stallMs: config.stallTimeoutMs });
+    const audio = new AudioDecoder({ ffmpegPath, logger: log.child({ proc: 'adec' }), stallMs: config.stallTimeoutMs, spawnDelayMs: 40 });
     const onRestart = () => this.stats.decoderRestarts++;
     video.on('restart', onRestart);
     audio.on('restart', onRestart);
@@ -250,9 +276,13 @@ export class Recording extends EventEmitter<Events> {
     this.#sources.set(source.id, state);
     this.#order.push(source.id);
     source.requestKeyframe();
-    void renderNameCard(ffmpegPath, size, source.kind === 'screen' ? `${source.name} (screen)` : source.name, config.fontFile, log).then((card) => {
-      state.card = card;
-    });
+    // One spawn per event-loop turn (see AudioDecoder): the name card comes a little later.
+    setTimeout(() => {
+      if (!this.#sources.has(source.id)) return;
+      void renderNameCard(ffmpegPath, size, source.kind === 'screen' ? `${source.name} (screen)` : source.name, config.fontFile, log).then((card) => {
+        state.card = card;
+      });
+    }, 80);
     if (source.kind === 'camera' && !this.#participants.has(source.participantId)) {
       this.#participants.set(source.participantId, { id: source.participantId, name: source.name, joinedAt: new Date().toISOString() });
     } else if (source.kind === 'camera') {
@@ -266,6 +296,8 @@ export class Recording extends EventEmitter<Events> {
   removeSource(sourceId: string): void {
     const s = this.#sources.get(sourceId);
     if (!s) return;
+    this.#goneRepeated += s.video.framesRepeated;
+    this.#goneDropped += s.video.framesDropped;
     this.#sources.delete(sourceId);
     this.#order = this.#order.filter((id) => id !== sourceId);
     s.unsubscribe();
@@ -329,12 +361,9 @@ export class Recording extends EventEmitter<Events> {
       if (f) return f;
       const s = this.#sources.get(id);
       if (!s) f = id === WAITING_ID ? this.#waitingCard : solidFrame(TILE_SIZE.camera.w, TILE_SIZE.camera.h, PLACEHOLDER_COLOUR);
-      else if (s.video.latest && now - s.video.latestAt <= timeout) {
-        // Repeat the last frame when none arrived; count frames that arrived but were never shown.
-        if (s.video.freshFrames === 0) this.stats.framesDuplicated++;
-        else this.stats.framesDropped += s.video.freshFrames - 1;
-        s.video.freshFrames = 0;
-        f = s.video.latest;
+      else if (s.video.latestAt && now - s.video.latestAt <= timeout) {
+        // The next decoded frame, or the last one again when none arrived in time.
+        f = s.video.take() ?? s.card;
       } else {
         f = s.card;
       }
@@ -347,6 +376,7 @@ export class Recording extends EventEmitter<Events> {
       if (tick === e.feedUntil - 1) void e.comp.end();
     }
     this.#flush();
+    this.#updateFrameStats();
   }
 
   #audioTick(): void {
@@ -472,7 +502,7 @@ export class Recording extends EventEmitter<Events> {
         const owner = this.#owner(t);
         if (owner && !owner.dead) break;
         // The graph that owned this tick is gone: repeat the last picture, keep the count.
-        this.stats.framesDuplicated++;
+        this.#compositeRepeats++;
       }
       enc.writeVideo(this.#lastComposite);
       this.#encNext++;
@@ -580,16 +610,25 @@ export class Recording extends EventEmitter<Events> {
   }
 
   #setStatus(s: RecordingStatus): void {
-    // Forward only: a terminal status is final, and nothing moves back.
-    if (this.#status === 'available' || this.#status === 'failed') return;
-    if (s !== 'failed' && STATUS_RANK[s] <= STATUS_RANK[this.#status]) return;
-    this.#status = s;
+    const next = nextStatus(this.#status, s);
+    if (next === this.#status) return;
+    this.#status = next;
     this.#log.info({ status: s }, 'recording status');
     this.#emitState();
   }
 
   #emitState(): void {
     const info = this.info();
+    // Sinks that checkpoint (S3) keep the latest manifest, so a crash-recovered recording still
+    // names its participants and layout.
+    const sink = this.#o.sink as Sink & { updateManifest?: (m: object) => void };
+    if (sink.updateManifest && (info.status === 'starting' || info.status === 'recording')) {
+      try {
+        sink.updateManifest(this.manifest());
+      } catch {
+        /* a checkpoint is best effort */
+      }
+    }
     for (const l of this.listeners('state')) {
       try {
         (l as (i: RecordingInfo) => void)(info);

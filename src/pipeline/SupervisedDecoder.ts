@@ -43,6 +43,10 @@ export abstract class SupervisedDecoder extends EventEmitter<DecoderEvents> {
   /** A new process is up: write headers, reset parsers, ask for a keyframe. */
   protected abstract onSpawn(proc: FfmpegProcess): void;
 
+  protected deferSpawn(ms: number): void {
+    this.#restartTimer = setTimeout(() => this.spawn(), ms);
+  }
+
   protected spawn(): void {
     if (this.closed) return;
     const proc = new FfmpegProcess({ ffmpegPath: this.ffmpegPath, args: this.args(), stopBy: 'eof', gracefulMs: 2000, logger: this.log });

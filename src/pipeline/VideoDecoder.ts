@@ -13,21 +13,37 @@ export class VideoDecoder extends SupervisedDecoder {
   readonly width: number;
   readonly height: number;
   readonly frameBytes: number;
-  /** The most recent decoded frame and when it arrived (ms, Date.now()). */
-  latest: Buffer | null = null;
+  /** When the most recent frame was decoded (ms, Date.now()); 0 = never. */
   latestAt = 0;
-  /** Frames decoded since the pacer last took one (more than 1 = frames dropped). */
-  freshFrames = 0;
   framesDecoded = 0;
+  /** Decoded frames never shown (the source ran ahead of the pacer by more than the queue). */
+  framesDropped = 0;
+  /** Ticks that found no new frame and repeated the last one. */
+  framesRepeated = 0;
+  /**
+   * Decoded frames waiting for the pacer. Sender and pacer both run at about the frame rate but
+   * jitter against each other; a queue of up to three absorbs that (at most two frames of delay)
+   * instead of dropping one frame and repeating the next.
+   */
+  #queue: Buffer[] = [];
+  #shown: Buffer | null = null;
+  /** Encoded frames not decoded on purpose (waiting for a keyframe, or behind real time). */
+  framesSkipped = 0;
   #codec: VideoCodec | null = null;
   #needKeyframe = true;
+  #ivfHeaderWritten = false;
   #pending: Buffer[] = [];
   #pendingBytes = 0;
   #pts = 0n;
+  /** Frames written to the current process and not yet decoded. */
+  #inFlight = 0;
+  /** Most frames allowed in flight: beyond this the decoder is behind real time (CPU-starved). */
+  readonly maxInFlight: number;
   #requestKeyframe: () => void;
 
-  constructor(opts: { ffmpegPath: string; width: number; height: number; logger: Logger; stallMs: number; requestKeyframe: () => void }) {
+  constructor(opts: { ffmpegPath: string; width: number; height: number; logger: Logger; stallMs: number; requestKeyframe: () => void; maxInFlight?: number }) {
     super(opts.ffmpegPath, opts.logger, opts.stallMs);
+    this.maxInFlight = opts.maxInFlight ?? 30;
     this.width = opts.width;
     this.height = opts.height;
     this.frameBytes = (opts.width * opts.height * 3) / 2;
@@ -40,6 +56,8 @@ export class VideoDecoder extends SupervisedDecoder {
 
   protected onSpawn(_proc: FfmpegProcess): void {
     this.#needKeyframe = true;
+    this.#ivfHeaderWritten = false;
+    this.#inFlight = 0;
     this.#pending = [];
     this.#pendingBytes = 0;
     this.#requestKeyframe();
@@ -50,14 +68,26 @@ export class VideoDecoder extends SupervisedDecoder {
     this.#pendingBytes += chunk.length;
     while (this.#pendingBytes >= this.frameBytes) {
       const all = this.#pending.length === 1 ? this.#pending[0] : Buffer.concat(this.#pending, this.#pendingBytes);
-      this.latest = Buffer.from(all.subarray(0, this.frameBytes));
+      this.#queue.push(Buffer.from(all.subarray(0, this.frameBytes)));
+      if (this.#queue.length > 3) {
+        this.#queue.shift();
+        this.framesDropped++;
+      }
       this.latestAt = Date.now();
-      this.freshFrames++;
       this.framesDecoded++;
+      this.#inFlight = Math.max(0, this.#inFlight - 1);
       const rest = all.subarray(this.frameBytes);
       this.#pending = rest.length ? [rest] : [];
       this.#pendingBytes = rest.length;
     }
+  }
+
+  /** The frame for this tick: the next decoded one, else the last shown again; null if none yet. */
+  take(): Buffer | null {
+    const next = this.#queue.shift();
+    if (next) this.#shown = next;
+    else if (this.#shown) this.framesRepeated++;
+    return this.#shown;
   }
 
   /** Feed one encoded frame from the source. */
@@ -71,14 +101,31 @@ export class VideoDecoder extends SupervisedDecoder {
       if (old) void old.stop();
       this.spawn();
     }
+    if (this.#inFlight >= this.maxInFlight && !this.#needKeyframe) {
+      // Behind real time: a tile showing half a second old video as live is worse than a skip.
+      // Drop to the next keyframe, which the sender is asked for now.
+      this.log.warn({ inFlight: this.#inFlight }, 'decoder behind real time; skipping to a keyframe');
+      this.framesSkipped++;
+      this.#needKeyframe = true;
+      this.#requestKeyframe();
+    }
     if (this.#needKeyframe) {
-      if (!frame.keyframe) return;
+      if (!frame.keyframe) {
+        this.framesSkipped++;
+        return;
+      }
       this.#needKeyframe = false;
-      if (frame.codec === 'vp8') {
+      if (frame.codec === 'vp8' && !this.#ivfHeaderWritten) {
+        // Once per process: the IVF stream header, sized from the first keyframe.
+        this.#ivfHeaderWritten = true;
         const size = vp8KeyframeInfo(frame.data) ?? { width: frame.width ?? this.width, height: frame.height ?? this.height };
         this.write(ivfFileHeader(size.width, size.height));
       }
     }
+    // A frame the decoder rejects never comes out, so the count can only drift up; keyframes
+    // forget that drift (a decoder really behind trips again within maxInFlight frames).
+    if (frame.keyframe) this.#inFlight = Math.min(this.#inFlight, 2);
+    this.#inFlight++;
     const ok =
       frame.codec === 'vp8'
         ? this.write(Buffer.concat([ivfFrameHeader(frame.data.length, this.#pts++), frame.data]))

@@ -121,3 +121,17 @@ describe('cli args and errors', () => {
     expect(toTesseraError(new Error('x')).code).toBe('REC_ERR_INTERNAL');
   });
 });
+
+describe('recording status', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { nextStatus } = require('../../src/pipeline/Recording') as typeof import('../../src/pipeline/Recording');
+  test('moves forward only; available and failed are final; failed is reachable from any live state', () => {
+    expect(nextStatus('starting', 'recording')).toBe('recording');
+    expect(nextStatus('recording', 'starting')).toBe('recording');
+    expect(nextStatus('stopping', 'recording')).toBe('stopping');
+    expect(nextStatus('stopping', 'available')).toBe('available');
+    expect(nextStatus('available', 'failed')).toBe('available');
+    expect(nextStatus('failed', 'available')).toBe('failed');
+    for (const s of ['starting', 'recording', 'stopping'] as const) expect(nextStatus(s, 'failed')).toBe('failed');
+  });
+});
