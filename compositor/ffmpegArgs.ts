@@ -67,8 +67,15 @@ export interface EncoderSettings {
   audioBitrate: number;
   preset: string;
   tune: string | null;
+  /** Extra x264 options (`key=value:key=value`), e.g. the default mbtree/lookahead set. */
+  x264Params: string;
   /** Keyframe and fragment interval. */
   fragmentMs: number;
+}
+
+function x264Params(s: EncoderSettings): string[] {
+  const params = [s.x264Params, s.preset === 'ultrafast' ? 'trellis=0' : ''].filter(Boolean).join(':');
+  return params ? ['-x264-params', params] : [];
 }
 
 /**
@@ -85,8 +92,9 @@ export function encoderArgs(s: EncoderSettings): string[] {
     '-f', 's16le', '-ar', '48000', '-ac', '1', '-channel_layout', 'mono', '-thread_queue_size', '512', '-i', 'pipe:3',
     '-map', '0:v', '-map', '1:a',
     '-c:v', 'libx264', '-preset', s.preset, ...(s.tune ? ['-tune', s.tune] : []),
-    // trellis=0 is what x264's fast presets mean; the bundled 4.1 wrapper would turn it on.
-    ...(['ultrafast', 'superfast', 'veryfast'].includes(s.preset) ? ['-x264-params', 'trellis=0'] : []),
+    // One -x264-params (a second would replace the first on 4.1). trellis=0 for ultrafast is what
+    // x264 means by it; the bundled 4.1 wrapper turns trellis on there (twice the CPU).
+    ...x264Params(s),
     '-profile:v', 'high', '-pix_fmt', 'yuv420p',
     '-b:v', `${kbps}k`, '-maxrate', `${kbps}k`, '-bufsize', `${kbps * 2}k`,
     '-g', String(gop), '-keyint_min', String(gop), '-sc_threshold', '0',

@@ -39,7 +39,17 @@ async function main(): Promise<number> {
     return 1;
   }
   console.log(
-    JSON.stringify({ out: a.out, status: info.status, durationMs: info.durationMs, wallMs: Math.round(r.wallMs), bytes: info.bytes, participants: info.participants.length, stats: r.recording.stats }),
+    JSON.stringify({
+      out: a.out,
+      status: info.status,
+      durationMs: info.durationMs,
+      wallMs: Math.round(r.wallMs),
+      bytes: info.bytes,
+      participants: info.participants.length,
+      // ms from the recording's start at which each participant joined and left
+      timeline: r.timeline.map((t) => ({ index: t.index, joinedMs: t.joinedMs === undefined ? null : Math.round(t.joinedMs), leftMs: t.leftMs === undefined ? null : Math.round(t.leftMs) })),
+      stats: r.recording.stats,
+    }),
   );
   return 0;
 }

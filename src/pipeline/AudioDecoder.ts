@@ -17,11 +17,9 @@ export class AudioDecoder extends SupervisedDecoder {
   #granule = 0n;
   #odd: Buffer | null = null;
 
-  constructor(opts: { ffmpegPath: string; logger: Logger; stallMs: number; spawnDelayMs?: number }) {
+  constructor(opts: { ffmpegPath: string; logger: Logger; stallMs: number }) {
     super(opts.ffmpegPath, opts.logger, opts.stallMs);
-    // Spawning blocks Node's event loop (fork costs ~0.1 ms per MB of our RSS), so a join's
-    // several spawns are spread over separate turns rather than stalling the pacer at once.
-    this.deferSpawn(opts.spawnDelayMs ?? 0);
+    this.spawn();
   }
 
   protected args(): string[] {

@@ -118,6 +118,7 @@ export class Recording extends EventEmitter<Events> {
   #t0 = 0;
   #stopAt = 0;
   #timer: NodeJS.Timeout | null = null;
+  #immediate: NodeJS.Immediate | null = null;
   #sinkChain: Promise<void> = Promise.resolve();
   #stopPromise: Promise<RecordingInfo> | null = null;
   #drainResolve: (() => void) | null = null;
@@ -221,6 +222,7 @@ export class Recording extends EventEmitter<Events> {
         audioBitrate: config.audioBitrate,
         preset: config.x264Preset,
         tune: config.x264Tune,
+        x264Params: config.x264Params,
         fragmentMs: config.fragmentMs,
       },
     });
@@ -252,7 +254,7 @@ export class Recording extends EventEmitter<Events> {
     const log = this.#log.child({ sourceId: source.id });
     const size = TILE_SIZE[source.kind];
     const video = new VideoDecoder({ ffmpegPath, width: size.w, height: size.h, logger: log.child({ proc: 'vdec' }), stallMs: config.stallTimeoutMs, requestKeyframe: () => source.requestKeyframe() });
-    const audio = new AudioDecoder({ ffmpegPath, logger: log.child({ proc: 'adec' }), stallMs: config.stallTimeoutMs, spawnDelayMs: 40 });
+    const audio = new AudioDecoder({ ffmpegPath, logger: log.child({ proc: 'adec' }), stallMs: config.stallTimeoutMs });
     const onRestart = () => this.stats.decoderRestarts++;
     video.on('restart', onRestart);
     audio.on('restart', onRestart);
@@ -276,13 +278,9 @@ export class Recording extends EventEmitter<Events> {
     this.#sources.set(source.id, state);
     this.#order.push(source.id);
     source.requestKeyframe();
-    // One spawn per event-loop turn (see AudioDecoder): the name card comes a little later.
-    setTimeout(() => {
-      if (!this.#sources.has(source.id)) return;
-      void renderNameCard(ffmpegPath, size, source.kind === 'screen' ? `${source.name} (screen)` : source.name, config.fontFile, log).then((card) => {
-        state.card = card;
-      });
-    }, 80);
+    void renderNameCard(ffmpegPath, size, source.kind === 'screen' ? `${source.name} (screen)` : source.name, config.fontFile, log).then((card) => {
+      state.card = card;
+    });
     if (source.kind === 'camera' && !this.#participants.has(source.participantId)) {
       this.#participants.set(source.participantId, { id: source.participantId, name: source.name, joinedAt: new Date().toISOString() });
     } else if (source.kind === 'camera') {
@@ -333,22 +331,34 @@ export class Recording extends EventEmitter<Events> {
     const nextVideo = this.#t0 + (this.#nextTick * 1000) / this.#fps;
     const nextAudio = this.#t0 + this.#audioBlocks * 20;
     const delay = Math.max(0, Math.min(nextVideo, nextAudio) - performance.now());
-    this.#timer = setTimeout(() => {
-      this.#catchUp(performance.now());
-      this.#schedule();
-    }, delay);
+    this.#timer = setTimeout(() => this.#run(), delay);
   }
 
-  /** Run every tick and audio block due by `now`, in time order. */
-  #catchUp(now: number): void {
-    for (;;) {
+  #run(): void {
+    if (this.#closed || this.#finalTick >= 0) return;
+    if (this.#catchUp(performance.now(), true)) this.#schedule();
+    else this.#immediate = setImmediate(() => this.#run());
+  }
+
+  /**
+   * Run every tick and audio block due by `now`, in time order. After an event-loop stall several
+   * are due at once: between them we yield (setImmediate) so decoder output that arrived
+   * meanwhile is read, and catch-up ticks carry new frames and audio, not repeats and silence.
+   */
+  #catchUp(now: number, yieldBetweenTicks = false): boolean {
+    const due = () => Math.min(this.#t0 + (this.#nextTick * 1000) / this.#fps, this.#t0 + this.#audioBlocks * 20);
+    while (due() <= now) {
       const v = this.#t0 + (this.#nextTick * 1000) / this.#fps;
       const a = this.#t0 + this.#audioBlocks * 20;
-      if (Math.min(v, a) > now) break;
       if (a <= v) this.#audioTick();
       else this.#videoTick();
+      if (yieldBetweenTicks && due() <= now) {
+        this.#checkLag();
+        return false;
+      }
     }
     this.#checkLag();
+    return true;
   }
 
   #videoTick(): void {
@@ -471,7 +481,8 @@ export class Recording extends EventEmitter<Events> {
   }
 
   #onCompositorExit(epoch: Epoch, exit: { kind: string; stderr: string }): void {
-    const expected = epoch.feedUntil !== Infinity || this.#finalTick >= 0;
+    // Ended after its last tick, killed by us (superseded while warming up), or draining.
+    const expected = epoch.feedUntil !== Infinity || epoch.dead || this.#finalTick >= 0;
     epoch.dead = true;
     if (!expected && !this.#closed) {
       this.stats.compositorRestarts++;
@@ -551,6 +562,7 @@ export class Recording extends EventEmitter<Events> {
     this.#setStatus('stopping');
     this.#endedAt = new Date();
     if (this.#timer) clearTimeout(this.#timer);
+    if (this.#immediate) clearImmediate(this.#immediate);
     if (!this.#encoder) {
       this.#fail(new TesseraError('REC_ERR_INTERNAL', 'stopped before the encoder started'));
       return this.info();
@@ -652,6 +664,7 @@ export class Recording extends EventEmitter<Events> {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
+    if (this.#immediate) clearImmediate(this.#immediate);
     for (const e of this.#epochs) if (!e.comp.proc.hasExited) e.comp.kill();
     this.#epochs = [];
     this.#pendingOut.clear();

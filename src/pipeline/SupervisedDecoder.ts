@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { FfmpegProcess, type FfmpegExit } from './FfmpegProcess';
 import type { Logger } from '../logger';
+import { enqueueSpawn } from './spawnQueue';
 
 export interface DecoderEvents {
   /** A decoder process died and was replaced (counted in metrics, logged). */
@@ -43,11 +44,24 @@ export abstract class SupervisedDecoder extends EventEmitter<DecoderEvents> {
   /** A new process is up: write headers, reset parsers, ask for a keyframe. */
   protected abstract onSpawn(proc: FfmpegProcess): void;
 
-  protected deferSpawn(ms: number): void {
-    this.#restartTimer = setTimeout(() => this.spawn(), ms);
+  #spawnPending = false;
+
+  /** Whether a process is queued to start (input is dropped until it runs). */
+  protected get spawnPending(): boolean {
+    return this.#spawnPending;
   }
 
+  /** Start a process through the spawn queue (see spawnQueue.ts). */
   protected spawn(): void {
+    if (this.closed || this.#spawnPending) return;
+    this.#spawnPending = true;
+    enqueueSpawn(() => {
+      this.#spawnPending = false;
+      this.#spawnNow();
+    });
+  }
+
+  #spawnNow(): void {
     if (this.closed) return;
     const proc = new FfmpegProcess({ ffmpegPath: this.ffmpegPath, args: this.args(), stopBy: 'eof', gracefulMs: 2000, logger: this.log });
     this.proc = proc;

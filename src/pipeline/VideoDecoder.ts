@@ -35,15 +35,15 @@ export class VideoDecoder extends SupervisedDecoder {
   #pending: Buffer[] = [];
   #pendingBytes = 0;
   #pts = 0n;
-  /** Frames written to the current process and not yet decoded. */
-  #inFlight = 0;
-  /** Most frames allowed in flight: beyond this the decoder is behind real time (CPU-starved). */
-  readonly maxInFlight: number;
+  /** When each frame still inside the decoder was written (oldest first). */
+  #writeTimes: number[] = [];
+  /** A frame written this long ago and still not decoded means the decoder is behind real time. */
+  readonly maxLagMs: number;
   #requestKeyframe: () => void;
 
-  constructor(opts: { ffmpegPath: string; width: number; height: number; logger: Logger; stallMs: number; requestKeyframe: () => void; maxInFlight?: number }) {
+  constructor(opts: { ffmpegPath: string; width: number; height: number; logger: Logger; stallMs: number; requestKeyframe: () => void; maxLagMs?: number }) {
     super(opts.ffmpegPath, opts.logger, opts.stallMs);
-    this.maxInFlight = opts.maxInFlight ?? 30;
+    this.maxLagMs = opts.maxLagMs ?? 1000;
     this.width = opts.width;
     this.height = opts.height;
     this.frameBytes = (opts.width * opts.height * 3) / 2;
@@ -57,7 +57,7 @@ export class VideoDecoder extends SupervisedDecoder {
   protected onSpawn(_proc: FfmpegProcess): void {
     this.#needKeyframe = true;
     this.#ivfHeaderWritten = false;
-    this.#inFlight = 0;
+    this.#writeTimes = [];
     this.#pending = [];
     this.#pendingBytes = 0;
     this.#requestKeyframe();
@@ -75,7 +75,7 @@ export class VideoDecoder extends SupervisedDecoder {
       }
       this.latestAt = Date.now();
       this.framesDecoded++;
-      this.#inFlight = Math.max(0, this.#inFlight - 1);
+      this.#writeTimes.shift();
       const rest = all.subarray(this.frameBytes);
       this.#pending = rest.length ? [rest] : [];
       this.#pendingBytes = rest.length;
@@ -101,10 +101,14 @@ export class VideoDecoder extends SupervisedDecoder {
       if (old) void old.stop();
       this.spawn();
     }
-    if (this.#inFlight >= this.maxInFlight && !this.#needKeyframe) {
-      // Behind real time: a tile showing half a second old video as live is worse than a skip.
-      // Drop to the next keyframe, which the sender is asked for now.
-      this.log.warn({ inFlight: this.#inFlight }, 'decoder behind real time; skipping to a keyframe');
+    // No process yet (queued to start, or restarting): drop; it asks for a keyframe when up.
+    if (!this.proc) return;
+    const now = Date.now();
+    if (this.#writeTimes.length && now - this.#writeTimes[0] > this.maxLagMs && !this.#needKeyframe) {
+      // Behind real time (or a frame the decoder rejected never came out): a tile showing
+      // old video as live is worse than a skip. Drop to the next keyframe, asked for now.
+      this.log.warn({ lagMs: now - this.#writeTimes[0], queued: this.#writeTimes.length }, 'decoder behind real time; skipping to a keyframe');
+      this.#writeTimes = [];
       this.framesSkipped++;
       this.#needKeyframe = true;
       this.#requestKeyframe();
@@ -122,10 +126,7 @@ export class VideoDecoder extends SupervisedDecoder {
         this.write(ivfFileHeader(size.width, size.height));
       }
     }
-    // A frame the decoder rejects never comes out, so the count can only drift up; keyframes
-    // forget that drift (a decoder really behind trips again within maxInFlight frames).
-    if (frame.keyframe) this.#inFlight = Math.min(this.#inFlight, 2);
-    this.#inFlight++;
+    if (this.#writeTimes.length < 512) this.#writeTimes.push(now);
     const ok =
       frame.codec === 'vp8'
         ? this.write(Buffer.concat([ivfFrameHeader(frame.data.length, this.#pts++), frame.data]))

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { FfmpegProcess } from './FfmpegProcess';
 import { placeholderArgs } from '../../compositor/ffmpegArgs';
 import type { Logger } from '../logger';
+import { enqueueSpawn } from './spawnQueue';
 
 /** Placeholder card colour: distinct from every participant colour and from the background. */
 export const PLACEHOLDER_COLOUR = '#3A3F4B';
@@ -30,7 +31,9 @@ export async function renderNameCard(ffmpegPath: string, size: { w: number; h: n
   try {
     const textFile = path.join(dir, 'name.txt');
     fs.writeFileSync(textFile, text.slice(0, 40));
-    const p = new FfmpegProcess({ ffmpegPath, args: placeholderArgs(size, PLACEHOLDER_COLOUR, font ? textFile : null, font), stopBy: 'eof', gracefulMs: 3000, logger });
+    const p = await new Promise<FfmpegProcess>((resolve) =>
+      enqueueSpawn(() => resolve(new FfmpegProcess({ ffmpegPath, args: placeholderArgs(size, PLACEHOLDER_COLOUR, font ? textFile : null, font), stopBy: 'eof', gracefulMs: 3000, logger }))),
+    );
     const chunks: Buffer[] = [];
     p.stdout.on('data', (c: Buffer) => chunks.push(c));
     p.stdin.end();

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { loadConfig } from '../../src/config';
 import { logger } from '../../src/logger';
 import { runSyntheticSession, type SyntheticSessionOptions } from '../../src/media/syntheticSession';
@@ -54,8 +55,16 @@ const binaries: [string, string][] = [['Debian 5.1', DEBIAN_FFMPEG], ['bundled 4
 describe.each(binaries)('recording engine with %s FFmpeg', (label, bin) => {
   const tag = label.split(' ')[0].toLowerCase();
 
-  test.each([1, 2, 4, 6, 9])('%i participants: every colour at its computed cell, every tone, no clipping', async (n) => {
-    const r = await record(bin, { participants: n, seconds: 4 }, `${tag}-grid-${n}`);
+  test.each([1, 2, 4, 6, 9])('%i participants (VP8 and H.264 senders): every colour at its computed cell, every tone, no clipping', async (n) => {
+    // Odd participants send VP8, even ones H.264 (Annex-B access units), as browsers may.
+    // Participants 7+ repeat the tones of 1+; they join 250 ms later (half a beep period) so two identical tones
+    // are never perfectly superposed (in antiphase they would cancel: a property of the test
+    // signal, not of the mix).
+    const early = Array.from({ length: Math.min(n, 6) }, (_, k) => k + 1);
+    const r = await record(bin, {
+      participants: n, seconds: 4, codec: (i) => (i % 2 ? 'vp8' : 'h264'), initial: early,
+      events: n > 6 ? [{ at: 0.25, action: (c) => { for (let i = 7; i <= n; i++) c.join(i); } }] : [],
+    }, `${tag}-grid-${n}`);
     expect(r.info.status).toBe('available');
     expect(decodeErrors(r.out)).toBe('');
     const p = probe(r.out);
@@ -69,18 +78,27 @@ describe.each(binaries)('recording engine with %s FFmpeg', (label, bin) => {
     expect(peak(audioSamples(r.out))).toBeLessThan(1.0);
   });
 
-  test('churn: a late joiner and a leaver re-flow the grid within 1 s, no gap, no freeze, duration = wall time', async () => {
-    const r = await record(bin, { participants: 4, seconds: 9, churn: true }, `${tag}-churn`);
-    expect(r.info.status).toBe('available');
-    expect(decodeErrors(r.out)).toBe('');
-    const p = probe(r.out);
+  test('churn (npm run demo --churn): a late joiner and a leaver re-flow the grid within 1 s, no gap, no freeze, duration = wall time', async () => {
+    // Run as a user runs it: the demo CLI in its own process (spawning FFmpeg children blocks
+    // the event loop in proportion to the spawning process's memory, so the recorder is not run
+    // inside this test runner's large heap).
+    const out = path.join(dir, `${tag}-churn.mp4`);
+    const cli = spawnSync('npm', ['run', '--silent', 'demo', '--', '--participants', '4', '--seconds', '9', '--churn', '--out', out], {
+      cwd: path.resolve(__dirname, '..', '..'), encoding: 'utf8', timeout: 120_000,
+      env: { ...process.env, FFMPEG_PATH: bin, TESSERA_X264_PRESET: 'ultrafast', LOG_LEVEL: 'warn' },
+    });
+    expect(cli.status).toBe(0);
+    const r = JSON.parse(cli.stdout.trim().split('\n').pop()!) as { status: string; wallMs: number; timeline: { index: number; joinedMs: number | null; leftMs: number | null }[] };
+    expect(r.status).toBe('available');
+    expect(decodeErrors(out)).toBe('');
+    const p = probe(out);
     const expectedFrames = Math.round((r.wallMs / 1000) * FPS);
     expect(Math.abs(p.videoFrames - expectedFrames)).toBeLessThanOrEqual(1);
     expect(Math.abs(p.videoDuration * 1000 - r.wallMs)).toBeLessThanOrEqual(100);
     expect(Math.abs(p.audioDuration - p.videoDuration)).toBeLessThan(0.1);
 
     const scale = 4;
-    const v = allFrames(r.out, scale);
+    const v = allFrames(out, scale);
     const joined = r.timeline[3].joinedMs!, left = r.timeline[1].leftMs!;
     const layouts = { before: gridFor([1, 2, 3]), during: gridFor([1, 2, 3, 4]), after: gridFor([1, 3, 4]) };
     const matches = (f: Buffer, layout: Layout, indices: number[]) =>
@@ -105,10 +123,12 @@ describe.each(binaries)('recording engine with %s FFmpeg', (label, bin) => {
     expect(longest).toBeLessThan(2);
     expect(repeats).toBeLessThanOrEqual(Math.ceil(v.frames.length * 0.01));
     // The leaver's tone stops, the joiner's starts.
-    const endAudio = audioSamples(r.out, (left + 600) / 1000, 2);
+    const endAudio = audioSamples(out, (left + 600) / 1000, 2);
     expect(toneShare(endAudio, participantStyle(4).toneHz)).toBeGreaterThan(0.02);
     expect(toneShare(endAudio, participantStyle(2).toneHz)).toBeLessThan(0.005);
-    expect(r.info.participants.map((x) => [x.id, !!x.leftAt])).toEqual([['p1', false], ['p2', true], ['p3', false], ['p4', false]]);
+    const manifest = JSON.parse(fs.readFileSync(out.replace(/\.mp4$/, '.json'), 'utf8'));
+    expect(manifest.participants.map((x: { id: string; leftAt?: string }) => [x.id, !!x.leftAt])).toEqual([['p1', false], ['p2', true], ['p3', false], ['p4', false]]);
+    expect(manifest.layouts.map((l: { tiles: string[] }) => l.tiles.join(','))).toEqual(['p1,p2,p3', 'p1,p2,p3,p4', 'p1,p3,p4']);
   });
 });
 

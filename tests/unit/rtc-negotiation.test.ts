@@ -1,0 +1,50 @@
+import { parseSignal, validateSdp, peerConfig } from '../../src/rtc/negotiation';
+import { parseMediaSections } from '../../src/rtc/sdp';
+import { RTC_DEFAULTS } from '../../src/rtc/options';
+
+const SDP = [
+  'v=0', 'o=- 1 2 IN IP4 127.0.0.1', 's=-', 't=0 0', 'a=group:BUNDLE 0 1',
+  'm=audio 9 UDP/TLS/RTP/SAVPF 111', 'c=IN IP4 0.0.0.0', 'a=mid:0', 'a=sendonly', 'a=ice-ufrag:abcd', 'a=ice-pwd:abcdefghijklmnopqrstuvwx',
+  'a=fingerprint:sha-256 00:11', 'a=rtpmap:111 opus/48000/2', 'a=ssrc:1111 cname:x',
+  'm=video 9 UDP/TLS/RTP/SAVPF 96', 'a=mid:1', 'a=recvonly', 'a=rtpmap:96 VP8/90000',
+  '',
+].join('\r\n');
+
+describe('negotiation', () => {
+  test('valid offer parses with its track purposes', () => {
+    const m = parseSignal({ pc: 'pub', type: 'offer', sdp: SDP, tracks: { '0': 'mic' } }, RTC_DEFAULTS);
+    expect(m).toMatchObject({ pc: 'pub', type: 'offer', tracks: { '0': 'mic' } });
+    const secs = parseMediaSections(SDP);
+    expect(secs.map((s) => [s.kind, s.mid, s.direction, s.ssrc])).toEqual([['audio', '0', 'sendonly', 1111], ['video', '1', 'recvonly', undefined]]);
+  });
+
+  test.each([
+    [null, /expected an object/],
+    [{ pc: 'x', type: 'offer' }, /pc must be/],
+    [{ pc: 'pub', type: 'answer', sdp: SDP }, /takes offers/],
+    [{ pc: 'sub', type: 'offer', sdp: SDP }, /takes answers/],
+    [{ pc: 'pub', type: 'offer', sdp: 'hello' }, /v=0/],
+    [{ pc: 'pub', type: 'offer', sdp: 'v=0\r\nnonsense' }, /not <letter>=<value>/],
+    [{ pc: 'pub', type: 'offer', sdp: SDP.replace(/a=fingerprint.*\r\n/, '') }, /fingerprint/],
+    [{ pc: 'pub', type: 'offer', sdp: SDP, tracks: { '0': 'tv' } }, /unknown purpose/],
+    [{ pc: 'pub', type: 'candidate', candidate: { candidate: 'garbage' } }, /malformed ICE candidate/],
+    [{ pc: 'pub', type: 'bye' }, /type must be/],
+  ])('refuses %j', (msg, re) => {
+    expect(() => parseSignal(msg, RTC_DEFAULTS)).toThrow(re);
+  });
+
+  test('oversized SDP is REC_ERR_PAYLOAD_TOO_LARGE', () => {
+    const big = SDP + 'a=x:' + 'y'.repeat(RTC_DEFAULTS.maxSdpBytes) + '\r\n';
+    expect(() => validateSdp(big, RTC_DEFAULTS)).toThrow(expect.objectContaining({ code: 'REC_ERR_PAYLOAD_TOO_LARGE' }));
+  });
+
+  test('ICE config: port range, PUBLIC_IP and loopback announced; PLI/NACK/TWCC negotiated', () => {
+    const pc = peerConfig({ publicIp: '203.0.113.7', rtcMinPort: 40000, rtcMaxPort: 40100, host: '127.0.0.1' });
+    expect(pc.icePortRange).toEqual([40000, 40100]);
+    expect(pc.iceAdditionalHostAddresses).toEqual(['203.0.113.7', '127.0.0.1']);
+    const fb = pc.codecs!.video![0].rtcpFeedback.map((f) => `${f.type}${f.parameter ? ' ' + f.parameter : ''}`);
+    expect(fb).toEqual(expect.arrayContaining(['nack', 'nack pli', 'ccm fir', 'transport-cc']));
+    expect(pc.headerExtensions!.video!.map((h) => h.uri)).toContain('http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01');
+    expect(peerConfig({ publicIp: null, rtcMinPort: null, rtcMaxPort: null, host: '0.0.0.0' }).iceAdditionalHostAddresses).toBeUndefined();
+  });
+});
