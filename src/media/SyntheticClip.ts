@@ -22,6 +22,11 @@ export function participantStyle(i: number): { colour: string; hex: string; tone
 
 /** The busy grey patch moves in the top band of the picture, so the centre is always the colour. */
 export const PATCH = { w: 128, h: 72, y: 12, xMin: 12, xRange: 360 };
+/**
+ * A white square in the top-right corner, lit exactly while the tone beeps (250 ms of every
+ * 500 ms): the sync marker that lets a test or the benchmark measure lip sync in the output.
+ */
+export const SYNC_MARK = { x: 572, y: 12, w: 56, h: 56 };
 
 export interface SyntheticClip {
   codec: VideoCodec;
@@ -82,7 +87,8 @@ export async function makeSyntheticClip(ffmpegPath: string, opts: ClipOptions, l
   const video =
     `color=c=${bg}:s=${width}x${height}:r=${fps}:d=${seconds}[bg];` +
     `color=c=gray:s=${PATCH.w}x${PATCH.h}:r=${fps}:d=${seconds},noise=alls=80:allf=t+u[patch];` +
-    `[bg][patch]overlay=x='${PATCH.xMin}+mod(t*${Math.round(PATCH.xRange / seconds)}\\,${PATCH.xRange})':y=${PATCH.y}:shortest=1,format=yuv420p`;
+    `[bg][patch]overlay=x='${PATCH.xMin}+mod(t*${Math.round(PATCH.xRange / seconds)}\\,${PATCH.xRange})':y=${PATCH.y}:shortest=1,` +
+    `drawbox=x=${Math.round((SYNC_MARK.x * width) / 640)}:y=${Math.round((SYNC_MARK.y * height) / 360)}:w=${Math.round((SYNC_MARK.w * width) / 640)}:h=${Math.round((SYNC_MARK.h * height) / 360)}:color=white:t=fill:enable='lt(mod(t\\,0.5)\\,0.25)',format=yuv420p`;
   const venc =
     codec === 'vp8'
       ? ['-c:v', 'libvpx', '-deadline', 'realtime', '-cpu-used', '8', '-b:v', '600k', '-g', String(gop), '-keyint_min', String(gop), '-auto-alt-ref', '0', '-lag-in-frames', '0', '-f', 'ivf']

@@ -21,6 +21,7 @@ export class SyntheticSource extends EventEmitter<MediaSourceEvents> implements 
   #clip: SyntheticClip;
   #timers = new Map<string, NodeJS.Timeout>();
   #offset = 0;
+  #audioOffset = 0;
   #closed = false;
   #frame = 0;
   #packet = 0;
@@ -62,12 +63,17 @@ export class SyntheticSource extends EventEmitter<MediaSourceEvents> implements 
     if (!this.videoEnabled) return;
     const frames = this.#clip.videoFrames;
     let i = (n + this.#offset) % frames.length;
-    if (this.#pendingKeyframe && i !== 0) {
-      // A real sender answers PLI with a keyframe; the clip has one at its start: jump there.
-      this.#offset += frames.length - i;
+    if (this.#pendingKeyframe && i === 0) this.#pendingKeyframe = false;
+    if (this.#pendingKeyframe && i % 3 === 0) {
+      // A real sender answers PLI with a keyframe; the clip has one at its start: jump there,
+      // and jump the audio by the same time so lip sync is kept (3 frames = 100 ms = 5 packets,
+      // hence jumps happen on frame indices that are multiples of 3: at most 2 frames' wait).
+      const skip = frames.length - i;
+      this.#offset += skip;
+      this.#audioOffset += (skip / 3) * 5;
+      this.#pendingKeyframe = false;
       i = 0;
     }
-    this.#pendingKeyframe = false;
     const data = this.garbage ? crypto.randomBytes(200 + (n % 800)) : frames[i];
     this.emit('video', { codec: this.#clip.codec, data, rtpTimestamp: (n * 90000) / this.#clip.fps >>> 0, keyframe: i === 0 && !this.garbage });
   }
@@ -76,7 +82,7 @@ export class SyntheticSource extends EventEmitter<MediaSourceEvents> implements 
     const n = this.#packet++;
     if (!this.audioEnabled) return;
     const packets = this.#clip.opusPackets;
-    this.emit('audio', { data: packets[n % packets.length], rtpTimestamp: (n * 960) >>> 0 });
+    this.emit('audio', { data: packets[(n + this.#audioOffset) % packets.length], rtpTimestamp: (n * 960) >>> 0 });
   }
 
   close(): void {

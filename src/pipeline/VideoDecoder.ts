@@ -27,6 +27,8 @@ export class VideoDecoder extends SupervisedDecoder {
    */
   #queue: Buffer[] = [];
   #shown: Buffer | null = null;
+  /** Consecutive ticks that found more than one frame waiting (see take()). */
+  #backlogTicks = 0;
   /** Encoded frames not decoded on purpose (waiting for a keyframe, or behind real time). */
   framesSkipped = 0;
   #codec: VideoCodec | null = null;
@@ -84,6 +86,16 @@ export class VideoDecoder extends SupervisedDecoder {
 
   /** The frame for this tick: the next decoded one, else the last shown again; null if none yet. */
   take(): Buffer | null {
+    // A burst leaves frames queued for good (one in, one out per tick), and every queued frame
+    // is 1/fps of video latency against the audio. Once the backlog has lasted half a second,
+    // catch up by skipping to the newest frame.
+    if (this.#queue.length > 1) {
+      if (++this.#backlogTicks >= 15) {
+        this.framesDropped += this.#queue.length - 1;
+        this.#queue.splice(0, this.#queue.length - 1);
+        this.#backlogTicks = 0;
+      }
+    } else this.#backlogTicks = 0;
     const next = this.#queue.shift();
     if (next) this.#shown = next;
     else if (this.#shown) this.framesRepeated++;

@@ -8,21 +8,40 @@ export const BLOCK_BYTES = BLOCK_SAMPLES * 2;
 
 /**
  * Decoded PCM of one source waiting to be mixed. It starts (and restarts after running dry)
- * only once `prebufferMs` are queued, so bursty arrival does not chop the audio; beyond
- * `maxMs` the oldest audio is dropped, so latency cannot creep up. Missing audio is silence.
+ * only once `prebufferMs` are queued, so bursty arrival does not chop the audio. A burst (an
+ * event-loop stall, a network hiccup) would otherwise leave extra audio queued for good — the
+ * source then plays late against its video and against everyone else — so when more than
+ * `targetMs` stays queued for `settleBlocks` blocks in a row, the excess is dropped. Beyond
+ * `maxMs` the oldest audio is dropped at once. Missing audio is silence.
  */
 export class PcmJitterBuffer {
   #chunks: Buffer[] = [];
   #bytes = 0;
   #playing = false;
   readonly prebufferBytes: number;
+  readonly targetBytes: number;
   readonly maxBytes: number;
   droppedBytes = 0;
   underruns = 0;
+  #overTarget = 0;
 
-  constructor(prebufferMs = 60, maxMs = 400) {
+  constructor(prebufferMs = 60, maxMs = 400, targetMs = 100, private readonly settleBlocks = 25) {
     this.prebufferBytes = Math.round((prebufferMs * SAMPLE_RATE) / 1000) * 2;
+    this.targetBytes = Math.round((targetMs * SAMPLE_RATE) / 1000) * 2;
     this.maxBytes = Math.round((maxMs * SAMPLE_RATE) / 1000) * 2;
+  }
+
+  #dropOldest(n: number): void {
+    n -= n % 2;
+    while (n > 0 && this.#chunks.length) {
+      const head = this.#chunks[0];
+      const k = Math.min(n, head.length);
+      if (k === head.length) this.#chunks.shift();
+      else this.#chunks[0] = head.subarray(k);
+      this.#bytes -= k;
+      this.droppedBytes += k;
+      n -= k;
+    }
   }
 
   get queuedMs(): number {
@@ -33,20 +52,7 @@ export class PcmJitterBuffer {
     if (pcm.length === 0) return;
     this.#chunks.push(pcm);
     this.#bytes += pcm.length;
-    while (this.#bytes > this.maxBytes) {
-      const excess = this.#bytes - this.maxBytes;
-      const head = this.#chunks[0];
-      if (head.length <= excess) {
-        this.#chunks.shift();
-        this.#bytes -= head.length;
-        this.droppedBytes += head.length;
-      } else {
-        const cut = excess - (excess % 2);
-        this.#chunks[0] = head.subarray(cut || 2);
-        this.#bytes -= cut || 2;
-        this.droppedBytes += cut || 2;
-      }
-    }
+    if (this.#bytes > this.maxBytes) this.#dropOldest(this.#bytes - this.maxBytes);
   }
 
   /** One 20 ms block, or null (silence) when not playing. */
@@ -60,6 +66,12 @@ export class PcmJitterBuffer {
       this.underruns++;
       if (this.#bytes === 0) return null;
     }
+    if (this.#bytes > this.targetBytes) {
+      if (++this.#overTarget >= this.settleBlocks) {
+        this.#dropOldest(this.#bytes - this.prebufferBytes);
+        this.#overTarget = 0;
+      }
+    } else this.#overTarget = 0;
     const out = Buffer.alloc(BLOCK_BYTES);
     let o = 0;
     while (o < BLOCK_BYTES && this.#chunks.length) {

@@ -120,3 +120,56 @@ export function peak(samples: Float32Array): number {
   for (const x of samples) p = Math.max(p, Math.abs(x));
   return p;
 }
+
+/**
+ * Lip sync of one participant in the output: the sync marker (a white square lit while the tone
+ * beeps) against the tone itself. Returns the median of (audio onset − video onset) in ms over
+ * every beep found, and how many were paired. Positive = audio late.
+ */
+export function avOffsetMs(file: string, marker: Rect, toneHz: number, from = 0.5, to = Infinity): { medianMs: number; pairs: number } {
+  const scale = 4;
+  const v = allFrames(file, scale);
+  const on = v.frames.map((f) => colourDistance(meanColourFull({ w: v.w, h: v.h, rgb: f }, marker, scale), [255, 255, 255]) < 80);
+  const videoEdges: number[] = [];
+  for (let k = 1; k < on.length; k++) if (on[k] && !on[k - 1] && k / v.fps >= from && k / v.fps < to) videoEdges.push((k * 1000) / v.fps);
+  const pcm = audioSamples(file);
+  const hop = 240; // 5 ms
+  const power: number[] = [];
+  for (let o = 0; o + hop * 2 <= pcm.length; o += hop) power.push(toneShare(pcm.subarray(o, o + hop * 2), toneHz) * energy(pcm.subarray(o, o + hop * 2)));
+  const max = Math.max(...power);
+  const audioEdges: number[] = [];
+  for (let k = 1; k < power.length; k++) if (power[k] > max * 0.25 && power[k - 1] <= max * 0.25) audioEdges.push((k * hop * 1000) / 48000);
+  const offsets: number[] = [];
+  for (const ve of videoEdges) {
+    let best: number | null = null;
+    for (const ae of audioEdges) if (Math.abs(ae - ve) <= 240 && (best === null || Math.abs(ae - ve) < Math.abs(best))) best = ae - ve;
+    if (best !== null) offsets.push(best);
+  }
+  offsets.sort((a, b) => a - b);
+  return { medianMs: offsets.length ? offsets[offsets.length >> 1] : NaN, pairs: offsets.length };
+}
+
+function energy(x: Float32Array): number {
+  let e = 0;
+  for (const s of x) e += s * s;
+  return e;
+}
+
+/** Mean RGB of a whole rectangle (not just its centre), for small markers. */
+export function meanColourFull(img: { w: number; h: number; rgb: Buffer }, r: Rect, scale = 1): [number, number, number] {
+  const x0 = Math.ceil(r.x / scale) + 1, x1 = Math.floor((r.x + r.w) / scale) - 1;
+  const y0 = Math.ceil(r.y / scale) + 1, y1 = Math.floor((r.y + r.h) / scale) - 1;
+  let n = 0;
+  const sum = [0, 0, 0];
+  for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) {
+    const o = (y * img.w + x) * 3;
+    sum[0] += img.rgb[o]; sum[1] += img.rgb[o + 1]; sum[2] += img.rgb[o + 2]; n++;
+  }
+  return [sum[0] / n, sum[1] / n, sum[2] / n];
+}
+
+/** Where a tile's sync marker lands in the output, from the tile's video rectangle. */
+export function markerRect(video: Rect): Rect {
+  const m = { x: 572, y: 12, w: 56, h: 56 }; // SYNC_MARK in source (640×360) pixels
+  return { x: video.x + (m.x * video.w) / 640, y: video.y + (m.y * video.h) / 360, w: (m.w * video.w) / 640, h: (m.h * video.h) / 360 };
+}

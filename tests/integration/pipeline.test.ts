@@ -16,7 +16,7 @@ import { PLACEHOLDER_COLOUR } from '../../src/pipeline/placeholder';
 import { computeLayout, type Layout } from '../../compositor/layout';
 import { loadPresets } from '../../compositor/presets';
 import {
-  BUNDLED_FFMPEG, DEBIAN_FFMPEG, allFrames, audioSamples, colourDistance, decodeErrors, frameAt, hexRgb, meanColour, peak, probe, toneShare,
+  BUNDLED_FFMPEG, DEBIAN_FFMPEG, allFrames, avOffsetMs, markerRect, audioSamples, colourDistance, decodeErrors, frameAt, hexRgb, meanColour, peak, probe, toneShare,
 } from '../helpers/media';
 import { playInChromium } from '../helpers/player';
 
@@ -122,6 +122,16 @@ describe.each(binaries)('recording engine with %s FFmpeg', (label, bin) => {
     }
     expect(longest).toBeLessThan(2);
     expect(repeats).toBeLessThanOrEqual(Math.ceil(v.frames.length * 0.01));
+    // Lip sync: participant 1's sync marker (lit while its tone beeps) against the tone, in the
+    // first and the last third: in sync within 100 ms and no drift (< 40 ms apart).
+    const p1 = markerRect(layouts.before.tiles[0].video);
+    const early = avOffsetMs(out, p1, participantStyle(1).toneHz, 0.5, joined / 1000);
+    const late = avOffsetMs(out, markerRect(layouts.after.tiles[0].video), participantStyle(1).toneHz, (left + 1000) / 1000);
+    expect(early.pairs).toBeGreaterThanOrEqual(3);
+    expect(late.pairs).toBeGreaterThanOrEqual(3);
+    expect(Math.abs(early.medianMs)).toBeLessThanOrEqual(100);
+    expect(Math.abs(late.medianMs)).toBeLessThanOrEqual(100);
+    expect(Math.abs(late.medianMs - early.medianMs)).toBeLessThan(40);
     // The leaver's tone stops, the joiner's starts.
     const endAudio = audioSamples(out, (left + 600) / 1000, 2);
     expect(toneShare(endAudio, participantStyle(4).toneHz)).toBeGreaterThan(0.02);

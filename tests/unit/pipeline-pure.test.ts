@@ -44,6 +44,13 @@ describe('audio', () => {
     expect(j.queuedMs).toBeCloseTo(100, 0);
     expect(j.droppedBytes).toBe(5 * BLOCK_BYTES);
   });
+  test('after a burst the queue settles back to the prebuffer, so a source cannot stay late', () => {
+    const j = new PcmJitterBuffer(60, 400, 100, 25);
+    for (let i = 0; i < 15; i++) j.push(block(i)); // a 300 ms burst
+    for (let k = 0; k < 30; k++) { j.pull(); j.push(block(0)); } // steady state: one in, one out
+    expect(j.queuedMs).toBeLessThanOrEqual(80);
+    expect(j.droppedBytes).toBeGreaterThan(0);
+  });
   test('the mix sums, and never clips: a gain brings loud sums under full scale', () => {
     const m = new Mixer();
     expect(m.mix([block(1000), block(2000), null]).pcm.readInt16LE(10)).toBe(3000);
