@@ -29,7 +29,7 @@ export class Encoder extends EventEmitter<Events> {
   #audio: Writable;
   #ended = false;
 
-  constructor(opts: { ffmpegPath: string; settings: EncoderSettings; logger: Logger }) {
+  constructor(opts: { ffmpegPath: string; settings: EncoderSettings; logger: Logger; drainMs?: number }) {
     super();
     this.frameBytes = (opts.settings.width * opts.settings.height * 3) / 2;
     this.proc = new FfmpegProcess({
@@ -37,7 +37,8 @@ export class Encoder extends EventEmitter<Events> {
       args: encoderArgs(opts.settings),
       extraPipes: ['input'],
       stopBy: 'eof',
-      gracefulMs: 10_000,
+      // Draining a backlog takes as long as it takes; the recording's stop watchdog bounds it.
+      gracefulMs: opts.drainMs ?? 20_000,
       logger: opts.logger,
     });
     this.#audio = this.proc.pipes[0] as Writable;

@@ -213,6 +213,7 @@ export class Recording extends EventEmitter<Events> {
     if (this.#closed) return;
     const enc = new Encoder({
       ffmpegPath,
+      drainMs: config.stopTimeoutMs,
       logger: this.#log.child({ proc: 'encoder' }),
       settings: {
         width: config.video.width,
@@ -588,7 +589,9 @@ export class Recording extends EventEmitter<Events> {
       const exit = await this.#encoder.finish();
       await this.#sinkChain;
       if (this.#isFailed()) return this.info();
-      if (exit.code !== 0 && exit.kind !== 'stopped') throw new TesseraError('REC_ERR_ENCODER_DIED', `encoder failed while finishing: ${exit.stderr}`);
+      // Only a clean exit (code 0, after flushing everything it was given) makes a complete file;
+      // an encoder that had to be interrupted left the end out, which must not pass as available.
+      if (exit.code !== 0) throw new TesseraError('REC_ERR_ENCODER_DIED', `encoder did not finish cleanly (code ${exit.code}, signal ${exit.signal}): ${exit.stderr}`);
       this.#closeSources();
       // The manifest stored is the final one: available, with the bytes the encoder produced.
       const availableAt = new Date();
