@@ -7,7 +7,7 @@ import { WeriftParticipant } from '../rtc/WeriftParticipant';
 
 /**
  * `npm run participant -- --url URL --room ROOM --name NAME [--index i] [--seconds S]
- *   [--codec vp8|h264] [--token JWT] [--loss 0.05]`
+ *   [--codec vp8|h264] [--token JWT] [--loss 0.05] [--size 640x360] [--fps 30]`
  * A headless werift participant publishing participant i's colour and tone (CONTRACT.md).
  * Runs S seconds (default: until SIGINT/SIGTERM), then leaves.
  */
@@ -22,6 +22,8 @@ async function main(): Promise<void> {
       codec: { type: 'string', default: 'vp8' },
       token: { type: 'string' },
       loss: { type: 'string' },
+      size: { type: 'string', default: '640x360' },
+      fps: { type: 'string', default: '30' },
     },
   });
   const index = Number(values.index);
@@ -33,7 +35,13 @@ async function main(): Promise<void> {
   const name = values.name ?? `${style.colour} ${index}`;
   const config = loadConfig({ ...process.env, HOST: '127.0.0.1' });
   const log = logger.child({ cli: 'participant', name });
-  const clip = await makeSyntheticClip(resolveFfmpegPath(config), { index, codec: values.codec, seconds: 2, width: 640, height: 360, fps: 30 }, log);
+  const size = /^(\d+)x(\d+)$/.exec(values.size!);
+  const fps = Number(values.fps);
+  if (!size || !(fps >= 1 && fps <= 60)) {
+    process.stderr.write('--size must be WxH and --fps 1..60\n');
+    process.exit(2);
+  }
+  const clip = await makeSyntheticClip(resolveFfmpegPath(config), { index, codec: values.codec as 'vp8' | 'h264', seconds: 2, width: Number(size[1]), height: Number(size[2]), fps }, log);
   const p = new WeriftParticipant({ url: values.url!, roomId: values.room, name, clip, logger: log, token: values.token, outboundLoss: values.loss ? Number(values.loss) : undefined });
   p.on('recording', (r) => log.info({ status: r?.status ?? null }, 'recording state'));
   p.on('notice', (n) => log.warn(n, 'notice'));
@@ -44,6 +52,8 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   log.info({ participantId: p.participantId, colour: style.colour, toneHz: style.toneHz }, 'joined and publishing');
+  const stats = setInterval(() => log.info(p.senderStats(), 'stats'), 5000);
+  stats.unref();
   const done = async () => {
     await p.leave();
     process.exit(0);

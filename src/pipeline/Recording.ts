@@ -203,7 +203,10 @@ export class Recording extends EventEmitter<Events> {
   async start(): Promise<void> {
     const { config, ffmpegPath } = this.#o;
     fs.mkdirSync(this.#o.workDir, { recursive: true });
-    this.#waitingCard = await renderNameCard(ffmpegPath, TILE_SIZE.camera, 'Waiting for participants', config.fontFile, this.#log);
+    // The clock must not wait for cosmetics: the card is rendered in the background.
+    void renderNameCard(ffmpegPath, TILE_SIZE.camera, 'Waiting for participants', config.fontFile, this.#log).then((card) => {
+      this.#waitingCard = card;
+    });
     try {
       await this.#o.sink.open();
     } catch (err) {
@@ -353,7 +356,9 @@ export class Recording extends EventEmitter<Events> {
       const a = this.#t0 + this.#audioBlocks * 20;
       if (a <= v) this.#audioTick();
       else this.#videoTick();
-      if (yieldBetweenTicks && due() <= now) {
+      // Yield only for a short backlog; far behind (a starved event loop), catch up at once so
+      // the ticks stay on wall time rather than trailing it by however long the loop is slow.
+      if (yieldBetweenTicks && due() <= now && performance.now() - due() < 100) {
         this.#checkLag();
         return false;
       }

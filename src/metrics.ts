@@ -1,0 +1,129 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Every metric Tessera exports, in one registry. Names are fixed by CONTRACT.md (alerts and the
+ * autoscaler rely on them). Labels are bounded: never room, recording or participant ids.
+ */
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry, prefix: 'tessera_process_' });
+
+export type RecordingResult = 'available' | 'failed';
+
+export const metrics = {
+  recordingsActive: new Gauge({
+    name: 'tessera_recordings_active',
+    help: 'Recordings running in this process (starting, recording or stopping)',
+    registers: [registry],
+  }),
+  recordingsCapacity: new Gauge({
+    name: 'tessera_recordings_capacity',
+    help: 'Recordings this process accepts at once (MAX_RECORDINGS); 0 while draining',
+    registers: [registry],
+  }),
+  recordingsTotal: new Counter({
+    name: 'tessera_recordings_total',
+    help: 'Recordings that ended, by result',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  }),
+  encoderSpeedRatio: new Gauge({
+    name: 'tessera_encoder_speed_ratio',
+    help: 'Encoded media seconds per wall-clock second, lowest over the running recordings (1 = real time)',
+    registers: [registry],
+  }),
+  framesDuplicated: new Counter({
+    name: 'tessera_frames_duplicated_total',
+    help: 'Composite input frames repeated because a source had no new frame on a tick',
+    registers: [registry],
+  }),
+  framesDropped: new Counter({
+    name: 'tessera_frames_dropped_total',
+    help: 'Frames dropped (decoded frames superseded before a tick, or lost by the pipeline)',
+    registers: [registry],
+  }),
+  timeToAvailable: new Histogram({
+    name: 'tessera_time_to_available_seconds',
+    help: 'Seconds from stop to a playable object in storage',
+    buckets: [0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60],
+    registers: [registry],
+  }),
+  uploadBytes: new Counter({
+    name: 'tessera_upload_bytes_total',
+    help: 'Bytes of MP4 written to storage',
+    registers: [registry],
+  }),
+  uploadErrors: new Counter({
+    name: 'tessera_upload_errors_total',
+    help: 'Storage writes or uploads that failed (each failed attempt)',
+    registers: [registry],
+  }),
+  // --- media server (additions) ---
+  rtcParticipants: new Gauge({
+    name: 'tessera_rtc_participants',
+    help: 'Participants connected to rooms of this process',
+    registers: [registry],
+  }),
+  rtcRooms: new Gauge({
+    name: 'tessera_rtc_rooms',
+    help: 'Rooms with at least one participant in this process',
+    registers: [registry],
+  }),
+  rtcPacketsForwarded: new Counter({
+    name: 'tessera_rtc_packets_forwarded_total',
+    help: 'RTP packets forwarded to subscribers, by media kind',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  }),
+  rtcKeyframeRequests: new Counter({
+    name: 'tessera_rtc_keyframe_requests_total',
+    help: 'PLIs sent to publishers, by reason',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  }),
+  rtcFramesDiscarded: new Counter({
+    name: 'tessera_rtc_frames_discarded_total',
+    help: 'Video frames the recording source discarded (incomplete after loss, or waiting for a keyframe)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  }),
+  signalErrors: new Counter({
+    name: 'tessera_signal_errors_total',
+    help: 'socket.io requests refused, by error code',
+    labelNames: ['code'] as const,
+    registers: [registry],
+  }),
+};
+
+/** The pieces of the Recorder the metrics need (structural, so this module imports no pipeline code). */
+interface ObservableRecorder {
+  readonly activeCount: number;
+  readonly capacity: number;
+  observer: {
+    recordingEnded?(info: { status: string; endedAt?: string; availableAt?: string; bytes?: number }, stats: { encoderSpeed: number }): void;
+    statsDelta?(delta: { framesDuplicated: number; framesDropped: number }): void;
+  };
+  on(event: 'state', listener: (info: { status: string }) => void): unknown;
+}
+
+/** Counts what the recorder reports into the contract's metrics. */
+export function observeRecorder(recorder: ObservableRecorder): void {
+  metrics.recordingsCapacity.set(recorder.capacity);
+  const prev = recorder.observer;
+  recorder.observer = {
+    recordingEnded(info, stats) {
+      metrics.recordingsTotal.inc({ result: info.status === 'available' ? 'available' : 'failed' });
+      if (info.status === 'available' && info.endedAt && info.availableAt) {
+        metrics.timeToAvailable.observe(Math.max(0, Date.parse(info.availableAt) - Date.parse(info.endedAt)) / 1000);
+      }
+      if (info.bytes) metrics.uploadBytes.inc(info.bytes);
+      if (stats.encoderSpeed > 0) metrics.encoderSpeedRatio.set(stats.encoderSpeed);
+      prev.recordingEnded?.(info, stats);
+    },
+    statsDelta(d) {
+      if (d.framesDuplicated > 0) metrics.framesDuplicated.inc(d.framesDuplicated);
+      if (d.framesDropped > 0) metrics.framesDropped.inc(d.framesDropped);
+      prev.statsDelta?.(d);
+    },
+  };
+  recorder.on('state', () => metrics.recordingsActive.set(recorder.activeCount));
+}

@@ -1,0 +1,117 @@
+import { EventEmitter } from 'node:events';
+import type { MediaStreamTrack, RTCRtpReceiver, RTCRtpSender, RtpPacket } from 'werift';
+import type { Logger } from '../logger';
+import { metrics } from '../metrics';
+import type { TrackPurpose } from './negotiation';
+import type { RtcOptions } from './options';
+
+export interface PublicationEvents {
+  close: [];
+}
+
+/**
+ * One track a participant publishes (camera video, microphone, screen) and its forwarding to the
+ * other participants' subscriber connections.
+ *
+ * werift 0.24 hands the same RtpPacket object to every subscriber of a track, and
+ * `RTCRtpSender.sendRtp` rewrites that object in place (SSRC, payload type, sequence number,
+ * header extensions) and keeps it in its NACK history. With two subscribers, subscriber A's
+ * history then holds a packet carrying B's SSRC and sequence number, so A's retransmissions go
+ * out as B's stream (or not at all). We therefore give every sender its own clone, and strip the
+ * publisher's header extensions (their ids are the publisher's negotiation, not the
+ * subscriber's; werift would also copy the publisher's transport-cc sequence over its own).
+ */
+export class Publication extends EventEmitter<PublicationEvents> {
+  readonly key: string;
+  readonly peerId: string;
+  readonly mid: string;
+  readonly purpose: TrackPurpose;
+  readonly kind: 'audio' | 'video';
+  readonly track: MediaStreamTrack;
+  readonly mimeType: string;
+  readonly #receiver: RTCRtpReceiver;
+  readonly #ssrcHint: number | undefined;
+  readonly #opts: RtcOptions;
+  readonly #log: Logger;
+  readonly #subscribers = new Map<string, RTCRtpSender>();
+  readonly #unsubscribe: () => void;
+  #closed = false;
+  #lastPliAt = 0;
+
+  constructor(init: {
+    peerId: string;
+    mid: string;
+    purpose: TrackPurpose;
+    kind: 'audio' | 'video';
+    track: MediaStreamTrack;
+    receiver: RTCRtpReceiver;
+    mimeType: string;
+    ssrcHint?: number;
+    options: RtcOptions;
+    logger: Logger;
+  }) {
+    super();
+    this.peerId = init.peerId;
+    this.mid = init.mid;
+    this.key = `${init.peerId}:${init.mid}`;
+    this.purpose = init.purpose;
+    this.kind = init.kind;
+    this.track = init.track;
+    this.mimeType = init.mimeType;
+    this.#receiver = init.receiver;
+    this.#ssrcHint = init.ssrcHint;
+    this.#opts = init.options;
+    this.#log = init.logger.child({ mid: init.mid, purpose: init.purpose });
+    const counter = metrics.rtcPacketsForwarded.labels({ kind: init.kind });
+    const { unSubscribe } = this.track.onReceiveRtp.subscribe((rtp: RtpPacket) => {
+      if (this.#closed) return;
+      for (const sender of this.#subscribers.values()) {
+        const copy = rtp.clone();
+        copy.header.extensions = [];
+        sender.sendRtp(copy).catch(() => {
+          /* the subscriber's transport closed under us: its Peer cleans up */
+        });
+        counter.inc();
+      }
+    });
+    this.#unsubscribe = unSubscribe;
+  }
+
+  get subscriberCount(): number {
+    return this.#subscribers.size;
+  }
+
+  addSubscriber(peerId: string, sender: RTCRtpSender): void {
+    if (this.#closed) return;
+    this.#subscribers.set(peerId, sender);
+    if (this.kind === 'video') {
+      // the subscriber asks for keyframes (decoder start, loss); its Peer asks once negotiated
+      sender.onPictureLossIndication.subscribe(() => this.requestKeyframe('subscriber'));
+    }
+  }
+
+  removeSubscriber(peerId: string): void {
+    this.#subscribers.delete(peerId);
+  }
+
+  /** Sends a PLI to the publisher, at most once per pliMinIntervalMs. */
+  requestKeyframe(reason: string, force = false): void {
+    if (this.#closed || this.kind !== 'video') return;
+    const now = Date.now();
+    if (!force && now - this.#lastPliAt < this.#opts.pliMinIntervalMs) return;
+    this.#lastPliAt = now;
+    const ssrc = this.track.ssrc ?? this.#ssrcHint;
+    if (ssrc === undefined) return;
+    if (reason.startsWith('subscriber')) metrics.rtcKeyframeRequests.inc({ reason });
+    this.#receiver.sendRtcpPLI(ssrc).catch((err: unknown) => this.#log.debug({ err }, 'PLI not sent'));
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#unsubscribe();
+    this.#subscribers.clear();
+    this.emit('close');
+    this.removeAllListeners();
+  }
+}

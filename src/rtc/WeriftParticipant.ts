@@ -1,0 +1,247 @@
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { io, type Socket } from 'socket.io-client';
+import { MediaStreamTrack, RTCPeerConnection, RtpHeader, RtpPacket, type RTCRtpTransceiver } from 'werift';
+import type { Logger } from '../logger';
+import type { SyntheticClip } from '../media/SyntheticClip';
+import type { EncodedVideoFrame } from '../media/types';
+import type { RecordingInfo } from '../pipeline/types';
+import type { ClientToServerEvents, ServerToClientEvents } from '../server/events';
+import { FrameAssembler } from './FrameAssembler';
+import { audioCodecs, headerExtensions, videoCodecs, type ServerSignal } from './negotiation';
+import { RTC_DEFAULTS } from './options';
+import { packetize } from './packetize';
+
+export interface ParticipantEvents {
+  /** A whole frame received from another participant (assembled like the recorder does). */
+  frame: [{ participantId: string; purpose: string; frame: EncodedVideoFrame }];
+  audio: [{ participantId: string; bytes: number }];
+  recording: [RecordingInfo | null];
+  participants: [{ id: string; name: string }[]];
+  notice: [{ level: string; code?: string; message: string }];
+  close: [];
+}
+
+export interface WeriftParticipantInit {
+  url: string;
+  roomId: string;
+  name: string;
+  clip: SyntheticClip;
+  logger: Logger;
+  token?: string;
+  /** Drop this fraction of everything we send (werift's debug knob): tests of NACK/PLI. */
+  outboundLoss?: number;
+  /** Publish video and audio (default true); false makes a receive-only participant. */
+  publish?: boolean;
+  /** Replace every Nth video payload by random bytes (tests: junk RTP must not hurt the server). */
+  corruptVideoEvery?: number;
+}
+
+type Ack = { ok: true; [k: string]: unknown } | { ok: false; error: { code: string; message: string } };
+
+/**
+ * A headless WebRTC participant built on werift: joins through socket.io like the page does,
+ * publishes a synthetic clip (colour + tone) as real RTP, answers keyframe requests by restarting
+ * the clip at its keyframe, and assembles what it receives so tests can count frames.
+ */
+export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
+  readonly #init: WeriftParticipantInit;
+  readonly #log: Logger;
+  readonly #socket: Socket<ServerToClientEvents, ClientToServerEvents>;
+  #pub: RTCPeerConnection | null = null;
+  #sub: RTCPeerConnection | null = null;
+  #sources: Record<string, { participantId: string; purpose: string }> = {};
+  #timers: NodeJS.Timeout[] = [];
+  #closed = false;
+  #videoTrack = new MediaStreamTrack({ kind: 'video' });
+  #audioTrack = new MediaStreamTrack({ kind: 'audio' });
+  #frameIndex = 0;
+  #seenTracks = new Set<string>();
+  participantId: string | null = null;
+  recording: RecordingInfo | null = null;
+  readonly received = new Map<string, { frames: number; keyframes: number; audioPackets: number }>();
+  keyframeRequests = 0;
+  #videoSender: { nackCount: number; retransmittedPacketsSent: number; packetCount: number } | null = null;
+
+  /** What our video sender did: packets, NACKs received, retransmissions sent; connection states. */
+  senderStats(): { packets: number; nacks: number; retransmitted: number; pub: string; sub: string } {
+    const s = this.#videoSender;
+    return { packets: s?.packetCount ?? 0, nacks: s?.nackCount ?? 0, retransmitted: s?.retransmittedPacketsSent ?? 0, pub: this.#pub?.connectionState ?? 'none', sub: this.#sub?.connectionState ?? 'none' };
+  }
+
+  constructor(init: WeriftParticipantInit) {
+    super();
+    this.#init = init;
+    this.#log = init.logger.child({ participant: init.name });
+    this.#socket = io(init.url, { transports: ['websocket'], reconnection: false, forceNew: true });
+    this.#socket.on('signal', (msg) => {
+      this.#onSignal(msg as ServerSignal).catch((err: unknown) => this.#log.warn({ err }, 'signal handling failed'));
+    });
+    this.#socket.on('recording:state', (s) => {
+      this.recording = s.recording;
+      this.emit('recording', s.recording);
+    });
+    this.#socket.on('participants', (list) => this.emit('participants', list));
+    this.#socket.on('notice', (n) => this.emit('notice', n));
+  }
+
+  request(event: keyof ClientToServerEvents, payload: unknown, timeoutMs = 30_000): Promise<Ack> {
+    return (this.#socket.timeout(timeoutMs) as unknown as { emitWithAck: (e: string, p: unknown) => Promise<Ack> }).emitWithAck(event, payload);
+  }
+
+  async join(): Promise<Ack> {
+    if (!this.#socket.connected) {
+      await new Promise<void>((resolve, reject) => {
+        this.#socket.once('connect', () => resolve());
+        this.#socket.once('connect_error', reject);
+      });
+    }
+    const ack = await this.request('join', { roomId: this.#init.roomId, name: this.#init.name, token: this.#init.token });
+    if (!ack.ok) return ack;
+    this.participantId = ack.participantId as string;
+    if (this.#init.publish !== false) await this.#publish();
+    return ack;
+  }
+
+  async #publish(): Promise<void> {
+    const { clip } = this.#init;
+    const video = videoCodecs().filter((c) => c.mimeType.toLowerCase() === (clip.codec === 'vp8' ? 'video/vp8' : 'video/h264'));
+    const pc = new RTCPeerConnection({
+      codecs: { audio: audioCodecs(), video },
+      headerExtensions: headerExtensions(),
+      iceUseIpv6: false,
+      bundlePolicy: 'max-bundle',
+      // werift 0.24.4 drops a packet when `outboundPacketLoss / 100 < Math.random()`, i.e. the knob is
+      // the percentage *kept*: 95 means 5% loss (SRTP/SRTCP only; DTLS and STUN are untouched)
+      debug: this.#init.outboundLoss ? { outboundPacketLoss: 100 - this.#init.outboundLoss * 100 } : {},
+    });
+    this.#pub = pc;
+    const vt = pc.addTransceiver(this.#videoTrack, { direction: 'sendonly' });
+    const at = pc.addTransceiver(this.#audioTrack, { direction: 'sendonly' });
+    this.#videoSender = vt.sender as unknown as { nackCount: number; retransmittedPacketsSent: number; packetCount: number }; // private counters in werift's typings
+    vt.sender.onPictureLossIndication.subscribe(() => {
+      this.keyframeRequests++;
+      this.#frameIndex = 0; // the clip starts with its keyframe
+    });
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    if (pc.iceGatheringState !== 'complete') await pc.iceGatheringStateChange.watch((s) => s === 'complete', 10_000);
+    const ack = await this.request('signal', { pc: 'pub', type: 'offer', sdp: pc.localDescription!.sdp, tracks: { [vt.mid!]: 'camera', [at.mid!]: 'mic' } });
+    if (!ack.ok) throw new Error(`publish refused: ${ack.error.code} ${ack.error.message}`);
+    this.#startSending();
+  }
+
+  #startSending(): void {
+    const { clip } = this.#init;
+    const ptV = 96;
+    let vSeq = Math.floor(Math.random() * 65536);
+    let aSeq = Math.floor(Math.random() * 65536);
+    const t0 = Date.now();
+    const vTs0 = Math.floor(Math.random() * 2 ** 31);
+    const aTs0 = Math.floor(Math.random() * 2 ** 31);
+    let sentFrames = 0;
+    const vTimer = setInterval(() => {
+      const due = Math.floor(((Date.now() - t0) * clip.fps) / 1000);
+      while (sentFrames <= due && !this.#closed) {
+        const frame = clip.videoFrames[this.#frameIndex % clip.videoFrames.length];
+        this.#frameIndex = (this.#frameIndex + 1) % clip.videoFrames.length;
+        const ts = (vTs0 + Math.round((sentFrames * 90000) / clip.fps)) >>> 0;
+        const payloads = packetize(clip.codec, frame);
+        payloads.forEach((p, i) => {
+          const n = this.#init.corruptVideoEvery;
+          if (n && (vSeq % n) === 0) p = randomBytes(p.length);
+          const header = new RtpHeader({ payloadType: ptV, sequenceNumber: vSeq, timestamp: ts, marker: i === payloads.length - 1, ssrc: 1 });
+          vSeq = (vSeq + 1) & 0xffff;
+          this.#videoTrack.writeRtp(new RtpPacket(header, p));
+        });
+        sentFrames++;
+      }
+    }, Math.floor(1000 / clip.fps / 2));
+    let sentAudio = 0;
+    const aTimer = setInterval(() => {
+      const due = Math.floor((Date.now() - t0) / 20);
+      while (sentAudio <= due && !this.#closed) {
+        const p = clip.opusPackets[sentAudio % clip.opusPackets.length];
+        const header = new RtpHeader({ payloadType: 111, sequenceNumber: aSeq, timestamp: (aTs0 + sentAudio * 960) >>> 0, marker: false, ssrc: 2 });
+        aSeq = (aSeq + 1) & 0xffff;
+        this.#audioTrack.writeRtp(new RtpPacket(header, p));
+        sentAudio++;
+      }
+    }, 10);
+    this.#timers.push(vTimer, aTimer);
+  }
+
+  async #onSignal(msg: ServerSignal): Promise<void> {
+    if (this.#closed) return;
+    this.#log.debug({ pc: msg.pc, type: msg.type }, 'signal');
+    if (msg.pc === 'pub' && msg.type === 'answer') {
+      await this.#pub?.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+      return;
+    }
+    if (msg.pc === 'sub' && msg.type === 'offer') {
+      if (!this.#sub) {
+        this.#sub = new RTCPeerConnection({ codecs: { audio: audioCodecs(), video: videoCodecs() }, headerExtensions: headerExtensions(), iceUseIpv6: false, bundlePolicy: 'max-bundle' });
+      }
+      this.#sources = { ...this.#sources, ...msg.sources };
+      await this.#sub.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
+      for (const t of this.#sub.getTransceivers()) this.#watch(t);
+      const answer = await this.#sub.createAnswer();
+      await this.#sub.setLocalDescription(answer);
+      if (this.#sub.iceGatheringState !== 'complete') await this.#sub.iceGatheringStateChange.watch((s) => s === 'complete', 10_000);
+      const ack = await this.request('signal', { pc: 'sub', type: 'answer', sdp: this.#sub.localDescription!.sdp });
+      if (!ack.ok) this.#log.warn({ error: ack.error }, 'answer refused');
+    }
+  }
+
+  #watch(t: RTCRtpTransceiver): void {
+    const track = t.receiver.track;
+    if (this.#seenTracks.has(track.uuid)) return;
+    this.#seenTracks.add(track.uuid);
+    let assembler: FrameAssembler | null = null;
+    const who = () => (t.mid ? this.#sources[t.mid] : undefined);
+    const stats = () => {
+      const w = who();
+      const key = w ? `${w.participantId}:${w.purpose}` : `unknown:${t.mid}`;
+      let s = this.received.get(key);
+      if (!s) this.received.set(key, (s = { frames: 0, keyframes: 0, audioPackets: 0 }));
+      return s;
+    };
+    track.onReceiveRtp.subscribe((rtp) => {
+      if (this.#closed) return;
+      if (t.kind === 'audio') {
+        stats().audioPackets++;
+        const w = who();
+        if (w) this.emit('audio', { participantId: w.participantId, bytes: rtp.payload.length });
+        return;
+      }
+      const codecName = t.codecs.find((c) => c.payloadType === rtp.header.payloadType)?.mimeType.toLowerCase();
+      const codec = codecName === 'video/h264' ? 'h264' : 'vp8';
+      assembler ??= new FrameAssembler(codec, { latencyMs: RTC_DEFAULTS.jitterLatencyMs, maxPackets: RTC_DEFAULTS.jitterMaxPackets, maxFrameBytes: RTC_DEFAULTS.maxFrameBytes });
+      const out = assembler.push({ sequenceNumber: rtp.header.sequenceNumber, timestamp: rtp.header.timestamp, marker: rtp.header.marker, payload: rtp.payload }, Date.now());
+      if (out.needKeyframe && rtp.header.ssrc) t.receiver.sendRtcpPLI(rtp.header.ssrc).catch(() => undefined);
+      for (const frame of out.frames) {
+        const s = stats();
+        s.frames++;
+        if (frame.keyframe) s.keyframes++;
+        const w = who();
+        if (w) this.emit('frame', { participantId: w.participantId, purpose: w.purpose, frame });
+      }
+    });
+  }
+
+  async leave(): Promise<void> {
+    if (this.#socket.connected) await this.request('leave', {}, 5000).catch(() => undefined);
+    await this.close();
+  }
+
+  /** Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const t of this.#timers) clearInterval(t);
+    this.#socket.disconnect();
+    await Promise.all([this.#pub?.close(), this.#sub?.close()].map((p) => p?.catch(() => undefined)));
+    this.emit('close');
+    this.removeAllListeners();
+  }
+}

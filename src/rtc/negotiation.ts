@@ -1,0 +1,178 @@
+import {
+  RTCRtpCodecParameters,
+  RTCRtpHeaderExtensionParameters,
+  useAbsSendTime,
+  useFIR,
+  useNACK,
+  usePLI,
+  useREMB,
+  useSdesMid,
+  useTransportWideCC,
+  useTWCC,
+  type PeerConfig,
+} from 'werift';
+import type { Config } from '../config';
+import { TesseraError } from '../errors';
+import type { VideoCodec } from '../media/types';
+import type { RtcOptions } from './options';
+
+/**
+ * Pure negotiation helpers: which codecs and header extensions Tessera's werift peers offer, the
+ * ICE configuration derived from Config, and validation of what a client sends as signalling.
+ *
+ * Why the feedback list matters: werift only sends a PLI (`sendRtcpPLI`) when the codec
+ * negotiated `nack pli`, only NACKs when it negotiated `nack`, and only answers Chrome with
+ * transport-wide congestion control feedback when `transport-cc` is both a codec feedback and a
+ * header extension. Without the latter Chrome never learns its bandwidth and stays at its start
+ * bitrate.
+ */
+function videoFeedback() {
+  return [useNACK(), usePLI(), useFIR(), useREMB(), useTWCC()];
+}
+
+export function videoCodecs(): RTCRtpCodecParameters[] {
+  return [
+    new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, payloadType: 96, rtcpFeedback: videoFeedback() }),
+    new RTCRtpCodecParameters({
+      mimeType: 'video/H264',
+      clockRate: 90000,
+      payloadType: 102,
+      rtcpFeedback: videoFeedback(),
+      parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f',
+    }),
+  ];
+}
+
+export function audioCodecs(): RTCRtpCodecParameters[] {
+  return [
+    new RTCRtpCodecParameters({
+      mimeType: 'audio/opus',
+      clockRate: 48000,
+      channels: 2,
+      payloadType: 111,
+      rtcpFeedback: [useTWCC()],
+      parameters: 'minptime=10;useinbandfec=1',
+    }),
+  ];
+}
+
+export function headerExtensions(): { audio: RTCRtpHeaderExtensionParameters[]; video: RTCRtpHeaderExtensionParameters[] } {
+  return {
+    audio: [useSdesMid(), useAbsSendTime(), useTransportWideCC()],
+    video: [useSdesMid(), useAbsSendTime(), useTransportWideCC()],
+  };
+}
+
+/** The one codec a subscriber's transceiver may use to carry a publisher's track as is. */
+export function codecForForwarding(kind: 'audio' | 'video', mimeType: string): RTCRtpCodecParameters[] {
+  const list = kind === 'audio' ? audioCodecs() : videoCodecs();
+  const match = list.filter((c) => c.mimeType.toLowerCase() === mimeType.toLowerCase());
+  return match.length ? match : list;
+}
+
+export function videoCodecOf(mimeType: string | undefined): VideoCodec | null {
+  const m = (mimeType ?? '').toLowerCase();
+  if (m === 'video/vp8') return 'vp8';
+  if (m === 'video/h264') return 'h264';
+  return null;
+}
+
+/**
+ * ICE addresses this server announces: every non-loopback interface (werift's default), plus
+ * PUBLIC_IP (containers, NAT: the address clients can reach, mapped 1:1 to the same UDP port), plus
+ * loopback when the server itself listens on loopback (development: browser on the same machine,
+ * even with no other interface).
+ */
+export function peerConfig(config: Pick<Config, 'publicIp' | 'rtcMinPort' | 'rtcMaxPort' | 'host'>): Partial<PeerConfig> {
+  const additional: string[] = [];
+  if (config.publicIp) additional.push(config.publicIp);
+  if (/^(127\.|localhost$|::1$)/.test(config.host)) additional.push('127.0.0.1');
+  return {
+    codecs: { audio: audioCodecs(), video: videoCodecs() },
+    headerExtensions: headerExtensions(),
+    iceUseIpv4: true,
+    iceUseIpv6: false,
+    iceServers: [],
+    icePortRange: config.rtcMinPort !== null && config.rtcMaxPort !== null ? [config.rtcMinPort, config.rtcMaxPort] : undefined,
+    iceAdditionalHostAddresses: additional.length ? additional : undefined,
+    bundlePolicy: 'max-bundle',
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signalling messages (the shape is ours: CONTRACT.md leaves `signal` free)
+
+export type PcRole = 'pub' | 'sub';
+export type TrackPurpose = 'camera' | 'mic' | 'screen';
+
+export type SignalMessage =
+  | { pc: 'pub'; type: 'offer'; sdp: string; tracks: Record<string, TrackPurpose> }
+  | { pc: 'sub'; type: 'answer'; sdp: string }
+  | { pc: PcRole; type: 'candidate'; candidate: { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null } | null };
+
+/** What the server sends: answers for `pub`, offers for `sub`. */
+export type ServerSignal =
+  | { pc: 'pub'; type: 'answer'; sdp: string }
+  | { pc: 'sub'; type: 'offer'; sdp: string; sources: Record<string, { participantId: string; name: string; purpose: TrackPurpose }> };
+
+function bad(message: string): TesseraError {
+  return new TesseraError('REC_ERR_BAD_SIGNAL', message);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Structural checks an SDP must pass before werift sees it (werift throws on odd input). */
+export function validateSdp(sdp: unknown, opts: Pick<RtcOptions, 'maxSdpBytes' | 'maxMediaSections'>): string {
+  if (typeof sdp !== 'string' || sdp.length === 0) throw bad('signal: sdp must be a non-empty string');
+  if (Buffer.byteLength(sdp) > opts.maxSdpBytes) {
+    throw new TesseraError('REC_ERR_PAYLOAD_TOO_LARGE', `signal: sdp is larger than ${opts.maxSdpBytes} bytes`);
+  }
+  if (!sdp.startsWith('v=0')) throw bad('signal: sdp must start with v=0');
+  const lines = sdp.split(/\r?\n/).filter((l) => l.length);
+  if (!lines.every((l) => /^[a-z]=/.test(l))) throw bad('signal: sdp has a line that is not <letter>=<value>');
+  const media = lines.filter((l) => l.startsWith('m='));
+  if (media.length === 0) throw bad('signal: sdp has no media section');
+  if (media.length > opts.maxMediaSections) throw bad(`signal: sdp has more than ${opts.maxMediaSections} media sections`);
+  for (const m of media) {
+    if (!/^m=(audio|video|application) \d+ [A-Z/]+ [\w ]+$/.test(m)) throw bad(`signal: malformed media line ${JSON.stringify(m.slice(0, 80))}`);
+  }
+  if (!lines.some((l) => l.startsWith('a=ice-ufrag:'))) throw bad('signal: sdp has no ICE credentials');
+  if (!lines.some((l) => l.startsWith('a=fingerprint:'))) throw bad('signal: sdp has no DTLS fingerprint');
+  return sdp;
+}
+
+/** Parses and validates one client signal message; throws REC_ERR_BAD_SIGNAL with a clear reason. */
+export function parseSignal(raw: unknown, opts: Pick<RtcOptions, 'maxSdpBytes' | 'maxMediaSections'>): SignalMessage {
+  if (!isObject(raw)) throw bad('signal: expected an object');
+  const { pc, type } = raw;
+  if (pc !== 'pub' && pc !== 'sub') throw bad('signal: pc must be "pub" or "sub"');
+  if (type === 'candidate') {
+    const c = raw.candidate;
+    if (c === null || c === undefined) return { pc, type, candidate: null };
+    if (!isObject(c) || typeof c.candidate !== 'string' || c.candidate.length > 1024) throw bad('signal: candidate must be { candidate: string }');
+    if (c.candidate !== '' && !/^(a=)?candidate:\S+ \d \S+ \d+ \S+ \d+ typ \w+/.test(c.candidate)) throw bad('signal: malformed ICE candidate');
+    const sdpMid = typeof c.sdpMid === 'string' ? c.sdpMid : null;
+    const sdpMLineIndex = typeof c.sdpMLineIndex === 'number' ? c.sdpMLineIndex : null;
+    return { pc, type, candidate: { candidate: c.candidate, sdpMid, sdpMLineIndex } };
+  }
+  if (pc === 'pub' && type === 'offer') {
+    const sdp = validateSdp(raw.sdp, opts);
+    const tracks: Record<string, TrackPurpose> = {};
+    if (raw.tracks !== undefined) {
+      if (!isObject(raw.tracks)) throw bad('signal: tracks must map mid to "camera" | "mic" | "screen"');
+      for (const [mid, purpose] of Object.entries(raw.tracks)) {
+        if (purpose !== 'camera' && purpose !== 'mic' && purpose !== 'screen') throw bad(`signal: track ${mid} has unknown purpose`);
+        if (mid.length > 32) throw bad('signal: mid too long');
+        tracks[mid] = purpose;
+      }
+    }
+    return { pc, type, sdp, tracks };
+  }
+  if (pc === 'sub' && type === 'answer') return { pc, type, sdp: validateSdp(raw.sdp, opts) };
+  if (type === 'offer' || type === 'answer') {
+    throw bad(`signal: the ${pc} connection takes ${pc === 'pub' ? 'offers' : 'answers'} from the client, not ${type}s`);
+  }
+  throw bad('signal: type must be "offer", "answer" or "candidate"');
+}

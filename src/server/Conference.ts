@@ -1,0 +1,142 @@
+import { EventEmitter } from 'node:events';
+import type { Config } from '../config';
+import { TesseraError } from '../errors';
+import type { Logger } from '../logger';
+import type { RecordingInfo } from '../pipeline/types';
+import { RTC_DEFAULTS, type RtcOptions } from '../rtc/options';
+import type { Peer } from '../rtc/Peer';
+import { Room, type ParticipantInfo } from '../rtc/Room';
+import type { RecorderApi } from './recorderApi';
+
+export interface ConferenceEvents {
+  'recording:state': [roomId: string, recording: RecordingInfo | null];
+  participants: [roomId: string, list: ParticipantInfo[]];
+}
+
+const FINAL = new Set(['available', 'failed']);
+
+/**
+ * The rooms of this process and their link to the recorder: joins, leaves, Record/Stop from
+ * socket.io and REST go through here, so both see the same rules (one recording per room, a
+ * room with nobody cannot record, nothing new while draining).
+ */
+export class Conference extends EventEmitter<ConferenceEvents> {
+  readonly #config: Readonly<Config>;
+  readonly #recorder: RecorderApi;
+  readonly #opts: RtcOptions;
+  readonly #log: Logger;
+  readonly #rooms = new Map<string, Room>();
+  readonly #onState: (info: RecordingInfo) => void;
+  #draining = false;
+  #closed = false;
+
+  constructor(init: { config: Readonly<Config>; recorder: RecorderApi; logger: Logger; options?: Partial<RtcOptions> }) {
+    super();
+    this.#config = init.config;
+    this.#recorder = init.recorder;
+    this.#opts = { ...RTC_DEFAULTS, ...init.options };
+    this.#log = init.logger.child({ component: 'conference' });
+    this.#onState = (info) => {
+      const room = this.#rooms.get(info.roomId);
+      if (FINAL.has(info.status)) room?.detachRecording(info.id);
+      this.emit('recording:state', info.roomId, info);
+    };
+    this.#recorder.on('state', this.#onState);
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  get recorder(): RecorderApi {
+    return this.#recorder;
+  }
+
+  room(roomId: string): Room | undefined {
+    return this.#rooms.get(roomId);
+  }
+
+  get roomCount(): number {
+    return this.#rooms.size;
+  }
+
+  join(roomId: string, name: string): { room: Room; peer: Peer } {
+    if (this.#draining || this.#closed) throw new TesseraError('REC_ERR_DRAINING', 'this server is shutting down; join again in a moment');
+    let room = this.#rooms.get(roomId);
+    if (!room) {
+      room = new Room({ id: roomId, config: this.#config, options: this.#opts, logger: this.#log });
+      this.#rooms.set(roomId, room);
+      const r = room;
+      r.on('participants', (list) => this.emit('participants', roomId, list));
+      r.on('empty', () => this.#onEmpty(r));
+    }
+    const peer = room.join(name);
+    return { room, peer };
+  }
+
+  leave(roomId: string, peerId: string): void {
+    this.#rooms.get(roomId)?.leave(peerId);
+  }
+
+  #onEmpty(room: Room): void {
+    const rec = this.#recorder.activeFor(room.id);
+    if (rec) {
+      this.#log.info({ roomId: room.id, recordingId: rec.id }, 'room empty: stopping its recording');
+      rec.stop().catch((err: unknown) => this.#log.warn({ err }, 'stop on empty room failed'));
+    }
+    this.#rooms.delete(room.id);
+    room.close();
+  }
+
+  recordingState(roomId: string): RecordingInfo | null {
+    return this.#recorder.activeFor(roomId)?.info() ?? null;
+  }
+
+  startRecording(roomId: string, layout?: string): RecordingInfo {
+    if (this.#draining) throw new TesseraError('REC_ERR_DRAINING', 'this server is shutting down and takes no new recordings');
+    const room = this.#rooms.get(roomId);
+    if (!room || room.size === 0) throw new TesseraError('REC_ERR_ROOM_EMPTY', `room ${roomId} has nobody in it`);
+    if (this.#recorder.activeFor(roomId)) throw new TesseraError('REC_ERR_ALREADY_RECORDING', `room ${roomId} is already recording`);
+    const sources = room.createRecordingSources();
+    try {
+      const rec = this.#recorder.start(roomId, { layout, sources });
+      room.attachRecording(rec);
+      const info = rec.info();
+      this.#log.info({ roomId, recordingId: rec.id, layout: info.layout, sources: sources.length }, 'recording started');
+      return info;
+    } catch (err) {
+      room.detachRecording();
+      throw err;
+    }
+  }
+
+  async stopRecording(roomId: string): Promise<RecordingInfo> {
+    const rec = this.#recorder.activeFor(roomId);
+    if (!rec) throw new TesseraError('REC_ERR_NOT_RECORDING', `room ${roomId} is not recording`);
+    const info = await rec.stop();
+    this.#rooms.get(roomId)?.detachRecording(rec.id);
+    return info;
+  }
+
+  /** SIGTERM: no new joins or recordings; finish the running recordings; disconnect everyone. */
+  async drain(): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
+    this.#log.info({ rooms: this.#rooms.size, recordings: this.#recorder.activeCount }, 'draining');
+    try {
+      await this.#recorder.drain();
+    } finally {
+      this.close();
+    }
+  }
+
+  /** Idempotent: closes every room (participants are disconnected). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#draining = true;
+    for (const room of this.#rooms.values()) room.close();
+    this.#rooms.clear();
+    this.#recorder.off('state', this.#onState);
+  }
+}

@@ -1,0 +1,40 @@
+import type { ErrorBody } from '../errors';
+import type { RecordingInfo } from '../pipeline/types';
+import type { ParticipantInfo } from '../rtc/Room';
+
+/**
+ * socket.io events, typed on both ends (CONTRACT.md names them). The page (public/meeting.js)
+ * speaks exactly these shapes.
+ */
+export type Ack<T extends object = object> = (res: ({ ok: true } & T) | { ok: false; error: ErrorBody }) => void;
+
+export interface JoinRequest {
+  roomId: string;
+  name?: string;
+  /** Room token (JWT) when AUTH_SECRET is set. */
+  token?: string;
+}
+
+export interface ClientToServerEvents {
+  join: (req: JoinRequest, ack: Ack<{ participantId: string; roomId: string; name: string; participants: ParticipantInfo[]; recording: RecordingInfo | null; canRecord: boolean }>) => void;
+  /** SDP and ICE; shape in src/rtc/negotiation.ts (SignalMessage). */
+  signal: (msg: unknown, ack: Ack) => void;
+  'record:start': (req: { layout?: string }, ack: Ack<{ recording: RecordingInfo }>) => void;
+  'record:stop': (req: object, ack: Ack<{ recording: RecordingInfo }>) => void;
+  leave: (req: object, ack: Ack) => void;
+}
+
+export interface Notice {
+  level: 'info' | 'error';
+  code?: string;
+  message: string;
+}
+
+export interface ServerToClientEvents {
+  'recording:state': (s: { roomId: string; recording: RecordingInfo | null }) => void;
+  participants: (list: ParticipantInfo[]) => void;
+  /** ServerSignal of src/rtc/negotiation.ts. */
+  signal: (msg: unknown) => void;
+  /** Addition: something the person should see (connection failed, recording failed, server draining). */
+  notice: (n: Notice) => void;
+}

@@ -1,0 +1,64 @@
+/* /recordings: lists GET /api/recordings and plays /api/recordings/:id/media (Range requests
+ * are the browser's). With API_TOKEN set, open the page as /recordings?apiToken=TOKEN. */
+'use strict';
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const token = new URLSearchParams(location.search).get('apiToken');
+  const headers = token ? { Authorization: 'Bearer ' + token } : {};
+  function error(msg) {
+    const d = document.createElement('div');
+    d.className = 'notice error';
+    d.textContent = msg;
+    $('notices').prepend(d);
+  }
+  const fmtBytes = (b) => (b === undefined ? '' : b > 1e6 ? (b / 1e6).toFixed(1) + ' MB' : Math.round(b / 1e3) + ' kB');
+  const fmtMs = (ms) => (ms === undefined ? '' : Math.floor(ms / 60000) + ':' + String(Math.floor((ms / 1000) % 60)).padStart(2, '0'));
+  async function load() {
+    try {
+      const res = await fetch('/api/recordings', { headers });
+      const body = await res.json();
+      if (!res.ok) throw new Error((body.error && body.error.code + ': ' + body.error.message) || res.statusText);
+      const tbody = $('list');
+      tbody.textContent = '';
+      for (const r of body.recordings) {
+        const tr = document.createElement('tr');
+        tr.dataset.id = r.id;
+        const cells = [r.roomId, r.status + (r.error ? ' (' + r.error.code + ')' : ''), new Date(r.startedAt).toLocaleString(), fmtMs(r.durationMs), fmtBytes(r.bytes), r.participants.map((p) => p.name).join(', ')];
+        for (const c of cells) {
+          const td = document.createElement('td');
+          td.textContent = c;
+          tr.append(td);
+        }
+        const td = document.createElement('td');
+        if (r.status === 'available') {
+          const play = document.createElement('button');
+          play.textContent = 'Play';
+          play.className = 'play';
+          play.onclick = () => {
+            const v = $('player');
+            v.hidden = false;
+            v.src = '/api/recordings/' + encodeURIComponent(r.id) + '/media';
+            v.play().catch((e) => error('Cannot play: ' + e.message));
+          };
+          const a = document.createElement('a');
+          a.href = '/api/recordings/' + encodeURIComponent(r.id) + '/media';
+          a.textContent = 'download';
+          a.download = r.id + '.mp4';
+          td.append(play, ' ', a);
+        }
+        tr.append(td);
+        tbody.append(tr);
+      }
+      if (!body.recordings.length) {
+        const tr = document.createElement('tr');
+        tr.innerHTML = '<td colspan="7">No recordings yet.</td>';
+        tbody.append(tr);
+      }
+    } catch (e) {
+      error('Could not list recordings: ' + e.message);
+    }
+  }
+  $('player').addEventListener('error', () => error('The player could not decode this recording.'));
+  $('refresh').onclick = load;
+  load();
+})();

@@ -1,0 +1,33 @@
+import type { EventEmitter } from 'node:events';
+import type { MediaSource } from '../media/types';
+import type { RecordingInfo } from '../pipeline/types';
+import type { MediaRange } from '../storage/Sink';
+
+/**
+ * What the server needs of the recording pipeline (src/pipeline/Recorder.ts satisfies it
+ * structurally). Kept as an interface so the signalling and REST layers can be tested with the
+ * real Recorder or, for pure server tests, a stand-in.
+ */
+export interface RecordingApi extends EventEmitter {
+  readonly id: string;
+  readonly roomId: string;
+  info(): RecordingInfo;
+  addSource(src: MediaSource): void;
+  removeSource(sourceId: string): void;
+  stop(): Promise<RecordingInfo>;
+}
+
+export interface RecorderApi extends EventEmitter {
+  start(roomId: string, opts: { layout?: string; sources: MediaSource[] }): RecordingApi;
+  activeFor(roomId: string): RecordingApi | undefined;
+  get(id: string): Promise<RecordingInfo | undefined>;
+  list(roomId?: string): Promise<RecordingInfo[]>;
+  delete(id: string): Promise<void>;
+  openMedia(id: string, range?: MediaRange): Promise<{ size: number; stream: NodeJS.ReadableStream } | null>;
+  presignMedia(id: string): Promise<string | null>;
+  drain(): Promise<void>;
+  readonly activeCount: number;
+  readonly capacity: number;
+}
+
+export type { RecordingInfo };

@@ -1,0 +1,67 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { participantStyle, PATCH } from '../../src/media/SyntheticClip';
+
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const FFMPEG = process.env.ANALYSIS_FFMPEG ?? '/usr/bin/ffmpeg';
+
+/**
+ * Fake camera (y4m) and microphone (wav) for participant i: CONTRACT.md's colour with a moving
+ * busy grey patch, and its tone beeping 250 ms on / 250 ms off. Chromium loops both files.
+ */
+export function fakeMediaFiles(dir: string, index: number): { video: string; audio: string } {
+  const s = participantStyle(index);
+  const video = path.join(dir, `p${index}.y4m`);
+  const audio = path.join(dir, `p${index}.wav`);
+  if (!fs.existsSync(video)) {
+    const bg = `0x${s.hex.slice(1)}`;
+    const graph =
+      `color=c=${bg}:s=320x180:r=15:d=3[bg];` +
+      `color=c=gray:s=${PATCH.w / 2}x${PATCH.h / 2}:r=15:d=3,noise=alls=80:allf=t+u[patch];` +
+      `[bg][patch]overlay=x='${PATCH.xMin / 2}+mod(t*60\\,${PATCH.xRange / 2})':y=${PATCH.y / 2}:shortest=1,format=yuv420p`;
+    execFileSync(FFMPEG, ['-v', 'error', '-y', '-filter_complex', graph, '-f', 'yuv4mpegpipe', video]);
+    execFileSync(FFMPEG, ['-v', 'error', '-y', '-filter_complex', `sine=f=${s.toneHz}:r=48000:d=3,volume='if(lt(mod(t\\,0.5)\\,0.25)\\,0.5\\,0)':eval=frame`, '-ac', '1', '-c:a', 'pcm_s16le', audio]);
+  }
+  return { video, audio };
+}
+
+/** One Chromium per identity (the fake capture files are per process). */
+export async function launchIdentity(dir: string, index: number): Promise<Browser> {
+  const f = fakeMediaFiles(dir, index);
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+      `--use-file-for-fake-video-capture=${f.video}`, `--use-file-for-fake-audio-capture=${f.audio}`,
+      '--autoplay-policy=no-user-gesture-required', '--mute-audio',
+    ],
+  });
+}
+
+export async function joinMeeting(browser: Browser, baseUrl: string, roomId: string, name: string): Promise<Page> {
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => console.error(`[${name}] page error:`, e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error') console.error(`[${name}] console:`, m.text());
+  });
+  await page.goto(`${baseUrl}/r/${roomId}?name=${encodeURIComponent(name)}`);
+  await page.waitForSelector('body[data-joined="1"]', { timeout: 20_000 });
+  return page;
+}
+
+/** Remote tiles whose video is actually playing frames. */
+export async function playingRemoteTiles(page: Page): Promise<number> {
+  return page.evaluate(() =>
+    Array.from(document.querySelectorAll<HTMLElement>('.tile')).filter((t) => !t.dataset.key!.startsWith('local')).filter((t) => {
+      const v = t.querySelector('video')!;
+      return v.videoWidth > 0 && v.readyState >= 2 && !v.paused;
+    }).length,
+  );
+}
+
+export async function indicatorVisible(page: Page): Promise<boolean> {
+  return page.locator('#recording-indicator').isVisible();
+}

@@ -1,0 +1,176 @@
+/**
+ * End to end in real headless Chromium (Debian's), with the real recording pipeline:
+ * three people join, one clicks Record, a fourth joins, one leaves, Record is clicked again.
+ * Everyone sees the indicator exactly while recording; the MP4 fetched through the REST API has
+ * each person's colour exactly while they were there and every tone, and plays in the page.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { loadConfig } from '../../src/config';
+import { logger } from '../../src/logger';
+import { participantStyle } from '../../src/media/SyntheticClip';
+import { Recorder } from '../../src/pipeline/Recorder';
+import type { RecordingInfo } from '../../src/pipeline/types';
+import { TesseraServer } from '../../src/server/TesseraServer';
+import { FileStorage } from '../../src/storage/FileStorage';
+import { indicatorVisible, joinMeeting, launchIdentity, playingRemoteTiles } from '../helpers/browser-meeting';
+import { allFrames, audioSamples, colourDistance, decodeErrors, hexRgb, toneShare } from '../helpers/media';
+import { sleep } from '../helpers/rtc-harness';
+
+jest.setTimeout(240_000);
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-e2e-'));
+let server: TesseraServer;
+let storage: FileStorage;
+const browsers: Browser[] = [];
+
+beforeAll(async () => {
+  const config = loadConfig({ ...process.env, PORT: '0', HOST: '127.0.0.1', RECORDINGS_DIR: path.join(tmp, 'rec'), VIDEO_WIDTH: '640', VIDEO_HEIGHT: '360', VIDEO_FPS: '15' }); // four Chromiums share 2 cores with the pipeline
+  storage = new FileStorage(config.recordingsDir);
+  const recorder = new Recorder({ config, storage, logger });
+  server = new TesseraServer({ config, recorder, logger });
+  await server.listen(0, '127.0.0.1');
+});
+
+afterAll(async () => {
+  await Promise.all(browsers.map((b) => b.close().catch(() => undefined)));
+  await server?.drain(); // stops a recording left running by a failed assertion
+  await storage?.close();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+/** Share of pixels (of a small frame) within `tol` of a colour. */
+function colourShare(rgb: Buffer, hex: string, tol = 60): number {
+  const c = hexRgb(hex);
+  let n = 0;
+  for (let o = 0; o < rgb.length; o += 3) if (colourDistance([rgb[o], rgb[o + 1], rgb[o + 2]], c) < tol) n++;
+  return n / (rgb.length / 3);
+}
+
+test('three join, Record, a fourth joins, one leaves, Stop: indicator, colours, tones, playback', async () => {
+  const room = 'e2e-room';
+  const names = ['Red', 'Green', 'Blue', 'Yellow'];
+  for (let i = 1; i <= 4; i++) browsers.push(await launchIdentity(tmp, i));
+  const pages: Page[] = [];
+  for (let i = 0; i < 3; i++) pages.push(await joinMeeting(browsers[i], server.url, room, names[i]));
+  const t0 = Date.now();
+  for (;;) {
+    const counts = await Promise.all(pages.map(playingRemoteTiles));
+    if (counts.every((c) => c === 2)) break;
+    if (Date.now() - t0 > 40_000) throw new Error(`browsers did not see each other: ${counts}`);
+    await sleep(250);
+  }
+  for (const p of pages) {
+    expect(await indicatorVisible(p)).toBe(false);
+    expect(await p.locator('#record-toggle').textContent()).toBe('Record');
+  }
+
+  // Red clicks Record
+  const clickAt = Date.now();
+  await pages[0].click('#record-toggle');
+  for (const p of pages) await p.locator('#recording-indicator').waitFor({ state: 'visible', timeout: 10_000 });
+  expect(await pages[0].locator('#record-toggle').textContent()).toBe('Stop recording');
+  for (const p of pages) await p.getByText('Recording started').first().waitFor({ state: 'attached', timeout: 15_000 });
+  await sleep(5000);
+
+  // Yellow joins late and sees the indicator
+  pages.push(await joinMeeting(browsers[3], server.url, room, names[3]));
+  await pages[3].locator('#recording-indicator').waitFor({ state: 'visible', timeout: 10_000 });
+  await sleep(6000);
+
+  // Green leaves
+  await pages[1].click('#leave');
+  await pages[1].getByText('You left the meeting').waitFor({ timeout: 5000 });
+  expect(await indicatorVisible(pages[1])).toBe(false);
+  await sleep(5000);
+
+  // Red clicks Record again (stop)
+  await pages[0].click('#record-toggle');
+  const stayed = [pages[0], pages[2], pages[3]];
+  for (const p of stayed) await p.locator('#recording-indicator').waitFor({ state: 'hidden', timeout: 30_000 });
+  for (const p of stayed) {
+    await p.waitForFunction(() => document.getElementById('record-toggle')!.textContent === 'Record', undefined, { timeout: 30_000 });
+  }
+
+  // the recording through the REST API
+  const list = (await (await fetch(`${server.url}/api/recordings?roomId=${room}`)).json()) as { recordings: RecordingInfo[] };
+  expect(list.recordings).toHaveLength(1);
+  let rec = list.recordings[0];
+  for (let i = 0; i < 100 && rec.status !== 'available' && rec.status !== 'failed'; i++) {
+    await sleep(200);
+    rec = (await (await fetch(`${server.url}/api/recordings/${rec.id}`)).json()) as RecordingInfo;
+  }
+  expect(rec.status).toBe('available');
+  const media = await fetch(`${server.url}/api/recordings/${rec.id}/media`);
+  expect(media.status).toBe(200);
+  const file = path.join(tmp, 'out.mp4');
+  fs.writeFileSync(file, Buffer.from(await media.arrayBuffer()));
+  const ranged = await fetch(`${server.url}/api/recordings/${rec.id}/media`, { headers: { Range: 'bytes=100-199' } });
+  expect(ranged.status).toBe(206);
+  expect((await ranged.arrayBuffer()).byteLength).toBe(100);
+  expect(decodeErrors(file)).toBe('');
+
+  // each colour exactly while present: file time = wall time - startedAt
+  const start = Date.parse(rec.startedAt);
+  const byName = new Map(rec.participants.map((p) => [p.name, p]));
+  const joinY = Date.parse(byName.get('Yellow')!.joinedAt) - start;
+  const leaveG = Date.parse(byName.get('Green')!.leftAt!) - start;
+  const end = Date.parse(rec.endedAt!) - start;
+  // eslint-disable-next-line no-console
+  console.log('timeline (ms in file)', { joinY, leaveG, end, participants: rec.participants, durationMs: rec.durationMs });
+  if (process.env.TESSERA_E2E_KEEP) {
+    fs.copyFileSync(file, process.env.TESSERA_E2E_KEEP);
+    fs.copyFileSync(path.join(tmp, 'rec', room, `${rec.id}.json`), process.env.TESSERA_E2E_KEEP + '.json');
+  }
+  const { frames, fps } = allFrames(file, 8);
+  // Colours present in each frame, in file order. The file's clock is the pipeline's pacer, so
+  // we check the order of the phases in the file rather than map wall-clock times into it.
+  const sets = frames.map((f) => names.map((_, i) => colourShare(f, participantStyle(i + 1).hex) > 0.01));
+  const key = (v: boolean[]) => names.filter((_, i) => v[i]).join('+');
+  const runs: { set: string; from: number; frames: number }[] = [];
+  sets.forEach((v, i) => {
+    const k = key(v);
+    if (runs.length && runs[runs.length - 1].set === k) runs[runs.length - 1].frames++;
+    else runs.push({ set: k, from: +(i / fps).toFixed(2), frames: 1 });
+  });
+  // eslint-disable-next-line no-console
+  console.log('colour runs in the file', JSON.stringify(runs), `file ${(frames.length / fps).toFixed(1)} s for ${(end / 1000).toFixed(1)} s of wall time`);
+  const steady = runs.filter((r) => r.frames >= fps / 2).map((r) => r.set);
+  const firstYellow = sets.findIndex((v) => v[3]);
+  const lastGreen = sets.length - 1 - [...sets].reverse().findIndex((v) => v[1]);
+  // Red, Green, Blue together before Yellow ever shows; then all four; then Green never again
+  expect(sets.slice(0, Math.max(0, firstYellow)).some((v) => key(v) === 'Red+Green+Blue')).toBe(true);
+  expect(steady).toContain('Red+Green+Blue+Yellow');
+  expect(firstYellow).toBeLessThan(lastGreen);
+  expect(sets.slice(lastGreen + 1).every((v) => !v[1])).toBe(true);
+  expect(steady[steady.length - 1]).toBe('Red+Blue+Yellow');
+  expect(sets.slice(lastGreen + Math.round(fps)).filter((v) => key(v) !== 'Red+Blue+Yellow').length).toBeLessThan(fps); // at most a second of transition
+  // wall-clock mapping, for the record: where the file shows each change vs when it happened
+  // eslint-disable-next-line no-console
+  console.log(`Yellow joined at +${joinY} ms wall, first seen at ${((firstYellow / fps) * 1000).toFixed(0)} ms of file; Green left at +${leaveG} ms wall, last seen at ${((lastGreen / fps) * 1000).toFixed(0)} ms of file`);
+
+  // first composite frame with a participant's colour in it
+  const first = sets.findIndex((v) => v.some(Boolean));
+  const firstFrameMs = start - clickAt + (first / fps) * 1000;
+  // eslint-disable-next-line no-console
+  console.log(`Record click → recording started ${start - clickAt} ms; first composite frame showing a participant at ${Math.round(firstFrameMs)} ms after the click (frame ${first})`);
+
+  // every tone
+  const samples = audioSamples(file);
+  const shares = names.map((_, i) => toneShare(samples, participantStyle(i + 1).toneHz));
+  const absent = toneShare(samples, participantStyle(5).toneHz);
+  // eslint-disable-next-line no-console
+  console.log('tone shares', shares.map((s) => s.toFixed(4)), 'absent tone', absent.toFixed(5));
+  for (const s of shares) expect(s).toBeGreaterThan(Math.max(0.0005, absent * 20)); // four beeping tones mixed: each a few tenths of a percent of the energy, an absent one ~0
+
+  // it plays in the page
+  const player = await browsers[0].newPage();
+  await player.goto(`${server.url}/recordings`);
+  await player.locator(`tr[data-id="${rec.id}"] button.play`).click();
+  await player.waitForFunction(() => {
+    const v = document.getElementById('player') as HTMLVideoElement;
+    return v.currentTime > 1 && !v.error;
+  }, undefined, { timeout: 20_000 });
+});
