@@ -101,6 +101,7 @@ interface ObservableRecorder {
   observer: {
     recordingEnded?(info: { status: string; endedAt?: string; availableAt?: string; bytes?: number }, stats: { encoderSpeed: number }): void;
     statsDelta?(delta: { framesDuplicated: number; framesDropped: number }): void;
+    encoderSpeed?(ratio: number): void;
   };
   on(event: 'state', listener: (info: { status: string }) => void): unknown;
 }
@@ -118,6 +119,10 @@ export function observeRecorder(recorder: ObservableRecorder): void {
       if (info.bytes) metrics.uploadBytes.inc(info.bytes);
       if (stats.encoderSpeed > 0) metrics.encoderSpeedRatio.set(stats.encoderSpeed);
       prev.recordingEnded?.(info, stats);
+    },
+    encoderSpeed(ratio) {
+      metrics.encoderSpeedRatio.set(ratio);
+      prev.encoderSpeed?.(ratio);
     },
     statsDelta(d) {
       if (d.framesDuplicated > 0) metrics.framesDuplicated.inc(d.framesDuplicated);
