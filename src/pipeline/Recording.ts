@@ -314,6 +314,19 @@ export class Recording extends EventEmitter<Events> {
     this.#emitState();
   }
 
+  /** Per-source diagnostics (decoder and jitter-buffer counters), for logs and tests. */
+  debugSources(): object[] {
+    return [...this.#sources.entries()].map(([id, s]) => ({
+      id,
+      vDecoded: s.video.framesDecoded,
+      vRestarts: s.video.restarts,
+      aRestarts: s.audio.restarts,
+      aQueuedMs: Math.round(s.audio.buffer.queuedMs),
+      aUnderruns: s.audio.buffer.underruns,
+      aDroppedMs: Math.round(s.audio.buffer.droppedBytes / 96),
+    }));
+  }
+
   /** Test and operator hooks: kill a child as if it crashed. */
   debugKill(what: 'compositor' | 'encoder' | { decoder: string }): void {
     if (what === 'compositor') this.#owner(this.#encNext)?.comp.kill();

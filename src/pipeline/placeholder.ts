@@ -32,7 +32,7 @@ export async function renderNameCard(ffmpegPath: string, size: { w: number; h: n
     const textFile = path.join(dir, 'name.txt');
     fs.writeFileSync(textFile, text.slice(0, 40));
     const p = await new Promise<FfmpegProcess>((resolve) =>
-      enqueueSpawn(() => resolve(new FfmpegProcess({ ffmpegPath, args: placeholderArgs(size, PLACEHOLDER_COLOUR, font ? textFile : null, font), stopBy: 'eof', gracefulMs: 3000, logger }))),
+      enqueueSpawn(() => resolve(new FfmpegProcess({ ffmpegPath, args: placeholderArgs(size, PLACEHOLDER_COLOUR, font ? textFile : null, font), stopBy: 'eof', gracefulMs: 3000, logger })), 'low'),
     );
     const chunks: Buffer[] = [];
     p.stdout.on('data', (c: Buffer) => chunks.push(c));

@@ -7,10 +7,12 @@
  * compositor and encoder do not queue: they are on the recording's critical path.
  */
 const queue: (() => void)[] = [];
+const later: (() => void)[] = [];
 let running = false;
 
-export function enqueueSpawn(job: () => void): void {
-  queue.push(job);
+/** `low` jobs (name cards) wait until no decoder is queued: media first, cosmetics after. */
+export function enqueueSpawn(job: () => void, priority: 'high' | 'low' = 'high'): void {
+  (priority === 'high' ? queue : later).push(job);
   if (!running) {
     running = true;
     setImmediate(next);
@@ -18,7 +20,7 @@ export function enqueueSpawn(job: () => void): void {
 }
 
 function next(): void {
-  const job = queue.shift();
+  const job = queue.shift() ?? later.shift();
   if (!job) {
     running = false;
     return;
@@ -33,5 +35,5 @@ function next(): void {
 
 /** Jobs waiting (for tests and diagnostics). */
 export function pendingSpawns(): number {
-  return queue.length;
+  return queue.length + later.length;
 }

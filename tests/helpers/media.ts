@@ -100,18 +100,28 @@ export function audioSamples(file: string, from = 0, seconds?: number): Float32A
   return new Float32Array(raw.buffer, raw.byteOffset, raw.length / 4);
 }
 
-/** Goertzel power of `hz` in a window, normalised to the window's total energy (0..1). */
+/**
+ * Share of the signal's energy at `hz` (0..1): Goertzel power summed over 100 ms windows (10 Hz
+ * resolution; the contract's tones are 220 Hz apart), so it does not depend on the tone's phase
+ * staying continuous over the whole span (a dropped or concealed packet shifts it).
+ */
 export function toneShare(samples: Float32Array, hz: number, rate = 48000): number {
-  const k = (2 * Math.cos((2 * Math.PI * hz) / rate));
-  let s1 = 0, s2 = 0, energy = 0;
-  for (const x of samples) {
-    const s = x + k * s1 - s2;
-    s2 = s1;
-    s1 = s;
-    energy += x * x;
+  const win = Math.round(rate / 10);
+  let power = 0, energy = 0;
+  for (let o = 0; o < samples.length; o += win) {
+    const w = samples.subarray(o, Math.min(samples.length, o + win));
+    const k = 2 * Math.cos((2 * Math.PI * hz) / rate);
+    let s1 = 0, s2 = 0, e = 0;
+    for (const x of w) {
+      const v = x + k * s1 - s2;
+      s2 = s1;
+      s1 = v;
+      e += x * x;
+    }
+    power += (2 * (s1 * s1 + s2 * s2 - k * s1 * s2)) / w.length;
+    energy += e;
   }
-  const power = s1 * s1 + s2 * s2 - k * s1 * s2;
-  return energy > 0 ? (2 * power) / (samples.length * energy) : 0;
+  return energy > 0 ? power / energy : 0;
 }
 
 /** Peak absolute sample. */
