@@ -33,9 +33,20 @@ export class Mp4Splitter {
     return out;
   }
 
-  /** End of stream: the last fragment (if whole boxes are pending). Trailing partial bytes are dropped. */
+  /**
+   * End of stream: whatever whole boxes are pending (the encoder's closing `mfra`). A `moof`
+   * whose `mdat` never came whole (the encoder died mid-fragment) is dropped with any partial
+   * bytes: written out, it would point past the end of the file.
+   */
   end(): Mp4Segment[] {
-    return this.#currentLen > 0 ? [this.#emit()] : [];
+    if (this.#currentLen === 0) return [];
+    const types = this.#current.map((b) => b.toString('latin1', 4, 8));
+    if (types.includes('moof') && !types.includes('mdat')) {
+      this.#current = [];
+      this.#currentLen = 0;
+      return [];
+    }
+    return [this.#emit()];
   }
 
   /** Bytes held that do not yet form a whole box. */

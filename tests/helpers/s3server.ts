@@ -350,8 +350,11 @@ export class S3TestServer {
         if (declared !== null && !/aws-chunked/.test(String(headers['content-encoding'] ?? '')) && declared !== body.length) {
           throw new S3Error(400, 'IncompleteBody', 'You did not provide the number of bytes specified by the Content-Length HTTP header');
         }
+        // Atomic, as on S3: a retried UploadPart racing the original never mixes two writes.
         const file = path.join(this.#dir, 'uploads', u.uploadId, `${n}.part`);
-        await fsp.writeFile(file, body);
+        const tmp = `${file}.${randomUUID()}.tmp`;
+        await fsp.writeFile(tmp, body);
+        await fsp.rename(tmp, file);
         const etag = `"${md5(body)}"`;
         u.parts.set(n, { etag, size: body.length, file, lastModified: new Date() });
         res.writeHead(200, { etag, ...this.#sseHeaders(u) }).end();

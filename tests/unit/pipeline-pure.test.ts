@@ -72,6 +72,13 @@ describe('containers', () => {
     expect(segs.map((x) => [x.kind, x.index, x.data.length])).toEqual([['init', 0, 124], ['fragment', 1, 350], ['fragment', 2, 240]]);
     expect(Buffer.concat(segs.map((x) => x.data)).equals(stream)).toBe(true);
     expect(() => new Mp4Splitter().push(Buffer.from([0, 0, 0, 3, 1, 2, 3, 4]))).toThrow(/invalid box size/);
+    // The encoder died after writing a moof and half its mdat: that fragment is not emitted.
+    const torn = new Mp4Splitter();
+    const head = torn.push(Buffer.concat([box('ftyp', 24), box('moov', 100), box('moof', 50), box('mdat', 300), box('moof', 40), box('mdat', 200).subarray(0, 120)]));
+    expect([...head, ...torn.end()].map((x) => x.kind + x.index)).toEqual(['init0', 'fragment1']);
+    const trailer = new Mp4Splitter();
+    trailer.push(Buffer.concat([box('ftyp', 24), box('moov', 100), box('moof', 50), box('mdat', 300), box('mfra', 16)]));
+    expect(trailer.end().map((x) => x.data.toString('latin1', 4, 8))).toEqual(['mfra']);
   });
   test('Ogg Opus pages round-trip and carry a valid CRC', () => {
     const w = new OggOpusWriter();
