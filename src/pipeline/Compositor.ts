@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { FfmpegProcess, type FfmpegExit } from './FfmpegProcess';
 import { buildFilterGraph } from '../../compositor/filterGraph';
+import { RawFrameReader } from './RawFrameReader';
 import { compositorArgs } from '../../compositor/ffmpegArgs';
 import type { Layout } from '../../compositor/layout';
 import type { Logger } from '../logger';
@@ -37,8 +38,7 @@ export class Compositor extends EventEmitter<Events> {
   sent = 0;
   received = 0;
   #inputs: Writable[];
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
+  #reader: RawFrameReader;
   #dir: string;
   #closed = false;
 
@@ -56,6 +56,7 @@ export class Compositor extends EventEmitter<Events> {
     this.layout = opts.layout;
     this.tiles = opts.tiles;
     this.canvasBytes = (opts.layout.width * opts.layout.height * 3) / 2;
+    this.#reader = new RawFrameReader(this.canvasBytes);
     // Names go through files (drawtext textfile=), so no name can break the filtergraph syntax.
     this.#dir = fs.mkdtempSync(path.join(opts.workDir, 'comp-'));
     const fontOk = !!opts.fontFile && fs.existsSync(opts.fontFile);
@@ -118,17 +119,10 @@ export class Compositor extends EventEmitter<Events> {
   }
 
   #onData(c: Buffer): void {
-    this.#pending.push(c);
-    this.#pendingBytes += c.length;
-    while (this.#pendingBytes >= this.canvasBytes) {
-      const all = this.#pending.length === 1 ? this.#pending[0] : Buffer.concat(this.#pending, this.#pendingBytes);
-      const frame = Buffer.from(all.subarray(0, this.canvasBytes));
-      const rest = all.subarray(this.canvasBytes);
-      this.#pending = rest.length ? [rest] : [];
-      this.#pendingBytes = rest.length;
+    this.#reader.push(c, (frame) => {
       this.received++;
       this.emit('frame', frame);
-    }
+    });
   }
 
   #cleanup(): void {

@@ -1,4 +1,5 @@
 import { SupervisedDecoder } from './SupervisedDecoder';
+import { RawFrameReader } from './RawFrameReader';
 import { videoDecoderArgs } from '../../compositor/ffmpegArgs';
 import { ivfFileHeader, ivfFrameHeader, vp8KeyframeInfo } from '../media/ivf';
 import type { FfmpegProcess } from './FfmpegProcess';
@@ -34,8 +35,7 @@ export class VideoDecoder extends SupervisedDecoder {
   #codec: VideoCodec | null = null;
   #needKeyframe = true;
   #ivfHeaderWritten = false;
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
+  #reader: RawFrameReader;
   #pts = 0n;
   /** When each frame still inside the decoder was written (oldest first). */
   #writeTimes: number[] = [];
@@ -49,6 +49,7 @@ export class VideoDecoder extends SupervisedDecoder {
     this.width = opts.width;
     this.height = opts.height;
     this.frameBytes = (opts.width * opts.height * 3) / 2;
+    this.#reader = new RawFrameReader(this.frameBytes);
     this.#requestKeyframe = opts.requestKeyframe;
   }
 
@@ -60,17 +61,13 @@ export class VideoDecoder extends SupervisedDecoder {
     this.#needKeyframe = true;
     this.#ivfHeaderWritten = false;
     this.#writeTimes = [];
-    this.#pending = [];
-    this.#pendingBytes = 0;
+    this.#reader.reset();
     this.#requestKeyframe();
   }
 
   protected onOutput(chunk: Buffer): void {
-    this.#pending.push(chunk);
-    this.#pendingBytes += chunk.length;
-    while (this.#pendingBytes >= this.frameBytes) {
-      const all = this.#pending.length === 1 ? this.#pending[0] : Buffer.concat(this.#pending, this.#pendingBytes);
-      this.#queue.push(Buffer.from(all.subarray(0, this.frameBytes)));
+    this.#reader.push(chunk, (frame) => {
+      this.#queue.push(frame);
       if (this.#queue.length > 3) {
         this.#queue.shift();
         this.framesDropped++;
@@ -78,10 +75,7 @@ export class VideoDecoder extends SupervisedDecoder {
       this.latestAt = Date.now();
       this.framesDecoded++;
       this.#writeTimes.shift();
-      const rest = all.subarray(this.frameBytes);
-      this.#pending = rest.length ? [rest] : [];
-      this.#pendingBytes = rest.length;
-    }
+    });
   }
 
   /** The frame for this tick: the next decoded one, else the last shown again; null if none yet. */
