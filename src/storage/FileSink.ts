@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Mp4Segment, Sink, SinkResult } from './Sink';
+import { writeAll } from './writeAll';
 import type { RecordingLocation } from '../media/types';
 
 /**
@@ -30,7 +31,7 @@ export class FileSink implements Sink {
 
   async write(segment: Mp4Segment): Promise<void> {
     if (!this.#fd) throw new Error('FileSink: write before open');
-    await this.#fd.write(segment.data);
+    await writeAll(this.#fd, segment.data);
     this.#bytes += segment.data.length;
   }
 

@@ -27,7 +27,7 @@ import type { MediaRange, Storage } from './Sink';
 import { Spool } from './Spool';
 import { fragmentEndMs, lastMoofOffset, parseInit, wholeFragmentsLength } from './s3/fmp4';
 import { FINAL_FILE, PART_FILE_RE, S3Sink, STATE_FILE, type S3Settings, type SpoolState } from './s3/S3Sink';
-import { withRetry, type RetryOptions } from './s3/withRetry';
+import { retryOptions, withRetry, type RetryOptions } from './s3/withRetry';
 
 export interface S3StorageOptions {
   logger?: Logger;
@@ -534,15 +534,7 @@ export class S3Storage implements Storage {
   }
 
   #retry(op: string, deadline: () => number): RetryOptions {
-    return {
-      op,
-      deadline,
-      attemptTimeoutMs: this.#cfg.requestTimeoutMs + 1000,
-      baseMs: this.#cfg.retryBaseMs,
-      capMs: this.#cfg.retryMaxMs,
-      signal: this.#closeAc.signal,
-      logger: this.#log,
-    };
+    return retryOptions(this.#cfg, { op, deadline, signal: this.#closeAc.signal, logger: this.#log });
   }
 }
 

@@ -5,6 +5,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { writeAll } from '../../src/storage/writeAll';
 
 /**
  * An S3-compatible HTTP endpoint for tests: path-style, objects and parts stored in a temp dir,
@@ -208,7 +209,8 @@ export class S3TestServer {
     await fsp.mkdir(path.dirname(file), { recursive: true });
     const fh = await fsp.open(file, 'w');
     try {
-      for (const g of o.segments) await fh.write(await fsp.readFile(g.file));
+      // writeAll: one FileHandle.write() may write less than asked, which would fake a corrupt object.
+      for (const g of o.segments) await writeAll(fh, await fsp.readFile(g.file));
     } finally {
       await fh.close();
     }

@@ -16,12 +16,57 @@ const BEFORE_S = 20;
 const AFTER_S = 25;
 jest.setTimeout((OUTAGE_S + BEFORE_S + AFTER_S) * 1000 + 120_000);
 
-const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
-const md5File = (f: string): Promise<string> =>
+const WINDOW = 1024 * 1024;
+
+/**
+ * md5 of every 1 MiB window of a byte stream fed in pieces. Comparing lists instead of one hash
+ * says where two streams differ (and by how much in length) when a byte-identity check fails.
+ */
+class WindowedMd5 {
+  readonly windows: string[] = [];
+  bytes = 0;
+  #h = createHash('md5');
+  #inWindow = 0;
+  update(b: Uint8Array): void {
+    for (let off = 0; off < b.length; ) {
+      const n = Math.min(WINDOW - this.#inWindow, b.length - off);
+      this.#h.update(b.subarray(off, off + n));
+      off += n;
+      this.#inWindow += n;
+      this.bytes += n;
+      if (this.#inWindow === WINDOW) this.#cut();
+    }
+  }
+  done(): { bytes: number; windows: string[] } {
+    if (this.#inWindow > 0) this.#cut();
+    return { bytes: this.bytes, windows: this.windows };
+  }
+  #cut(): void {
+    this.windows.push(this.#h.digest('hex'));
+    this.#h = createHash('md5');
+    this.#inWindow = 0;
+  }
+}
+
+const windowedFile = (f: string): Promise<{ bytes: number; windows: string[] }> =>
   new Promise((resolve, reject) => {
-    const h = createHash('md5');
-    createReadStream(f).on('data', (d) => h.update(d)).on('end', () => resolve(h.digest('hex'))).on('error', reject);
+    const h = new WindowedMd5();
+    createReadStream(f).on('data', (d) => h.update(d as Buffer)).on('end', () => resolve(h.done())).on('error', reject);
   });
+
+/** Equal, or where the first difference is (a readable failure for a 600 MB comparison). */
+async function expectSameBytes(objectFile: string, expected: { bytes: number; windows: string[] }): Promise<void> {
+  const got = await windowedFile(objectFile);
+  const first = got.windows.findIndex((w, i) => w !== expected.windows[i]);
+  expect({ bytes: got.bytes, firstDifferentMiB: first === -1 && got.windows.length === expected.windows.length ? null : first })
+    .toEqual({ bytes: expected.bytes, firstDifferentMiB: null });
+}
+
+const expectedOf = (b: Buffer): { bytes: number; windows: string[] } => {
+  const h = new WindowedMd5();
+  h.update(b);
+  return h.done();
+};
 
 let server: S3TestServer;
 let dir: string;
@@ -89,7 +134,7 @@ test(`a ${OUTAGE_S} s S3 outage mid-recording (stalls, then resets, then 503s) l
   expect(slowestWrite).toBeLessThan(1000); // a hung S3 never held the recording up
   expect(result.bytes).toBe(clip.length);
   expect(finishMs).toBeLessThan(2000); // caught up before the stop
-  await expect(md5File((await server.objectPath(BUCKET, 'rec/room/rec-outage.mp4'))!)).resolves.toBe(md5(clip));
+  await expectSameBytes((await server.objectPath(BUCKET, 'rec/room/rec-outage.mp4'))!, expectedOf(clip));
   for (const kind of ['stall', 'reset', 'slowdown']) expect(server.requests.some((r) => r.fault === kind)).toBe(true);
 });
 
@@ -102,7 +147,7 @@ test('time from stop to a complete object does not grow with length (40 s vs 30 
     // `repeat` copies of the clip's fragments back to back (timestamps repeat; the bytes are what matter here).
     const frags = segs.slice(1);
     const all = [segs[0], ...Array.from({ length: repeat }, (_, k) => frags.map((f) => ({ ...f, endMs: f.endMs + k * 40_000 }))).flat()];
-    const hash = createHash('md5');
+    const hash = new WindowedMd5();
     const sink = s3!.createSink(id, 'room');
     await sink.open();
     await feedPaced(all, async (g) => {
@@ -112,7 +157,7 @@ test('time from stop to a complete object does not grow with length (40 s vs 30 
     const stop = Date.now();
     const r = await sink.finish(manifest(id));
     const finishMs = Date.now() - stop;
-    await expect(md5File((await server.objectPath(BUCKET, `rec/room/${id}.mp4`))!)).resolves.toBe(hash.digest('hex'));
+    await expectSameBytes((await server.objectPath(BUCKET, `rec/room/${id}.mp4`))!, hash.done());
     return { finishMs, bytes: r.bytes, parts: sink.stats.partsUploaded };
   };
   const short = await record('rec-short', 1, 8);

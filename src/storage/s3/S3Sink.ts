@@ -20,7 +20,8 @@ import type { Mp4Segment, Sink, SinkResult } from '../Sink';
 import type { Spool } from '../Spool';
 import { fragmentEndMs, parseInit, type InitInfo } from './fmp4';
 import { S3_MAX_PARTS, partTargetBytes } from './parts';
-import { withRetry, type RetryOptions } from './withRetry';
+import { retryOptions, withRetry, type RetryOptions } from './withRetry';
+import { writeAll } from '../writeAll';
 
 export type S3Settings = Config['s3'] & { bucket: string };
 
@@ -210,11 +211,7 @@ export class S3Sink extends EventEmitter<S3SinkEvents> implements Sink {
       if (end !== null) this.#lastEndMs = end;
     }
     if (!this.#cur) this.#cur = await fsp.open(path.join(this.#dir, partFileName(this.#partNumber)), 'a');
-    let off = 0;
-    while (off < data.length) {
-      const { bytesWritten } = await this.#cur.write(data, off, data.length - off);
-      off += bytesWritten;
-    }
+    await writeAll(this.#cur, data);
     this.#curBytes += data.length;
     this.#bytesWritten += data.length;
     // Part 10,000 is the last S3 accepts: from there on the last part only grows (past capacityBytes()).
@@ -433,15 +430,6 @@ export class S3Sink extends EventEmitter<S3SinkEvents> implements Sink {
   }
 
   #retry(op: string, deadline: () => number): RetryOptions {
-    return {
-      op,
-      deadline,
-      attemptTimeoutMs: this.#cfg.requestTimeoutMs + 1000,
-      baseMs: this.#cfg.retryBaseMs,
-      capMs: this.#cfg.retryMaxMs,
-      signal: this.#closeAc.signal,
-      wakeSignal: () => this.#hurryAc.signal,
-      logger: this.#log,
-    };
+    return retryOptions(this.#cfg, { op, deadline, signal: this.#closeAc.signal, wakeSignal: () => this.#hurryAc.signal, logger: this.#log });
   }
 }

@@ -19,6 +19,15 @@ export interface RetryOptions {
   logger: Logger;
 }
 
+/** Retry options from the S3 settings: every S3 call of the process retries the same way. */
+export function retryOptions(
+  cfg: { requestTimeoutMs: number; retryBaseMs: number; retryMaxMs: number },
+  o: Pick<RetryOptions, 'op' | 'deadline' | 'signal' | 'wakeSignal' | 'logger'>,
+): RetryOptions {
+  // The SDK's own requestTimeout only warns; the extra second lets it fire first when it does.
+  return { ...o, attemptTimeoutMs: cfg.requestTimeoutMs + 1000, baseMs: cfg.retryBaseMs, capMs: cfg.retryMaxMs };
+}
+
 /**
  * Run an S3 call until it succeeds, a non-retryable error comes back, or the deadline passes
  * (then REC_ERR_UPLOAD). Each attempt gets its own AbortSignal that fires after
