@@ -58,6 +58,8 @@ interface Epoch {
   ownFrom: number;
   ownUntil: number;
   dead: boolean;
+  /** performance.now() of its last output (or of its start): how a hang is told from slowness. */
+  lastOutputAt: number;
 }
 
 interface Events {
@@ -334,6 +336,11 @@ export class Recording extends EventEmitter<Events> {
     else this.#sources.get(what.decoder)?.video.killProcess();
   }
 
+  /** For fault tests: SIGSTOP the compositor in charge (a hung graph: alive, producing nothing). */
+  debugHangCompositor(): void {
+    this.#owner(this.#encNext)?.comp.proc.kill('SIGSTOP');
+  }
+
   /** Drain: stop the clock, compose and encode what was captured, finish the sink. */
   stop(): Promise<RecordingInfo> {
     if (this.#stopPromise) return this.#stopPromise;
@@ -462,7 +469,7 @@ export class Recording extends EventEmitter<Events> {
       workDir: this.#o.workDir,
       logger: this.#log.child({ proc: 'compositor' }),
     });
-    const epoch: Epoch = { comp, feedFrom: this.#nextTick, feedUntil: Infinity, ownFrom: Infinity, ownUntil: Infinity, dead: false };
+    const epoch: Epoch = { comp, feedFrom: this.#nextTick, feedUntil: Infinity, ownFrom: Infinity, ownUntil: Infinity, dead: false, lastOutputAt: performance.now() };
     const live = this.#owner(this.#nextTick);
     if (!live || live.dead) {
       // Nothing alive to show meanwhile: own from the first tick (the encoder waits for it).
@@ -481,6 +488,7 @@ export class Recording extends EventEmitter<Events> {
 
   #onCompositeFrame(epoch: Epoch, frame: Buffer): void {
     const tick = epoch.feedFrom + epoch.comp.received - 1;
+    epoch.lastOutputAt = performance.now();
     if (epoch.ownFrom === Infinity && !epoch.dead) {
       // Make-before-break: the new graph works; it owns every tick not yet fed, the old one
       // is fed up to there and then ended.
@@ -540,17 +548,29 @@ export class Recording extends EventEmitter<Events> {
     if (this.#finalTick >= 0 && this.#encNext >= this.#finalTick) this.#drainResolve?.();
   }
 
-  /** A compositor that returns nothing for stallTimeoutMs is hung: kill it (it gets replaced). */
+  /**
+   * A compositor that is behind and has returned nothing for stallTimeoutMs is hung: kill it (it
+   * gets replaced). One that is behind but still producing is starved of CPU, not hung: killing
+   * it would only add a respawn to the overload, so it is left to catch up. Either way a backlog
+   * past maxBacklog (compositor or encoder) means this machine cannot record in real time: fail
+   * with what was recorded so far rather than buffer without bound.
+   */
   #checkLag(): void {
     const stallTicks = Math.ceil((this.#o.config.stallTimeoutMs * this.#fps) / 1000);
+    const maxBacklog = Math.max(10, (this.#o.config.stallTimeoutMs / 1000) * 4) * this.#fps;
+    const lag = this.#nextTick - this.#encNext;
     const owner = this.#owner(this.#encNext);
-    if (owner && !owner.dead && this.#nextTick - this.#encNext > stallTicks) {
-      this.#log.warn({ lagTicks: this.#nextTick - this.#encNext }, 'compositor stalled; killing it');
+    if (owner && !owner.dead && lag > stallTicks && performance.now() - owner.lastOutputAt > this.#o.config.stallTimeoutMs) {
+      this.#log.warn({ lagTicks: lag }, 'compositor stalled; killing it');
       owner.comp.kill();
     }
+    if (this.#closed) return;
+    if (lag > maxBacklog) {
+      this.#fail(new TesseraError('REC_ERR_ENCODER_STALLED', `compositor fell ${lag} frames behind real time (machine overloaded)`));
+      return;
+    }
     const enc = this.#encoder;
-    const maxBacklog = Math.max(10, (this.#o.config.stallTimeoutMs / 1000) * 4) * this.#fps;
-    if (enc && enc.videoBacklogFrames > maxBacklog && !this.#closed) {
+    if (enc && enc.videoBacklogFrames > maxBacklog) {
       this.#fail(new TesseraError('REC_ERR_ENCODER_STALLED', `encoder fell ${Math.round(enc.videoBacklogFrames)} frames behind real time`));
     }
   }

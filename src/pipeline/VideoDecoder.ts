@@ -119,6 +119,7 @@ export class VideoDecoder extends SupervisedDecoder {
       this.#needKeyframe = true;
       this.#requestKeyframe();
     }
+    if (process.env.TESSERA_DBG && frame.keyframe) this.log.warn({ dbg: 'key', w: frame.width, h: frame.height, vp8: frame.codec === 'vp8' ? vp8KeyframeInfo(frame.data) : null, pending: this.#writeTimes.length, decoded: this.framesDecoded }, 'dbg keyframe in');
     if (this.#needKeyframe) {
       if (!frame.keyframe) {
         this.framesSkipped++;

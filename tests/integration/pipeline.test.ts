@@ -194,6 +194,16 @@ describe('recording engine: faults and drains (Debian 5.1)', () => {
     expectColoursAt(frameAt(r.out, 7), gridFor([1, 2, 3]), [1, 2, 3]);
   });
 
+  test('a hung compositor (stopped, producing nothing) is killed after the stall timeout and replaced', async () => {
+    const r = await record(bin, { participants: 2, seconds: 9, events: [{ at: 2, action: (c) => c.recording.debugHangCompositor() }] }, 'hang');
+    expect(r.info.status).toBe('available');
+    expect(r.recording.stats.compositorRestarts).toBeGreaterThanOrEqual(1);
+    expect(decodeErrors(r.out)).toBe('');
+    const p = probe(r.out);
+    expect(Math.abs(p.videoFrames - Math.round((r.wallMs / 1000) * FPS))).toBeLessThanOrEqual(1);
+    expectColoursAt(frameAt(r.out, 8.5), gridFor([1, 2]), [1, 2]);
+  });
+
   test('the encoder killed mid-recording fails the recording with a clear error; what was written stays playable', async () => {
     const r = await record(bin, { participants: 2, seconds: 6, events: [{ at: 4.5, action: (c) => c.recording.debugKill('encoder') }] }, 'enc-kill');
     expect(r.info.status).toBe('failed');
