@@ -1,10 +1,14 @@
 import { SupervisedDecoder } from './SupervisedDecoder';
+import { loopStalledWithin } from './loopMonitor';
 import { RawFrameReader } from './RawFrameReader';
 import { videoDecoderArgs } from '../../compositor/ffmpegArgs';
 import { ivfFileHeader, ivfFrameHeader, vp8KeyframeInfo } from '../media/ivf';
 import type { FfmpegProcess } from './FfmpegProcess';
 import type { EncodedVideoFrame, VideoCodec } from '../media/types';
 import type { Logger } from '../logger';
+
+/** While waiting for a keyframe, ask for one again this often. */
+const KEYFRAME_REASK_MS = 1000;
 
 /**
  * Decodes one source's video into fixed-size raw yuv420p frames and keeps the latest one for the
@@ -42,6 +46,7 @@ export class VideoDecoder extends SupervisedDecoder {
   /** A frame written this long ago and still not decoded means the decoder is behind real time. */
   readonly maxLagMs: number;
   #requestKeyframe: () => void;
+  #lastAskAt = 0;
 
   constructor(opts: { ffmpegPath: string; width: number; height: number; logger: Logger; stallMs: number; requestKeyframe: () => void; maxLagMs?: number }) {
     super(opts.ffmpegPath, opts.logger, opts.stallMs);
@@ -62,6 +67,11 @@ export class VideoDecoder extends SupervisedDecoder {
     this.#ivfHeaderWritten = false;
     this.#writeTimes = [];
     this.#reader.reset();
+    this.#ask(Date.now());
+  }
+
+  #ask(now: number): void {
+    this.#lastAskAt = now;
     this.#requestKeyframe();
   }
 
@@ -110,19 +120,22 @@ export class VideoDecoder extends SupervisedDecoder {
     // No process yet (queued to start, or restarting): drop; it asks for a keyframe when up.
     if (!this.proc) return;
     const now = Date.now();
-    if (this.#writeTimes.length && now - this.#writeTimes[0] > this.maxLagMs && !this.#needKeyframe) {
+    if (this.#writeTimes.length && now - this.#writeTimes[0] > this.maxLagMs && !this.#needKeyframe && !loopStalledWithin(this.maxLagMs)) {
       // Behind real time (or a frame the decoder rejected never came out): a tile showing
       // old video as live is worse than a skip. Drop to the next keyframe, asked for now.
       this.log.warn({ lagMs: now - this.#writeTimes[0], queued: this.#writeTimes.length }, 'decoder behind real time; skipping to a keyframe');
       this.#writeTimes = [];
       this.framesSkipped++;
       this.#needKeyframe = true;
-      this.#requestKeyframe();
+      this.#ask(now);
     }
-    if (process.env.TESSERA_DBG && frame.keyframe) this.log.warn({ dbg: 'key', w: frame.width, h: frame.height, vp8: frame.codec === 'vp8' ? vp8KeyframeInfo(frame.data) : null, pending: this.#writeTimes.length, decoded: this.framesDecoded }, 'dbg keyframe in');
     if (this.#needKeyframe) {
       if (!frame.keyframe) {
         this.framesSkipped++;
+        // Ask again while waiting: the sender side throttles keyframe requests, so an ask made
+        // just after another one (a decoder spawned right after its source was added) is
+        // dropped, and a keyframe that came before the process was up was not decoded.
+        if (now - this.#lastAskAt >= KEYFRAME_REASK_MS) this.#ask(now);
         return;
       }
       this.#needKeyframe = false;
@@ -141,7 +154,7 @@ export class VideoDecoder extends SupervisedDecoder {
     if (!ok && this.proc) {
       // Input was lost (decoder backed up): the next frames would reference missing ones.
       this.#needKeyframe = true;
-      this.#requestKeyframe();
+      this.#ask(now);
     }
   }
 }

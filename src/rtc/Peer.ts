@@ -6,7 +6,7 @@ import type { Logger } from '../logger';
 import { codecForForwarding, parseSignal, peerConfig, type ServerSignal, type TrackPurpose } from './negotiation';
 import type { RtcOptions } from './options';
 import { Publication } from './Publication';
-import { parseMediaSections } from './sdp';
+import { bundleLiveSectionsOnly, parseMediaSections } from './sdp';
 
 export interface PeerEvents {
   signal: [ServerSignal];
@@ -223,7 +223,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     for (const f of this.#forwards.values()) {
       if (f.transceiver.mid !== null) sources[f.transceiver.mid] = { participantId: f.pub.peerId, name: this.#nameOf(f.pub.peerId), purpose: f.pub.purpose };
     }
-    this.emit('signal', { pc: 'sub', type: 'offer', sdp: this.#sub.localDescription!.sdp, sources });
+    this.emit('signal', { pc: 'sub', type: 'offer', sdp: bundleLiveSectionsOnly(this.#sub.localDescription!.sdp), sources });
   }
 
   async #onSubAnswer(sdp: string): Promise<void> {

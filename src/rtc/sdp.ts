@@ -37,3 +37,26 @@ export function parseMediaSections(sdp: string): MediaSection[] {
   }
   return out;
 }
+
+/**
+ * Take rejected m= sections (port 0) out of the BUNDLE group. werift marks an inactive
+ * transceiver (a forward whose publisher left) with port 0 but keeps its mid in the group; when
+ * that mid is the group's first (the offerer-tagged section), JSEP makes the whole group rejected
+ * and Chrome refuses the offer ("The m= section with mid='2' should be rejected"). A rejected
+ * section does not belong in a BUNDLE group at all (RFC 9143 §7.3.3), so the group keeps only
+ * live mids, in order; with none left the line goes.
+ */
+export function bundleLiveSectionsOnly(sdp: string): string {
+  const rejected = new Set(parseMediaSections(sdp).filter((s) => s.port === 0 && s.mid !== null).map((s) => s.mid!));
+  if (rejected.size === 0) return sdp;
+  const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
+  return sdp
+    .split(/\r?\n/)
+    .flatMap((line) => {
+      const g = /^a=group:BUNDLE(.*)$/.exec(line);
+      if (!g) return [line];
+      const mids = g[1].trim().split(/\s+/).filter((m) => m && !rejected.has(m));
+      return mids.length ? [`a=group:BUNDLE ${mids.join(' ')}`] : [];
+    })
+    .join(eol);
+}

@@ -57,11 +57,21 @@ export async function launchIdentity(dir: string, index: number): Promise<Browse
   });
 }
 
+/** Errors the meeting pages showed or threw (a person would have seen them), for the test to assert on. */
+export const pageErrors: string[] = [];
+
 export async function joinMeeting(browser: Browser, baseUrl: string, roomId: string, name: string): Promise<Page> {
   const page = await browser.newPage();
-  page.on('pageerror', (e) => console.error(`[${name}] page error:`, e.message));
+  page.on('pageerror', (e) => {
+    pageErrors.push(`[${name}] page error: ${e.message}`);
+    console.error(`[${name}] page error:`, e.message);
+  });
   page.on('console', (m) => {
-    if (m.type() === 'error') console.error(`[${name}] console:`, m.text());
+    if (m.type() !== 'error') return;
+    // The browser's own request for /favicon.ico is not the page's doing.
+    if (/favicon\.ico$/.test(m.location().url)) return;
+    pageErrors.push(`[${name}] ${m.text()}`);
+    console.error(`[${name}] console:`, m.text());
   });
   await page.goto(`${baseUrl}/r/${roomId}?name=${encodeURIComponent(name)}`);
   await page.waitForSelector('body[data-joined="1"]', { timeout: 20_000 });

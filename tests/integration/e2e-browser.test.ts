@@ -15,7 +15,7 @@ import { Recorder } from '../../src/pipeline/Recorder';
 import type { RecordingInfo } from '../../src/pipeline/types';
 import { TesseraServer } from '../../src/server/TesseraServer';
 import { FileStorage } from '../../src/storage/FileStorage';
-import { indicatorVisible, joinMeeting, launchIdentity, playingRemoteTiles } from '../helpers/browser-meeting';
+import { indicatorVisible, joinMeeting, pageErrors, launchIdentity, playingRemoteTiles } from '../helpers/browser-meeting';
 import { allFrames, audioSamples, colourDistance, decodeErrors, hexRgb, toneShare } from '../helpers/media';
 import { sleep } from '../helpers/rtc-harness';
 
@@ -164,6 +164,9 @@ test('three join, Record, a fourth joins, one leaves, Stop: indicator, colours, 
   // eslint-disable-next-line no-console
   console.log('tone shares', shares.map((s) => s.toFixed(4)), 'absent tone', absent.toFixed(5));
   for (const s of shares) expect(s).toBeGreaterThan(Math.max(0.0005, absent * 20)); // four beeping tones mixed: each a few tenths of a percent of the energy, an absent one ~0
+
+  // nobody was shown an error during the meeting (a failed renegotiation, a failed recording)
+  expect(pageErrors).toEqual([]);
 
   // it plays in the page
   const player = await browsers[0].newPage();

@@ -1,5 +1,5 @@
 import { parseSignal, validateSdp, peerConfig } from '../../src/rtc/negotiation';
-import { parseMediaSections } from '../../src/rtc/sdp';
+import { bundleLiveSectionsOnly, parseMediaSections } from '../../src/rtc/sdp';
 import { RTC_DEFAULTS } from '../../src/rtc/options';
 
 const SDP = [
@@ -46,5 +46,24 @@ describe('negotiation', () => {
     expect(fb).toEqual(expect.arrayContaining(['nack', 'nack pli', 'ccm fir', 'transport-cc']));
     expect(pc.headerExtensions!.video!.map((h) => h.uri)).toContain('http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01');
     expect(peerConfig({ publicIp: null, rtcMinPort: null, rtcMaxPort: null, host: '0.0.0.0' }).iceAdditionalHostAddresses).toBeUndefined();
+  });
+});
+
+describe('bundleLiveSectionsOnly', () => {
+  const offer = (ports: number[]): string =>
+    ['v=0', 'o=- 1 0 IN IP4 0.0.0.0', 's=-', 't=0 0', `a=group:BUNDLE ${ports.map((_, i) => i).join(' ')}`, 'a=msid-semantic:WMS *']
+      .concat(ports.flatMap((p, i) => [`m=${i % 2 ? 'video' : 'audio'} ${p} UDP/TLS/RTP/SAVPF 96`, p ? 'a=sendonly' : 'a=inactive', `a=mid:${i}`]))
+      .join('\r\n') + '\r\n';
+
+  test('a departed publisher (port 0, first in the group) leaves the BUNDLE group; the rest stays in order', () => {
+    const out = bundleLiveSectionsOnly(offer([0, 0, 9, 9, 9]));
+    expect(out).toContain('a=group:BUNDLE 2 3 4\r\n');
+    expect(parseMediaSections(out).map((s) => [s.mid, s.port])).toEqual([['0', 0], ['1', 0], ['2', 9], ['3', 9], ['4', 9]]);
+  });
+
+  test('nothing rejected: the offer is untouched; everything rejected: no group line', () => {
+    const live = offer([9, 9]);
+    expect(bundleLiveSectionsOnly(live)).toBe(live);
+    expect(bundleLiveSectionsOnly(offer([0, 0]))).not.toContain('a=group:BUNDLE');
   });
 });
