@@ -9,6 +9,8 @@ import type { Logger } from '../logger';
 
 /** While waiting for a keyframe, ask for one again this often. */
 const KEYFRAME_REASK_MS = 1000;
+/** At most this many frames are held for a decoder that is starting (2 s at 30 fps). */
+const MAX_EARLY_FRAMES = 60;
 
 /**
  * Decodes one source's video into fixed-size raw yuv420p frames and keeps the latest one for the
@@ -47,6 +49,8 @@ export class VideoDecoder extends SupervisedDecoder {
   readonly maxLagMs: number;
   #requestKeyframe: () => void;
   #lastAskAt = 0;
+  /** Frames (from a keyframe on) that came while no process was running. */
+  #early: EncodedVideoFrame[] = [];
 
   constructor(opts: { ffmpegPath: string; width: number; height: number; logger: Logger; stallMs: number; requestKeyframe: () => void; maxLagMs?: number }) {
     super(opts.ffmpegPath, opts.logger, opts.stallMs);
@@ -67,7 +71,10 @@ export class VideoDecoder extends SupervisedDecoder {
     this.#ivfHeaderWritten = false;
     this.#writeTimes = [];
     this.#reader.reset();
-    this.#ask(Date.now());
+    const early = this.#early;
+    this.#early = [];
+    if (early.length > 0) for (const f of early) this.push(f);
+    else this.#ask(Date.now());
   }
 
   #ask(now: number): void {
@@ -117,8 +124,15 @@ export class VideoDecoder extends SupervisedDecoder {
       if (old) void old.stop();
       this.spawn();
     }
-    // No process yet (queued to start, or restarting): drop; it asks for a keyframe when up.
-    if (!this.proc) return;
+    if (!this.proc) {
+      // No process yet (queued to start, or restarting): keep the frames from the latest keyframe
+      // on and decode them when it is up. The keyframe answering the first request usually
+      // arrives before the spawn queue reaches this decoder; dropping it cost a second of blank
+      // tile at the start of every recording (waiting for the next request to be answered).
+      if (frame.keyframe) this.#early = [frame];
+      else if (this.#early.length > 0 && this.#early.length < MAX_EARLY_FRAMES) this.#early.push(frame);
+      return;
+    }
     const now = Date.now();
     if (this.#writeTimes.length && now - this.#writeTimes[0] > this.maxLagMs && !this.#needKeyframe && !loopStalledWithin(this.maxLagMs)) {
       // Behind real time (or a frame the decoder rejected never came out): a tile showing
