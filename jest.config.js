@@ -5,7 +5,8 @@
  * The end-to-end meeting tests (e2e-browser: four headless Chromiums; e2e-participants: six
  * `npm run participant` processes — each plus the server and the recording on 2 cores) are not yet
  * reliable on a 2-core machine and are opt-in: TESSERA_E2E=1 npm test (issue 3 stays open until
- * they are). The SFU, signalling and bad-input tests (rtc-sfu) always run.
+ * they are; README "Limits" has the failure rates). The SFU, signalling and bad-input tests
+ * (rtc-sfu) and werift peers through the real pipeline (rtc-recording) always run.
  */
 module.exports = {
   testEnvironment: 'node',
