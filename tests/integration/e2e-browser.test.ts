@@ -86,7 +86,9 @@ test('three join, Record, a fourth joins, one leaves, Stop: indicator, colours, 
   expect(await indicatorVisible(pages[1])).toBe(false);
   await sleep(5000);
 
-  // Red clicks Record again (stop)
+  // Red clicks Record again (stop) — of a recording that is still going (a failed one would make
+  // this click start a new recording, and the failure show up as an indicator that never hides)
+  expect(pageErrors).toEqual([]);
   await pages[0].click('#record-toggle');
   const stayed = [pages[0], pages[2], pages[3]];
   for (const p of stayed) await p.locator('#recording-indicator').waitFor({ state: 'hidden', timeout: 30_000 });
