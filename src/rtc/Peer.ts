@@ -7,6 +7,7 @@ import { codecForForwarding, parseSignal, peerConfig, type ServerSignal, type Tr
 import type { RtcOptions } from './options';
 import { Publication } from './Publication';
 import { bundleLiveSectionsOnly, parseMediaSections } from './sdp';
+import { enlargeRecvBuffers } from './udpBuffers';
 
 export interface PeerEvents {
   signal: [ServerSignal];
@@ -248,8 +249,9 @@ export class Peer extends EventEmitter<PeerEvents> {
   }
 
   async #gathered(pc: RTCPeerConnection): Promise<void> {
-    if (pc.iceGatheringState === 'complete') return;
-    await pc.iceGatheringStateChange.watch((s) => s === 'complete', this.#opts.connectTimeoutMs);
+    if (pc.iceGatheringState !== 'complete') await pc.iceGatheringStateChange.watch((s) => s === 'complete', this.#opts.connectTimeoutMs);
+    // The sockets exist once candidates are gathered.
+    enlargeRecvBuffers(pc, this.#opts.udpRecvBufferBytes, this.#log);
   }
 
   #fail(err: TesseraError): void {

@@ -11,6 +11,7 @@ import { FrameAssembler } from './FrameAssembler';
 import { audioCodecs, headerExtensions, videoCodecs, type ServerSignal } from './negotiation';
 import { RTC_DEFAULTS } from './options';
 import { packetize } from './packetize';
+import { enlargeRecvBuffers } from './udpBuffers';
 
 export interface ParticipantEvents {
   /** A whole frame received from another participant (assembled like the recorder does). */
@@ -35,6 +36,8 @@ export interface WeriftParticipantInit {
   publish?: boolean;
   /** Replace every Nth video payload by random bytes (tests: junk RTP must not hurt the server). */
   corruptVideoEvery?: number;
+  /** Also publish this clip as a screen share (same codec as `clip`). */
+  screenClip?: SyntheticClip;
 }
 
 type Ack = { ok: true; [k: string]: unknown } | { ok: false; error: { code: string; message: string } };
@@ -56,6 +59,8 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
   #videoTrack = new MediaStreamTrack({ kind: 'video' });
   #audioTrack = new MediaStreamTrack({ kind: 'audio' });
   #frameIndex = 0;
+  #screenTrack = new MediaStreamTrack({ kind: 'video' });
+  #screenIndex = 0;
   #seenTracks = new Set<string>();
   participantId: string | null = null;
   recording: RecordingInfo | null = null;
@@ -118,6 +123,10 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
     this.#pub = pc;
     const vt = pc.addTransceiver(this.#videoTrack, { direction: 'sendonly' });
     const at = pc.addTransceiver(this.#audioTrack, { direction: 'sendonly' });
+    const st = this.#init.screenClip ? pc.addTransceiver(this.#screenTrack, { direction: 'sendonly' }) : null;
+    st?.sender.onPictureLossIndication.subscribe(() => {
+      this.#screenIndex = 0;
+    });
     this.#videoSender = vt.sender as unknown as { nackCount: number; retransmittedPacketsSent: number; packetCount: number }; // private counters in werift's typings
     vt.sender.onPictureLossIndication.subscribe(() => {
       this.keyframeRequests++;
@@ -126,37 +135,45 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     if (pc.iceGatheringState !== 'complete') await pc.iceGatheringStateChange.watch((s) => s === 'complete', 10_000);
-    const ack = await this.request('signal', { pc: 'pub', type: 'offer', sdp: pc.localDescription!.sdp, tracks: { [vt.mid!]: 'camera', [at.mid!]: 'mic' } });
+    enlargeRecvBuffers(pc, RTC_DEFAULTS.udpRecvBufferBytes, this.#log);
+    const ack = await this.request('signal', { pc: 'pub', type: 'offer', sdp: pc.localDescription!.sdp, tracks: { [vt.mid!]: 'camera', [at.mid!]: 'mic', ...(st ? { [st.mid!]: 'screen' } : {}) } });
     if (!ack.ok) throw new Error(`publish refused: ${ack.error.code} ${ack.error.message}`);
     this.#startSending();
   }
 
-  #startSending(): void {
-    const { clip } = this.#init;
+  /** Send `clip` on `track` in real time; `index` reads and advances the clip position (PLI resets it). */
+  #videoLoop(track: MediaStreamTrack, clip: SyntheticClip, ssrc: number, index: { get: () => number; set: (i: number) => void }, t0: number): NodeJS.Timeout {
     const ptV = 96;
     let vSeq = Math.floor(Math.random() * 65536);
-    let aSeq = Math.floor(Math.random() * 65536);
-    const t0 = Date.now();
     const vTs0 = Math.floor(Math.random() * 2 ** 31);
-    const aTs0 = Math.floor(Math.random() * 2 ** 31);
     let sentFrames = 0;
-    const vTimer = setInterval(() => {
+    return setInterval(() => {
       const due = Math.floor(((Date.now() - t0) * clip.fps) / 1000);
       while (sentFrames <= due && !this.#closed) {
-        const frame = clip.videoFrames[this.#frameIndex % clip.videoFrames.length];
-        this.#frameIndex = (this.#frameIndex + 1) % clip.videoFrames.length;
+        const i = index.get();
+        const frame = clip.videoFrames[i % clip.videoFrames.length];
+        index.set((i + 1) % clip.videoFrames.length);
         const ts = (vTs0 + Math.round((sentFrames * 90000) / clip.fps)) >>> 0;
         const payloads = packetize(clip.codec, frame);
-        payloads.forEach((p, i) => {
+        payloads.forEach((p, k) => {
           const n = this.#init.corruptVideoEvery;
           if (n && (vSeq % n) === 0) p = randomBytes(p.length);
-          const header = new RtpHeader({ payloadType: ptV, sequenceNumber: vSeq, timestamp: ts, marker: i === payloads.length - 1, ssrc: 1 });
+          const header = new RtpHeader({ payloadType: ptV, sequenceNumber: vSeq, timestamp: ts, marker: k === payloads.length - 1, ssrc });
           vSeq = (vSeq + 1) & 0xffff;
-          this.#videoTrack.writeRtp(new RtpPacket(header, p));
+          track.writeRtp(new RtpPacket(header, p));
         });
         sentFrames++;
       }
     }, Math.floor(1000 / clip.fps / 2));
+  }
+
+  #startSending(): void {
+    const { clip, screenClip } = this.#init;
+    let aSeq = Math.floor(Math.random() * 65536);
+    const t0 = Date.now();
+    const aTs0 = Math.floor(Math.random() * 2 ** 31);
+    const vTimer = this.#videoLoop(this.#videoTrack, clip, 1, { get: () => this.#frameIndex, set: (i) => (this.#frameIndex = i) }, t0);
+    if (screenClip) this.#timers.push(this.#videoLoop(this.#screenTrack, screenClip, 3, { get: () => this.#screenIndex, set: (i) => (this.#screenIndex = i) }, t0));
     let sentAudio = 0;
     const aTimer = setInterval(() => {
       const due = Math.floor((Date.now() - t0) / 20);
@@ -188,6 +205,7 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
       const answer = await this.#sub.createAnswer();
       await this.#sub.setLocalDescription(answer);
       if (this.#sub.iceGatheringState !== 'complete') await this.#sub.iceGatheringStateChange.watch((s) => s === 'complete', 10_000);
+      enlargeRecvBuffers(this.#sub, RTC_DEFAULTS.udpRecvBufferBytes, this.#log);
       const ack = await this.request('signal', { pc: 'sub', type: 'answer', sdp: this.#sub.localDescription!.sdp });
       if (!ack.ok) this.#log.warn({ error: ack.error }, 'answer refused');
     }

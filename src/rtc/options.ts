@@ -20,6 +20,12 @@ export interface RtcOptions {
   connectTimeoutMs: number;
   /** Participants per room. */
   maxParticipants: number;
+  /**
+   * SO_RCVBUF asked for each media UDP socket (the kernel caps it at net.core.rmem_max). The
+   * default (~208 KiB) overflows while the one event loop is busy for a few hundred ms (a DTLS
+   * handshake, a burst of forwarding): the kernel then drops packets for every participant.
+   */
+  udpRecvBufferBytes: number;
 }
 
 export const RTC_DEFAULTS: RtcOptions = {
@@ -32,4 +38,5 @@ export const RTC_DEFAULTS: RtcOptions = {
   maxMediaSections: 64,
   connectTimeoutMs: 20_000,
   maxParticipants: 16,
+  udpRecvBufferBytes: 4 * 1024 * 1024,
 };
