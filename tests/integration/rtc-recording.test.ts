@@ -9,14 +9,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config';
 import { logger } from '../../src/logger';
-import { participantStyle } from '../../src/media/SyntheticClip';
+import { makeSyntheticClip, participantStyle } from '../../src/media/SyntheticClip';
 import { Recorder } from '../../src/pipeline/Recorder';
-import type { RecordingInfo } from '../../src/pipeline/types';
+import type { Manifest, RecordingInfo } from '../../src/pipeline/types';
 import type { WeriftParticipant } from '../../src/rtc/WeriftParticipant';
 import { TesseraServer } from '../../src/server/TesseraServer';
 import { FileStorage } from '../../src/storage/FileStorage';
 import { allFrames, colourDistance, decodeErrors, hexRgb } from '../helpers/media';
-import { participant, sleep, until } from '../helpers/rtc-harness';
+import { FFMPEG, participant, sleep, until } from '../helpers/rtc-harness';
 
 jest.setTimeout(120_000);
 
@@ -91,4 +91,43 @@ test('5% loss on a VP8 publisher and an H.264 publisher: both clean in the MP4 f
   if (bad.length) console.log('frames missing a participant', JSON.stringify(bad.slice(0, 20)));
   expect(bad.length).toBe(0);
   expect(frames.length - from).toBeGreaterThan(fps * 8);
+});
+
+test('a screen share joining mid-recording switches the composite to the screenshare layout', async () => {
+  const room = 'share-rec';
+  const a = await participant(server.url, room, 'A', 1);
+  const b = await participant(server.url, room, 'B', 2);
+  peers.push(a, b);
+  await a.join();
+  await b.join();
+  await until(() => server.conference.room(room)?.participants().filter((p) => p.publishing.length >= 2).length === 2, 20_000, 'both publishing');
+  expect((await a.request('record:start', {})).ok).toBe(true);
+  await sleep(4000);
+  const screenClip = await makeSyntheticClip(FFMPEG, { index: 5, codec: 'vp8', seconds: 2, width: 640, height: 360, fps: 15 }, logger);
+  const sharer = await participant(server.url, room, 'Sharer', 3, { screenClip });
+  peers.push(sharer);
+  await sharer.join();
+  await sleep(5000);
+  const stop = (await a.request('record:stop', {})) as { ok: boolean; recording: RecordingInfo };
+  expect({ ok: stop.ok, status: stop.recording.status }).toEqual({ ok: true, status: 'available' });
+  // The manifest beside the MP4 records the switch: grid while two cameras, then screenshare.
+  const manifest = JSON.parse(fs.readFileSync(path.join(tmp, 'rec', room, `${stop.recording.id}.json`), 'utf8')) as Manifest;
+  expect(manifest.layouts.map((l) => l.preset).filter((p, i, all) => p !== all[i - 1])).toEqual(['grid', 'screenshare']);
+
+  const file = path.join(tmp, 'share.mp4');
+  fs.writeFileSync(file, Buffer.from(await (await fetch(`${server.url}/api/recordings/${stop.recording.id}/media`)).arrayBuffer()));
+  if (process.env.TESSERA_E2E_KEEP) fs.copyFileSync(file, process.env.TESSERA_E2E_KEEP);
+  expect(decodeErrors(file)).toBe('');
+  const { frames, fps } = allFrames(file, 8);
+  const share = (f: Buffer, i: number): number => colourShare(f, participantStyle(i).hex);
+  // Before the share (seconds 2–3.5): the grid, A and B each about a third of the canvas, no screen.
+  for (const f of frames.slice(2 * fps, Math.round(3.5 * fps))) {
+    expect([share(f, 1) > 0.15, share(f, 2) > 0.15, share(f, 5) < 0.01]).toEqual([true, true, true]);
+  }
+  // The last 1.5 s: the screen takes the stage (most of the canvas), the cameras a narrow strip.
+  const last = frames.slice(-Math.round(1.5 * fps));
+  for (const f of last) {
+    const got = { screen: share(f, 5), a: share(f, 1), b: share(f, 2), sharerCam: share(f, 3) };
+    expect({ stage: got.screen > 0.4, strip: [got.a, got.b, got.sharerCam].every((x) => x > 0.005 && x < 0.1) }).toEqual({ stage: true, strip: true });
+  }
 });
