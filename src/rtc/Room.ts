@@ -82,6 +82,11 @@ export class Room extends EventEmitter<RoomEvents> {
     }));
   }
 
+  /** What a participant publishes and in which codec (operators' and tests' view; not sent to clients). */
+  publicationsOf(peerId: string): Array<{ purpose: string; mimeType: string }> {
+    return (this.#peers.get(peerId)?.publications ?? []).map((x) => ({ purpose: x.purpose, mimeType: x.mimeType }));
+  }
+
   join(name: string): Peer {
     if (this.#closed) throw new TesseraError('REC_ERR_ROOM_NOT_FOUND', `room ${this.id} is closed`);
     if (this.#peers.size >= this.#opts.maxParticipants) {

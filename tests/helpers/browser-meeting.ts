@@ -62,7 +62,7 @@ export async function launchIdentity(dir: string, index: number): Promise<Browse
 /** Errors the meeting pages showed or threw (a person would have seen them), for the test to assert on. */
 export const pageErrors: string[] = [];
 
-export async function joinMeeting(browser: Browser, baseUrl: string, roomId: string, name: string): Promise<Page> {
+export async function joinMeeting(browser: Browser, baseUrl: string, roomId: string, name: string, query = ''): Promise<Page> {
   const page = await browser.newPage();
   page.on('pageerror', (e) => {
     pageErrors.push(`[${name}] page error: ${e.message}`);
@@ -75,7 +75,7 @@ export async function joinMeeting(browser: Browser, baseUrl: string, roomId: str
     pageErrors.push(`[${name}] ${m.text()}`);
     console.error(`[${name}] console:`, m.text());
   });
-  await page.goto(`${baseUrl}/r/${roomId}?name=${encodeURIComponent(name)}`);
+  await page.goto(`${baseUrl}/r/${roomId}?name=${encodeURIComponent(name)}${query}`);
   await page.waitForSelector('body[data-joined="1"]', { timeout: 20_000 });
   return page;
 }

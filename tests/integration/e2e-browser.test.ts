@@ -54,7 +54,8 @@ test('three join, Record, a fourth joins, one leaves, Stop: indicator, colours, 
   const names = ['Red', 'Green', 'Blue', 'Yellow'];
   for (let i = 1; i <= 4; i++) browsers.push(await launchIdentity(tmp, i));
   const pages: Page[] = [];
-  for (let i = 0; i < 3; i++) pages.push(await joinMeeting(browsers[i], server.url, room, names[i]));
+  // Blue publishes H.264 (as Safari would), the others VP8.
+  for (let i = 0; i < 3; i++) pages.push(await joinMeeting(browsers[i], server.url, room, names[i], i === 2 ? '&codec=h264' : ''));
   const t0 = Date.now();
   for (;;) {
     const counts = await Promise.all(pages.map(playingRemoteTiles));
@@ -62,6 +63,12 @@ test('three join, Record, a fourth joins, one leaves, Stop: indicator, colours, 
     if (Date.now() - t0 > 40_000) throw new Error(`browsers did not see each other: ${counts}`);
     await sleep(250);
   }
+  const cameraCodec = (name: string) => {
+    const r = server.conference.room(room)!;
+    const id = r.participants().find((p) => p.name === name)!.id;
+    return r.publicationsOf(id).find((x) => x.purpose === 'camera')?.mimeType.toLowerCase();
+  };
+  expect(names.slice(0, 3).map(cameraCodec)).toEqual(['video/vp8', 'video/vp8', 'video/h264']);
   for (const p of pages) {
     expect(await indicatorVisible(p)).toBe(false);
     expect(await p.locator('#record-toggle').textContent()).toBe('Record');

@@ -138,6 +138,21 @@
     return track.kind === 'audio' ? 'mic' : 'camera';
   }
 
+  // `?codec=h264` publishes H.264 instead of VP8 (what Safari and hardware encoders send), where
+  // the browser can; the server forwards and records either.
+  function preferVideoCodec(pc) {
+    const want = (params.get('codec') || '').toLowerCase();
+    if (!want || !window.RTCRtpSender || !RTCRtpSender.getCapabilities) return;
+    const all = RTCRtpSender.getCapabilities('video').codecs;
+    const first = all.filter((c) => c.mimeType.toLowerCase() === 'video/' + want && !/packetization-mode=0/.test(c.sdpFmtpLine || ''));
+    if (!first.length) return;
+    for (const t of pc.getTransceivers()) {
+      if (t.sender && t.sender.track && t.sender.track.kind === 'video' && t.setCodecPreferences) {
+        t.setCodecPreferences(first.concat(all.filter((c) => !first.includes(c))));
+      }
+    }
+  }
+
   function negotiatePub() {
     state.pubQueue = state.pubQueue.then(async () => {
       if (state.left) return;
@@ -238,6 +253,7 @@
       const stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
       const track = stream.getVideoTracks()[0];
       const sender = state.pub.addTrack(track, stream);
+      preferVideoCodec(state.pub);
       state.screen = { stream, sender };
       track.addEventListener('ended', stopScreen);
       tile('local:screen', 'You (screen)', true).stream.addTrack(track);
@@ -333,6 +349,7 @@
       if (state.pub.connectionState === 'failed') showError({ code: 'RTC_FAILED', message: 'Your media could not reach the server (ICE failed).' });
     };
     state.local.getTracks().forEach((t) => state.pub.addTrack(t, state.local));
+    preferVideoCodec(state.pub);
     if (state.local.getTracks().length) await negotiatePub();
 
     $('mute-mic').onclick = () => toggleTrack('audio', $('mute-mic'), 'Mute mic', 'Unmute mic');
