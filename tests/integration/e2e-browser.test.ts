@@ -12,7 +12,7 @@ import { loadConfig } from '../../src/config';
 import { logger } from '../../src/logger';
 import { participantStyle } from '../../src/media/SyntheticClip';
 import { Recorder } from '../../src/pipeline/Recorder';
-import type { RecordingInfo } from '../../src/pipeline/types';
+import type { Manifest, RecordingInfo } from '../../src/pipeline/types';
 import { TesseraServer } from '../../src/server/TesseraServer';
 import { FileStorage } from '../../src/storage/FileStorage';
 import { indicatorVisible, joinMeeting, pageErrors, launchIdentity, playingRemoteTiles } from '../helpers/browser-meeting';
@@ -25,6 +25,8 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-e2e-'));
 let server: TesseraServer;
 let storage: FileStorage;
 const browsers: Browser[] = [];
+/** The first test's meeting pages; the next test closes them so they do not load the machine. */
+const meetingPages: Page[] = [];
 
 beforeAll(async () => {
   const config = loadConfig({ ...process.env, PORT: '0', HOST: '127.0.0.1', RECORDINGS_DIR: path.join(tmp, 'rec'), VIDEO_WIDTH: '640', VIDEO_HEIGHT: '360', VIDEO_FPS: '15' }); // four Chromiums share 2 cores with the pipeline
@@ -49,11 +51,16 @@ function colourShare(rgb: Buffer, hex: string, tol = 60): number {
   return n / (rgb.length / 3);
 }
 
+/** One Chromium per identity (Red, Green, Blue, Yellow), shared by the tests of this file. */
+async function ensureBrowsers(): Promise<void> {
+  for (let i = browsers.length + 1; i <= 4; i++) browsers.push(await launchIdentity(tmp, i));
+}
+
 test('three join, Record, a fourth joins, one leaves, Stop: indicator, colours, tones, playback', async () => {
   const room = 'e2e-room';
   const names = ['Red', 'Green', 'Blue', 'Yellow'];
-  for (let i = 1; i <= 4; i++) browsers.push(await launchIdentity(tmp, i));
-  const pages: Page[] = [];
+  await ensureBrowsers();
+  const pages = meetingPages;
   // Blue publishes H.264 (as Safari would), the others VP8.
   for (let i = 0; i < 3; i++) pages.push(await joinMeeting(browsers[i], server.url, room, names[i], i === 2 ? '&codec=h264' : ''));
   const t0 = Date.now();
@@ -185,4 +192,70 @@ test('three join, Record, a fourth joins, one leaves, Stop: indicator, colours, 
     const v = document.getElementById('player') as HTMLVideoElement;
     return v.currentTime > 1 && !v.error;
   }, undefined, { timeout: 20_000 });
+});
+
+test('a screen share from the page switches the recording to the screenshare layout and back', async () => {
+  const room = 'e2e-share';
+  await Promise.all(meetingPages.splice(0).map((p) => p.close()));
+  await ensureBrowsers();
+  const red = await joinMeeting(browsers[0], server.url, room, 'Red');
+  const blue = await joinMeeting(browsers[2], server.url, room, 'Blue');
+  const t0 = Date.now();
+  while (!((await playingRemoteTiles(red)) === 1 && (await playingRemoteTiles(blue)) === 1)) {
+    if (Date.now() - t0 > 30_000) throw new Error('the two browsers did not see each other');
+    await sleep(250);
+  }
+  const r = server.conference.room(room)!;
+  const blueId = r.participants().find((p) => p.name === 'Blue')!.id;
+  const sharing = () => r.publicationsOf(blueId).some((x) => x.purpose === 'screen');
+
+  await red.click('#record-toggle');
+  await blue.locator('#recording-indicator').waitFor({ state: 'visible', timeout: 10_000 });
+  await sleep(3000);
+  await blue.click('#share-screen');
+  await blue.waitForFunction(() => document.getElementById('share-screen')!.textContent === 'Stop sharing', undefined, { timeout: 10_000 });
+  for (let i = 0; !sharing(); i++) {
+    if (i > 100) throw new Error('the server never got the screen share');
+    await sleep(100);
+  }
+  await sleep(5000);
+  await blue.click('#share-screen'); // stop sharing
+  for (let i = 0; sharing(); i++) {
+    if (i > 100) throw new Error('the screen share never ended at the server');
+    await sleep(100);
+  }
+  await sleep(3000);
+  await red.click('#record-toggle');
+  await red.locator('#recording-indicator').waitFor({ state: 'hidden', timeout: 30_000 });
+
+  const list = (await (await fetch(`${server.url}/api/recordings?roomId=${room}`)).json()) as { recordings: RecordingInfo[] };
+  let rec = list.recordings[0];
+  for (let i = 0; i < 100 && rec.status !== 'available' && rec.status !== 'failed'; i++) {
+    await sleep(200);
+    rec = (await (await fetch(`${server.url}/api/recordings/${rec.id}`)).json()) as RecordingInfo;
+  }
+  expect(rec.status).toBe('available');
+  const manifest = JSON.parse(fs.readFileSync(path.join(tmp, 'rec', room, `${rec.id}.json`), 'utf8')) as Manifest;
+  const phases = manifest.layouts.filter((l, i, all) => l.preset !== all[i - 1]?.preset);
+  expect(phases.map((l) => l.preset)).toEqual(['grid', 'screenshare', 'grid']);
+
+  const file = path.join(tmp, 'share.mp4');
+  fs.writeFileSync(file, Buffer.from(await (await fetch(`${server.url}/api/recordings/${rec.id}/media`)).arrayBuffer()));
+  expect(decodeErrors(file)).toBe('');
+  const { frames, fps } = allFrames(file, 8);
+  const start = Date.parse(rec.startedAt);
+  const [, shareAt, backAt] = phases.map((l) => (Date.parse(l.at) - start) / 1000);
+  const redShare = (from: number, to: number) => frames.slice(Math.round(from * fps), Math.round(to * fps)).map((f) => colourShare(f, participantStyle(1).hex));
+  // Grid before the share: Red is one of two big tiles. During it: Red is a small tile in the strip.
+  const before = redShare(1, shareAt - 0.5);
+  const during = redShare(shareAt + 1.5, backAt - 0.5);
+  // eslint-disable-next-line no-console
+  console.log(`screen share: layout switched at ${shareAt.toFixed(2)} s and back at ${backAt.toFixed(2)} s of the file; Red's share of the frame ${Math.min(...before).toFixed(3)}…${Math.max(...before).toFixed(3)} before, ${Math.min(...during).toFixed(3)}…${Math.max(...during).toFixed(3)} during`);
+  // eslint-disable-next-line no-console
+  if (!during.every((x) => x > 0.005 && x < 0.1)) console.log("during", during.map((x) => x.toFixed(2)).join(" "), JSON.stringify(manifest.layouts));
+  expect(before.length).toBeGreaterThan(fps);
+  expect(during.length).toBeGreaterThan(fps * 2);
+  expect(before.every((x) => x > 0.15)).toBe(true);
+  expect(during.every((x) => x > 0.005 && x < 0.1)).toBe(true);
+  expect(pageErrors).toEqual([]);
 });
