@@ -1,6 +1,7 @@
 /**
- * Six `npm run participant` peers (separate processes, real werift WebRTC) in one room, recorded
- * through the REST API with the real pipeline: every colour in the grid, every tone in the MP4.
+ * Six `npm run participant` peers (separate processes, real werift WebRTC), recorded through the
+ * REST API with the real pipeline: five join, Record, a sixth joins, one leaves, Stop. The MP4
+ * has each colour exactly while its participant was there, and every tone.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -46,52 +47,87 @@ function colourShare(rgb: Buffer, hex: string, tol = 60): number {
   return n / (rgb.length / 3);
 }
 
-test('six npm run participant peers: every colour and every tone recorded', async () => {
+/** Start `npm run participant` for participant i (its own process, real werift WebRTC). */
+function startParticipant(room: string, i: number): ChildProcess {
+  // SCHED_IDLE: the participants stand in for people on their own machines; on 2 cores they
+  // must not take the CPU from the server under test (see backgroundChromium()).
+  const c = spawn('chrt', ['--idle', '0', process.execPath, path.join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs'), 'src/cli/participant.ts', '--url', server.url, '--room', room, '--index', String(i), '--name', `P${i}`, '--seconds', '120', '--size', '320x180', '--fps', '15'], {
+    cwd: root,
+    env: { ...process.env, LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  c.stderr!.on('data', (d: Buffer) => process.stderr.write(`[participant ${i}] ${d}`));
+  children.push(c);
+  return c;
+}
+
+const publishing = (room: string): number => server.conference.room(room)?.participants().filter((p) => p.publishing.length >= 2).length ?? 0;
+
+test('six npm run participant peers: five join, Record, a sixth joins, one leaves, Stop — each colour exactly while present, every tone', async () => {
   const room = 'six';
-  for (let i = 1; i <= 6; i++) {
-    // SCHED_IDLE: the participants stand in for people on their own machines; on 2 cores they
-    // must not take the CPU from the server under test (see backgroundChromium()).
-    const c = spawn('chrt', ['--idle', '0', process.execPath, path.join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs'), 'src/cli/participant.ts', '--url', server.url, '--room', room, '--index', String(i), '--seconds', '120', '--size', '320x180', '--fps', '15'], {
-      cwd: root,
-      env: { ...process.env, LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    c.stderr!.on('data', (d: Buffer) => process.stderr.write(`[participant ${i}] ${d}`));
-    children.push(c);
-  }
-  await until(() => server.conference.room(room)?.participants().filter((p) => p.publishing.length >= 2).length === 6, 90_000, 'six participants publishing');
+  const procs = new Map<number, ChildProcess>();
+  for (let i = 1; i <= 5; i++) procs.set(i, startParticipant(room, i));
+  await until(() => publishing(room) === 5, 90_000, 'five participants publishing');
   await sleep(1500);
 
   const post = await fetch(`${server.url}/api/rooms/${room}/recording`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
   expect(post.status).toBe(201);
   const again = await fetch(`${server.url}/api/rooms/${room}/recording`, { method: 'POST' });
   expect(again.status).toBe(409);
-  await sleep(8000);
+  await sleep(4000);
+  procs.set(6, startParticipant(room, 6));
+  await until(() => publishing(room) === 6, 60_000, 'the sixth participant publishing');
+  await sleep(4000);
+  procs.get(2)!.kill('SIGTERM'); // participant 2 leaves
+  await until(() => server.conference.room(room)!.participants().length === 5, 15_000, 'participant 2 gone');
+  await sleep(4000);
   const del = await fetch(`${server.url}/api/rooms/${room}/recording`, { method: 'DELETE' });
   expect(del.status).toBe(200);
   const rec = (await del.json()) as RecordingInfo;
   expect({ status: rec.status, error: rec.error }).toEqual({ status: 'available', error: undefined });
-  expect(rec.participants).toHaveLength(6);
+  expect(rec.participants.map((p) => p.name).sort()).toEqual(['P1', 'P2', 'P3', 'P4', 'P5', 'P6']);
 
   const file = path.join(tmp, 'six.mp4');
   const media = await fetch(`${server.url}/api/recordings/${rec.id}/media`);
   fs.writeFileSync(file, Buffer.from(await media.arrayBuffer()));
   if (process.env.TESSERA_E2E_KEEP) fs.copyFileSync(file, process.env.TESSERA_E2E_KEEP);
   expect(decodeErrors(file)).toBe('');
+
+  // Phases in file time (file t = wall time − startedAt): the sixth's join and the second's leave.
+  const start = Date.parse(rec.startedAt);
+  const at = (iso: string | undefined): number => (Date.parse(iso!) - start) / 1000;
+  const joined6 = at(rec.participants.find((p) => p.name === 'P6')!.joinedAt);
+  const left2 = at(rec.participants.find((p) => p.name === 'P2')!.leftAt);
   const { frames, fps } = allFrames(file, 8);
-  const last = frames.slice(-Math.round(fps * 3)); // the last three seconds
-  for (let i = 1; i <= 6; i++) {
-    const seen = last.filter((f) => colourShare(f, participantStyle(i).hex) > 0.005).length;
-    // eslint-disable-next-line no-console
-    if (seen < last.length * 0.9) console.log(`colour ${i}: in ${seen}/${last.length} of the last frames; shares`, last.map((f) => colourShare(f, participantStyle(i).hex).toFixed(3)).join(' '));
-    expect({ i, seen: seen >= last.length * 0.9 }).toEqual({ i, seen: true });
+  const end = frames.length / fps;
+  // eslint-disable-next-line no-console
+  console.log(`six peers: P6 joined at ${joined6.toFixed(2)} s, P2 left at ${left2.toFixed(2)} s, file ${end.toFixed(2)} s`);
+  // Windows leave 2 s after a join (publish, keyframe, re-layout) and 1.5 s after a leave.
+  const phases: Array<{ from: number; to: number; present: number[]; absent: number[] }> = [
+    { from: 1, to: joined6 - 0.2, present: [1, 2, 3, 4, 5], absent: [6] },
+    { from: joined6 + 2, to: left2 - 0.2, present: [1, 2, 3, 4, 5, 6], absent: [] },
+    { from: left2 + 1.5, to: end, present: [1, 3, 4, 5, 6], absent: [2] },
+  ];
+  for (const ph of phases) {
+    const window = frames.slice(Math.round(ph.from * fps), Math.round(ph.to * fps));
+    expect(window.length).toBeGreaterThan(fps);
+    for (const i of ph.present) {
+      const seen = window.filter((f) => colourShare(f, participantStyle(i).hex) > 0.005).length;
+      // eslint-disable-next-line no-console
+      if (seen < window.length * 0.95) console.log(`colour ${i} in ${seen}/${window.length} frames of ${ph.from.toFixed(1)}–${ph.to.toFixed(1)} s`);
+      expect({ phase: ph.from, i, present: seen >= window.length * 0.95 }).toEqual({ phase: ph.from, i, present: true });
+    }
+    for (const i of ph.absent) {
+      const seen = window.filter((f) => colourShare(f, participantStyle(i).hex) > 0.002).length;
+      expect({ phase: ph.from, i, seen }).toEqual({ phase: ph.from, i, seen: 0 });
+    }
   }
   const samples = audioSamples(file);
   const shares = [1, 2, 3, 4, 5, 6].map((i) => toneShare(samples, participantStyle(i).toneHz));
   const absent = toneShare(samples, 2000);
   // eslint-disable-next-line no-console
-  console.log('six peers: tone shares', shares.map((s) => s.toFixed(4)), 'absent', absent.toFixed(5));
-  for (const s of shares) expect(s).toBeGreaterThan(Math.max(0.0005, absent * 20));
+  console.log('six peers: tone shares', shares.map((x) => x.toFixed(4)), 'absent', absent.toFixed(5));
+  for (const x of shares) expect(x).toBeGreaterThan(Math.max(0.0005, absent * 20));
 
   // DELETE removes media and manifest
   expect((await fetch(`${server.url}/api/recordings/${rec.id}`, { method: 'DELETE' })).status).toBe(204);

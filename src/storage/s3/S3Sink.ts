@@ -97,6 +97,8 @@ export class S3Sink extends EventEmitter<S3SinkEvents> implements Sink {
   #lastEndMs = 0;
   #init: InitInfo | null = null;
   #uploader: Promise<void> | null = null;
+  /** finish()/abort() has queued the last part: the uploader may stop when the queue is empty. */
+  #sealedAll = false;
   #uploadError: Error | null = null;
   #wake: (() => void) | null = null;
   #deadline = Infinity;
@@ -269,6 +271,7 @@ export class S3Sink extends EventEmitter<S3SinkEvents> implements Sink {
     try {
       await fsp.writeFile(path.join(this.#dir, FINAL_FILE), JSON.stringify(manifest));
       if (this.#curBytes > 0) await this.#seal();
+      this.#sealedAll = true;
       // Interrupt a backoff wait so the tail goes now, not after the current wait.
       this.#hurryAc.abort();
       this.#hurryAc = new AbortController();
@@ -352,7 +355,11 @@ export class S3Sink extends EventEmitter<S3SinkEvents> implements Sink {
       if (this.#closed) return;
       const next = this.#queue[0];
       if (!next) {
-        if (this.#state !== 'open') return;
+        // Done only once finish/abort has sealed the last part. Not on `state !== 'open'`: that
+        // is set before the seal (with an await in between), and an uploader that finished the
+        // previous part in that gap used to exit, so Complete went out without the last part —
+        // the recording silently lost its final seconds (caught by the 30-minute byte check).
+        if (this.#sealedAll) return;
         await new Promise<void>((resolve) => (this.#wake = resolve));
         continue;
       }
