@@ -59,9 +59,8 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.name = init.name;
     this.#opts = init.options;
     this.#log = init.logger.child({ participantId: init.id });
-    const pc = peerConfig(init.config);
-    this.#pub = new RTCPeerConnection(pc);
-    this.#sub = new RTCPeerConnection(pc);
+    this.#pub = new RTCPeerConnection(peerConfig(init.config, 'pub'));
+    this.#sub = new RTCPeerConnection(peerConfig(init.config, 'sub'));
     for (const [role, conn] of [['pub', this.#pub], ['sub', this.#sub]] as const) {
       conn.connectionStateChange.subscribe((state) => {
         this.#log.debug({ pc: role, state }, 'connection state');

@@ -138,6 +138,15 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
     enlargeRecvBuffers(pc, RTC_DEFAULTS.udpRecvBufferBytes, this.#log);
     const ack = await this.request('signal', { pc: 'pub', type: 'offer', sdp: pc.localDescription!.sdp, tracks: { [vt.mid!]: 'camera', [at.mid!]: 'mic', ...(st ? { [st.mid!]: 'screen' } : {}) } });
     if (!ack.ok) throw new Error(`publish refused: ${ack.error.code} ${ack.error.message}`);
+    // werift drops RTP written before DTLS is up, so a clip started now loses its opening
+    // keyframe and the server sees nothing decodable until it asks (PLI) and we answer: over a
+    // second on a loaded machine. A browser's encoder starts with a keyframe on a live transport.
+    const state = (): string => pc.connectionState;
+    if (state() !== 'connected') {
+      await pc.connectionStateChange.watch((s) => s === 'connected' || s === 'failed', 15_000).catch(() => undefined);
+      if (state() !== 'connected') throw new Error(`publish: media connection ${pc.connectionState} 15 s after the answer (ICE/DTLS)`);
+    }
+    if (this.#closed) return;
     this.#startSending();
   }
 
@@ -197,7 +206,7 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
     }
     if (msg.pc === 'sub' && msg.type === 'offer') {
       if (!this.#sub) {
-        this.#sub = new RTCPeerConnection({ codecs: { audio: audioCodecs(), video: videoCodecs() }, headerExtensions: headerExtensions(), iceUseIpv6: false, bundlePolicy: 'max-bundle' });
+        this.#sub = new RTCPeerConnection({ codecs: { audio: audioCodecs('sub'), video: videoCodecs('sub') }, headerExtensions: headerExtensions('sub'), iceUseIpv6: false, bundlePolicy: 'max-bundle' });
       }
       this.#sources = { ...this.#sources, ...msg.sources };
       await this.#sub.setRemoteDescription({ type: 'offer', sdp: msg.sdp });

@@ -25,38 +25,48 @@ import type { RtcOptions } from './options';
  * transport-wide congestion control feedback when `transport-cc` is both a codec feedback and a
  * header extension. Without the latter Chrome never learns its bandwidth and stays at its start
  * bitrate.
+ *
+ * Direction matters too. Congestion feedback is only worth its cost where someone acts on it: a
+ * publisher's encoder adapts to our transport-cc (`pub`). On what we forward (`sub`) nobody
+ * does — the SFU relays one encoding as is — yet with transport-cc negotiated every subscriber
+ * sends a feedback packet per few packets received, which werift parses in JavaScript (measured:
+ * about a tenth of the server's CPU with six werift peers), and every forwarded packet carries
+ * two extensions more. So `sub` keeps NACK/PLI/FIR (repair) and the mid, nothing else.
  */
-function videoFeedback() {
-  return [useNACK(), usePLI(), useFIR(), useREMB(), useTWCC()];
+export type PcRole = 'pub' | 'sub';
+
+function videoFeedback(role: PcRole) {
+  return role === 'pub' ? [useNACK(), usePLI(), useFIR(), useREMB(), useTWCC()] : [useNACK(), usePLI(), useFIR()];
 }
 
-export function videoCodecs(): RTCRtpCodecParameters[] {
+export function videoCodecs(role: PcRole = 'pub'): RTCRtpCodecParameters[] {
   return [
-    new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, payloadType: 96, rtcpFeedback: videoFeedback() }),
+    new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, payloadType: 96, rtcpFeedback: videoFeedback(role) }),
     new RTCRtpCodecParameters({
       mimeType: 'video/H264',
       clockRate: 90000,
       payloadType: 102,
-      rtcpFeedback: videoFeedback(),
+      rtcpFeedback: videoFeedback(role),
       parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f',
     }),
   ];
 }
 
-export function audioCodecs(): RTCRtpCodecParameters[] {
+export function audioCodecs(role: PcRole = 'pub'): RTCRtpCodecParameters[] {
   return [
     new RTCRtpCodecParameters({
       mimeType: 'audio/opus',
       clockRate: 48000,
       channels: 2,
       payloadType: 111,
-      rtcpFeedback: [useTWCC()],
+      rtcpFeedback: role === 'pub' ? [useTWCC()] : [],
       parameters: 'minptime=10;useinbandfec=1',
     }),
   ];
 }
 
-export function headerExtensions(): { audio: RTCRtpHeaderExtensionParameters[]; video: RTCRtpHeaderExtensionParameters[] } {
+export function headerExtensions(role: PcRole = 'pub'): { audio: RTCRtpHeaderExtensionParameters[]; video: RTCRtpHeaderExtensionParameters[] } {
+  if (role === 'sub') return { audio: [useSdesMid()], video: [useSdesMid()] };
   return {
     audio: [useSdesMid(), useAbsSendTime(), useTransportWideCC()],
     video: [useSdesMid(), useAbsSendTime(), useTransportWideCC()],
@@ -65,7 +75,7 @@ export function headerExtensions(): { audio: RTCRtpHeaderExtensionParameters[]; 
 
 /** The one codec a subscriber's transceiver may use to carry a publisher's track as is. */
 export function codecForForwarding(kind: 'audio' | 'video', mimeType: string): RTCRtpCodecParameters[] {
-  const list = kind === 'audio' ? audioCodecs() : videoCodecs();
+  const list = kind === 'audio' ? audioCodecs('sub') : videoCodecs('sub');
   const match = list.filter((c) => c.mimeType.toLowerCase() === mimeType.toLowerCase());
   return match.length ? match : list;
 }
@@ -83,13 +93,13 @@ export function videoCodecOf(mimeType: string | undefined): VideoCodec | null {
  * loopback when the server itself listens on loopback (development: browser on the same machine,
  * even with no other interface).
  */
-export function peerConfig(config: Pick<Config, 'publicIp' | 'rtcMinPort' | 'rtcMaxPort' | 'host'>): Partial<PeerConfig> {
+export function peerConfig(config: Pick<Config, 'publicIp' | 'rtcMinPort' | 'rtcMaxPort' | 'host'>, role: PcRole = 'pub'): Partial<PeerConfig> {
   const additional: string[] = [];
   if (config.publicIp) additional.push(config.publicIp);
   if (/^(127\.|localhost$|::1$)/.test(config.host)) additional.push('127.0.0.1');
   return {
-    codecs: { audio: audioCodecs(), video: videoCodecs() },
-    headerExtensions: headerExtensions(),
+    codecs: { audio: audioCodecs(role), video: videoCodecs(role) },
+    headerExtensions: headerExtensions(role),
     iceUseIpv4: true,
     iceUseIpv6: false,
     iceServers: [],
@@ -102,7 +112,6 @@ export function peerConfig(config: Pick<Config, 'publicIp' | 'rtcMinPort' | 'rtc
 // ---------------------------------------------------------------------------------------------
 // Signalling messages (the shape is ours: CONTRACT.md leaves `signal` free)
 
-export type PcRole = 'pub' | 'sub';
 export type TrackPurpose = 'camera' | 'mic' | 'screen';
 
 export type SignalMessage =

@@ -48,6 +48,11 @@ export class TesseraServer {
     });
     this.http = http.createServer(app);
     this.http.headersTimeout = 20_000;
+    // Node's default (5 s) is shorter than the idle timeout of the proxies in front of it (ingress
+    // nginx, cloud load balancers: 60 s), so a proxy or client reusing a connection just as Node
+    // closes it gets a reset (a 502 at the proxy; ECONNRESET seen here by a client that paused
+    // for 5 s between two requests). Idle connections must be closed by the client side first.
+    this.http.keepAliveTimeout = 65_000;
     this.http.requestTimeout = 0; // media downloads may take long
     this.signalling = new Signalling({ http: this.http, conference: this.conference, config: init.config, logger: init.logger, limits });
     metrics.recordingsCapacity.set(init.recorder.capacity);

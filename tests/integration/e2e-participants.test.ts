@@ -105,6 +105,9 @@ test('six npm run participant peers: five join, Record, a sixth joins, one leave
   const end = frames.length / fps;
   // eslint-disable-next-line no-console
   console.log(`six peers: P6 joined at ${joined6.toFixed(2)} s and published at ${shown6.toFixed(2)} s, P2 left at ${left2.toFixed(2)} s, file ${end.toFixed(2)} s`);
+  const firstShown6 = frames.findIndex((f, k) => k / fps >= joined6 && colourShare(f, participantStyle(6).hex) > 0.005) / fps;
+  // eslint-disable-next-line no-console
+  console.log(`six peers: P6 in the grid at ${firstShown6.toFixed(2)} s, ${((firstShown6 - shown6) * 1000).toFixed(0)} ms after it published`);
   // Windows leave 1.5 s after P6 publishes (keyframe, re-layout) and after P2 leaves.
   const phases: Array<{ from: number; to: number; present: number[]; absent: number[] }> = [
     { from: 1, to: joined6 - 0.2, present: [1, 2, 3, 4, 5], absent: [6] },
@@ -117,9 +120,11 @@ test('six npm run participant peers: five join, Record, a sixth joins, one leave
     const window = frames.slice(Math.round(ph.from * fps), Math.round(ph.to * fps));
     expect(window.length).toBeGreaterThan(fps);
     for (const i of ph.present) {
-      const seen = window.filter((f) => colourShare(f, participantStyle(i).hex) > 0.005).length;
+      const first = Math.round(ph.from * fps);
+      const missing = window.map((f, k) => (colourShare(f, participantStyle(i).hex) > 0.005 ? -1 : (first + k) / fps)).filter((t) => t >= 0);
+      const seen = window.length - missing.length;
       // eslint-disable-next-line no-console
-      if (seen < window.length * 0.95) console.log(`colour ${i} in ${seen}/${window.length} frames of ${ph.from.toFixed(1)}–${ph.to.toFixed(1)} s`);
+      if (missing.length > 0) console.log(`colour ${i} in ${seen}/${window.length} frames of ${ph.from.toFixed(1)}–${ph.to.toFixed(1)} s; missing at ${missing.map((t) => t.toFixed(2)).join(' ')}`);
       expect({ phase: ph.from, i, present: seen >= window.length * 0.9 }).toEqual({ phase: ph.from, i, present: true });
     }
     for (const i of ph.absent) {

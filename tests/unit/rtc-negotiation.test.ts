@@ -47,6 +47,15 @@ describe('negotiation', () => {
     expect(pc.headerExtensions!.video!.map((h) => h.uri)).toContain('http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01');
     expect(peerConfig({ publicIp: null, rtcMinPort: null, rtcMaxPort: null, host: '0.0.0.0' }).iceAdditionalHostAddresses).toBeUndefined();
   });
+
+  test('what we forward (sub) keeps repair feedback but no congestion feedback nobody acts on', () => {
+    const pc = peerConfig({ publicIp: null, rtcMinPort: null, rtcMaxPort: null, host: '127.0.0.1' }, 'sub');
+    const fb = pc.codecs!.video!.flatMap((c) => c.rtcpFeedback.map((f) => `${f.type}${f.parameter ? ' ' + f.parameter : ''}`));
+    expect(fb).toEqual(expect.arrayContaining(['nack', 'nack pli', 'ccm fir']));
+    expect(fb).not.toContain('transport-cc');
+    expect(pc.codecs!.audio!.flatMap((c) => c.rtcpFeedback)).toEqual([]);
+    expect([...pc.headerExtensions!.video!, ...pc.headerExtensions!.audio!].map((h) => h.uri)).toEqual(['urn:ietf:params:rtp-hdrext:sdes:mid', 'urn:ietf:params:rtp-hdrext:sdes:mid']);
+  });
 });
 
 describe('bundleLiveSectionsOnly', () => {
