@@ -55,6 +55,9 @@ async function main(): Promise<void> {
   const stats = setInterval(() => log.info(p.senderStats(), 'stats'), 5000);
   stats.unref();
   const done = async () => {
+    // What reached us from each other participant (source id → frames, keyframes, audio packets):
+    // the SFU's side of the meeting, for whoever runs this as a probe.
+    log.info({ ...p.senderStats(), received: Object.fromEntries(p.received) }, 'leaving');
     await p.leave();
     process.exit(0);
   };

@@ -3,10 +3,10 @@ import { RTCPeerConnection, type RTCRtpSender, type RTCRtpTransceiver } from 'we
 import type { Config } from '../config';
 import { TesseraError, toTesseraError } from '../errors';
 import type { Logger } from '../logger';
-import { codecForForwarding, parseSignal, peerConfig, type ServerSignal, type TrackPurpose } from './negotiation';
+import { codecForForwarding, parseSignal, peerConfig, withoutDefaultStun, type ServerSignal, type TrackPurpose } from './negotiation';
 import type { RtcOptions } from './options';
 import { Publication } from './Publication';
-import { bundleLiveSectionsOnly, parseMediaSections } from './sdp';
+import { announcedCandidatesOnly, bundleLiveSectionsOnly, parseMediaSections } from './sdp';
 import { enlargeRecvBuffers } from './udpBuffers';
 
 export interface PeerEvents {
@@ -48,6 +48,8 @@ export class Peer extends EventEmitter<PeerEvents> {
   #subDirty = false; // something changed since the last offer
   #connectTimer: NodeJS.Timeout | null = null;
   #pubConnected = false;
+  /** PUBLIC_IP: the only address our SDP announces (see announcedCandidatesOnly). */
+  readonly #publicIp: string | null;
 
   /** Display names of other participants, for the tiles of the sub offer. */
   readonly #nameOf: (peerId: string) => string;
@@ -55,6 +57,7 @@ export class Peer extends EventEmitter<PeerEvents> {
   constructor(init: { id: string; name: string; config: Readonly<Config>; options: RtcOptions; logger: Logger; nameOf: (peerId: string) => string }) {
     super();
     this.#nameOf = init.nameOf;
+    this.#publicIp = init.config.publicIp;
     this.id = init.id;
     this.name = init.name;
     this.#opts = init.options;
@@ -121,9 +124,10 @@ export class Peer extends EventEmitter<PeerEvents> {
     let answerSdp: string;
     try {
       const answer = await this.#pub.createAnswer();
+      withoutDefaultStun(this.#pub);
       await this.#pub.setLocalDescription(answer);
       await this.#gathered(this.#pub);
-      answerSdp = this.#pub.localDescription!.sdp;
+      answerSdp = announcedCandidatesOnly(this.#pub.localDescription!.sdp, this.#publicIp);
     } catch (err) {
       throw toTesseraError(err);
     }
@@ -216,6 +220,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.#subDirty = false;
     if (this.#sub.getTransceivers().length === 0) return;
     const offer = await this.#sub.createOffer();
+    withoutDefaultStun(this.#sub);
     await this.#sub.setLocalDescription(offer);
     await this.#gathered(this.#sub);
     this.#subOfferPending = true;
@@ -223,7 +228,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     for (const f of this.#forwards.values()) {
       if (f.transceiver.mid !== null) sources[f.transceiver.mid] = { participantId: f.pub.peerId, name: this.#nameOf(f.pub.peerId), purpose: f.pub.purpose };
     }
-    this.emit('signal', { pc: 'sub', type: 'offer', sdp: bundleLiveSectionsOnly(this.#sub.localDescription!.sdp), sources });
+    this.emit('signal', { pc: 'sub', type: 'offer', sdp: announcedCandidatesOnly(bundleLiveSectionsOnly(this.#sub.localDescription!.sdp), this.#publicIp), sources });
   }
 
   async #onSubAnswer(sdp: string): Promise<void> {

@@ -8,7 +8,7 @@ import type { EncodedVideoFrame } from '../media/types';
 import type { RecordingInfo } from '../pipeline/types';
 import type { ClientToServerEvents, ServerToClientEvents } from '../server/events';
 import { FrameAssembler } from './FrameAssembler';
-import { audioCodecs, headerExtensions, videoCodecs, type ServerSignal } from './negotiation';
+import { audioCodecs, headerExtensions, videoCodecs, withoutDefaultStun, type ServerSignal } from './negotiation';
 import { RTC_DEFAULTS } from './options';
 import { packetize } from './packetize';
 import { enlargeRecvBuffers } from './udpBuffers';
@@ -133,6 +133,7 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
       this.#frameIndex = 0; // the clip starts with its keyframe
     });
     const offer = await pc.createOffer();
+    withoutDefaultStun(pc);
     await pc.setLocalDescription(offer);
     if (pc.iceGatheringState !== 'complete') await pc.iceGatheringStateChange.watch((s) => s === 'complete', 10_000);
     enlargeRecvBuffers(pc, RTC_DEFAULTS.udpRecvBufferBytes, this.#log);
@@ -212,6 +213,7 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
       await this.#sub.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
       for (const t of this.#sub.getTransceivers()) this.#watch(t);
       const answer = await this.#sub.createAnswer();
+      withoutDefaultStun(this.#sub);
       await this.#sub.setLocalDescription(answer);
       if (this.#sub.iceGatheringState !== 'complete') await this.#sub.iceGatheringStateChange.watch((s) => s === 'complete', 10_000);
       enlargeRecvBuffers(this.#sub, RTC_DEFAULTS.udpRecvBufferBytes, this.#log);

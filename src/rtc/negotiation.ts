@@ -10,6 +10,7 @@ import {
   useTransportWideCC,
   useTWCC,
   type PeerConfig,
+  type RTCPeerConnection,
 } from 'werift';
 import type { Config } from '../config';
 import { TesseraError } from '../errors';
@@ -184,4 +185,17 @@ export function parseSignal(raw: unknown, opts: Pick<RtcOptions, 'maxSdpBytes' |
     throw bad(`signal: the ${pc} connection takes ${pc === 'pub' ? 'offers' : 'answers'} from the client, not ${type}s`);
   }
   throw bad('signal: type must be "offer", "answer" or "candidate"');
+}
+
+/**
+ * Call before setLocalDescription (gathering starts there). werift's ICE agent asks a STUN
+ * server for a server-reflexive candidate even when given none (`iceServers: []`): it falls back
+ * to stun.l.google.com:19302. So every connection of a self-hosted recorder would contact Google,
+ * and where that name does not resolve or the packet gets no answer (an air-gapped cluster, a
+ * pod without egress, a network namespace without DNS) gathering waits out werift's 5 s timeout:
+ * measured here, a participant took 5.4 s to publish, every join, every renegotiation. The
+ * server's reachable addresses are its interfaces and PUBLIC_IP; it needs no STUN.
+ */
+export function withoutDefaultStun(pc: RTCPeerConnection): void {
+  for (const t of pc.iceTransports) (t.connection as { stunServer?: unknown }).stunServer = undefined;
 }

@@ -1,5 +1,5 @@
 import { parseSignal, validateSdp, peerConfig } from '../../src/rtc/negotiation';
-import { bundleLiveSectionsOnly, parseMediaSections } from '../../src/rtc/sdp';
+import { announcedCandidatesOnly, bundleLiveSectionsOnly, parseMediaSections } from '../../src/rtc/sdp';
 import { RTC_DEFAULTS } from '../../src/rtc/options';
 
 const SDP = [
@@ -74,5 +74,22 @@ describe('bundleLiveSectionsOnly', () => {
     const live = offer([9, 9]);
     expect(bundleLiveSectionsOnly(live)).toBe(live);
     expect(bundleLiveSectionsOnly(offer([0, 0]))).not.toContain('a=group:BUNDLE');
+  });
+});
+
+describe('announcedCandidatesOnly (PUBLIC_IP)', () => {
+  const sdp = ['v=0', 'o=- 1 0 IN IP4 0.0.0.0', 's=-', 't=0 0', 'm=audio 41700 UDP/TLS/RTP/SAVPF 111', 'c=IN IP4 10.78.0.2', 'a=mid:0',
+    'a=candidate:1 1 udp 2130706431 10.78.0.2 41700 typ host', 'a=candidate:2 1 udp 2130706431 198.51.100.7 41700 typ host', 'a=end-of-candidates'].join('\r\n') + '\r\n';
+
+  test('keeps only the public address candidates, everything else as is', () => {
+    const out = announcedCandidatesOnly(sdp, '198.51.100.7');
+    expect(out).toContain('a=candidate:2 1 udp 2130706431 198.51.100.7 41700 typ host\r\n');
+    expect(out).not.toContain('10.78.0.2 41700 typ host');
+    expect(out.replace(/a=candidate:[^\r]*\r\n/g, '')).toBe(sdp.replace(/a=candidate:[^\r]*\r\n/g, ''));
+  });
+
+  test('without PUBLIC_IP, or with no candidate on it, the SDP is unchanged', () => {
+    expect(announcedCandidatesOnly(sdp, null)).toBe(sdp);
+    expect(announcedCandidatesOnly(sdp, '203.0.113.9')).toBe(sdp);
   });
 });
