@@ -8,6 +8,7 @@ import type { RtcOptions } from './options';
 import { Publication } from './Publication';
 import { announcedCandidatesOnly, bundleLiveSectionsOnly, parseMediaSections } from './sdp';
 import { enlargeRecvBuffers } from './udpBuffers';
+import './weriftFixes'; // before any connection exists (see the file)
 
 export interface PeerEvents {
   signal: [ServerSignal];

@@ -12,6 +12,7 @@ import { audioCodecs, headerExtensions, videoCodecs, withoutDefaultStun, type Se
 import { RTC_DEFAULTS } from './options';
 import { packetize } from './packetize';
 import { enlargeRecvBuffers } from './udpBuffers';
+import './weriftFixes'; // before any connection exists (see the file)
 
 export interface ParticipantEvents {
   /** A whole frame received from another participant (assembled like the recorder does). */

@@ -35,12 +35,43 @@ export function fakeMediaFiles(dir: string, index: number): { video: string; aud
  * recording fell seconds behind). Even at nice 10 its ~170 threads outweighed the server's one.
  * So it runs under SCHED_IDLE (it gets the CPU the server does not want) and without
  * CAP_SYS_NICE (so it cannot leave that class or raise its threads again).
+ *
+ * SCHED_IDLE is a weight, not a priority: 3 per thread against 1024 for a normal one, so ~400
+ * runnable Chromium threads still add up to more than the server's event loop. Once the server's
+ * transport-cc feedback reached Chrome intact its bitrate doubled, four Chromiums took 1.1–1.4
+ * cores, the server's main thread waited 0.6 s per second on the run queue and a recording failed
+ * (REC_ERR_ENCODER_STALLED). Where the cgroup v1 CPU controller is writable (as root here), all
+ * Chromiums therefore also share one CPU cgroup with the minimum weight (cpu.shares 2), which
+ * the scheduler counts as one entity however many threads it holds.
  */
+const BACKGROUND_CGROUP = '/sys/fs/cgroup/cpu/tessera-background';
+
+function backgroundCgroup(): string | null {
+  try {
+    fs.mkdirSync(BACKGROUND_CGROUP, { recursive: true });
+    fs.writeFileSync(path.join(BACKGROUND_CGROUP, 'cpu.shares'), '2');
+    return path.join(BACKGROUND_CGROUP, 'cgroup.procs');
+  } catch {
+    return null; // not root, or no cgroup v1 CPU controller: SCHED_IDLE alone
+  }
+}
+
+/** Remove the background cgroup once its Chromiums have exited (it only goes when empty). */
+export function releaseBackgroundCgroup(): void {
+  try {
+    fs.rmdirSync(BACKGROUND_CGROUP);
+  } catch {
+    /* absent, or a process still in it */
+  }
+}
+
 function backgroundChromium(dir: string): string {
   const wrapper = path.join(dir, 'chromium-background.sh');
   if (!fs.existsSync(wrapper)) {
     const drop = process.getuid?.() === 0 ? 'setpriv --bounding-set=-sys_nice --inh-caps=-sys_nice ' : '';
-    fs.writeFileSync(wrapper, `#!/bin/sh\nexec chrt --idle 0 ${drop}${CHROMIUM} "$@"\n`, { mode: 0o755 });
+    const procs = backgroundCgroup();
+    const join = procs ? `echo $$ > ${procs}\n` : '';
+    fs.writeFileSync(wrapper, `#!/bin/sh\n${join}exec chrt --idle 0 ${drop}${CHROMIUM} "$@"\n`, { mode: 0o755 });
   }
   return wrapper;
 }

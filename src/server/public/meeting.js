@@ -362,5 +362,18 @@
     document.body.dataset.joined = '1';
   }
 
+  /** What this browser sends, for support and tests (`await tessera.sendStats()` in the console):
+   * its bandwidth estimate, which only grows when the server's transport-cc feedback arrives. */
+  async function sendStats() {
+    if (!state.pub) return null;
+    const out = { availableOutgoingBitrate: null, videoBytesSent: 0 };
+    (await state.pub.getStats()).forEach((s) => {
+      if (s.type === 'candidate-pair' && s.nominated && typeof s.availableOutgoingBitrate === 'number') out.availableOutgoingBitrate = s.availableOutgoingBitrate;
+      if (s.type === 'outbound-rtp' && s.kind === 'video') out.videoBytesSent += s.bytesSent || 0;
+    });
+    return out;
+  }
+  window.tessera = Object.freeze({ sendStats });
+
   main().catch(showError);
 })();
