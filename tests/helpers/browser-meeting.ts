@@ -90,6 +90,11 @@ export async function launchIdentity(dir: string, index: number): Promise<Browse
   });
 }
 
+/** The page's own report of what it sends (`tessera.sendStats()` in meeting.js): Chrome's bandwidth estimate. */
+export function sendStats(page: Page): Promise<{ availableOutgoingBitrate: number | null; videoBytesSent: number } | null> {
+  return page.evaluate(() => (window as unknown as { tessera: { sendStats: () => Promise<{ availableOutgoingBitrate: number | null; videoBytesSent: number } | null> } }).tessera.sendStats());
+}
+
 /** Errors the meeting pages showed or threw (a person would have seen them), for the test to assert on. */
 export const pageErrors: string[] = [];
 

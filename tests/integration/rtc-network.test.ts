@@ -42,13 +42,21 @@ const NODE_IP = '198.51.100.7'; // TEST-NET-2: the "node" address clients reach 
 const COMMENT = `tessera-test-${tag}`;
 const children: ChildProcess[] = [];
 
-function kill(c: ChildProcess): Promise<void> {
-  if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    c.once('exit', () => resolve());
+/** When each child's output has been read to the end ('close', not 'exit': a last log line can still be in the pipe at 'exit'). */
+const closed = new WeakMap<ChildProcess, Promise<void>>();
+
+function track(c: ChildProcess): ChildProcess {
+  closed.set(c, new Promise((resolve) => c.once('close', () => resolve())));
+  children.push(c);
+  return c;
+}
+
+async function kill(c: ChildProcess): Promise<void> {
+  if (c.exitCode === null && c.signalCode === null) {
     c.kill('SIGTERM');
     setTimeout(() => c.kill('SIGKILL'), 10_000).unref();
-  });
+  }
+  await closed.get(c);
 }
 
 afterAll(async () => {
@@ -81,7 +89,7 @@ function startParticipant(url: string, room: string, i: number, ns?: string): { 
     }
   });
   proc.stderr!.on('data', (d: Buffer) => process.stderr.write(`[participant ${i}${ns ? ' in ' + ns : ''}] ${d}`));
-  children.push(proc);
+  track(proc);
   return me;
 }
 
@@ -193,7 +201,7 @@ test('container: npm start in a pod behind DNAT of PUBLIC_IP and the RTC port ra
     VIDEO_FPS: '15',
   };
   const server = spawn('ip', ['netns', 'exec', POD.ns, process.execPath, tsx, 'src/main.ts'], { cwd: root, env, stdio: ['ignore', 'ignore', 'pipe'] });
-  children.push(server);
+  track(server);
   server.stderr!.on('data', (d: Buffer) => process.stderr.write(`[server in ${POD.ns}] ${d}`));
   const base = `http://${NODE_IP}:${httpPort}`;
   const deadline = Date.now() + 60_000;
