@@ -124,7 +124,9 @@ describe.each(binaries)('recording engine with %s FFmpeg', (label, bin) => {
     expect(longest).toBeLessThan(2);
     expect(repeats).toBeLessThanOrEqual(Math.ceil(v.frames.length * 0.01));
     // Lip sync: participant 1's sync marker (lit while its tone beeps) against the tone, in the
-    // first and the last third: in sync within 100 ms and no drift (< 40 ms apart).
+    // first and the last third: in sync within 100 ms and no drift. Each median sits on the
+    // 33.3 ms frame grid (± a 5 ms audio hop), so two windows can differ by one frame step by
+    // sampling alone (43 ms seen once in a CI rehearsal); two steps or more is a trend.
     const p1 = markerRect(layouts.before.tiles[0].video);
     const early = avOffsetMs(out, p1, participantStyle(1).toneHz, 0.5, joined / 1000);
     const late = avOffsetMs(out, markerRect(layouts.after.tiles[0].video), participantStyle(1).toneHz, (left + 1000) / 1000);
@@ -132,7 +134,7 @@ describe.each(binaries)('recording engine with %s FFmpeg', (label, bin) => {
     expect(late.pairs).toBeGreaterThanOrEqual(3);
     expect(Math.abs(early.medianMs)).toBeLessThanOrEqual(100);
     expect(Math.abs(late.medianMs)).toBeLessThanOrEqual(100);
-    expect(Math.abs(late.medianMs - early.medianMs)).toBeLessThan(40);
+    expect(Math.abs(late.medianMs - early.medianMs)).toBeLessThan((2 * 1000) / FPS);
     // The leaver's tone stops, the joiner's starts.
     const endAudio = audioSamples(out, (left + 600) / 1000, 2);
     expect(toneShare(endAudio, participantStyle(4).toneHz)).toBeGreaterThan(0.02);
