@@ -61,7 +61,7 @@ async function kill(c: ChildProcess): Promise<void> {
 
 afterAll(async () => {
   await Promise.all(children.map(kill));
-  for (const chain of ['OUTPUT', 'PREROUTING']) removeRules('nat', chain, COMMENT);
+  for (const chain of ['OUTPUT', 'INPUT']) removeRules('nat', chain, COMMENT);
   removeRules('filter', 'OUTPUT', COMMENT);
   removeHost(LAN.ns, LAN.link);
   removeHost(POD.ns, POD.link);
