@@ -293,7 +293,7 @@ export class Recording extends EventEmitter<Events> {
       delete this.#participants.get(source.participantId)!.leftAt;
     }
     log.info({ kind: source.kind }, 'source added');
-    if (this.#encoder) this.#relayout();
+    if (this.#encoder) this.#relayoutSoon();
     this.#emitState();
   }
 
@@ -312,7 +312,7 @@ export class Recording extends EventEmitter<Events> {
       if (p) p.leftAt = new Date().toISOString();
     }
     this.#log.info({ sourceId }, 'source removed');
-    if (this.#encoder && this.#status !== 'stopping') this.#relayout();
+    if (this.#encoder && this.#status !== 'stopping') this.#relayoutSoon();
     this.#emitState();
   }
 
@@ -449,6 +449,23 @@ export class Recording extends EventEmitter<Events> {
     return { layout, tiles };
   }
 
+  #relayoutPending = false;
+
+  /**
+   * Joins and leaves arrive in bursts (a room's participants when a recording starts, a
+   * meeting's first minute, a socket.io reconnect storm). Each relayout spawns a compositor and
+   * kills the one still warming up, so N joins in one turn would start N graphs, each costing a
+   * process start, for one layout in the end. Coalesce them: one relayout after this turn's I/O.
+   */
+  #relayoutSoon(): void {
+    if (this.#relayoutPending) return;
+    this.#relayoutPending = true;
+    setImmediate(() => {
+      this.#relayoutPending = false;
+      this.#relayout();
+    });
+  }
+
   /** Start a compositor for the current layout; it takes over when its first frame is out. */
   #relayout(): void {
     if (this.#closed || this.#finalTick >= 0 || !this.#encoder) return;
@@ -478,6 +495,7 @@ export class Recording extends EventEmitter<Events> {
     }
     this.#epochs.push(epoch);
     this.#layouts.push({ at: new Date().toISOString(), preset: layout.preset, tiles: tiles.map((t) => t.sourceId) });
+    this.#log.debug({ tick: this.#nextTick, tiles: tiles.length }, "compositor starting");
     comp.on('frame', (frame) => this.#onCompositeFrame(epoch, frame));
     comp.on('exit', (exit) => this.#onCompositorExit(epoch, exit));
   }

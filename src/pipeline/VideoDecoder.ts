@@ -49,6 +49,11 @@ export class VideoDecoder extends SupervisedDecoder {
   readonly maxLagMs: number;
   #requestKeyframe: () => void;
   #lastAskAt = 0;
+  /**
+   * The current process has put out a frame. Before that it is starting (loading, probing its
+   * input), which the stall watchdog bounds (stallMs); lag is only judged once it decodes.
+   */
+  #producing = false;
   /** Frames (from a keyframe on) that came while no process was running. */
   #early: EncodedVideoFrame[] = [];
 
@@ -67,6 +72,7 @@ export class VideoDecoder extends SupervisedDecoder {
   }
 
   protected onSpawn(_proc: FfmpegProcess): void {
+    this.#producing = false;
     this.#needKeyframe = true;
     this.#ivfHeaderWritten = false;
     this.#writeTimes = [];
@@ -84,6 +90,14 @@ export class VideoDecoder extends SupervisedDecoder {
 
   protected onOutput(chunk: Buffer): void {
     this.#reader.push(chunk, (frame) => {
+      if (!this.#producing) {
+        // The process's first frame: it has started. Frames written while it was loading count
+        // as written now, so its start-up time (a loaded machine starting a room's worth of
+        // FFmpegs takes a second or more) is not read as falling behind real time.
+        this.#producing = true;
+        const now = Date.now();
+        this.#writeTimes = this.#writeTimes.map((t) => Math.max(t, now));
+      }
       this.#queue.push(frame);
       if (this.#queue.length > 3) {
         this.#queue.shift();
@@ -134,7 +148,7 @@ export class VideoDecoder extends SupervisedDecoder {
       return;
     }
     const now = Date.now();
-    if (this.#writeTimes.length && now - this.#writeTimes[0] > this.maxLagMs && !this.#needKeyframe && !loopStalledWithin(this.maxLagMs)) {
+    if (this.#producing && this.#writeTimes.length && now - this.#writeTimes[0] > this.maxLagMs && !this.#needKeyframe && !loopStalledWithin(this.maxLagMs)) {
       // Behind real time (or a frame the decoder rejected never came out): a tile showing
       // old video as live is worse than a skip. Drop to the next keyframe, asked for now.
       this.log.warn({ lagMs: now - this.#writeTimes[0], queued: this.#writeTimes.length }, 'decoder behind real time; skipping to a keyframe');

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { FfmpegProcess } from './FfmpegProcess';
-import { placeholderArgs } from '../../compositor/ffmpegArgs';
+import { nameCardsArgs } from '../../compositor/ffmpegArgs';
 import type { Logger } from '../logger';
 import { enqueueSpawn } from './spawnQueue';
 
@@ -23,27 +23,97 @@ export function solidFrame(w: number, h: number, hex: string): Buffer {
   return frame;
 }
 
-/** Renders a name card (one raw frame) with FFmpeg's drawtext; a plain card if that fails. */
-export async function renderNameCard(ffmpegPath: string, size: { w: number; h: number }, text: string, fontFile: string | null, logger: Logger): Promise<Buffer> {
-  const fallback = solidFrame(size.w, size.h, PLACEHOLDER_COLOUR);
+interface CardRequest {
+  text: string;
+  resolve: (card: Buffer) => void;
+}
+
+/** Requests waiting for the next batch, per FFmpeg binary, font and size. */
+const pending = new Map<string, { ffmpegPath: string; size: { w: number; h: number }; fontFile: string; logger: Logger; requests: CardRequest[] }>();
+/**
+ * Rendered cards by binary, font, size and text: a participant who rejoins, a recording
+ * restarted in the same room, or the "waiting" card of every recording costs nothing. Bounded
+ * (a camera card is 346 kB): least recently used out.
+ */
+const cache = new Map<string, Buffer>();
+const CACHE_ENTRIES = 48;
+/** Cards render at low CPU priority: they are cosmetics next to the decoders and the encoder. */
+const CARD_NICE = 10;
+
+function remember(key: string, card: Buffer): void {
+  cache.delete(key);
+  cache.set(key, card);
+  while (cache.size > CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
+}
+
+/**
+ * Renders a name card (one raw frame) with FFmpeg's drawtext; a plain card without a font or if
+ * rendering fails. Requests made while a render is queued share one FFmpeg process (see
+ * nameCardsArgs), started through the spawn queue after every waiting decoder.
+ */
+export function renderNameCard(ffmpegPath: string, size: { w: number; h: number }, text: string, fontFile: string | null, logger: Logger): Promise<Buffer> {
   const font = fontFile && fs.existsSync(fontFile) ? fontFile : null;
+  if (!font) return Promise.resolve(solidFrame(size.w, size.h, PLACEHOLDER_COLOUR));
+  const label = text.slice(0, 40);
+  const cacheKey = JSON.stringify([ffmpegPath, font, size.w, size.h, label]);
+  const hit = cache.get(cacheKey);
+  if (hit) {
+    remember(cacheKey, hit);
+    return Promise.resolve(hit);
+  }
+  return new Promise((resolve) => {
+    const batchKey = JSON.stringify([ffmpegPath, font, size.w, size.h]);
+    let batch = pending.get(batchKey);
+    if (!batch) {
+      batch = { ffmpegPath, size, fontFile: font, logger, requests: [] };
+      pending.set(batchKey, batch);
+      const b = batch;
+      enqueueSpawn(() => {
+        pending.delete(batchKey);
+        void renderBatch(b.ffmpegPath, b.size, b.fontFile, b.requests, b.logger);
+      }, 'low');
+    }
+    batch.requests.push({
+      text: label,
+      resolve: (card) => {
+        if (card.length === (size.w * size.h * 3) / 2) remember(cacheKey, card);
+        resolve(card);
+      },
+    });
+  });
+}
+
+async function renderBatch(ffmpegPath: string, size: { w: number; h: number }, fontFile: string, requests: CardRequest[], logger: Logger): Promise<void> {
+  const frameBytes = (size.w * size.h * 3) / 2;
+  const fallback = () => solidFrame(size.w, size.h, PLACEHOLDER_COLOUR);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-card-'));
   try {
-    const textFile = path.join(dir, 'name.txt');
-    fs.writeFileSync(textFile, text.slice(0, 40));
-    const p = await new Promise<FfmpegProcess>((resolve) =>
-      enqueueSpawn(() => resolve(new FfmpegProcess({ ffmpegPath, args: placeholderArgs(size, PLACEHOLDER_COLOUR, font ? textFile : null, font), stopBy: 'eof', gracefulMs: 3000, logger })), 'low'),
-    );
+    // Names go through files (drawtext textfile=, expansion=none): no name can break the graph.
+    const files = requests.map((r, k) => {
+      const f = path.join(dir, `name-${k}.txt`);
+      fs.writeFileSync(f, r.text);
+      return f;
+    });
+    const p = new FfmpegProcess({ ffmpegPath, args: nameCardsArgs(size, PLACEHOLDER_COLOUR, files, fontFile), stopBy: 'eof', gracefulMs: 3000, logger });
+    try {
+      if (p.pid) os.setPriority(p.pid, CARD_NICE);
+    } catch {
+      // Already exited, or not permitted: it only matters under load.
+    }
     const chunks: Buffer[] = [];
     p.stdout.on('data', (c: Buffer) => chunks.push(c));
     p.stdin.end();
     const exit = await p.exited;
     const out = Buffer.concat(chunks);
-    if (exit.code !== 0 || out.length !== fallback.length) {
-      logger.warn({ exit }, 'name card rendering failed; using a plain card');
-      return fallback;
+    if (exit.code !== 0 || out.length !== frameBytes * requests.length) {
+      logger.warn({ exit, cards: requests.length, bytes: out.length }, 'name card rendering failed; using plain cards');
+      for (const r of requests) r.resolve(fallback());
+      return;
     }
-    return out;
+    requests.forEach((r, k) => r.resolve(Buffer.from(out.subarray(k * frameBytes, (k + 1) * frameBytes))));
+  } catch (err) {
+    logger.warn({ err }, 'name card rendering failed; using plain cards');
+    for (const r of requests) r.resolve(fallback());
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -1,5 +1,5 @@
 import { buildFilterGraph } from '../../compositor/filterGraph';
-import { compositorArgs, encoderArgs, videoDecoderArgs, audioDecoderArgs } from '../../compositor/ffmpegArgs';
+import { compositorArgs, encoderArgs, videoDecoderArgs, audioDecoderArgs, nameCardsArgs } from '../../compositor/ffmpegArgs';
 import { computeLayout } from '../../compositor/layout';
 import { loadPresets } from '../../compositor/presets';
 
@@ -60,5 +60,18 @@ describe('argv builders', () => {
     expect(videoDecoderArgs('h264', { w: 640, h: 360 }).join(' ')).toContain('-f h264 -i pipe:0');
     expect(videoDecoderArgs('vp8', { w: 640, h: 360 }).join(' ')).toContain('scale=640:360:force_original_aspect_ratio=decrease,pad=640:360');
     expect(audioDecoderArgs().join(' ')).toContain('-f ogg -i pipe:0 -vn -ac 1 -ar 48000 -flush_packets 1 -f s16le pipe:1');
+  });
+});
+
+describe('name cards', () => {
+  test('golden: several cards from one process, text k drawn on frame k only', () => {
+    const args = nameCardsArgs({ w: 640, h: 360 }, '#3A3F4B', ['/t/a.txt', '/t/b.txt'], '/f.ttf');
+    expect(args.slice(args.indexOf('-f'))).toEqual([
+      '-f', 'lavfi', '-i', 'color=c=0x3A3F4B:s=640x360:r=1:d=2',
+      '-vf',
+      "drawtext=fontfile='/f.ttf':textfile='/t/a.txt':expansion=none:fontsize=51:fontcolor=0xDDDDDD:x=(w-tw)/2:y=(h-th)/2:enable='eq(n,0)'," +
+        "drawtext=fontfile='/f.ttf':textfile='/t/b.txt':expansion=none:fontsize=51:fontcolor=0xDDDDDD:x=(w-tw)/2:y=(h-th)/2:enable='eq(n,1)'",
+      '-frames:v', '2', '-f', 'rawvideo', '-pix_fmt', 'yuv420p', 'pipe:1',
+    ]);
   });
 });
