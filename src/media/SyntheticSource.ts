@@ -18,6 +18,11 @@ export class SyntheticSource extends EventEmitter<MediaSourceEvents> implements 
   /** Send random bytes instead of video frames (a broken or hostile sender). */
   garbage = false;
   keyframeRequests = 0;
+  /**
+   * Cut this many of the next keyframes sent to a listener to a quarter (still flagged as
+   * keyframes): a first keyframe the decoder cannot use, as a lost packet would leave it.
+   */
+  truncateKeyframes = 0;
   #clip: SyntheticClip;
   #timers = new Map<string, NodeJS.Timeout>();
   #offset = 0;
@@ -74,7 +79,11 @@ export class SyntheticSource extends EventEmitter<MediaSourceEvents> implements 
       this.#pendingKeyframe = false;
       i = 0;
     }
-    const data = this.garbage ? crypto.randomBytes(200 + (n % 800)) : frames[i];
+    let data = this.garbage ? crypto.randomBytes(200 + (n % 800)) : frames[i];
+    if (i === 0 && !this.garbage && this.truncateKeyframes > 0 && this.listenerCount('video') > 0) {
+      this.truncateKeyframes--;
+      data = data.subarray(0, data.length >> 2);
+    }
     this.emit('video', { codec: this.#clip.codec, data, rtpTimestamp: (n * 90000) / this.#clip.fps >>> 0, keyframe: i === 0 && !this.garbage });
   }
 

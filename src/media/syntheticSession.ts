@@ -33,11 +33,13 @@ export interface SyntheticSessionOptions {
   /** Participants (1-based) present at the start; default all (or all but the last with churn). */
   initial?: number[];
   codec?: (index: number) => VideoCodec;
+  /** Length of each participant's looped clip (whole seconds; its one keyframe starts each loop). */
+  clipSeconds?: number;
   events?: SyntheticEvent[];
   config: Readonly<Config>;
   ffmpegPath: string;
   logger: Logger;
-  hooks?: { beforeStart?: (recording: Recording) => void };
+  hooks?: { beforeStart?: (recording: Recording, sources: Map<number, SyntheticSource>) => void };
 }
 
 export interface SyntheticSessionResult {
@@ -63,7 +65,7 @@ export async function runSyntheticSession(o: SyntheticSessionOptions): Promise<S
   const clips = new Map<number, SyntheticClip>();
   await Promise.all(
     Array.from({ length: o.participants }, (_, k) => k + 1).map(async (i) => {
-      clips.set(i, await makeSyntheticClip(o.ffmpegPath, { index: i, codec: o.codec?.(i) ?? 'vp8' }, o.logger));
+      clips.set(i, await makeSyntheticClip(o.ffmpegPath, { index: i, codec: o.codec?.(i) ?? 'vp8', seconds: o.clipSeconds }, o.logger));
     }),
   );
   const all = Array.from({ length: o.participants }, (_, k) => k + 1);
@@ -109,7 +111,7 @@ export async function runSyntheticSession(o: SyntheticSessionOptions): Promise<S
   };
   for (const i of initial) ctx.join(i);
   const timers: NodeJS.Timeout[] = [];
-  o.hooks?.beforeStart?.(recording);
+  o.hooks?.beforeStart?.(recording, sources);
   await recording.start();
   t0 = performance.now();
   try {

@@ -20,7 +20,7 @@ export abstract class SupervisedDecoder extends EventEmitter<DecoderEvents> {
   protected readonly log: Logger;
   #restarts = 0;
   #lastInputAt = 0;
-  #lastOutputAt = 0;
+  #awaitingOutput = false;
   #restartTimer: NodeJS.Timeout | null = null;
   #watchdog: NodeJS.Timeout;
 
@@ -66,10 +66,10 @@ export abstract class SupervisedDecoder extends EventEmitter<DecoderEvents> {
     const proc = new FfmpegProcess({ ffmpegPath: this.ffmpegPath, args: this.args(), stopBy: 'eof', gracefulMs: 2000, logger: this.log });
     this.proc = proc;
     this.#lastInputAt = 0;
-    this.#lastOutputAt = Date.now();
+    this.#awaitingOutput = false;
     proc.stdout.on('data', (c: Buffer) => {
       if (this.proc !== proc) return;
-      this.#lastOutputAt = Date.now();
+      this.#awaitingOutput = false;
       this.onOutput(c);
     });
     proc.on('exit', (exit) => {
@@ -90,19 +90,24 @@ export abstract class SupervisedDecoder extends EventEmitter<DecoderEvents> {
     const p = this.proc;
     if (!p || p.hasExited || !p.stdin.writable) return false;
     if (p.stdin.writableLength > 4 * 1024 * 1024) return false;
-    if (this.#lastInputAt === 0 || this.#lastOutputAt > this.#lastInputAt) this.#lastInputAt = Date.now();
+    if (!this.#awaitingOutput) {
+      // The oldest input not yet answered by any output (a flag, not timestamps compared: a
+      // first write in the same millisecond as the spawn once hid a wedged decoder for good).
+      this.#awaitingOutput = true;
+      this.#lastInputAt = Date.now();
+    }
     p.stdin.write(buf);
     return true;
   }
 
   #checkStall(): void {
     const p = this.proc;
-    if (!p || this.closed || this.#lastInputAt === 0) return;
+    if (!p || this.closed || !this.#awaitingOutput) return;
     const now = Date.now();
     // Input has been waiting for output longer than stallMs: the process is wedged.
-    if (this.#lastOutputAt < this.#lastInputAt && now - this.#lastInputAt > this.stallMs) {
+    if (now - this.#lastInputAt > this.stallMs) {
       this.log.warn({ stallMs: this.stallMs }, 'decoder stalled; killing it');
-      this.#lastInputAt = 0;
+      this.#awaitingOutput = false;
       p.kill('SIGKILL');
     }
   }

@@ -157,6 +157,13 @@ export class VideoDecoder extends SupervisedDecoder {
       this.#needKeyframe = true;
       this.#ask(now);
     }
+    if (!this.#producing && this.#writeTimes.length && now - this.#writeTimes[0] > this.maxLagMs && now - this.#lastAskAt >= KEYFRAME_REASK_MS) {
+      // Nothing out yet after a second: a slow start, or a first keyframe the decoder could not
+      // use (then nothing will come out until the next one). Ask for one without dropping
+      // anything; a decoder that is merely starting decodes the backlog and catches up.
+      this.log.debug({ waitedMs: now - this.#writeTimes[0] }, 'decoder has no output yet; asking for a keyframe');
+      this.#ask(now);
+    }
     if (this.#needKeyframe) {
       if (!frame.keyframe) {
         this.framesSkipped++;

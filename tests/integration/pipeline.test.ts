@@ -12,6 +12,7 @@ import { loadConfig } from '../../src/config';
 import { logger } from '../../src/logger';
 import { runSyntheticSession, type SyntheticSessionOptions } from '../../src/media/syntheticSession';
 import { participantStyle } from '../../src/media/SyntheticClip';
+import type { SyntheticSource } from '../../src/media/SyntheticSource';
 import { PLACEHOLDER_COLOUR } from '../../src/pipeline/placeholder';
 import { computeLayout, type Layout } from '../../compositor/layout';
 import { loadPresets } from '../../compositor/presets';
@@ -188,6 +189,18 @@ describe('recording engine: faults and drains (Debian 5.1)', () => {
     expect(toneShare(quiet, participantStyle(3).toneHz)).toBeGreaterThan(0.02);
     expect(toneShare(quiet, participantStyle(2).toneHz)).toBeLessThan(0.002);
     expect(toneShare(audioSamples(r.out, 0.5, 1.4), participantStyle(2).toneHz)).toBeGreaterThan(0.02);
+  });
+
+  test('a first keyframe the decoder cannot use: it asks for another after a second, and the tile shows the participant', async () => {
+    // Set before any frame reaches the recording: the keyframe answering its first request is cut.
+    // The clips loop every 5 s, so the next keyframe only comes sooner if the decoder asks.
+    let p1: SyntheticSource | undefined;
+    const r = await record(bin, { participants: 2, seconds: 4, clipSeconds: 5, hooks: { beforeStart: (_rec, sources) => { p1 = sources.get(1)!; p1.truncateKeyframes = 1; } } }, 'badkey');
+    expect(p1!.truncateKeyframes).toBe(0); // the cut keyframe was sent
+    expect(p1!.keyframeRequests).toBeGreaterThanOrEqual(2);
+    expect(r.info.status).toBe('available');
+    expect(decodeErrors(r.out)).toBe('');
+    expectColoursAt(frameAt(r.out, 2.5), gridFor([1, 2]), [1, 2]);
   });
 
   test('a decoder and a compositor killed mid-recording are replaced; the recording goes on with every frame', async () => {
