@@ -19,8 +19,9 @@ export class SyntheticSource extends EventEmitter<MediaSourceEvents> implements 
   garbage = false;
   keyframeRequests = 0;
   /**
-   * Cut this many of the next keyframes sent to a listener to a quarter (still flagged as
-   * keyframes): a first keyframe the decoder cannot use, as a lost packet would leave it.
+   * Cut this many of the next keyframes sent to a listener to their first 20 bytes (still
+   * flagged as keyframes): a keyframe the decoder rejects outright and puts out nothing for.
+   * (Cut to a quarter, a VP8 keyframe still decodes, concealed, to a wrong picture.)
    */
   truncateKeyframes = 0;
   #clip: SyntheticClip;
@@ -82,7 +83,7 @@ export class SyntheticSource extends EventEmitter<MediaSourceEvents> implements 
     let data = this.garbage ? crypto.randomBytes(200 + (n % 800)) : frames[i];
     if (i === 0 && !this.garbage && this.truncateKeyframes > 0 && this.listenerCount('video') > 0) {
       this.truncateKeyframes--;
-      data = data.subarray(0, data.length >> 2);
+      data = data.subarray(0, Math.min(20, data.length));
     }
     this.emit('video', { codec: this.#clip.codec, data, rtpTimestamp: (n * 90000) / this.#clip.fps >>> 0, keyframe: i === 0 && !this.garbage });
   }

@@ -103,6 +103,12 @@ export class Recording extends EventEmitter<Events> {
   #participants = new Map<string, RecordingParticipant>();
   #sources = new Map<string, SourceState>();
   #order: string[] = [];
+  /**
+   * Sources removed while a compositor still has their tile: what the tile shows until the new
+   * layout takes over (their last frame, then their card after the video timeout), so a leave
+   * does not flash a blank tile for the few ticks the new graph takes to start.
+   */
+  #departed = new Map<string, { frame: Buffer; card: Buffer; at: number }>();
   #layoutName: string;
   #layouts: Manifest['layouts'] = [];
   #fps: number;
@@ -250,6 +256,13 @@ export class Recording extends EventEmitter<Events> {
       }
     });
     this.#t0 = performance.now();
+    // startedAt becomes the wall time of the file's t = 0, so a participant's joinedAt/leftAt
+    // minus startedAt is where that happens in the MP4. Until now it was the request's time;
+    // the encoder's start and (S3) CreateMultipartUpload lie between the two: 0.1 s here, more
+    // under load, and it put the manifest's leaves that far ahead of the picture.
+    const requested = this.#startedAt;
+    this.#startedAt = new Date();
+    this.#log.debug({ afterRequestMs: this.#startedAt.getTime() - requested.getTime() }, 'clock started');
     this.#relayout();
     this.#schedule();
   }
@@ -282,6 +295,7 @@ export class Recording extends EventEmitter<Events> {
       },
     };
     this.#sources.set(source.id, state);
+    this.#departed.delete(source.id);
     this.#order.push(source.id);
     source.requestKeyframe();
     void renderNameCard(ffmpegPath, size, source.kind === 'screen' ? `${source.name} (screen)` : source.name, config.fontFile, log).then((card) => {
@@ -304,6 +318,9 @@ export class Recording extends EventEmitter<Events> {
     this.#goneDropped += s.video.framesDropped;
     this.#sources.delete(sourceId);
     this.#order = this.#order.filter((id) => id !== sourceId);
+    const now = Date.now();
+    const live = s.video.latestAt && now - s.video.latestAt <= this.#o.config.videoTimeoutMs;
+    this.#departed.set(sourceId, { frame: (live && s.video.lastShown) || s.card, card: s.card, at: now });
     s.unsubscribe();
     s.video.close();
     s.audio.close();
@@ -396,7 +413,9 @@ export class Recording extends EventEmitter<Events> {
       let f = frameOf.get(id);
       if (f) return f;
       const s = this.#sources.get(id);
-      if (!s) f = id === WAITING_ID ? this.#waitingCard : solidFrame(TILE_SIZE.camera.w, TILE_SIZE.camera.h, PLACEHOLDER_COLOUR);
+      const gone = s ? undefined : this.#departed.get(id);
+      if (gone) f = now - gone.at <= timeout ? gone.frame : gone.card;
+      else if (!s) f = id === WAITING_ID ? this.#waitingCard : solidFrame(TILE_SIZE.camera.w, TILE_SIZE.camera.h, PLACEHOLDER_COLOUR);
       else if (s.video.latestAt && now - s.video.latestAt <= timeout) {
         // The next decoded frame, or the last one again when none arrived in time.
         f = s.video.take() ?? s.card;
@@ -410,6 +429,12 @@ export class Recording extends EventEmitter<Events> {
       if (e.dead || tick < e.feedFrom || tick >= e.feedUntil) continue;
       e.comp.write(tick, e.comp.tiles.map((t) => frameFor(t.sourceId)));
       if (tick === e.feedUntil - 1) void e.comp.end();
+    }
+    if (this.#departed.size > 0) {
+      // Forget a departed tile once no graph that is still fed has it.
+      for (const id of this.#departed.keys()) {
+        if (!this.#epochs.some((e) => !e.dead && tick + 1 < e.feedUntil && e.comp.tiles.some((t) => t.sourceId === id))) this.#departed.delete(id);
+      }
     }
     this.#flush();
     this.#updateFrameStats();
@@ -495,7 +520,7 @@ export class Recording extends EventEmitter<Events> {
     }
     this.#epochs.push(epoch);
     this.#layouts.push({ at: new Date().toISOString(), preset: layout.preset, tiles: tiles.map((t) => t.sourceId) });
-    this.#log.debug({ tick: this.#nextTick, tiles: tiles.length }, "compositor starting");
+    this.#log.debug({ tick: this.#nextTick, tiles: tiles.length }, 'compositor starting');
     comp.on('frame', (frame) => this.#onCompositeFrame(epoch, frame));
     comp.on('exit', (exit) => this.#onCompositorExit(epoch, exit));
   }

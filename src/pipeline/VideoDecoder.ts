@@ -109,6 +109,11 @@ export class VideoDecoder extends SupervisedDecoder {
     });
   }
 
+  /** The frame most recently handed to the pacer (null before the first). */
+  get lastShown(): Buffer | null {
+    return this.#shown;
+  }
+
   /** The frame for this tick: the next decoded one, else the last shown again; null if none yet. */
   take(): Buffer | null {
     // A burst leaves frames queued for good (one in, one out per tick), and every queued frame

@@ -6,7 +6,7 @@ import type { Logger } from '../logger';
 import { codecForForwarding, parseSignal, peerConfig, withoutDefaultStun, type ServerSignal, type TrackPurpose } from './negotiation';
 import type { RtcOptions } from './options';
 import { Publication } from './Publication';
-import { announcedCandidatesOnly, bundleLiveSectionsOnly, parseMediaSections } from './sdp';
+import { announcedCandidatesOnly, bundleInactiveSections, parseMediaSections } from './sdp';
 import { enlargeRecvBuffers } from './udpBuffers';
 import './weriftFixes'; // before any connection exists (see the file)
 
@@ -229,7 +229,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     for (const f of this.#forwards.values()) {
       if (f.transceiver.mid !== null) sources[f.transceiver.mid] = { participantId: f.pub.peerId, name: this.#nameOf(f.pub.peerId), purpose: f.pub.purpose };
     }
-    this.emit('signal', { pc: 'sub', type: 'offer', sdp: announcedCandidatesOnly(bundleLiveSectionsOnly(this.#sub.localDescription!.sdp), this.#publicIp), sources });
+    this.emit('signal', { pc: 'sub', type: 'offer', sdp: announcedCandidatesOnly(bundleInactiveSections(this.#sub.localDescription!.sdp), this.#publicIp), sources });
   }
 
   async #onSubAnswer(sdp: string): Promise<void> {
@@ -257,6 +257,11 @@ export class Peer extends EventEmitter<PeerEvents> {
     if (pc.iceGatheringState !== 'complete') await pc.iceGatheringStateChange.watch((s) => s === 'complete', this.#opts.connectTimeoutMs);
     // The sockets exist once candidates are gathered.
     enlargeRecvBuffers(pc, this.#opts.udpRecvBufferBytes, this.#log);
+  }
+
+  /** Fail this participant's media as a lost connection would (tests of the client's recovery). */
+  debugFail(): void {
+    this.#fail(new TesseraError('REC_ERR_BAD_SIGNAL', 'WebRTC pub connection failed (ICE/DTLS)'));
   }
 
   #fail(err: TesseraError): void {

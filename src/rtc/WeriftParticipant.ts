@@ -67,6 +67,9 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
   recording: RecordingInfo | null = null;
   readonly received = new Map<string, { frames: number; keyframes: number; audioPackets: number }>();
   keyframeRequests = 0;
+  /** Times the server lost our media and we joined again (see Notice.rejoin). */
+  rejoins = 0;
+  #rejoining = false;
   #videoSender: { nackCount: number; retransmittedPacketsSent: number; packetCount: number } | null = null;
 
   /** What our video sender did: packets, NACKs received, retransmissions sent; connection states. */
@@ -88,7 +91,10 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
       this.emit('recording', s.recording);
     });
     this.#socket.on('participants', (list) => this.emit('participants', list));
-    this.#socket.on('notice', (n) => this.emit('notice', n));
+    this.#socket.on('notice', (n) => {
+      this.emit('notice', n);
+      if (n.rejoin) void this.#rejoin(n.message);
+    });
   }
 
   request(event: keyof ClientToServerEvents, payload: unknown, timeoutMs = 30_000): Promise<Ack> {
@@ -149,6 +155,9 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
       if (state() !== 'connected') throw new Error(`publish: media connection ${pc.connectionState} 15 s after the answer (ICE/DTLS)`);
     }
     if (this.#closed) return;
+    pc.connectionStateChange.subscribe((s) => {
+      if (s === 'failed' && this.#pub === pc && !this.#closed) void this.#rejoin('our media connection failed');
+    });
     this.#startSending();
   }
 
@@ -257,6 +266,41 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
         if (w) this.emit('frame', { participantId: w.participantId, purpose: w.purpose, frame });
       }
     });
+  }
+
+  /**
+   * Join again with fresh connections after the server dropped our media, as the page does: a
+   * new participant id, new tracks and timers, the same socket and `received` counters.
+   */
+  async #rejoin(reason: string): Promise<void> {
+    if (this.#closed || this.#rejoining) return;
+    this.#rejoining = true;
+    this.rejoins++;
+    this.#log.warn({ reason }, 'media lost; joining again');
+    try {
+      for (const t of this.#timers) clearInterval(t);
+      this.#timers = [];
+      const old = [this.#pub, this.#sub];
+      this.#pub = null;
+      this.#sub = null;
+      this.#sources = {};
+      this.#videoTrack = new MediaStreamTrack({ kind: 'video' });
+      this.#audioTrack = new MediaStreamTrack({ kind: 'audio' });
+      this.#screenTrack = new MediaStreamTrack({ kind: 'video' });
+      this.#frameIndex = 0;
+      this.#screenIndex = 0;
+      await Promise.all(old.map((pc) => pc?.close().catch(() => undefined)));
+      if (this.#closed) return;
+      // The server has normally taken us out already; if only our side failed, leave first.
+      await this.request('leave', {}, 5000).catch(() => undefined);
+      const ack = await this.join();
+      if (!ack.ok) this.#log.warn({ error: ack.error }, 'joining again was refused');
+      else this.#log.warn({ participantId: this.participantId }, 'joined again');
+    } catch (err) {
+      this.#log.warn({ err }, 'joining again failed');
+    } finally {
+      this.#rejoining = false;
+    }
   }
 
   async leave(): Promise<void> {

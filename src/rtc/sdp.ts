@@ -39,24 +39,30 @@ export function parseMediaSections(sdp: string): MediaSection[] {
 }
 
 /**
- * Take rejected m= sections (port 0) out of the BUNDLE group. werift marks an inactive
- * transceiver (a forward whose publisher left) with port 0 but keeps its mid in the group; when
- * that mid is the group's first (the offerer-tagged section), JSEP makes the whole group rejected
- * and Chrome refuses the offer ("The m= section with mid='2' should be rejected"). A rejected
- * section does not belong in a BUNDLE group at all (RFC 9143 §7.3.3), so the group keeps only
- * live mids, in order; with none left the line goes.
+ * Keep the sections of departed publishers bundled and inactive instead of rejected. werift
+ * writes an inactive transceiver (a forward whose publisher left) with port 0, i.e. rejected,
+ * yet keeps its mid in the BUNDLE group. Chrome refuses such offers: with the group's first
+ * (offerer-tagged) mid rejected, "The m= section with mid='2' should be rejected"; with every
+ * section rejected (the last other person left a two-person meeting), "max-bundle is used but no
+ * bundle group found" — and then never hears of anyone who joins later. werift's own answerer
+ * fails too ("Transceiver with mid=0 not found"). An inactive section may stay in the group
+ * (RFC 9143 §7.3.3 only excludes rejected ones), so the port becomes 9 again; the a=inactive
+ * line already says no media flows.
  */
-export function bundleLiveSectionsOnly(sdp: string): string {
-  const rejected = new Set(parseMediaSections(sdp).filter((s) => s.port === 0 && s.mid !== null).map((s) => s.mid!));
-  if (rejected.size === 0) return sdp;
+export function bundleInactiveSections(sdp: string): string {
   const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
-  return sdp
-    .split(/\r?\n/)
-    .flatMap((line) => {
-      const g = /^a=group:BUNDLE(.*)$/.exec(line);
-      if (!g) return [line];
-      const mids = g[1].trim().split(/\s+/).filter((m) => m && !rejected.has(m));
-      return mids.length ? [`a=group:BUNDLE ${mids.join(' ')}`] : [];
+  const lines = sdp.split(/\r?\n/);
+  const inactive = new Set(parseMediaSections(sdp).filter((x) => x.port === 0 && x.direction === 'inactive' && x.mid !== null).map((x) => x.mid!));
+  if (inactive.size === 0) return sdp;
+  let section = -1;
+  const sections = parseMediaSections(sdp);
+  return lines
+    .map((line) => {
+      const m = /^m=(\w+) 0 (.*)$/.exec(line);
+      if (!/^m=/.test(line)) return line;
+      section++;
+      const mid = sections[section]?.mid;
+      return m && mid && inactive.has(mid) ? `m=${m[1]} 9 ${m[2]}` : line;
     })
     .join(eol);
 }

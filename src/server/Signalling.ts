@@ -100,7 +100,13 @@ export class Signalling {
       socket.data = { roomId, peer, role };
       void socket.join(channel(roomId));
       peer.on('signal', (msg) => socket.emit('signal', msg));
-      peer.on('failed', (err) => socket.emit('notice', { level: 'error', code: err.code, message: err.message }));
+      peer.on('failed', (err) => {
+        // A participant whose media is dead is neither seen by the others nor recorded, yet
+        // would stay in the room (and in the recording, as a name card) for the whole call.
+        // Take them out and tell the client to come back with fresh connections.
+        socket.emit('notice', { level: 'error', code: err.code, message: `${err.message}; reconnecting`, rejoin: true });
+        if (socket.data.peer === peer) this.#leave(socket);
+      });
       const recording = this.#conf.recordingState(roomId);
       socket.emit('recording:state', { roomId, recording });
       return { participantId: peer.id, roomId, name, participants: room.participants(), recording, canRecord: role === 'host' };

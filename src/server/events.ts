@@ -28,6 +28,12 @@ export interface Notice {
   level: 'info' | 'error';
   code?: string;
   message: string;
+  /**
+   * The server lost this person's media (ICE/DTLS failed, never connected, renegotiation
+   * failed) and has taken them out of the room: join again on this socket and publish anew.
+   * The page and `npm run participant` do so at once.
+   */
+  rejoin?: boolean;
 }
 
 export interface ServerToClientEvents {

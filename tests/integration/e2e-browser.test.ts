@@ -212,6 +212,7 @@ test('a screen share from the page switches the recording to the screenshare lay
   await ensureBrowsers();
   const red = await joinMeeting(browsers[0], server.url, room, 'Red');
   const blue = await joinMeeting(browsers[2], server.url, room, 'Blue');
+  meetingPages.push(red, blue);
   const t0 = Date.now();
   while (!((await playingRemoteTiles(red)) === 1 && (await playingRemoteTiles(blue)) === 1)) {
     if (Date.now() - t0 > 30_000) throw new Error('the two browsers did not see each other');
@@ -269,5 +270,40 @@ test('a screen share from the page switches the recording to the screenshare lay
   expect(during.length).toBeGreaterThan(fps * 2);
   expect(before.every((x) => x > 0.15)).toBe(true);
   expect(during.every((x) => x > 0.005 && x < 0.1)).toBe(true);
+  expect(pageErrors).toEqual([]);
+});
+
+test('the server loses a person\'s media: the page says so, joins again by itself, and both see each other again', async () => {
+  const room = 'e2e-again';
+  await Promise.all(meetingPages.splice(0).map((p) => p.close()));
+  await ensureBrowsers();
+  const red = await joinMeeting(browsers[0], server.url, room, 'Red');
+  const blue = await joinMeeting(browsers[2], server.url, room, 'Blue');
+  meetingPages.push(red, blue);
+  const bothPlaying = async () => (await playingRemoteTiles(red)) === 1 && (await playingRemoteTiles(blue)) === 1;
+  for (const t0 = Date.now(); !(await bothPlaying()); await sleep(250)) {
+    if (Date.now() - t0 > 30_000) throw new Error('the two browsers did not see each other');
+  }
+  const firstId = await red.evaluate(() => (window as unknown as { tessera: { participantId: () => string } }).tessera.participantId());
+  const errorsBefore = pageErrors.length;
+  server.conference.room(room)!.peer(firstId)!.debugFail(); // what a failed ICE/DTLS connection does
+  await red.waitForFunction(() => (window as unknown as { tessera: { rejoins: () => number } }).tessera.rejoins() === 1, undefined, { timeout: 20_000 });
+  const notices = await red.locator('#notices .notice').allTextContents();
+  expect(notices.some((n) => /^REC_ERR_BAD_SIGNAL: .*reconnecting$/.test(n))).toBe(true);
+  expect(notices).toContain('Reconnected.');
+  const newId = await red.evaluate(() => (window as unknown as { tessera: { participantId: () => string } }).tessera.participantId());
+  expect(newId).not.toBe(firstId);
+  expect(server.conference.room(room)!.participants().map((p) => p.name).sort()).toEqual(['Blue', 'Red']);
+  // Blue plays the new Red, Red plays Blue again.
+  const blueSeesNewRed = () => blue.evaluate((id) => {
+    const v = document.querySelector<HTMLVideoElement>(`.tile[data-key="${id}:camera"] video`);
+    return !!v && v.videoWidth > 0 && v.readyState >= 2 && !v.paused;
+  }, newId);
+  for (const t0 = Date.now(); !((await blueSeesNewRed()) && (await playingRemoteTiles(red)) === 1 && (await playingRemoteTiles(blue)) === 1); await sleep(250)) {
+    if (Date.now() - t0 > 30_000) throw new Error('they did not see each other again');
+  }
+  // The only console errors are Red's own report of the lost connection.
+  const errors = pageErrors.splice(errorsBefore);
+  expect(errors.filter((e) => !e.startsWith('[Red]'))).toEqual([]);
   expect(pageErrors).toEqual([]);
 });

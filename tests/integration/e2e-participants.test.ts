@@ -54,9 +54,10 @@ function startParticipant(room: string, i: number): ChildProcess {
   const c = spawn('chrt', ['--idle', '0', process.execPath, path.join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs'), 'src/cli/participant.ts', '--url', server.url, '--room', room, '--index', String(i), '--name', `P${i}`, '--seconds', '120', '--size', '320x180', '--fps', '15'], {
     cwd: root,
     env: { ...process.env, LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  c.stderr!.on('data', (d: Buffer) => process.stderr.write(`[participant ${i}] ${d}`));
+  // Its warnings (pino, stdout: a notice, a lost connection, joining again) and errors.
+  for (const s of [c.stdout!, c.stderr!]) s.on('data', (d: Buffer) => process.stderr.write(`[participant ${i}] ${d}`));
   children.push(c);
   return c;
 }

@@ -1,5 +1,5 @@
 import { parseSignal, validateSdp, peerConfig } from '../../src/rtc/negotiation';
-import { announcedCandidatesOnly, bundleLiveSectionsOnly, parseMediaSections } from '../../src/rtc/sdp';
+import { announcedCandidatesOnly, bundleInactiveSections, parseMediaSections } from '../../src/rtc/sdp';
 import { RTC_DEFAULTS } from '../../src/rtc/options';
 import { PacketStatus, RecvDelta, RtcpPacketConverter, RtcpTransportLayerFeedback, RunLengthChunk, TransportWideCC } from 'werift';
 import { applyWeriftFixes } from '../../src/rtc/weriftFixes';
@@ -60,22 +60,26 @@ describe('negotiation', () => {
   });
 });
 
-describe('bundleLiveSectionsOnly', () => {
+describe('bundleInactiveSections', () => {
   const offer = (ports: number[]): string =>
     ['v=0', 'o=- 1 0 IN IP4 0.0.0.0', 's=-', 't=0 0', `a=group:BUNDLE ${ports.map((_, i) => i).join(' ')}`, 'a=msid-semantic:WMS *']
       .concat(ports.flatMap((p, i) => [`m=${i % 2 ? 'video' : 'audio'} ${p} UDP/TLS/RTP/SAVPF 96`, p ? 'a=sendonly' : 'a=inactive', `a=mid:${i}`]))
       .join('\r\n') + '\r\n';
 
-  test('a departed publisher (port 0, first in the group) leaves the BUNDLE group; the rest stays in order', () => {
-    const out = bundleLiveSectionsOnly(offer([0, 0, 9, 9, 9]));
-    expect(out).toContain('a=group:BUNDLE 2 3 4\r\n');
-    expect(parseMediaSections(out).map((s) => [s.mid, s.port])).toEqual([['0', 0], ['1', 0], ['2', 9], ['3', 9], ['4', 9]]);
+  test('departed publishers (werift: port 0, inactive) stay in the group as inactive sections, in order', () => {
+    const out = bundleInactiveSections(offer([0, 0, 9, 9, 9]));
+    expect(out).toContain('a=group:BUNDLE 0 1 2 3 4\r\n');
+    expect(parseMediaSections(out).map((s) => [s.mid, s.port, s.direction])).toEqual([['0', 9, 'inactive'], ['1', 9, 'inactive'], ['2', 9, 'sendonly'], ['3', 9, 'sendonly'], ['4', 9, 'sendonly']]);
+    const notM = (sdp: string) => sdp.split('\r\n').filter((l) => !l.startsWith('m='));
+    expect(notM(out)).toEqual(notM(offer([0, 0, 9, 9, 9]))); // only the two ports changed
   });
 
-  test('nothing rejected: the offer is untouched; everything rejected: no group line', () => {
+  test('nothing inactive: untouched; everyone gone: still one BUNDLE group, every section inactive', () => {
     const live = offer([9, 9]);
-    expect(bundleLiveSectionsOnly(live)).toBe(live);
-    expect(bundleLiveSectionsOnly(offer([0, 0]))).not.toContain('a=group:BUNDLE');
+    expect(bundleInactiveSections(live)).toBe(live);
+    const gone = bundleInactiveSections(offer([0, 0]));
+    expect(gone).toContain('a=group:BUNDLE 0 1\r\n');
+    expect(parseMediaSections(gone).map((s) => [s.port, s.direction])).toEqual([[9, 'inactive'], [9, 'inactive']]);
   });
 });
 

@@ -23,6 +23,8 @@
     pendingAnswer: null,
     left: false,
     canRecord: true,
+    rejoining: false,
+    rejoins: 0,
   };
 
   function notice(message, level) {
@@ -182,8 +184,11 @@
         if (!state.sub) {
           state.sub = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
           state.sub.ontrack = onRemoteTrack;
-          state.sub.onconnectionstatechange = () => {
-            if (state.sub && state.sub.connectionState === 'failed') showError({ code: 'RTC_FAILED', message: 'Media from the others could not connect (ICE failed).' });
+          const sub = state.sub;
+          sub.onconnectionstatechange = () => {
+            if (sub !== state.sub || sub.connectionState !== 'failed') return;
+            showError({ code: 'RTC_FAILED', message: 'Media from the others could not connect (ICE failed).' });
+            rejoin('the connection for the others\' media failed');
           };
         }
         await state.sub.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
@@ -297,6 +302,63 @@
     notice('You left the meeting.');
   }
 
+  // ---- joining (and joining again) ---------------------------------------------------
+  async function joinAndPublish() {
+    const res = await request('join', { roomId, name: params.get('name') || undefined, token: params.get('token') || undefined });
+    state.me = res.participantId;
+    state.participants = res.participants;
+    state.canRecord = res.canRecord !== false;
+    const mine = state.tiles.get('local');
+    if (mine) mine.label.textContent = res.name + ' (you)';
+    onRecordingState({ roomId, recording: res.recording });
+
+    const pub = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+    state.pub = pub;
+    pub.onconnectionstatechange = () => {
+      if (pub !== state.pub || pub.connectionState !== 'failed') return;
+      showError({ code: 'RTC_FAILED', message: 'Your media could not reach the server (ICE failed).' });
+      rejoin('your media connection failed');
+    };
+    state.local.getTracks().forEach((t) => pub.addTrack(t, state.local));
+    if (state.screen) state.screen.sender = pub.addTrack(state.screen.stream.getVideoTracks()[0], state.screen.stream);
+    preferVideoCodec(pub);
+    if (pub.getSenders().length) await negotiatePub();
+  }
+
+  /**
+   * The server lost our media (it says so with `notice.rejoin` and has taken us out of the
+   * room), or one of our connections failed: join again on the same socket with fresh
+   * connections, keeping camera, microphone, mute state and screen share. Retries with backoff.
+   */
+  async function rejoin(reason) {
+    if (state.left || state.rejoining) return;
+    state.rejoining = true;
+    document.body.dataset.rejoining = '1';
+    notice('Reconnecting (' + reason + ')…');
+    for (let attempt = 0; !state.left; attempt++) {
+      for (const pc of [state.pub, state.sub]) if (pc) pc.close();
+      state.pub = null;
+      state.sub = null;
+      state.sources = {};
+      state.pubQueue = Promise.resolve();
+      state.pendingAnswer = null;
+      for (const key of [...state.tiles.keys()]) if (!key.startsWith('local')) removeTile(key);
+      try {
+        await request('leave', {}).catch(() => undefined); // in case only our side noticed
+        await joinAndPublish();
+        state.rejoins++;
+        notice('Reconnected.');
+        break;
+      } catch (e) {
+        showError(e);
+        if (e && ['REC_ERR_UNAUTHORIZED', 'REC_ERR_FORBIDDEN', 'REC_ERR_CAPACITY'].includes(e.code)) break;
+        await new Promise((r) => setTimeout(r, Math.min(10000, 1000 * 2 ** attempt)));
+      }
+    }
+    state.rejoining = false;
+    delete document.body.dataset.rejoining;
+  }
+
   // ---- start -------------------------------------------------------------------------
   async function main() {
     $('room-title').textContent = 'Room ' + roomId;
@@ -326,7 +388,11 @@
       pruneTiles();
     });
     state.socket.on('signal', onSignal);
-    state.socket.on('notice', (n) => (n.level === 'error' ? showError(n) : notice(n.message)));
+    state.socket.on('notice', (n) => {
+      if (n.level === 'error') showError(n);
+      else notice(n.message);
+      if (n.rejoin) rejoin('the server lost your media');
+    });
     state.socket.on('disconnect', () => {
       if (!state.left) showError({ code: 'DISCONNECTED', message: 'Lost the connection to the server. Reload to rejoin.' });
     });
@@ -337,20 +403,7 @@
       throw { code: 'CONNECT', message: 'Cannot reach the server: ' + (e && e.message ? e.message : e) };
     });
 
-    const res = await request('join', { roomId, name: params.get('name') || undefined, token: params.get('token') || undefined });
-    state.me = res.participantId;
-    state.participants = res.participants;
-    state.canRecord = res.canRecord !== false;
-    mine.label.textContent = res.name + ' (you)';
-    onRecordingState({ roomId, recording: res.recording });
-
-    state.pub = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
-    state.pub.onconnectionstatechange = () => {
-      if (state.pub.connectionState === 'failed') showError({ code: 'RTC_FAILED', message: 'Your media could not reach the server (ICE failed).' });
-    };
-    state.local.getTracks().forEach((t) => state.pub.addTrack(t, state.local));
-    preferVideoCodec(state.pub);
-    if (state.local.getTracks().length) await negotiatePub();
+    await joinAndPublish();
 
     $('mute-mic').onclick = () => toggleTrack('audio', $('mute-mic'), 'Mute mic', 'Unmute mic');
     $('mute-camera').onclick = () => toggleTrack('video', $('mute-camera'), 'Stop camera', 'Start camera');
@@ -373,7 +426,7 @@
     });
     return out;
   }
-  window.tessera = Object.freeze({ sendStats });
+  window.tessera = Object.freeze({ sendStats, rejoins: () => state.rejoins, participantId: () => state.me });
 
   main().catch(showError);
 })();
