@@ -84,7 +84,9 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
     this.#log = init.logger.child({ participant: init.name });
     this.#socket = io(init.url, { transports: ['websocket'], reconnection: false, forceNew: true });
     this.#socket.on('signal', (msg) => {
-      this.#onSignal(msg as ServerSignal).catch((err: unknown) => this.#log.warn({ err }, 'signal handling failed'));
+      this.#onSignal(msg as ServerSignal).catch((err: unknown) => {
+        if (!this.#closed) this.#log.warn({ err }, 'signal handling failed'); // closing: an offer in flight
+      });
     });
     this.#socket.on('recording:state', (s) => {
       this.recording = s.recording;
