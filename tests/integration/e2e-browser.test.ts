@@ -273,7 +273,7 @@ test('a screen share from the page switches the recording to the screenshare lay
   expect(pageErrors).toEqual([]);
 });
 
-test('the server loses a person\'s media: the page says so, joins again by itself, and both see each other again', async () => {
+test('the server loses a person\'s media, then their socket: each time the page says so, joins again by itself, and both see each other again', async () => {
   const room = 'e2e-again';
   await Promise.all(meetingPages.splice(0).map((p) => p.close()));
   await ensureBrowsers();
@@ -302,6 +302,22 @@ test('the server loses a person\'s media: the page says so, joins again by itsel
   for (const t0 = Date.now(); !((await blueSeesNewRed()) && (await playingRemoteTiles(red)) === 1 && (await playingRemoteTiles(blue)) === 1); await sleep(250)) {
     if (Date.now() - t0 > 30_000) throw new Error('they did not see each other again');
   }
+  // A network blip: Red's socket.io transport drops (the server takes Red out at once).
+  // socket.io reconnects, and the page joins again.
+  const redSocket = [...server.signalling.io.sockets.sockets.values()].find((x) => x.data.peer?.id === newId)!;
+  redSocket.conn.close();
+  await red.waitForFunction(() => (window as unknown as { tessera: { rejoins: () => number } }).tessera.rejoins() === 2, undefined, { timeout: 30_000 });
+  const thirdId = await red.evaluate(() => (window as unknown as { tessera: { participantId: () => string } }).tessera.participantId());
+  expect(thirdId).not.toBe(newId);
+  expect(await red.locator('#notices .notice').allTextContents()).toEqual(expect.arrayContaining([expect.stringMatching(/^Lost the connection to the server \(transport close\); reconnecting…$/)]));
+  const blueSees = (id: string) => blue.evaluate((key) => {
+    const v = document.querySelector<HTMLVideoElement>(`.tile[data-key="${key}:camera"] video`);
+    return !!v && v.videoWidth > 0 && v.readyState >= 2 && !v.paused;
+  }, id);
+  for (const t0 = Date.now(); !((await blueSees(thirdId)) && (await playingRemoteTiles(red)) === 1 && (await playingRemoteTiles(blue)) === 1); await sleep(250)) {
+    if (Date.now() - t0 > 30_000) throw new Error('they did not see each other after the socket came back');
+  }
+  expect(server.conference.room(room)!.participants().map((p) => p.name).sort()).toEqual(['Blue', 'Red']);
   // The only console errors are Red's own report of the lost connection.
   const errors = pageErrors.splice(errorsBefore);
   expect(errors.filter((e) => !e.startsWith('[Red]'))).toEqual([]);

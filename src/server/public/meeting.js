@@ -25,6 +25,7 @@
     canRecord: true,
     rejoining: false,
     rejoins: 0,
+    needRejoin: false, // the socket went: join again once it is back
   };
 
   function notice(message, level) {
@@ -44,6 +45,8 @@
 
   function request(event, payload) {
     return new Promise((resolve, reject) => {
+      // Not queued while disconnected: socket.io would send it after a reconnection, stale.
+      if (!state.socket || !state.socket.connected) return reject({ code: 'DISCONNECTED', message: event + ': not connected to the server' });
       state.socket.timeout(30000).emit(event, payload, (err, res) => {
         if (err) return reject({ code: 'TIMEOUT', message: event + ': no answer from the server' });
         if (!res || !res.ok) return reject(res && res.error ? res.error : { code: 'UNKNOWN', message: 'request failed' });
@@ -350,13 +353,18 @@
         notice('Reconnected.');
         break;
       } catch (e) {
+        if (e && e.code === 'DISCONNECTED') {
+          // The socket went meanwhile: its 'connect' handler starts over once it is back.
+          state.needRejoin = true;
+          break;
+        }
         showError(e);
         if (e && ['REC_ERR_UNAUTHORIZED', 'REC_ERR_FORBIDDEN', 'REC_ERR_CAPACITY'].includes(e.code)) break;
         await new Promise((r) => setTimeout(r, Math.min(10000, 1000 * 2 ** attempt)));
       }
     }
     state.rejoining = false;
-    delete document.body.dataset.rejoining;
+    if (!state.needRejoin) delete document.body.dataset.rejoining;
   }
 
   // ---- start -------------------------------------------------------------------------
@@ -375,7 +383,10 @@
     const mine = tile('local', (params.get('name') || 'You') + ' (you)', true);
     state.local.getVideoTracks().forEach((t) => mine.stream.addTrack(t));
 
-    state.socket = io({ transports: ['websocket'], reconnection: false });
+    // socket.io reconnects by itself after a network blip (not after the server closed us on
+    // purpose, e.g. while draining: then we reconnect ourselves). The server takes a person out
+    // of the room when their socket goes, so a reconnection is a rejoin.
+    state.socket = io({ transports: ['websocket'], reconnection: true, reconnectionDelay: 1000, reconnectionDelayMax: 10000 });
     state.socket.on('recording:state', onRecordingState);
     state.socket.on('participants', (list) => {
       state.participants = list;
@@ -393,14 +404,22 @@
       else notice(n.message);
       if (n.rejoin) rejoin('the server lost your media');
     });
-    state.socket.on('disconnect', () => {
-      if (!state.left) showError({ code: 'DISCONNECTED', message: 'Lost the connection to the server. Reload to rejoin.' });
+    state.socket.on('disconnect', (reason) => {
+      if (state.left) return;
+      notice('Lost the connection to the server (' + reason + '); reconnecting…');
+      document.body.dataset.rejoining = '1';
+      state.needRejoin = true;
+      if (reason === 'io server disconnect') setTimeout(() => !state.left && state.socket.connect(), 2000);
     });
-    await new Promise((resolve, reject) => {
+    state.socket.on('connect', () => {
+      if (state.needRejoin && !state.left) {
+        state.needRejoin = false;
+        rejoin('the connection to the server came back');
+      }
+    });
+    await new Promise((resolve) => {
       state.socket.once('connect', resolve);
-      state.socket.once('connect_error', reject);
-    }).catch((e) => {
-      throw { code: 'CONNECT', message: 'Cannot reach the server: ' + (e && e.message ? e.message : e) };
+      state.socket.once('connect_error', (e) => showError({ code: 'CONNECT', message: 'Cannot reach the server (' + (e && e.message ? e.message : e) + '); still trying…' }));
     });
 
     await joinAndPublish();
