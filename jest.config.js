@@ -7,7 +7,10 @@
  * participants under SCHED_IDLE, as the load of people on other machines (README "Limits").
  */
 module.exports = {
-  testEnvironment: 'node',
+  // 'node', plus a check that each file stops what it starts (tests/helpers/leaks.js)
+  testEnvironment: '<rootDir>/tests/helpers/leaks.js',
+  globalSetup: '<rootDir>/tests/helpers/globalSetup.js',
+  globalTeardown: '<rootDir>/tests/helpers/globalTeardown.js',
   transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, diagnostics: false }] },
   testMatch: ['<rootDir>/tests/**/*.test.ts'],
   testPathIgnorePatterns: ['/node_modules/'],

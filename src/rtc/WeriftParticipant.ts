@@ -8,7 +8,7 @@ import type { EncodedVideoFrame } from '../media/types';
 import type { RecordingInfo } from '../pipeline/types';
 import type { ClientToServerEvents, ServerToClientEvents } from '../server/events';
 import { FrameAssembler } from './FrameAssembler';
-import { audioCodecs, headerExtensions, videoCodecs, withoutDefaultStun, type ServerSignal } from './negotiation';
+import { audioCodecs, closePeerConnection, guardTransceivers, headerExtensions, videoCodecs, withoutDefaultStun, type ServerSignal } from './negotiation';
 import { RTC_DEFAULTS } from './options';
 import { packetize } from './packetize';
 import { enlargeRecvBuffers } from './udpBuffers';
@@ -129,6 +129,7 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
       // the percentage *kept*: 95 means 5% loss (SRTP/SRTCP only; DTLS and STUN are untouched)
       debug: this.#init.outboundLoss ? { outboundPacketLoss: 100 - this.#init.outboundLoss * 100 } : {},
     });
+    guardTransceivers(pc);
     this.#pub = pc;
     const vt = pc.addTransceiver(this.#videoTrack, { direction: 'sendonly' });
     const at = pc.addTransceiver(this.#audioTrack, { direction: 'sendonly' });
@@ -220,6 +221,7 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
     if (msg.pc === 'sub' && msg.type === 'offer') {
       if (!this.#sub) {
         this.#sub = new RTCPeerConnection({ codecs: { audio: audioCodecs('sub'), video: videoCodecs('sub') }, headerExtensions: headerExtensions('sub'), iceUseIpv6: false, bundlePolicy: 'max-bundle' });
+        guardTransceivers(this.#sub);
       }
       this.#sources = { ...this.#sources, ...msg.sources };
       await this.#sub.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
@@ -291,7 +293,7 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
       this.#screenTrack = new MediaStreamTrack({ kind: 'video' });
       this.#frameIndex = 0;
       this.#screenIndex = 0;
-      await Promise.all(old.map((pc) => pc?.close().catch(() => undefined)));
+      await Promise.all(old.map((pc) => (pc ? closePeerConnection(pc).catch(() => undefined) : undefined)));
       if (this.#closed) return;
       // The server has normally taken us out already; if only our side failed, leave first.
       await this.request('leave', {}, 5000).catch(() => undefined);
@@ -316,7 +318,7 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
     this.#closed = true;
     for (const t of this.#timers) clearInterval(t);
     this.#socket.disconnect();
-    await Promise.all([this.#pub?.close(), this.#sub?.close()].map((p) => p?.catch(() => undefined)));
+    await Promise.all([this.#pub, this.#sub].map((pc) => (pc ? closePeerConnection(pc).catch(() => undefined) : undefined)));
     this.emit('close');
     this.removeAllListeners();
   }

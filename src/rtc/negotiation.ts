@@ -199,3 +199,44 @@ export function parseSignal(raw: unknown, opts: Pick<RtcOptions, 'maxSdpBytes' |
 export function withoutDefaultStun(pc: RTCPeerConnection): void {
   for (const t of pc.iceTransports) (t.connection as { stunServer?: unknown }).stunServer = undefined;
 }
+
+type Transceiver = ReturnType<RTCPeerConnection['getTransceivers']>[number];
+const everAdded = new WeakMap<RTCPeerConnection, Set<Transceiver>>();
+
+function stopTransceiver(t: Transceiver): void {
+  t.receiver.stop();
+  t.sender.stop();
+}
+
+/**
+ * Call on every new connection: werift 0.24.4 leaves transceivers running that it no longer
+ * owns. A new transceiver takes the list slot of an inactive one (a departed publisher's section
+ * reused for the next one), and the one replaced is simply dropped from the list; and a section
+ * a description removes is marked `stopped` without stopping it, which `close()` then skips.
+ * Either way its receiver's or sender's RTCP report loop (a timer every 0.5–1.5 s) runs for as
+ * long as the process: a leak per screen share or departure on a long-lived server, and a test
+ * run that never exited (CI timed out after every test had passed). This stops a transceiver as
+ * soon as it leaves the list, and `closePeerConnection` stops every one the connection ever had.
+ */
+export function guardTransceivers(pc: RTCPeerConnection): void {
+  const all = new Set<Transceiver>(pc.getTransceivers());
+  everAdded.set(pc, all);
+  pc.onTransceiverAdded.subscribe((t) => {
+    all.add(t);
+    const current = new Set(pc.getTransceivers());
+    for (const old of all) {
+      if (current.has(old)) continue;
+      stopTransceiver(old);
+      all.delete(old);
+    }
+  });
+}
+
+/** Close a connection so that nothing of it keeps running (see `guardTransceivers`). */
+export async function closePeerConnection(pc: RTCPeerConnection): Promise<void> {
+  try {
+    await pc.close();
+  } finally {
+    for (const t of new Set([...pc.getTransceivers(), ...(everAdded.get(pc) ?? [])])) stopTransceiver(t);
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * Every test must stop what it starts. A timer, socket or child process left running keeps the
+ * jest process alive after the last test: `npm test` then never ends (CI once timed out after all
+ * 145 tests had passed, on a werift RTCP timer). The environment below names the test file that
+ * left something running; the global teardown fails the run, with the list, instead of hanging.
+ *
+ * Plain CommonJS: jest loads environments and global hooks outside the test sandbox, where
+ * `process.getActiveResourcesInfo()` (Node ≥ 17) lists what keeps the event loop alive (ref'd
+ * timers, sockets, servers, child processes; stdio pipes are always there).
+ */
+const { TestEnvironment } = require('jest-environment-node');
+
+/** Resource types and counts in `now` beyond those in `base`. */
+function beyond(base, now) {
+  const left = new Map();
+  for (const t of now) left.set(t, (left.get(t) ?? 0) + 1);
+  for (const t of base) if (left.has(t)) left.set(t, left.get(t) - 1);
+  return [...left].filter(([, n]) => n > 0).map(([t, n]) => `${t}×${n}`);
+}
+
+/** Waits until nothing runs beyond `base` (things closing take a moment); returns what still does. */
+async function settle(base, ms) {
+  const until = Date.now() + ms;
+  for (;;) {
+    // FSReqCallback: jest's own file reads come and go.
+    const extra = beyond(base, process.getActiveResourcesInfo().filter((t) => t !== 'FSReqCallback'));
+    if (extra.length === 0 || Date.now() >= until) return extra;
+    await new Promise((r) => setTimeout(r, 100).unref());
+  }
+}
+
+let runBaseline = [];
+
+class LeakCheckingEnvironment extends TestEnvironment {
+  #base = [];
+  #file;
+  constructor(config, context) {
+    super(config, context);
+    this.#file = context.testPath;
+  }
+  async setup() {
+    await super.setup();
+    this.#base = process.getActiveResourcesInfo();
+  }
+  async teardown() {
+    await super.teardown();
+    const extra = await settle(this.#base, 5000);
+    if (extra.length) process.stderr.write(`\nLEAK: ${this.#file} left running 5 s after its tests: ${extra.join(', ')}\n`);
+  }
+}
+
+module.exports = LeakCheckingEnvironment;
+module.exports.globalSetup = async () => {
+  runBaseline = process.getActiveResourcesInfo();
+};
+module.exports.globalTeardown = async () => {
+  const extra = await settle(runBaseline, 15000);
+  if (extra.length === 0) return;
+  process.stderr.write(`\nLEAK: still running 15 s after the last test: ${extra.join(', ')} (see the LEAK lines above for the file). Failing the run instead of hanging.\n`);
+  process.exit(1);
+};
