@@ -224,6 +224,12 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
         guardTransceivers(this.#sub);
       }
       this.#sources = { ...this.#sources, ...msg.sources };
+      // werift recycles an inactive transceiver's slot (and mid) for the next new section, which
+      // suits an offerer; as the answerer we must keep every mid of the offer, the departed
+      // publisher's inactive one included, or createAnswer throws "Transceiver with mid=0 not
+      // found" and we never hear of anyone joining after someone left. Flag the existing ones as
+      // not reusable (werift's own test for "this slot once sent").
+      for (const t of this.#sub.getTransceivers()) (t as unknown as { usedForSender: boolean }).usedForSender = true;
       await this.#sub.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
       for (const t of this.#sub.getTransceivers()) this.#watch(t);
       const answer = await this.#sub.createAnswer();

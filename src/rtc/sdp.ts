@@ -44,8 +44,8 @@ export function parseMediaSections(sdp: string): MediaSection[] {
  * yet keeps its mid in the BUNDLE group. Chrome refuses such offers: with the group's first
  * (offerer-tagged) mid rejected, "The m= section with mid='2' should be rejected"; with every
  * section rejected (the last other person left a two-person meeting), "max-bundle is used but no
- * bundle group found" — and then never hears of anyone who joins later. werift's own answerer
- * fails too ("Transceiver with mid=0 not found"). An inactive section may stay in the group
+ * bundle group found" — and then never hears of anyone who joins later. (werift's own answerer
+ * failed on such offers for another reason, its slot recycling: see WeriftParticipant.) An inactive section may stay in the group
  * (RFC 9143 §7.3.3 only excludes rejected ones), so the port becomes 9 again; the a=inactive
  * line already says no media flows.
  */
