@@ -230,6 +230,16 @@ export function guardTransceivers(pc: RTCPeerConnection): void {
       all.delete(old);
     }
   });
+  // Sections a description removed: werift has marked them `stopped` by the time it is stable.
+  const ended = new WeakSet<Transceiver>();
+  pc.signalingStateChange.subscribe((state) => {
+    if (state !== 'stable') return;
+    for (const t of pc.getTransceivers()) {
+      if (!t.stopped || ended.has(t)) continue;
+      ended.add(t);
+      stopTransceiver(t);
+    }
+  });
 }
 
 /** Close a connection so that nothing of it keeps running (see `guardTransceivers`). */

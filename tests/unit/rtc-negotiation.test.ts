@@ -1,7 +1,7 @@
-import { parseSignal, validateSdp, peerConfig } from '../../src/rtc/negotiation';
+import { closePeerConnection, guardTransceivers, parseSignal, validateSdp, peerConfig } from '../../src/rtc/negotiation';
 import { announcedCandidatesOnly, bundleInactiveSections, parseMediaSections } from '../../src/rtc/sdp';
 import { RTC_DEFAULTS } from '../../src/rtc/options';
-import { PacketStatus, RecvDelta, RtcpPacketConverter, RtcpTransportLayerFeedback, RunLengthChunk, TransportWideCC } from 'werift';
+import { PacketStatus, RTCPeerConnection, RecvDelta, RtcpPacketConverter, RtcpTransportLayerFeedback, RunLengthChunk, TransportWideCC } from 'werift';
 import { applyWeriftFixes } from '../../src/rtc/weriftFixes';
 
 const SDP = [
@@ -118,5 +118,34 @@ describe('werift fixes', () => {
       // every delta survives (µs; werift's serialize rewrites its own objects, so compare to the inputs)
       expect(parsed.recvDeltas.map((d) => d.delta)).toEqual(Array.from({ length: n }, (_, k) => 250 * (k + 1)));
     }
+  });
+});
+
+describe('werift transceivers it forgets are stopped', () => {
+  // A transceiver left running keeps its RTCP timer alive for the life of the process.
+  const running = (t: ReturnType<RTCPeerConnection['getTransceivers']>[number]) =>
+    !(t.receiver as unknown as { stopped: boolean }).stopped || !(t.sender as unknown as { stopped: boolean }).stopped;
+
+  test('a transceiver whose inactive slot werift recycles, and every one at close', async () => {
+    const pc = new RTCPeerConnection({});
+    guardTransceivers(pc);
+    const first = pc.addTransceiver('video', { direction: 'recvonly' });
+    first.setCurrentDirection('inactive'); // as after a renegotiation that ended its media
+    const second = pc.addTransceiver('video', { direction: 'recvonly' });
+    expect(pc.getTransceivers()).toEqual([second]); // werift dropped `first` from its list
+    expect(running(first)).toBe(false);
+    expect(running(second)).toBe(true);
+    await closePeerConnection(pc);
+    expect(running(second)).toBe(false);
+  });
+
+  test('a transceiver werift marked stopped without stopping it', async () => {
+    const pc = new RTCPeerConnection({});
+    guardTransceivers(pc);
+    const t = pc.addTransceiver('audio', { direction: 'sendonly' });
+    t.stopped = true; // what werift's setRemoteDescription does to a section the answer removed
+    pc.signalingStateChange.execute('stable');
+    expect(running(t)).toBe(false);
+    await closePeerConnection(pc);
   });
 });
