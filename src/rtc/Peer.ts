@@ -3,7 +3,7 @@ import { RTCPeerConnection, type RTCRtpSender, type RTCRtpTransceiver } from 'we
 import type { Config } from '../config';
 import { TesseraError, toTesseraError } from '../errors';
 import type { Logger } from '../logger';
-import { closePeerConnection, codecForForwarding, guardTransceivers, parseSignal, peerConfig, withoutDefaultStun, type ServerSignal, type TrackPurpose } from './negotiation';
+import { closePeerConnection, releaseAbortStack, codecForForwarding, guardTransceivers, parseSignal, peerConfig, withoutDefaultStun, type ServerSignal, type TrackPurpose } from './negotiation';
 import type { RtcOptions } from './options';
 import { Publication } from './Publication';
 import { announcedCandidatesOnly, bundleInactiveSections, parseMediaSections } from './sdp';
@@ -24,6 +24,10 @@ interface Forward {
   transceiver: RTCRtpTransceiver;
   sender: RTCRtpSender;
   negotiated: boolean;
+  /** Our listener on the publication's 'close', removed when we stop forwarding it (else each
+   * departed subscriber's Peer, connections and all, stayed reachable from a publication that
+   * outlived it). */
+  onPubClose: () => void;
 }
 
 /**
@@ -187,9 +191,10 @@ export class Peer extends EventEmitter<PeerEvents> {
     const transceiver = this.#sub.addTransceiver(pub.kind, { direction: 'sendonly' });
     transceiver.codecs = codecForForwarding(pub.kind, pub.mimeType);
     const sender = transceiver.sender;
-    this.#forwards.set(pub.key, { pub, transceiver, sender, negotiated: false });
+    const onPubClose = () => this.unsubscribe(pub.key);
+    this.#forwards.set(pub.key, { pub, transceiver, sender, negotiated: false, onPubClose });
     pub.addSubscriber(this.id, sender);
-    pub.once('close', () => this.unsubscribe(pub.key));
+    pub.once('close', onPubClose);
     this.#renegotiate();
   }
 
@@ -198,8 +203,10 @@ export class Peer extends EventEmitter<PeerEvents> {
     if (!f || this.#closed) return;
     this.#forwards.delete(pubKey);
     f.pub.removeSubscriber(this.id);
+    f.pub.off('close', f.onPubClose);
     try {
       this.#sub.removeTrack(f.sender);
+      releaseAbortStack(f.sender); // the stopped sender stays in #sub (see releaseAbortStack)
       f.transceiver.setDirection('inactive');
     } catch (err) {
       this.#log.debug({ err }, 'removeTrack');
@@ -282,7 +289,10 @@ export class Peer extends EventEmitter<PeerEvents> {
       pub.close();
     }
     this.#publications.clear();
-    for (const f of this.#forwards.values()) f.pub.removeSubscriber(this.id);
+    for (const f of this.#forwards.values()) {
+      f.pub.removeSubscriber(this.id);
+      f.pub.off('close', f.onPubClose);
+    }
     this.#forwards.clear();
     closePeerConnection(this.#pub).catch(() => undefined);
     closePeerConnection(this.#sub).catch(() => undefined);

@@ -34,6 +34,7 @@ export class Publication extends EventEmitter<PublicationEvents> {
   readonly #opts: RtcOptions;
   readonly #log: Logger;
   readonly #subscribers = new Map<string, RTCRtpSender>();
+  readonly #pliSubscriptions = new Map<string, { unSubscribe: () => void }>();
   readonly #unsubscribe: () => void;
   #closed = false;
   #lastPliAt = 0;
@@ -85,13 +86,17 @@ export class Publication extends EventEmitter<PublicationEvents> {
     if (this.#closed) return;
     this.#subscribers.set(peerId, sender);
     if (this.kind === 'video') {
-      // the subscriber asks for keyframes (decoder start, loss); its Peer asks once negotiated
-      sender.onPictureLossIndication.subscribe(() => this.requestKeyframe('subscriber'));
+      // the subscriber asks for keyframes (decoder start, loss); its Peer asks once negotiated.
+      // Unsubscribed when the forward ends: the sender outlives it in the subscriber's connection
+      // and would otherwise keep this publication (and its publisher's connection) in memory.
+      this.#pliSubscriptions.set(peerId, sender.onPictureLossIndication.subscribe(() => this.requestKeyframe('subscriber')));
     }
   }
 
   removeSubscriber(peerId: string): void {
     this.#subscribers.delete(peerId);
+    this.#pliSubscriptions.get(peerId)?.unSubscribe();
+    this.#pliSubscriptions.delete(peerId);
   }
 
   /** Sends a PLI to the publisher, at most once per pliMinIntervalMs. */
@@ -110,7 +115,7 @@ export class Publication extends EventEmitter<PublicationEvents> {
     if (this.#closed) return;
     this.#closed = true;
     this.#unsubscribe();
-    this.#subscribers.clear();
+    for (const id of [...this.#subscribers.keys()]) this.removeSubscriber(id);
     this.emit('close');
     this.removeAllListeners();
   }

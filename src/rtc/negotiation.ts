@@ -203,9 +203,25 @@ export function withoutDefaultStun(pc: RTCPeerConnection): void {
 type Transceiver = ReturnType<RTCPeerConnection['getTransceivers']>[number];
 const everAdded = new WeakMap<RTCPeerConnection, Set<Transceiver>>();
 
+/**
+ * werift stops a sender's or receiver's RTCP loop with `rtcpCancel.abort()`; the AbortError it
+ * keeps as the signal's reason captured the stack, and until that stack is read V8 keeps every
+ * call site's `this` reachable. A stopped forward stays in its subscriber's connection (the
+ * section turns inactive and, having sent, is never recycled), so each departed participant's
+ * Peer, connections and all, stayed in memory while anyone they had met stayed: measured, 24 of
+ * 24 departed Peers still reachable after 24 joins and leaves. Reading the stack once turns it
+ * into a string and lets them go.
+ */
+export function releaseAbortStack(part: { stop(): void }): void {
+  const reason = (part as unknown as { rtcpCancel?: AbortController }).rtcpCancel?.signal.reason as { stack?: unknown } | undefined;
+  void reason?.stack;
+}
+
 function stopTransceiver(t: Transceiver): void {
   t.receiver.stop();
   t.sender.stop();
+  releaseAbortStack(t.receiver);
+  releaseAbortStack(t.sender);
 }
 
 /**
