@@ -3,6 +3,8 @@
  * jest process alive after the last test: `npm test` then never ends (CI once timed out after all
  * 145 tests had passed, on a werift RTCP timer). The environment below names the test file that
  * left something running; the global teardown fails the run, with the list, instead of hanging.
+ * The per-file line is best effort (it compares counts, and jest's own timers come and go: a
+ * leak can be hidden by one of them ending at the same moment); the global check is exact.
  *
  * Plain CommonJS: jest loads environments and global hooks outside the test sandbox, where
  * `process.getActiveResourcesInfo()` (Node ≥ 17) lists what keeps the event loop alive (ref'd
@@ -25,7 +27,9 @@ async function settle(base, ms) {
     // FSReqCallback: jest's own file reads come and go.
     const extra = beyond(base, process.getActiveResourcesInfo().filter((t) => t !== 'FSReqCallback'));
     if (extra.length === 0 || Date.now() >= until) return extra;
-    await new Promise((r) => setTimeout(r, 100).unref());
+    // A ref'd timer: with an unref'd one the process could run out of work and exit (code 0)
+    // while this waits, before jest had set the failing run's exit code.
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
