@@ -85,7 +85,7 @@ async function floorRun(ffmpeg: string, dir: string, n: number, seconds: number,
   const { graph } = buildFilterGraph(layout, { fps, background: '#181818', inputSize: () => ({ w: 640, h: 360 }), labelFile: (i) => labels[i], fontFile: font });
   // Same graph; its inputs are decoded VP8 (streams 0..n-1); audio streams n..2n-1 mixed.
   const audio = inputs.map((_, k) => `[${n + k}:a]`).join('') + `amix=inputs=${n}:duration=longest[a]`;
-  const enc = encoderArgs({ width, height, fps, videoBitrate: config.video.bitrate, audioBitrate: config.audioBitrate, preset: config.x264Preset, tune: config.x264Tune, x264Params: config.x264Params, fragmentMs: config.fragmentMs });
+  const enc = encoderArgs({ width, height, fps, videoBitrate: config.video.bitrate, audioBitrate: config.audioBitrate, preset: config.x264Preset, tune: config.x264Tune, x264Params: config.x264Params, fragmentMs: config.fragmentMs, keyframeMs: config.keyframeMs });
   const encOut = enc.slice(enc.indexOf('-map') + 4); // codec and muxer settings, after our input maps
   const args = ['-hide_banner', '-loglevel', 'error',
     ...inputs.flatMap((f) => ['-re', '-i', f.ivf]), ...inputs.flatMap((f) => ['-re', '-i', f.ogg]),

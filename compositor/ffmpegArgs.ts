@@ -69,8 +69,13 @@ export interface EncoderSettings {
   tune: string | null;
   /** Extra x264 options (`key=value:key=value`), e.g. the default mbtree/lookahead set. */
   x264Params: string;
-  /** Keyframe and fragment interval. */
+  /**
+   * Fragment interval. Fragments are cut on time, not at keyframes: a recording's worker that
+   * dies loses the fragment it was making, so this bounds what is lost (see WorkerRecording).
+   */
   fragmentMs: number;
+  /** Keyframe interval (a keyframe costs bits; fragments need not start with one). */
+  keyframeMs: number;
 }
 
 function x264Params(s: EncoderSettings): string[] {
@@ -80,11 +85,11 @@ function x264Params(s: EncoderSettings): string[] {
 
 /**
  * The one encoder of a recording: raw canvas on stdin, mixed 48 kHz mono s16le on pipe:3 →
- * H.264 (yuv420p, constant fps, a keyframe every fragment) + AAC in fragmented MP4 on stdout.
- * Every fragment starts with a keyframe, so every whole-fragment prefix plays and seeks.
+ * H.264 (yuv420p, constant fps) + AAC in fragmented MP4 on stdout, a fragment every fragmentMs
+ * and a keyframe every keyframeMs. Every whole-fragment prefix plays; seeks land on keyframes.
  */
 export function encoderArgs(s: EncoderSettings): string[] {
-  const gop = Math.max(1, Math.round((s.fps * s.fragmentMs) / 1000));
+  const gop = Math.max(1, Math.round((s.fps * s.keyframeMs) / 1000));
   const kbps = Math.round(s.videoBitrate / 1000);
   return [
     ...COMMON, ...STATS,
@@ -99,7 +104,7 @@ export function encoderArgs(s: EncoderSettings): string[] {
     '-b:v', `${kbps}k`, '-maxrate', `${kbps}k`, '-bufsize', `${kbps * 2}k`,
     '-g', String(gop), '-keyint_min', String(gop), '-sc_threshold', '0',
     '-c:a', 'aac', '-b:a', `${Math.round(s.audioBitrate / 1000)}k`,
-    '-f', 'mp4', '-movflags', 'frag_keyframe+empty_moov+default_base_moof', '-frag_duration', String(s.fragmentMs * 1000),
+    '-f', 'mp4', '-movflags', 'empty_moov+default_base_moof', '-frag_duration', String(s.fragmentMs * 1000),
     'pipe:1',
   ];
 }

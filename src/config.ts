@@ -50,8 +50,10 @@ export interface Config {
   audioBitrate: number;
   /** A tile repeats its last frame this long, then shows the name placeholder. */
   videoTimeoutMs: number;
-  /** Fragment (and keyframe) interval of the MP4. */
+  /** Fragment interval of the MP4 (bounds what a worker's death loses). */
   fragmentMs: number;
+  /** Keyframe interval of the MP4. */
+  keyframeMs: number;
   /** A compositor/decoder that returns nothing for this long is replaced. */
   stallTimeoutMs: number;
   /** Stop (drain) must finish within this, or the recording fails. */
@@ -101,7 +103,8 @@ export const DEFAULTS: Config = {
   x264Params: 'mbtree=1:rc-lookahead=10:bframes=0',
   audioBitrate: 96_000,
   videoTimeoutMs: 1000,
-  fragmentMs: 2000,
+  fragmentMs: 1000,
+  keyframeMs: 2000,
   stallTimeoutMs: 3000,
   stopTimeoutMs: 20_000,
   fontFile: '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf',
@@ -228,6 +231,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     audioBitrate: int('TESSERA_AUDIO_BITRATE', d.audioBitrate, 16_000, 512_000),
     videoTimeoutMs: int('TESSERA_VIDEO_TIMEOUT_MS', d.videoTimeoutMs, 100, 60_000),
     fragmentMs: int('TESSERA_FRAGMENT_MS', d.fragmentMs, 500, 2000),
+    keyframeMs: int('TESSERA_KEYFRAME_MS', d.keyframeMs, 500, 10_000),
     stallTimeoutMs: int('TESSERA_STALL_TIMEOUT_MS', d.stallTimeoutMs, 500, 60_000),
     stopTimeoutMs: int('TESSERA_STOP_TIMEOUT_MS', d.stopTimeoutMs, 1000, 600_000),
     fontFile: str('TESSERA_FONT_FILE') ?? d.fontFile,

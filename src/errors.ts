@@ -25,6 +25,7 @@ export const ERRORS = {
   REC_ERR_FFMPEG_START: { http: 500, who: 'system', retry: true },
   REC_ERR_ENCODER_DIED: { http: 500, who: 'system', retry: true },
   REC_ERR_ENCODER_STALLED: { http: 500, who: 'system', retry: true },
+  REC_ERR_WORKER_DIED: { http: 500, who: 'system', retry: true },
   REC_ERR_STOP_TIMEOUT: { http: 500, who: 'system', retry: true },
   REC_ERR_SINK: { http: 500, who: 'system', retry: true },
   REC_ERR_UPLOAD: { http: 502, who: 'system', retry: true },

@@ -28,6 +28,7 @@ async function main(): Promise<void> {
   await storage.recover?.();
   const recorder = new Recorder({ config, storage, logger });
   observeRecorder(recorder);
+  recorder.warmUp();
   const server = new TesseraServer({ config, recorder, logger });
   await server.listen();
 

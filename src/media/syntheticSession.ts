@@ -1,11 +1,11 @@
 import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { Recording } from '../pipeline/Recording';
+import { WorkerRecording } from '../worker/WorkerRecording';
+import { WorkerPool } from '../worker/WorkerPool';
 import { FileSink } from '../storage/FileSink';
 import { SyntheticSource } from './SyntheticSource';
 import { makeSyntheticClip, type SyntheticClip } from './SyntheticClip';
-import { loadPresets } from '../../compositor/presets';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
 import type { RecordingInfo } from '../pipeline/types';
@@ -18,7 +18,7 @@ export interface SyntheticEvent {
 }
 
 export interface SessionContext {
-  recording: Recording;
+  recording: WorkerRecording;
   sources: Map<number, SyntheticSource>;
   join(index: number): void;
   leave(index: number): void;
@@ -39,14 +39,16 @@ export interface SyntheticSessionOptions {
   config: Readonly<Config>;
   ffmpegPath: string;
   logger: Logger;
-  hooks?: { beforeStart?: (recording: Recording, sources: Map<number, SyntheticSource>) => void };
+  /** Workers to record with (one is made for the session when absent). */
+  pool?: WorkerPool;
+  hooks?: { beforeStart?: (recording: WorkerRecording, sources: Map<number, SyntheticSource>) => void };
 }
 
 export interface SyntheticSessionResult {
   info: RecordingInfo;
   /** Wall-clock ms the recording captured (its clock's start to the stop request). */
   wallMs: number;
-  recording: Recording;
+  recording: WorkerRecording;
   /** ms offsets (from start) of every join and leave, by participant index. */
   timeline: { index: number; joinedMs?: number; leftMs?: number }[];
   clips: Map<number, SyntheticClip>;
@@ -62,6 +64,10 @@ export function participantName(i: number): string {
  * With `churn`, participant N joins at S/3 and participant 2 leaves at 2S/3 (CONTRACT.md).
  */
 export async function runSyntheticSession(o: SyntheticSessionOptions): Promise<SyntheticSessionResult> {
+  // A warm worker, as a server keeps one: the recording starts without a process start.
+  const pool = o.pool ?? new WorkerPool({ logger: o.logger });
+  const ownPool = !o.pool;
+  pool.warm();
   const clips = new Map<number, SyntheticClip>();
   await Promise.all(
     Array.from({ length: o.participants }, (_, k) => k + 1).map(async (i) => {
@@ -77,11 +83,11 @@ export async function runSyntheticSession(o: SyntheticSessionOptions): Promise<S
   }
   const id = `demo_${crypto.randomBytes(4).toString('hex')}`;
   const out = path.resolve(o.out);
-  const recording = new Recording({
+  const recording = new WorkerRecording({
     id,
     roomId: 'demo',
     layout: o.layout ?? 'grid',
-    presets: loadPresets(),
+    pool,
     config: o.config,
     ffmpegPath: o.ffmpegPath,
     sink: new FileSink(path.dirname(out), path.basename(out)),
@@ -122,5 +128,6 @@ export async function runSyntheticSession(o: SyntheticSessionOptions): Promise<S
   } finally {
     for (const t of timers) clearTimeout(t);
     for (const s of sources.values()) s.close();
+    if (ownPool) pool.close();
   }
 }

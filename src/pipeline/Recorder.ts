@@ -2,7 +2,9 @@ import { EventEmitter } from 'node:events';
 import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { Recording, type RecordingStats } from './Recording';
+import type { RecordingStats } from './Recording';
+import { WorkerRecording } from '../worker/WorkerRecording';
+import { WorkerPool } from '../worker/WorkerPool';
 import { loadPresets, type GridPreset } from '../../compositor/presets';
 import { resolveFfmpegPath } from './ffmpegPath';
 import { TesseraError } from '../errors';
@@ -36,7 +38,8 @@ export class Recorder extends EventEmitter<Events> {
   observer: RecorderObserver = {};
   #config: Readonly<Config>;
   #log: Logger;
-  #active = new Map<string, Recording>(); // by room
+  #active = new Map<string, WorkerRecording>(); // by room
+  #pool: WorkerPool;
   #recent = new Map<string, RecordingInfo>(); // by id, finished in this process
   #draining = false;
   #workBase: string;
@@ -52,6 +55,7 @@ export class Recorder extends EventEmitter<Events> {
     this.presets = loadPresets();
     this.ffmpegPath = resolveFfmpegPath(opts.config);
     this.#workBase = path.join(os.tmpdir(), `tessera-${process.pid}`);
+    this.#pool = new WorkerPool({ logger: this.#log });
     this.#statsTimer = setInterval(() => this.#publishStats(), 5000);
     this.#statsTimer.unref();
   }
@@ -66,7 +70,7 @@ export class Recorder extends EventEmitter<Events> {
     if (slowest !== Infinity) this.observer.encoderSpeed?.(slowest);
   }
 
-  #publishDelta(rec: Recording): void {
+  #publishDelta(rec: WorkerRecording): void {
     const last = this.#lastStats.get(rec.id) ?? { framesDuplicated: 0, framesDropped: 0 };
     const d = { framesDuplicated: rec.stats.framesDuplicated - last.framesDuplicated, framesDropped: rec.stats.framesDropped - last.framesDropped };
     this.#lastStats.set(rec.id, { framesDuplicated: rec.stats.framesDuplicated, framesDropped: rec.stats.framesDropped });
@@ -81,23 +85,23 @@ export class Recorder extends EventEmitter<Events> {
     return this.#draining;
   }
 
-  activeFor(roomId: string): Recording | undefined {
+  activeFor(roomId: string): WorkerRecording | undefined {
     return this.#active.get(roomId);
   }
 
   /** Start recording a room. Resolves once the pipeline is spawned (status `starting`). */
-  start(roomId: string, opts: { layout?: string; sources?: MediaSource[] } = {}): Recording {
+  start(roomId: string, opts: { layout?: string; sources?: MediaSource[] } = {}): WorkerRecording {
     if (this.#draining) throw new TesseraError('REC_ERR_DRAINING', 'this server is shutting down and accepts no new recordings');
     if (this.#active.has(roomId)) throw new TesseraError('REC_ERR_ALREADY_RECORDING', `room ${roomId} is already being recorded`);
     if (this.#active.size >= this.capacity) throw new TesseraError('REC_ERR_CAPACITY', `this server records at most ${this.capacity} rooms at once`);
     const layout = opts.layout ?? 'grid';
     if (!this.presets.has(layout)) throw new TesseraError('REC_ERR_UNKNOWN_LAYOUT', `unknown layout "${layout}"; known: ${[...this.presets.keys()].join(', ')}`);
     const id = `rec_${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}_${crypto.randomBytes(4).toString('hex')}`;
-    const rec = new Recording({
+    const rec = new WorkerRecording({
       id,
       roomId,
       layout,
-      presets: this.presets,
+      pool: this.#pool,
       config: this.#config,
       ffmpegPath: this.ffmpegPath,
       sink: this.storage.createSink(id, roomId),
@@ -162,7 +166,18 @@ export class Recorder extends EventEmitter<Events> {
   async drain(): Promise<void> {
     this.#draining = true;
     await Promise.all([...this.#active.values()].map((r) => r.stop()));
+    this.close();
+  }
+
+  /** Start a spare worker now, so the first recording does not wait for a process start. */
+  warmUp(): void {
+    this.#pool.warm();
+  }
+
+  /** Stops the spare workers and timers (after drain(), or in tests). Idempotent. */
+  close(): void {
     clearInterval(this.#statsTimer);
+    this.#pool.close();
   }
 }
 

@@ -19,6 +19,13 @@ import type { Manifest, RecordingInfo, RecordingStatus, RecordingParticipant } f
 /** Decoded tile sizes: cameras are small (cheap to decode and scale), screens keep detail. */
 export const TILE_SIZE = { camera: { w: 640, h: 360 }, screen: { w: 1280, h: 720 } } as const;
 const WAITING_ID = '__waiting';
+/**
+ * Marks a tick that no compositor is fed (shed for lack of CPU, see #adjustStride): the encoder
+ * gets the last composite again, so the file stays on wall time with fewer distinct pictures.
+ */
+const REPEAT = Buffer.alloc(0);
+/** Compose at least every second tick: 30 fps → 15 distinct pictures a second at worst. */
+const MAX_STRIDE = 2;
 const STATUS_RANK: Record<RecordingStatus, number> = { starting: 0, recording: 1, stopping: 2, available: 3, failed: 3 };
 
 /**
@@ -38,6 +45,10 @@ export interface RecordingStats {
   compositorRestarts: number;
   decoderRestarts: number;
   encoderSpeed: number;
+  /** Distinct pictures a second the recording makes now (fps / stride; lower when CPU is short). */
+  distinctFps: number;
+  /** Ticks repeated on purpose because composition could not keep up. */
+  framesShed: number;
 }
 
 interface SourceState {
@@ -50,7 +61,7 @@ interface SourceState {
 
 interface Epoch {
   comp: Compositor;
-  /** First tick fed. Output n of the compositor answers tick feedFrom + n. */
+  /** First tick it may be fed. */
   feedFrom: number;
   /** Ticks from here on are not fed (the compositor is ended after feeding feedUntil - 1). */
   feedUntil: number;
@@ -58,6 +69,8 @@ interface Epoch {
   ownFrom: number;
   ownUntil: number;
   dead: boolean;
+  /** Ticks fed and not yet answered, oldest first: its next output answers fed[0]. */
+  fed: number[];
   /** performance.now() of its last output (or of its start): how a hang is told from slowness. */
   lastOutputAt: number;
 }
@@ -65,6 +78,22 @@ interface Epoch {
 interface Events {
   state: [RecordingInfo];
   close: [];
+}
+
+/**
+ * A recording continued by a new worker after the previous one died: its clock keeps the first
+ * worker's origin (so the file stays on wall time and the ticks missed meanwhile are made at
+ * once, from name cards), and what the manifest knew is carried over.
+ */
+export interface RecordingResume {
+  /** Date.now() of tick `tickBase`: the first tick this worker makes. */
+  t0Wall: number;
+  /** Video frames the recording already holds (the first worker's whole fragments). */
+  tickBase: number;
+  startedAt: string;
+  participants: RecordingParticipant[];
+  layouts: Manifest['layouts'];
+  interruptions: NonNullable<Manifest['interruptions']>;
 }
 
 export interface RecordingOptions {
@@ -77,6 +106,7 @@ export interface RecordingOptions {
   sink: Sink;
   logger: Logger;
   workDir: string;
+  resume?: RecordingResume;
 }
 
 /**
@@ -91,7 +121,7 @@ export interface RecordingOptions {
 export class Recording extends EventEmitter<Events> {
   readonly id: string;
   readonly roomId: string;
-  readonly stats: RecordingStats = { framesDuplicated: 0, framesDropped: 0, compositorRestarts: 0, decoderRestarts: 0, encoderSpeed: 0 };
+  readonly stats: RecordingStats = { framesDuplicated: 0, framesDropped: 0, compositorRestarts: 0, decoderRestarts: 0, encoderSpeed: 0, distinctFps: 0, framesShed: 0 };
   #o: RecordingOptions;
   #log: Logger;
   #status: RecordingStatus = 'starting';
@@ -124,6 +154,11 @@ export class Recording extends EventEmitter<Events> {
   #encNext = 0;
   #audioBlocks = 0;
   #t0 = 0;
+  /** Date.now() at #t0. */
+  #t0Wall = 0;
+  /** Frames made by the workers before this one (see RecordingResume). */
+  #tickBase = 0;
+  #interruptions: NonNullable<Manifest['interruptions']> = [];
   #stopAt = 0;
   #timer: NodeJS.Timeout | null = null;
   #immediate: NodeJS.Immediate | null = null;
@@ -139,8 +174,11 @@ export class Recording extends EventEmitter<Events> {
   /** Repeats/drops of sources that already left (their decoders are gone). */
   #goneRepeated = 0;
   #goneDropped = 0;
-  /** Whole composites repeated because a compositor died or hung. */
+  /** Whole composites repeated because a compositor died or hung, or shed. */
   #compositeRepeats = 0;
+  /** Every `#stride`-th tick is composed; the others repeat the last composite. */
+  #stride = 1;
+  #strideChangedAt = 0;
 
   constructor(opts: RecordingOptions) {
     super();
@@ -155,6 +193,24 @@ export class Recording extends EventEmitter<Events> {
     const { width, height } = opts.config.video;
     this.#lastComposite = solidFrame(width, height, preset.background);
     this.#waitingCard = solidFrame(TILE_SIZE.camera.w, TILE_SIZE.camera.h, PLACEHOLDER_COLOUR);
+    const r = opts.resume;
+    if (r) {
+      this.#tickBase = r.tickBase;
+      this.#startedAt = new Date(r.startedAt);
+      for (const p of r.participants) this.#participants.set(p.id, { ...p, leftAt: p.leftAt ?? new Date().toISOString() });
+      this.#layouts = [...r.layouts];
+      this.#interruptions = [...r.interruptions];
+    }
+  }
+
+  /** Date.now() of the clock's tick 0 (0 before start). */
+  get t0Wall(): number {
+    return this.#t0Wall;
+  }
+
+  /** Video frames the recording holds: the earlier workers' and this encoder's. */
+  get framesEncoded(): number {
+    return this.#tickBase + (this.#encoder?.framesWritten ?? 0);
   }
 
   /** Wall-clock ms the recording captured: from its clock's start to the stop request. */
@@ -169,7 +225,7 @@ export class Recording extends EventEmitter<Events> {
       repeated += s.video.framesRepeated;
       dropped += s.video.framesDropped;
     }
-    this.stats.framesDuplicated = repeated + this.#compositeRepeats;
+    this.stats.framesDuplicated = repeated + this.#compositeRepeats + this.stats.framesShed;
     this.stats.framesDropped = dropped;
   }
 
@@ -189,7 +245,7 @@ export class Recording extends EventEmitter<Events> {
     };
     if (this.#endedAt) info.endedAt = this.#endedAt.toISOString();
     if (this.#availableAt) info.availableAt = this.#availableAt.toISOString();
-    if (this.#encoder) info.durationMs = Math.round((this.#encoder.framesWritten * 1000) / this.#fps);
+    if (this.#encoder || this.#tickBase) info.durationMs = Math.round((this.framesEncoded * 1000) / this.#fps);
     if (this.#bytes) info.bytes = this.#bytes;
     if (this.#error) info.error = { ...this.#error };
     return info;
@@ -201,9 +257,10 @@ export class Recording extends EventEmitter<Events> {
       version: 1,
       ...this.info(),
       ...(endReason ? { endReason } : {}),
-      video: { width, height, fps, codec: 'h264', frames: this.#encoder?.framesWritten },
+      video: { width, height, fps, codec: 'h264', frames: this.framesEncoded },
       audio: { codec: 'aac', sampleRate: 48000, channels: 1 },
       layouts: this.#layouts,
+      ...(this.#interruptions.length ? { interruptions: this.#interruptions } : {}),
     };
   }
 
@@ -236,6 +293,7 @@ export class Recording extends EventEmitter<Events> {
         tune: config.x264Tune,
         x264Params: config.x264Params,
         fragmentMs: config.fragmentMs,
+        keyframeMs: config.keyframeMs,
       },
     });
     this.#encoder = enc;
@@ -256,6 +314,16 @@ export class Recording extends EventEmitter<Events> {
       }
     });
     this.#t0 = performance.now();
+    this.#t0Wall = Date.now();
+    if (this.#o.resume) {
+      // Continue the first worker's clock: the ticks between its last whole fragment and now
+      // are due at once and get made from name cards (the catch-up in #run).
+      this.#t0 -= this.#t0Wall - this.#o.resume.t0Wall;
+      this.#t0Wall = this.#o.resume.t0Wall;
+      this.#relayout();
+      this.#schedule();
+      return;
+    }
     // startedAt becomes the wall time of the file's t = 0, so a participant's joinedAt/leftAt
     // minus startedAt is where that happens in the MP4. Until now it was the request's time;
     // the encoder's start and (S3) CreateMultipartUpload lie between the two: 0.1 s here, more
@@ -425,9 +493,14 @@ export class Recording extends EventEmitter<Events> {
       frameOf.set(id, f);
       return f;
     };
+    const shed = this.#stride > 1 && tick % this.#stride !== 0;
+    if (shed) this.#pendingOut.set(tick, REPEAT);
     for (const e of this.#epochs) {
       if (e.dead || tick < e.feedFrom || tick >= e.feedUntil) continue;
-      e.comp.write(tick, e.comp.tiles.map((t) => frameFor(t.sourceId)));
+      if (!shed) {
+        e.fed.push(tick);
+        e.comp.write(tick, e.comp.tiles.map((t) => frameFor(t.sourceId)));
+      }
       if (tick === e.feedUntil - 1) void e.comp.end();
     }
     if (this.#departed.size > 0) {
@@ -511,7 +584,7 @@ export class Recording extends EventEmitter<Events> {
       workDir: this.#o.workDir,
       logger: this.#log.child({ proc: 'compositor' }),
     });
-    const epoch: Epoch = { comp, feedFrom: this.#nextTick, feedUntil: Infinity, ownFrom: Infinity, ownUntil: Infinity, dead: false, lastOutputAt: performance.now() };
+    const epoch: Epoch = { comp, feedFrom: this.#nextTick, feedUntil: Infinity, ownFrom: Infinity, ownUntil: Infinity, dead: false, fed: [], lastOutputAt: performance.now() };
     const live = this.#owner(this.#nextTick);
     if (!live || live.dead) {
       // Nothing alive to show meanwhile: own from the first tick (the encoder waits for it).
@@ -530,7 +603,7 @@ export class Recording extends EventEmitter<Events> {
   }
 
   #onCompositeFrame(epoch: Epoch, frame: Buffer): void {
-    const tick = epoch.feedFrom + epoch.comp.received - 1;
+    const tick = epoch.fed.shift() ?? -1;
     epoch.lastOutputAt = performance.now();
     if (epoch.ownFrom === Infinity && !epoch.dead) {
       // Make-before-break: the new graph works; it owns every tick not yet fed, the old one
@@ -540,7 +613,8 @@ export class Recording extends EventEmitter<Events> {
         if (e !== epoch && e.ownUntil === Infinity) {
           e.ownUntil = switchTick;
           e.feedUntil = Math.min(e.feedUntil, switchTick);
-          if (e.comp.sent >= switchTick - e.feedFrom) void e.comp.end();
+          // Every tick before switchTick was fed (or shed) already: nothing more is coming.
+          void e.comp.end();
         }
       }
       epoch.ownFrom = switchTick;
@@ -575,7 +649,10 @@ export class Recording extends EventEmitter<Events> {
     while (this.#encNext < limit) {
       const t = this.#encNext;
       const out = this.#pendingOut.get(t);
-      if (out) {
+      if (out === REPEAT) {
+        this.#pendingOut.delete(t);
+        this.stats.framesShed++;
+      } else if (out) {
         this.#pendingOut.delete(t);
         this.#lastComposite = out;
         this.#compRestartBackoff = 0;
@@ -593,29 +670,49 @@ export class Recording extends EventEmitter<Events> {
 
   /**
    * A compositor that is behind and has returned nothing for stallTimeoutMs is hung: kill it (it
-   * gets replaced). One that is behind but still producing is starved of CPU, not hung: killing
-   * it would only add a respawn to the overload, so it is left to catch up. Either way a backlog
-   * past maxBacklog (compositor or encoder) means this machine cannot record in real time: fail
-   * with what was recorded so far rather than buffer without bound.
+   * gets replaced, its ticks repeat the last composite). One that is behind but still producing
+   * is starved of CPU, not hung: the recording sheds work (#adjustStride) and stays on wall time.
+   * A compositor that falls further behind than maxBacklog anyway is replaced like a hung one
+   * (its backlog becomes repeats: a freeze, not a failure). Only an encoder that cannot take
+   * its input for that long fails the recording here — and the server then continues it in a
+   * new worker (WorkerRecording), so even that costs seconds, not the recording.
    */
   #checkLag(): void {
-    const stallTicks = Math.ceil((this.#o.config.stallTimeoutMs * this.#fps) / 1000);
-    const maxBacklog = Math.max(10, (this.#o.config.stallTimeoutMs / 1000) * 4) * this.#fps;
+    const { stallTimeoutMs } = this.#o.config;
+    const stallTicks = Math.ceil((stallTimeoutMs * this.#fps) / 1000);
+    const maxBacklog = Math.ceil(((stallTimeoutMs + 1000) * this.#fps) / 1000);
     const lag = this.#nextTick - this.#encNext;
     const owner = this.#owner(this.#encNext);
-    if (owner && !owner.dead && lag > stallTicks && performance.now() - owner.lastOutputAt > this.#o.config.stallTimeoutMs) {
-      this.#log.warn({ lagTicks: lag }, 'compositor stalled; killing it');
+    const silentMs = owner ? performance.now() - owner.lastOutputAt : 0;
+    if (owner && !owner.dead && ((lag > stallTicks && silentMs > stallTimeoutMs) || lag > maxBacklog * 2)) {
+      this.#log.warn({ lagTicks: lag, silentMs: Math.round(silentMs) }, 'compositor stalled or far behind; replacing it');
       owner.comp.kill();
     }
     if (this.#closed) return;
-    if (lag > maxBacklog) {
-      this.#fail(new TesseraError('REC_ERR_ENCODER_STALLED', `compositor fell ${lag} frames behind real time (machine overloaded)`));
-      return;
-    }
     const enc = this.#encoder;
+    this.#adjustStride(Math.max(lag, enc?.videoBacklogFrames ?? 0));
     if (enc && enc.videoBacklogFrames > maxBacklog) {
       this.#fail(new TesseraError('REC_ERR_ENCODER_STALLED', `encoder fell ${Math.round(enc.videoBacklogFrames)} frames behind real time`));
     }
+  }
+
+  /**
+   * Degrade rather than fail when CPU is short: more than half a second behind, compose one tick
+   * in `stride` (x264 codes a repeated picture for little), at most every 2 s one step; back to
+   * every tick after 5 s with no backlog to speak of. Audio is untouched (lip sync holds).
+   */
+  #adjustStride(behindFrames: number): void {
+    const now = performance.now();
+    const since = now - this.#strideChangedAt;
+    let stride = this.#stride;
+    if (behindFrames > this.#fps / 2 && stride < MAX_STRIDE && since > 2000) stride++;
+    else if (behindFrames < this.#fps / 10 && stride > 1 && since > 5000) stride--;
+    if (stride !== this.#stride) {
+      this.#log.warn({ behindFrames: Math.round(behindFrames), distinctFps: this.#fps / stride }, stride > this.#stride ? 'behind real time: fewer distinct pictures' : 'caught up: more distinct pictures');
+      this.#stride = stride;
+      this.#strideChangedAt = now;
+    }
+    this.stats.distinctFps = this.#fps / this.#stride;
   }
 
   #updateSpeaker(): void {

@@ -33,4 +33,10 @@ export interface Manifest extends RecordingInfo {
   video: { width: number; height: number; fps: number; codec: 'h264'; frames?: number };
   audio: { codec: 'aac'; sampleRate: number; channels: number };
   layouts: { at: string; preset: string; tiles: string[] }[];
+  /**
+   * Where the recording's worker died and a new one continued it: `at` is the media time (ms from
+   * the file's start) where the new worker's first frame lies, `gapMs` how much before it was
+   * lost (made from name cards instead of the participants' pictures).
+   */
+  interruptions?: { at: number; gapMs: number; reason: string }[];
 }

@@ -231,15 +231,31 @@ describe('recording engine: faults and drains (Debian 5.1)', () => {
     expectColoursAt(frameAt(r.out, 8.5), gridFor([1, 2]), [1, 2]);
   });
 
-  test('the encoder killed mid-recording fails the recording with a clear error; what was written stays playable', async () => {
-    const r = await record(bin, { participants: 2, seconds: 6, events: [{ at: 4.5, action: (c) => c.recording.debugKill('encoder') }] }, 'enc-kill');
-    expect(r.info.status).toBe('failed');
-    expect(r.info.error).toEqual({ code: 'REC_ERR_ENCODER_DIED', message: expect.stringMatching(/encoder died/) });
-    expect(r.info.error?.message).toMatch(/encoder died/);
+  test('the encoder killed mid-recording: a new worker continues the recording into the same MP4', async () => {
+    const r = await record(bin, { participants: 2, seconds: 7, events: [{ at: 3.5, action: (c) => c.recording.debugKill('encoder') }] }, 'enc-kill');
+    expect(r.info.status).toBe('available');
+    expect(r.recording.workerRestarts).toBe(1);
+    expect(decodeErrors(r.out)).toBe('');
     const manifest = JSON.parse(fs.readFileSync(r.out.replace(/\.mp4$/, '.json'), 'utf8'));
-    expect(manifest.status).toBe('failed');
-    // Whole fragments only (each handed to the sink as soon as its mdat is complete): decodes cleanly.
-    expect(probe(r.out).videoFrames).toBeGreaterThanOrEqual(FPS * 2);
+    expect(manifest.interruptions).toEqual([expect.objectContaining({ reason: expect.stringMatching(/encoder died/) })]);
+    // On wall time across the gap, and both sides of it have the participants.
+    expect(Math.abs(probe(r.out).videoDuration * 1000 - r.wallMs)).toBeLessThanOrEqual(150);
+    expectColoursAt(frameAt(r.out, 1.5), gridFor([1, 2]), [1, 2]);
+    expectColoursAt(frameAt(r.out, 6.5), gridFor([1, 2]), [1, 2]);
+  });
+
+  test('an encoder that keeps dying fails the recording with a clear error; its playable prefix is kept and listed', async () => {
+    const kill = (at: number) => ({ at, action: (c: { recording: { debugKill(w: 'encoder'): void } }) => c.recording.debugKill('encoder') });
+    const r = await record(bin, { participants: 2, seconds: 9, events: [kill(2.5), kill(4), kill(5.5), kill(7)] }, 'enc-kills');
+    expect(r.info.status).toBe('failed');
+    expect(r.info.error).toEqual({ code: 'REC_ERR_ENCODER_DIED', message: expect.stringMatching(/encoder died.*giving up/) });
+    const manifest = JSON.parse(fs.readFileSync(r.out.replace(/\.mp4$/, '.json'), 'utf8'));
+    expect(manifest).toMatchObject({ status: 'failed', error: { code: 'REC_ERR_ENCODER_DIED' } });
+    // Whole fragments only (each written as soon as its mdat is complete): it decodes cleanly,
+    // and the manifest says how much of it there is.
+    const p = probe(r.out);
+    expect(p.videoFrames).toBeGreaterThanOrEqual(FPS * 2);
+    expect(Math.abs(p.videoDuration * 1000 - manifest.durationMs)).toBeLessThanOrEqual(100);
     expect(decodeErrors(r.out)).toBe('');
   });
 

@@ -71,6 +71,7 @@ test('a recording with S3 storage is a complete, playable object in the bucket s
     console.log(`S3 pipeline: stop → available ${Math.round(stopToAvailableMs)} ms, ${info.bytes} bytes`);
   } finally {
     for (const s of sources) s.close();
+    recorder.close();
     await storage.close();
   }
 });

@@ -37,16 +37,16 @@ describe('filter graph builder', () => {
 });
 
 describe('argv builders', () => {
-  test('encoder: H.264 yuv420p + AAC, keyframe every fragment, fragmented MP4 to stdout', () => {
-    const a = encoderArgs({ width: 1280, height: 720, fps: 30, videoBitrate: 2_500_000, audioBitrate: 96_000, preset: 'superfast', tune: null, x264Params: 'mbtree=1:rc-lookahead=10:bframes=0', fragmentMs: 2000 });
+  test('encoder: H.264 yuv420p + AAC, a fragment a second and a keyframe every 2 s, fragmented MP4 to stdout', () => {
+    const a = encoderArgs({ width: 1280, height: 720, fps: 30, videoBitrate: 2_500_000, audioBitrate: 96_000, preset: 'superfast', tune: null, x264Params: 'mbtree=1:rc-lookahead=10:bframes=0', fragmentMs: 1000, keyframeMs: 2000 });
     const s = a.join(' ');
     expect(s).toContain('-f rawvideo -pix_fmt yuv420p -s 1280x720 -framerate 30 -thread_queue_size 512 -i pipe:0');
     expect(s).toContain('-f s16le -ar 48000 -ac 1 -channel_layout mono -thread_queue_size 512 -i pipe:3');
     expect(s).toContain('-c:v libx264 -preset superfast -x264-params mbtree=1:rc-lookahead=10:bframes=0 -profile:v high -pix_fmt yuv420p -b:v 2500k -maxrate 2500k -bufsize 5000k -g 60 -keyint_min 60 -sc_threshold 0');
     expect(s).toContain('-c:a aac -b:a 96k');
-    expect(s.endsWith('-f mp4 -movflags frag_keyframe+empty_moov+default_base_moof -frag_duration 2000000 pipe:1')).toBe(true);
-    expect(encoderArgs({ width: 640, height: 360, fps: 25, videoBitrate: 1e6, audioBitrate: 64e3, preset: 'ultrafast', tune: 'zerolatency', x264Params: '', fragmentMs: 1000 }).join(' ')).toContain('-preset ultrafast -tune zerolatency -x264-params trellis=0 ');
-    expect(encoderArgs({ width: 640, height: 360, fps: 25, videoBitrate: 1e6, audioBitrate: 64e3, preset: 'veryfast', tune: null, x264Params: '', fragmentMs: 1000 })).not.toContain('-x264-params');
+    expect(s.endsWith('-f mp4 -movflags empty_moov+default_base_moof -frag_duration 1000000 pipe:1')).toBe(true);
+    expect(encoderArgs({ width: 640, height: 360, fps: 25, videoBitrate: 1e6, audioBitrate: 64e3, preset: 'ultrafast', tune: 'zerolatency', x264Params: '', fragmentMs: 1000, keyframeMs: 2000 }).join(' ')).toContain('-preset ultrafast -tune zerolatency -x264-params trellis=0 ');
+    expect(encoderArgs({ width: 640, height: 360, fps: 25, videoBitrate: 1e6, audioBitrate: 64e3, preset: 'veryfast', tune: null, x264Params: '', fragmentMs: 1000, keyframeMs: 2000 })).not.toContain('-x264-params');
   });
 
   test('compositor: one raw input pipe per tile from fd 3', () => {

@@ -100,14 +100,14 @@ export function parseInit(buf: Buffer): InitInfo | null {
 }
 
 /**
- * Media time (ms) at the end of the fragment whose `moof` starts at `offset` in `buf`: the
- * largest over its tracks of baseMediaDecodeTime + the sum of sample durations. null when the
- * fragment cannot be read.
+ * Per track, the decode time (in the track's timescale) at the end of the fragment whose `moof`
+ * starts at `offset` in `buf`: baseMediaDecodeTime + the sum of its sample durations. Empty when
+ * the fragment cannot be read.
  */
-export function fragmentEndMs(buf: Buffer, init: InitInfo, offset = 0): number | null {
+export function fragmentTrackEnds(buf: Buffer, init: InitInfo, offset = 0): Map<number, number> {
+  const ends = new Map<number, number>();
   const moof = boxes(buf, offset).next().value as Box | undefined;
-  if (!moof || moof.type !== 'moof') return null;
-  let end: number | null = null;
+  if (!moof || moof.type !== 'moof') return ends;
   for (const traf of children(buf, moof, 'traf')) {
     const tfhd = child(buf, traf, 'tfhd');
     if (!tfhd) continue;
@@ -137,8 +137,53 @@ export function fragmentEndMs(buf: Buffer, init: InitInfo, offset = 0): number |
         total += count * defaultDuration;
       }
     }
-    const ms = ((base + total) / track.timescale) * 1000;
+    ends.set(trackId, Math.max(ends.get(trackId) ?? 0, base + total));
+  }
+  return ends;
+}
+
+/**
+ * Media time (ms) at the end of the fragment whose `moof` starts at `offset` in `buf`: the
+ * largest over its tracks of baseMediaDecodeTime + the sum of sample durations. null when the
+ * fragment cannot be read.
+ */
+export function fragmentEndMs(buf: Buffer, init: InitInfo, offset = 0): number | null {
+  let end: number | null = null;
+  for (const [trackId, ticks] of fragmentTrackEnds(buf, init, offset)) {
+    const ms = (ticks / init.tracks.get(trackId)!.timescale) * 1000;
     end = end === null ? ms : Math.max(end, ms);
   }
   return end === null ? null : Math.round(end);
+}
+
+/**
+ * Continues a fragment on another stream's timeline, in place: its sequence number grows by
+ * `seqOffset` and each track's baseMediaDecodeTime by `trackOffsets[trackId]` (ticks of that
+ * track's timescale). What lets a new encoder's fragments follow a dead one's in the same file.
+ */
+export function shiftFragment(buf: Buffer, seqOffset: number, trackOffsets: ReadonlyMap<number, number>, offset = 0): void {
+  const moof = boxes(buf, offset).next().value as Box | undefined;
+  if (!moof || moof.type !== 'moof') throw new Error('shiftFragment: not a moof');
+  const mfhd = child(buf, moof, 'mfhd');
+  if (mfhd) buf.writeUInt32BE(buf.readUInt32BE(mfhd.body + 4) + seqOffset, mfhd.body + 4);
+  for (const traf of children(buf, moof, 'traf')) {
+    const tfhd = child(buf, traf, 'tfhd');
+    const tfdt = child(buf, traf, 'tfdt');
+    if (!tfhd || !tfdt) continue;
+    const shift = trackOffsets.get(buf.readUInt32BE(tfhd.body + 4)) ?? 0;
+    if (buf[tfdt.body] === 1) buf.writeBigUInt64BE(buf.readBigUInt64BE(tfdt.body + 4) + BigInt(shift), tfdt.body + 4);
+    else {
+      const v = buf.readUInt32BE(tfdt.body + 4) + shift;
+      if (v > 0xffffffff) throw new Error('shiftFragment: a 32-bit tfdt overflows');
+      buf.writeUInt32BE(v, tfdt.body + 4);
+    }
+  }
+}
+
+/** The sequence number (mfhd) of the fragment whose `moof` starts at `offset`, or null. */
+export function fragmentSequence(buf: Buffer, offset = 0): number | null {
+  const moof = boxes(buf, offset).next().value as Box | undefined;
+  if (!moof || moof.type !== 'moof') return null;
+  const mfhd = child(buf, moof, 'mfhd');
+  return mfhd ? buf.readUInt32BE(mfhd.body + 4) : null;
 }

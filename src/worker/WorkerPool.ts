@@ -1,0 +1,148 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import path from 'node:path';
+import type { Socket } from 'node:net';
+import { FromWorker, MessageReader, send, type Message } from './protocol';
+import type { Logger } from '../logger';
+
+/**
+ * How to run the worker's entry: compiled JavaScript as it is, TypeScript (npm start, the tests)
+ * through tsx's loader. Either way the child is a plain `node` with no shell in between.
+ */
+function workerCommand(): string[] {
+  const js = path.join(__dirname, 'main.js');
+  if (__filename.endsWith('.js')) return [js];
+  return ['--import', require.resolve('tsx'), path.join(__dirname, 'main.ts')];
+}
+
+interface HandleEvents {
+  message: [Message];
+  exit: [{ code: number | null; signal: NodeJS.Signals | null }];
+}
+
+/** One worker process and its socket (fd 3). `ready` resolves once its modules are loaded. */
+export class WorkerHandle extends EventEmitter<HandleEvents> {
+  readonly child: ChildProcess;
+  readonly ready: Promise<void>;
+  #sock: Socket;
+  #exited = false;
+
+  constructor(logger: Logger) {
+    super();
+    this.child = spawn(process.execPath, workerCommand(), { stdio: ['ignore', 'inherit', 'inherit', 'pipe'] });
+    this.#sock = this.child.stdio[3] as Socket;
+    const reader = new MessageReader();
+    let onReady: () => void = () => undefined;
+    let onFail: (e: Error) => void = () => undefined;
+    this.ready = new Promise<void>((res, rej) => ((onReady = res), (onFail = rej)));
+    this.ready.catch(() => undefined);
+    this.#sock.on('data', (chunk: Buffer) => {
+      try {
+        reader.push(chunk, (m) => {
+          if (m.type === FromWorker.Ready) onReady();
+          else this.emit('message', m);
+        });
+      } catch (err) {
+        logger.error({ err: (err as Error).message, pid: this.child.pid }, 'worker sent a malformed message; killing it');
+        this.kill();
+      }
+    });
+    this.#sock.on('error', () => undefined);
+    this.child.on('error', (err) => {
+      logger.error({ err: err.message }, 'worker failed to start');
+      onFail(err);
+    });
+    this.child.on('exit', (code, signal) => {
+      this.#exited = true;
+      onFail(new Error(`worker exited before it was ready (code ${code}, signal ${signal})`));
+      this.#sock.destroy();
+      this.emit('exit', { code, signal });
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get exited(): boolean {
+    return this.#exited;
+  }
+
+  /** Bytes waiting to go to the worker: how far behind it is in reading. */
+  get backlog(): number {
+    return this.#sock.writableLength;
+  }
+
+  send(type: number, header: unknown, payload?: Buffer | null): void {
+    if (!this.#exited) send(this.#sock, type, header, payload);
+  }
+
+  /** A spare must not keep its parent alive; a worker with a recording must. */
+  setRef(on: boolean): void {
+    if (on) (this.child.ref(), this.#sock.ref());
+    else (this.child.unref(), this.#sock.unref());
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (!this.#exited) this.child.kill(signal);
+  }
+}
+
+/**
+ * Warm spare workers: a process with its modules loaded waits for a recording, so starting one
+ * (or replacing a worker that died) costs no process start (~0.5 s of loading under tsx).
+ * Spares are made from the first take() on, or at once by warm() (the server calls it at start).
+ */
+export class WorkerPool {
+  #spares: WorkerHandle[] = [];
+  #size: number;
+  #log: Logger;
+  #closed = false;
+
+  constructor(opts: { logger: Logger; spares?: number }) {
+    this.#log = opts.logger.child({ component: 'workers' });
+    this.#size = opts.spares ?? 1;
+  }
+
+  /** Start the spares now instead of at the first take(). */
+  warm(): void {
+    this.#fill();
+  }
+
+  /** A worker that is ready for `Init` (a spare when there is one). */
+  async take(): Promise<WorkerHandle> {
+    if (this.#closed) throw new Error('worker pool closed');
+    const w = this.#spares.shift() ?? this.#spawn();
+    this.#fill();
+    w.setRef(true);
+    await w.ready;
+    return w;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const w of this.#spares) w.kill();
+    this.#spares = [];
+  }
+
+  #spawn(): WorkerHandle {
+    const w = new WorkerHandle(this.#log);
+    w.once('exit', (e) => {
+      const i = this.#spares.indexOf(w);
+      if (i < 0) return;
+      // A spare that dies before use is dropped; the next take() makes another.
+      this.#spares.splice(i, 1);
+      this.#log.warn({ ...e, pid: w.pid }, 'spare worker exited');
+    });
+    return w;
+  }
+
+  #fill(): void {
+    while (!this.#closed && this.#spares.length < this.#size) {
+      const w = this.#spawn();
+      w.setRef(false);
+      this.#spares.push(w);
+    }
+  }
+}

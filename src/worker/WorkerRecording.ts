@@ -1,0 +1,512 @@
+import { EventEmitter } from 'node:events';
+import { nextStatus, type RecordingStats } from '../pipeline/Recording';
+import { TesseraError, toTesseraError, type ErrorBody } from '../errors';
+import { fragmentSequence, fragmentTrackEnds, parseInit, shiftFragment, type InitInfo } from '../storage/s3/fmp4';
+import { FromWorker, ToWorker, type Message } from './protocol';
+import type { WorkerHandle, WorkerPool } from './WorkerPool';
+import type { InitMessage, SourceMessage } from './main';
+import type { Config } from '../config';
+import type { Logger } from '../logger';
+import type { EncodedVideoFrame, MediaSource, OpusPacket } from '../media/types';
+import type { Sink } from '../storage/Sink';
+import type { Manifest, RecordingInfo, RecordingStatus } from '../pipeline/types';
+
+export interface WorkerRecordingOptions {
+  id: string;
+  roomId: string;
+  layout: string;
+  config: Readonly<Config>;
+  ffmpegPath: string;
+  sink: Sink;
+  logger: Logger;
+  workDir: string;
+  pool: WorkerPool;
+}
+
+interface Events {
+  state: [RecordingInfo];
+  close: [];
+}
+
+interface Tap {
+  n: number;
+  source: MediaSource;
+  /** Video is being dropped (the worker fell behind reading): resume at a keyframe. */
+  waitKey: boolean;
+  off: () => void;
+}
+
+const ZERO_STATS: RecordingStats = { framesDuplicated: 0, framesDropped: 0, compositorRestarts: 0, decoderRestarts: 0, encoderSpeed: 0, distinctFps: 0, framesShed: 0 };
+/** Worker restarts allowed within RESTART_WINDOW_MS before the recording fails for good. */
+const MAX_RESTARTS = 3;
+const RESTART_WINDOW_MS = 60_000;
+/** Encoded media queued for a worker beyond this is shed (video until a keyframe). */
+const MAX_BACKLOG_BYTES = 8 * 1024 * 1024;
+
+/**
+ * One recording as the server holds it: the worker process that makes it, the media the server
+ * taps for it, and the sink its MP4 goes into. The server side does no decoding and touches no
+ * pixels: it forwards encoded frames and packets and appends the worker's MP4 segments.
+ *
+ * The sink lives here, not in the worker, so a worker that dies loses nothing already made: a new
+ * worker continues the recording on the same clock, its fragments renumbered and re-timed
+ * (shiftFragment) to follow the last whole fragment, into the same file or multipart upload.
+ * Status only moves forward (nextStatus); stop() is a drain of the worker, then of the sink.
+ */
+export class WorkerRecording extends EventEmitter<Events> {
+  readonly id: string;
+  readonly roomId: string;
+  readonly stats: RecordingStats = { ...ZERO_STATS };
+  #o: WorkerRecordingOptions;
+  #log: Logger;
+  #status: RecordingStatus = 'starting';
+  #info: RecordingInfo;
+  #error: ErrorBody | null = null;
+  #worker: WorkerHandle | null = null;
+  #taps = new Map<string, Tap>();
+  #byN = new Map<number, Tap>();
+  #nextN = 1;
+  #sinkChain: Promise<void>;
+  #bytes = 0;
+  #manifest: Manifest | null = null;
+  /** Stats of workers that already exited, and of the current one. */
+  #statsBase: RecordingStats = { ...ZERO_STATS };
+  #statsNow: RecordingStats = { ...ZERO_STATS };
+  debugSourcesLast: object[] = [];
+  /** Workers that died and were replaced by one continuing the recording. */
+  workerRestarts = 0;
+  /** Video frames not forwarded because the worker fell behind reading them. */
+  #shed = 0;
+  /** The MP4 so far: its init segment, last fragment number and each track's end time. */
+  #init: Buffer | null = null;
+  #initInfo: InitInfo | null = null;
+  #lastSeq = 0;
+  #trackEnds = new Map<number, number>();
+  /** While a continuing worker runs: what its fragments are shifted by. */
+  #shift: { seq: number; tracks: Map<number, number> } | null = null;
+  #t0Wall = 0;
+  #restarts: number[] = [];
+  #workerError: ErrorBody | null = null;
+  #stopRequested = false;
+  #stopAt = 0;
+  #stopPromise: Promise<RecordingInfo> | null = null;
+  #finishing = false;
+  #done: Promise<RecordingInfo>;
+  #resolveDone!: (i: RecordingInfo) => void;
+  #closed = false;
+
+  constructor(opts: WorkerRecordingOptions) {
+    super();
+    this.#o = opts;
+    this.id = opts.id;
+    this.roomId = opts.roomId;
+    this.#log = opts.logger.child({ recordingId: opts.id, roomId: opts.roomId });
+    this.#info = { id: opts.id, roomId: opts.roomId, status: 'starting', startedAt: new Date().toISOString(), layout: opts.layout, location: opts.sink.location, participants: [] };
+    this.#done = new Promise((r) => (this.#resolveDone = r));
+    this.#sinkChain = Promise.resolve();
+  }
+
+  get status(): RecordingStatus {
+    return this.#status;
+  }
+
+  /** Wall-clock ms the recording captured: from its clock's start to the stop request. */
+  get capturedMs(): number {
+    return this.#t0Wall ? (this.#stopAt || Date.now()) - this.#t0Wall : 0;
+  }
+
+  /** The worker's process id (for tests and operators). */
+  get workerPid(): number | undefined {
+    return this.#worker?.pid;
+  }
+
+  info(): RecordingInfo {
+    const info: RecordingInfo = { ...this.#info, status: this.#status, location: this.#o.sink.location, participants: this.#info.participants.map((p) => ({ ...p })) };
+    if (this.#bytes) info.bytes = this.#bytes;
+    if (this.#error) info.error = { ...this.#error };
+    else delete info.error;
+    return info;
+  }
+
+  /** Open the sink and hand the recording to a worker. Sources may be added before or after. */
+  async start(): Promise<void> {
+    this.#sinkChain = this.#o.sink.open().catch((err) => {
+      this.#fail(toTesseraError(err, 'REC_ERR_SINK'));
+    });
+    try {
+      await this.#launch(undefined);
+    } catch (err) {
+      this.#fail(toTesseraError(err, 'REC_ERR_FFMPEG_START'));
+      throw err;
+    }
+  }
+
+  addSource(source: MediaSource): void {
+    if (this.#closed || this.#stopRequested || this.#taps.has(source.id)) return;
+    const tap: Tap = { n: this.#nextN++, source, waitKey: false, off: () => undefined };
+    const onVideo = (f: EncodedVideoFrame) => {
+      const w = this.#worker;
+      if (!w) return;
+      if (w.backlog > MAX_BACKLOG_BYTES && !tap.waitKey) {
+        // The worker is not reading (starved or hung): shed video rather than grow without bound.
+        tap.waitKey = true;
+      }
+      if (tap.waitKey) {
+        if (!f.keyframe || w.backlog > MAX_BACKLOG_BYTES / 2) {
+          this.#shed++;
+          if (f.keyframe) source.requestKeyframe();
+          return;
+        }
+        tap.waitKey = false;
+      }
+      w.send(ToWorker.Video, { n: tap.n, c: f.codec, t: f.rtpTimestamp, k: f.keyframe, w: f.width, h: f.height }, f.data);
+    };
+    const onAudio = (p: OpusPacket) => this.#worker?.send(ToWorker.Audio, { n: tap.n, t: p.rtpTimestamp }, p.data);
+    const onClose = () => this.removeSource(source.id);
+    source.on('video', onVideo);
+    source.on('audio', onAudio);
+    source.once('close', onClose);
+    tap.off = () => {
+      source.off('video', onVideo);
+      source.off('audio', onAudio);
+      source.off('close', onClose);
+    };
+    this.#taps.set(source.id, tap);
+    this.#byN.set(tap.n, tap);
+    this.#worker?.send(ToWorker.AddSource, this.#sourceMessage(tap));
+  }
+
+  removeSource(sourceId: string): void {
+    const tap = this.#untap(sourceId);
+    if (tap) this.#worker?.send(ToWorker.RemoveSource, { n: tap.n });
+  }
+
+  /** Stop forwarding a source's media (without telling the worker it left). */
+  #untap(sourceId: string): Tap | undefined {
+    const tap = this.#taps.get(sourceId);
+    if (!tap) return undefined;
+    tap.off();
+    this.#taps.delete(sourceId);
+    this.#byN.delete(tap.n);
+    return tap;
+  }
+
+  /** Test and operator hooks: kill a pipeline child (in the worker), or the worker itself. */
+  debugKill(what: 'compositor' | 'encoder' | 'worker' | 'hang-compositor' | { decoder: string }): void {
+    if (what === 'worker') this.#worker?.kill('SIGKILL');
+    else this.#worker?.send(ToWorker.Debug, { what });
+  }
+
+  /** For fault tests: SIGSTOP the compositor in charge (a hung graph: alive, producing nothing). */
+  debugHangCompositor(): void {
+    this.debugKill('hang-compositor');
+  }
+
+  /** Drain: the worker composes and encodes what was captured, then the sink is finished. */
+  stop(): Promise<RecordingInfo> {
+    if (this.#stopPromise) return this.#stopPromise;
+    this.#stopRequested = true;
+    this.#stopAt = Date.now();
+    if (this.#status === 'available' || this.#status === 'failed') return (this.#stopPromise = Promise.resolve(this.info()));
+    this.#setStatus('stopping');
+    this.#info.endedAt = new Date().toISOString();
+    // The worker stops capturing at its stop request; media after that is not wanted.
+    for (const id of [...this.#taps.keys()]) this.#untap(id);
+    if (this.#worker) this.#worker.send(ToWorker.Stop, {});
+    else void this.#finishPrefix('stopped while no worker ran');
+    const watchdog = setTimeout(() => {
+      this.#log.error('worker did not drain in time; keeping what it made');
+      this.#worker?.kill('SIGKILL');
+    }, this.#o.config.stopTimeoutMs + 5000);
+    this.#stopPromise = this.#done.finally(() => clearTimeout(watchdog));
+    return this.#stopPromise;
+  }
+
+  // ---- the worker --------------------------------------------------------------------------
+
+  async #launch(resume: InitMessage['resume']): Promise<void> {
+    const w = await this.#o.pool.take();
+    if (this.#closed) {
+      w.kill();
+      return;
+    }
+    this.#worker = w;
+    this.#statsNow = { ...ZERO_STATS };
+    w.on('message', (m) => this.#onMessage(w, m));
+    w.once('exit', (e) => this.#onExit(w, e));
+    const init: InitMessage = {
+      id: this.id,
+      roomId: this.roomId,
+      layout: this.#o.layout,
+      config: this.#o.config as Config,
+      ffmpegPath: this.#o.ffmpegPath,
+      workDir: this.#o.workDir,
+      location: this.#o.sink.location,
+      resume,
+    };
+    w.send(ToWorker.Init, init);
+    for (const tap of this.#taps.values()) w.send(ToWorker.AddSource, this.#sourceMessage(tap));
+    this.#log.info({ pid: w.pid, resume: resume ? { tickBase: resume.tickBase } : undefined }, 'worker started');
+  }
+
+  #sourceMessage(tap: Tap): SourceMessage {
+    const s = tap.source;
+    return { n: tap.n, id: s.id, participantId: s.participantId, name: s.name, kind: s.kind };
+  }
+
+  #onMessage(w: WorkerHandle, m: Message): void {
+    if (w !== this.#worker) return;
+    switch (m.type) {
+      case FromWorker.State: {
+        const { info, t0Wall } = m.header as { info: RecordingInfo; t0Wall: number };
+        if (t0Wall && !this.#t0Wall) this.#t0Wall = t0Wall;
+        if (info.status === 'failed' && info.error) this.#workerError = info.error;
+        const { status, error, bytes, location, ...rest } = info;
+        void error, bytes, location;
+        this.#info = { ...this.#info, ...rest };
+        // The worker's statuses count up to `recording`; what comes after is the server's call.
+        if (status === 'recording') this.#setStatus('recording');
+        else this.#emitState();
+        return;
+      }
+      case FromWorker.Stats: {
+        this.#statsNow = m.header.stats as RecordingStats;
+        this.debugSourcesLast = m.header.sources;
+        this.#sumStats();
+        return;
+      }
+      case FromWorker.Segment:
+        return this.#onSegment(m.header.kind, m.payload ?? Buffer.alloc(0));
+      case FromWorker.Keyframe:
+        return this.#byN.get(m.header.n)?.source.requestKeyframe();
+      case FromWorker.Checkpoint: {
+        this.#manifest = m.header as Manifest;
+        const sink = this.#o.sink as Sink & { updateManifest?: (m: object) => void };
+        try {
+          sink.updateManifest?.(this.#withSinkFields(this.#manifest));
+        } catch {
+          /* a checkpoint is best effort */
+        }
+        return;
+      }
+      case FromWorker.SinkFinish:
+        return void this.#finish(m.header as Manifest, w);
+      case FromWorker.SinkAbort:
+        this.#workerError = m.header.error;
+        this.#manifest = m.header.manifest;
+        return;
+      case FromWorker.Fatal:
+        this.#workerError = m.header.error;
+        return;
+    }
+  }
+
+  #onSegment(kind: 'init' | 'fragment', data: Buffer): void {
+    if (kind === 'init') {
+      if (this.#init) {
+        // A continuing worker: same settings, same codec configuration; its own header is not
+        // written (the file has one). A difference would make the rest undecodable: say so.
+        if (!this.#init.equals(data)) this.#log.error('a continuing worker made a different MP4 header; its fragments may not decode');
+        return;
+      }
+      this.#init = data;
+      this.#initInfo = parseInit(data);
+    } else if (fragmentSequence(data) !== null && this.#initInfo) {
+      if (this.#shift) shiftFragment(data, this.#shift.seq, this.#shift.tracks);
+      this.#lastSeq = fragmentSequence(data)!;
+      for (const [t, end] of fragmentTrackEnds(data, this.#initInfo)) this.#trackEnds.set(t, end);
+    } else if (this.#shift) {
+      // The closing index (mfra) of a continuing worker points into its own output: drop it.
+      return;
+    }
+    this.#bytes += data.length;
+    this.#sinkChain = this.#sinkChain.then(() => this.#o.sink.write({ kind, data, index: 0 })).catch((err) => {
+      this.#fail(new TesseraError('REC_ERR_SINK', `storage write failed: ${(err as Error).message}`, { cause: err }));
+    });
+  }
+
+  /** Frames (video ticks) in the whole fragments written so far. */
+  #framesWritten(): number {
+    const video = this.#initInfo?.tracks.get(1);
+    const end = this.#trackEnds.get(1);
+    if (!video || end === undefined) return 0;
+    return Math.round((end * this.#o.config.video.fps) / video.timescale);
+  }
+
+  #onExit(w: WorkerHandle, e: { code: number | null; signal: NodeJS.Signals | null }): void {
+    if (w !== this.#worker) return;
+    this.#worker = null;
+    this.#statsBase = sumStats(this.#statsBase, this.#statsNow);
+    this.#statsNow = { ...ZERO_STATS };
+    this.#sumStats();
+    if (this.#closed || this.#finishing) return;
+    const why = this.#workerError ?? { code: 'REC_ERR_WORKER_DIED', message: `worker exited (code ${e.code}, signal ${e.signal})` };
+    this.#workerError = null;
+    this.#log.warn({ ...e, why }, 'recording worker exited');
+    if (this.#stopRequested) {
+      void this.#finishPrefix(`worker exited while stopping: ${why.message}`);
+      return;
+    }
+    const now = Date.now();
+    this.#restarts = this.#restarts.filter((t) => now - t < RESTART_WINDOW_MS);
+    if (this.#restarts.length >= MAX_RESTARTS) {
+      this.#fail(new TesseraError(why.code as never, `${why.message} (${MAX_RESTARTS} restarts within ${RESTART_WINDOW_MS / 1000} s; giving up)`));
+      return;
+    }
+    this.#restarts.push(now);
+    this.workerRestarts++;
+    void this.#launch(this.#resumePoint(why.message)).catch((err) => this.#fail(toTesseraError(err, 'REC_ERR_FFMPEG_START')));
+  }
+
+  /** Where a new worker continues: after the last whole fragment, on the first worker's clock. */
+  #resumePoint(reason: string): InitMessage['resume'] {
+    if (!this.#init || !this.#initInfo || !this.#t0Wall) return undefined; // nothing made yet: start afresh
+    const fps = this.#o.config.video.fps;
+    const frames = this.#framesWritten();
+    const at = (frames * 1000) / fps;
+    const tracks = new Map<number, number>();
+    for (const [id, t] of this.#initInfo.tracks) {
+      // Each track continues where the stream's clock is at `frames`; audio may already run a
+      // little past it (AAC packets end where they end): never overlap, at most one packet late.
+      const aligned = Math.round((frames * t.timescale) / fps);
+      tracks.set(id, Math.max(aligned, this.#trackEnds.get(id) ?? 0));
+    }
+    this.#shift = { seq: this.#lastSeq, tracks };
+    const m = this.#manifest;
+    const gapMs = Math.max(0, Date.now() - (this.#t0Wall + at));
+    return {
+      t0Wall: this.#t0Wall + at,
+      tickBase: frames,
+      startedAt: this.#info.startedAt,
+      participants: this.#info.participants,
+      layouts: m?.layouts ?? [],
+      interruptions: [...(m?.interruptions ?? []), { at: Math.round(at), gapMs, reason }],
+    };
+  }
+
+  // ---- the end -----------------------------------------------------------------------------
+
+  /** The worker drained: every segment is on its way; finish the sink with its manifest. */
+  async #finish(manifest: Manifest, w: WorkerHandle): Promise<void> {
+    this.#finishing = true;
+    try {
+      await this.#sinkChain;
+      if (this.#status === 'failed') return;
+      const final = this.#withSinkFields({ ...manifest, status: 'available', availableAt: new Date().toISOString() });
+      const result = await this.#o.sink.finish(final);
+      this.#bytes = result.bytes;
+      this.#info = { ...this.#info, ...strip(final) };
+      w.send(ToWorker.SinkDone, result);
+      this.#setStatus('available');
+    } catch (err) {
+      const e = toTesseraError(err, 'REC_ERR_SINK');
+      w.send(ToWorker.SinkDone, { error: e.toJSON() });
+      this.#fail(e);
+    } finally {
+      this.#close();
+    }
+  }
+
+  /** No worker can finish it: make what was written (whole fragments) the recording. */
+  async #finishPrefix(reason: string): Promise<void> {
+    if (this.#finishing) return;
+    this.#finishing = true;
+    try {
+      await this.#sinkChain;
+      if (this.#status === 'failed') return;
+      if (!this.#init || this.#lastSeq === 0) throw new TesseraError('REC_ERR_ENCODER_DIED', `nothing was recorded: ${reason}`);
+      this.#log.warn({ reason }, 'finishing with what the workers made');
+      const final = this.#withSinkFields({ ...this.#baseManifest(), status: 'available', availableAt: new Date().toISOString(), endReason: 'interrupted' });
+      const result = await this.#o.sink.finish(final);
+      this.#bytes = result.bytes;
+      this.#info = { ...this.#info, ...strip(final) };
+      this.#setStatus('available');
+    } catch (err) {
+      this.#fail(toTesseraError(err, 'REC_ERR_SINK'));
+    } finally {
+      this.#close();
+    }
+  }
+
+  #baseManifest(): Manifest {
+    const { width, height, fps } = this.#o.config.video;
+    return {
+      version: 1,
+      layouts: [],
+      ...(this.#manifest ?? {}),
+      ...this.info(),
+      video: { width, height, fps, codec: 'h264', frames: this.#framesWritten() },
+      audio: { codec: 'aac', sampleRate: 48000, channels: 1 },
+    } as Manifest;
+  }
+
+  /** What only the server knows: the bytes written and the length of what is in the sink. */
+  #withSinkFields(m: Manifest): Manifest {
+    const frames = this.#framesWritten();
+    return { ...m, bytes: this.#bytes, ...(frames ? { durationMs: Math.round((frames * 1000) / this.#o.config.video.fps) } : {}), video: { ...m.video, frames } };
+  }
+
+  #fail(err: TesseraError): void {
+    if (this.#status === 'failed' || this.#status === 'available') return;
+    this.#log.error({ code: err.code, err: err.message }, 'recording failed');
+    this.#error = err.toJSON();
+    this.#info.endedAt ??= new Date().toISOString();
+    this.#setStatus('failed');
+    // Whole fragments already written stay: the sink keeps them (a file as it is, an upload
+    // completed), listed with the error and the duration they hold.
+    const manifest = this.#withSinkFields({ ...this.#baseManifest(), status: 'failed', error: this.#error, endReason: 'failed' });
+    void this.#sinkChain.then(() => this.#o.sink.abort(err, manifest));
+    this.#worker?.kill('SIGKILL');
+    this.#close();
+  }
+
+  #setStatus(s: RecordingStatus): void {
+    const next = nextStatus(this.#status, s);
+    if (next === this.#status) return;
+    this.#status = next;
+    this.#log.info({ status: next }, 'recording status');
+    this.#emitState();
+  }
+
+  #emitState(): void {
+    const info = this.info();
+    for (const l of this.listeners('state')) {
+      try {
+        (l as (i: RecordingInfo) => void)(info);
+      } catch (err) {
+        this.#log.error({ err }, 'state listener threw');
+      }
+    }
+  }
+
+  #sumStats(): void {
+    const sum = sumStats(this.#statsBase, this.#statsNow);
+    Object.assign(this.stats, sum, { framesDropped: sum.framesDropped + this.#shed });
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const id of [...this.#taps.keys()]) this.#untap(id);
+    this.#resolveDone(this.info());
+    this.emit('close');
+  }
+}
+
+function sumStats(a: RecordingStats, b: RecordingStats): RecordingStats {
+  return {
+    framesDuplicated: a.framesDuplicated + b.framesDuplicated,
+    framesDropped: a.framesDropped + b.framesDropped,
+    compositorRestarts: a.compositorRestarts + b.compositorRestarts,
+    decoderRestarts: a.decoderRestarts + b.decoderRestarts,
+    encoderSpeed: b.encoderSpeed,
+    distinctFps: b.distinctFps,
+    framesShed: a.framesShed + b.framesShed,
+  };
+}
+
+/** The Recording fields of a manifest. */
+function strip(m: Manifest): Partial<RecordingInfo> {
+  const { endedAt, availableAt, durationMs, participants, layout, startedAt } = m;
+  return { endedAt, availableAt, durationMs, participants, layout, startedAt };
+}

@@ -1,0 +1,189 @@
+/**
+ * A recording's worker process: everything that touches a recording's pixels runs here, so the
+ * server's event loop (the SFU) carries none of it and a crash here never reaches the meeting.
+ *
+ * The server spawns this file with fd 3 as a socket pair (see protocol.ts), sends `Init`, then the
+ * room's sources and their encoded media. This process runs the pipeline (decoders, pacer,
+ * compositor, encoder) and sends back the MP4's segments, its status and its counters. The sink
+ * itself stays in the server (RemoteSink below is its stand-in): the file or the S3 upload is the
+ * recording's durable state, and a worker that dies must not take any of it along.
+ *
+ * A worker may start as a spare, before it has a recording: it loads its modules and says
+ * `Ready`, so that starting a recording (or replacing a dead worker) costs no process start.
+ */
+import net from 'node:net';
+import { EventEmitter } from 'node:events';
+import { Recording, type RecordingResume } from '../pipeline/Recording';
+import { loadPresets } from '../../compositor/presets';
+import { logger } from '../logger';
+import { TesseraError, toTesseraError } from '../errors';
+import { FromWorker, MessageReader, send, ToWorker, type Message } from './protocol';
+import type { Config } from '../config';
+import type { MediaSource, MediaSourceEvents, SourceKind, RecordingLocation, VideoCodec } from '../media/types';
+import type { Mp4Segment, Sink, SinkResult } from '../storage/Sink';
+
+export interface InitMessage {
+  id: string;
+  roomId: string;
+  layout: string;
+  config: Config;
+  ffmpegPath: string;
+  workDir: string;
+  location: RecordingLocation;
+  resume?: RecordingResume;
+}
+
+export interface SourceMessage {
+  /** Small integer naming the source on the wire (media headers carry it, not the id). */
+  n: number;
+  id: string;
+  participantId: string;
+  name: string;
+  kind: SourceKind;
+}
+
+/** A source whose media arrives from the server. */
+class RemoteSource extends EventEmitter<MediaSourceEvents> implements MediaSource {
+  constructor(
+    readonly id: string,
+    readonly participantId: string,
+    readonly name: string,
+    readonly kind: SourceKind,
+    private readonly onKeyframe: () => void,
+  ) {
+    super();
+  }
+  requestKeyframe(): void {
+    this.onKeyframe();
+  }
+}
+
+/** The sink's stand-in: segments go to the server, which writes them to the real sink. */
+class RemoteSink implements Sink {
+  #pending: { resolve: (r: SinkResult) => void; reject: (e: Error) => void } | null = null;
+  constructor(readonly location: RecordingLocation, private readonly out: net.Socket) {}
+  async open(): Promise<void> {}
+  async write(segment: Mp4Segment): Promise<void> {
+    send(this.out, FromWorker.Segment, { kind: segment.kind, index: segment.index }, segment.data);
+  }
+  updateManifest(manifest: object): void {
+    send(this.out, FromWorker.Checkpoint, manifest);
+  }
+  finish(manifest: object): Promise<SinkResult> {
+    send(this.out, FromWorker.SinkFinish, manifest);
+    return new Promise((resolve, reject) => (this.#pending = { resolve, reject }));
+  }
+  async abort(reason: Error, manifest: object): Promise<void> {
+    send(this.out, FromWorker.SinkAbort, { error: toTesseraError(reason, 'REC_ERR_INTERNAL').toJSON(), manifest });
+  }
+  done(result: SinkResult | { error: { code: string; message: string } }): void {
+    const p = this.#pending;
+    this.#pending = null;
+    if (!p) return;
+    if ('error' in result) p.reject(new TesseraError(result.error.code as never, result.error.message));
+    else p.resolve(result);
+  }
+}
+
+function main(): void {
+  const sock = new net.Socket({ fd: 3, readable: true, writable: true });
+  const reader = new MessageReader();
+  const sources = new Map<number, RemoteSource>();
+  let recording: Recording | null = null;
+  let sink: RemoteSink | null = null;
+  let statsTimer: NodeJS.Timeout | null = null;
+  let exiting = false;
+
+  const exit = (code: number) => {
+    if (exiting) return;
+    exiting = true;
+    if (statsTimer) clearInterval(statsTimer);
+    // Let the last messages leave before the process does.
+    sock.end(() => process.exit(code));
+    setTimeout(() => process.exit(code), 2000).unref();
+  };
+
+  const sendStats = () => {
+    if (recording) send(sock, FromWorker.Stats, { stats: recording.stats, sources: recording.debugSources() });
+  };
+
+  const onInit = (m: InitMessage) => {
+    const log = logger.child({ worker: process.pid });
+    sink = new RemoteSink(m.location, sock);
+    const rec = new Recording({
+      id: m.id,
+      roomId: m.roomId,
+      layout: m.layout,
+      presets: loadPresets(),
+      config: m.config,
+      ffmpegPath: m.ffmpegPath,
+      sink,
+      logger: log,
+      workDir: m.workDir,
+      resume: m.resume,
+    });
+    recording = rec;
+    rec.on('state', (info) => {
+      send(sock, FromWorker.State, { info, t0Wall: rec.t0Wall, frames: rec.framesEncoded });
+      if (info.status === 'available') {
+        sendStats();
+        exit(0);
+      } else if (info.status === 'failed') {
+        sendStats();
+        // The server decides whether a new worker continues the recording.
+        exit(1);
+      }
+    });
+    statsTimer = setInterval(sendStats, 1000);
+    rec.start().catch((err) => {
+      send(sock, FromWorker.Fatal, { error: toTesseraError(err, 'REC_ERR_INTERNAL').toJSON() });
+      exit(1);
+    });
+  };
+
+  const onMessage = (m: Message) => {
+    switch (m.type) {
+      case ToWorker.Init:
+        return onInit(m.header as InitMessage);
+      case ToWorker.AddSource: {
+        const h = m.header as SourceMessage;
+        const src = new RemoteSource(h.id, h.participantId, h.name, h.kind, () => send(sock, FromWorker.Keyframe, { n: h.n }));
+        sources.set(h.n, src);
+        return recording?.addSource(src);
+      }
+      case ToWorker.RemoveSource: {
+        const src = sources.get(m.header.n);
+        sources.delete(m.header.n);
+        return src?.emit('close');
+      }
+      case ToWorker.Video: {
+        const h = m.header as { n: number; c: VideoCodec; t: number; k: boolean; w?: number; h?: number };
+        return sources.get(h.n)?.emit('video', { codec: h.c, data: m.payload ?? Buffer.alloc(0), rtpTimestamp: h.t, keyframe: h.k, width: h.w, height: h.h });
+      }
+      case ToWorker.Audio:
+        return sources.get(m.header.n)?.emit('audio', { data: m.payload ?? Buffer.alloc(0), rtpTimestamp: m.header.t });
+      case ToWorker.Stop:
+        return void recording?.stop();
+      case ToWorker.Debug:
+        if (m.header.what === 'hang-compositor') return recording?.debugHangCompositor();
+        return recording?.debugKill(m.header.what);
+      case ToWorker.SinkDone:
+        return sink?.done(m.header);
+    }
+  };
+
+  sock.on('data', (chunk: Buffer) => {
+    try {
+      reader.push(chunk, onMessage);
+    } catch (err) {
+      send(sock, FromWorker.Fatal, { error: toTesseraError(err, 'REC_ERR_INTERNAL').toJSON() });
+      exit(1);
+    }
+  });
+  // The server is gone (or gave up on this worker): nothing to record for.
+  sock.on('close', () => process.exit(recording ? 1 : 0));
+  sock.on('error', () => undefined);
+  send(sock, FromWorker.Ready, { pid: process.pid });
+}
+
+main();

@@ -1,0 +1,120 @@
+/**
+ * A recording survives its worker: the worker process is SIGKILLed mid-recording, the server
+ * starts a new one within a second, and the new one continues the same MP4 (file) or the same
+ * multipart upload (S3). The result is one file that decodes cleanly end to end, with the
+ * participants on both sides of a gap of at most 2 s, on wall time, and the gap in the manifest.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig, type Config } from '../../src/config';
+import { logger } from '../../src/logger';
+import { Recorder } from '../../src/pipeline/Recorder';
+import { S3Storage } from '../../src/storage/S3Storage';
+import { runSyntheticSession } from '../../src/media/syntheticSession';
+import { SyntheticSource } from '../../src/media/SyntheticSource';
+import { makeSyntheticClip, participantStyle } from '../../src/media/SyntheticClip';
+import { computeLayout, type Layout } from '../../compositor/layout';
+import { loadPresets } from '../../compositor/presets';
+import { S3TestServer } from '../helpers/s3server';
+import { BUCKET, TEST_CREDENTIALS, s3TestConfig } from '../helpers/s3fixtures';
+import { allFrames, colourDistance, decodeErrors, meanColour, probe, DEBIAN_FFMPEG } from '../helpers/media';
+
+jest.setTimeout(120_000);
+
+let dir: string;
+beforeAll(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-worker-')); });
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const grid = (n: number): Layout => computeLayout(loadPresets().get('grid')!, { width: 1280, height: 720, tiles: Array.from({ length: n }, (_, k) => ({ id: `p${k + 1}`, kind: 'camera' as const })) });
+
+/**
+ * Seconds in which some participant's tile does not show that participant (a name card, a
+ * frozen gap): the longest such run after the first frame where everyone is in place.
+ */
+function longestGap(file: string, n: number): { gapS: number; startS: number; everyoneFirstS: number; everyoneLastS: number } {
+  const { frames, w, h, fps } = allFrames(file, 8);
+  const layout = grid(n);
+  const ok = frames.map((rgb) => layout.tiles.every((t, k) => colourDistance(meanColour({ w, h, rgb }, t.video, 8), participantStyle(k + 1).rgb) < 45));
+  const first = ok.indexOf(true), last = ok.lastIndexOf(true);
+  let best = 0, bestAt = -1, run = 0;
+  for (let i = first; i <= last; i++) {
+    run = ok[i] ? 0 : run + 1;
+    if (run > best) [best, bestAt] = [run, i - run + 1];
+  }
+  return { gapS: best / fps, startS: bestAt / fps, everyoneFirstS: first / fps, everyoneLastS: last / fps };
+}
+
+test('file: a worker SIGKILLed mid-recording is replaced and continues the same MP4', async () => {
+  const out = path.join(dir, 'killed.mp4');
+  const config = loadConfig({ FFMPEG_PATH: DEBIAN_FFMPEG, TESSERA_X264_PRESET: 'ultrafast' });
+  let killedPid: number | undefined;
+  let replacedAfterMs = -1;
+  const r = await runSyntheticSession({
+    participants: 3, seconds: 10, out, config, ffmpegPath: DEBIAN_FFMPEG, logger,
+    events: [{ at: 4.3, action: (c) => {
+      killedPid = c.recording.workerPid;
+      const t = performance.now();
+      c.recording.debugKill('worker');
+      const poll = setInterval(() => {
+        if (c.recording.workerPid && c.recording.workerPid !== killedPid) (replacedAfterMs = performance.now() - t), clearInterval(poll);
+        else if (performance.now() - t > 5000) clearInterval(poll);
+      }, 20);
+    } }],
+  });
+  expect(r.info.status).toBe('available');
+  expect(r.recording.workerRestarts).toBe(1);
+  expect(replacedAfterMs).toBeGreaterThanOrEqual(0);
+  expect(replacedAfterMs).toBeLessThan(1000);
+  expect(() => process.kill(killedPid!, 0)).toThrow(); // the dead one is gone for good
+  expect(decodeErrors(out)).toBe('');
+  const p = probe(out);
+  expect(Math.abs(p.videoDuration * 1000 - r.wallMs)).toBeLessThanOrEqual(150);
+  const g = longestGap(out, 3);
+  // eslint-disable-next-line no-console
+  console.log(`worker kill (file): gap ${g.gapS.toFixed(2)} s at ${g.startS.toFixed(2)} s; everyone from ${g.everyoneFirstS.toFixed(2)} to ${g.everyoneLastS.toFixed(2)} s of ${p.videoDuration.toFixed(2)}`);
+  expect(g.gapS).toBeGreaterThan(0); // the kill did cost something: the test sees the gap
+  expect(g.gapS).toBeLessThanOrEqual(2);
+  expect(g.everyoneFirstS).toBeLessThan(2.5);
+  expect(g.everyoneLastS).toBeGreaterThan(p.videoDuration - 1);
+  const manifest = JSON.parse(fs.readFileSync(out.replace(/\.mp4$/, '.json'), 'utf8'));
+  expect(manifest.interruptions).toHaveLength(1);
+  expect(Math.abs(manifest.interruptions[0].at / 1000 - g.startS)).toBeLessThan(0.5);
+  expect(manifest.participants.map((x: { name: string }) => x.name)).toEqual(['Participant 1', 'Participant 2', 'Participant 3']);
+});
+
+test('S3: a worker SIGKILLed mid-recording is replaced and continues the same multipart upload', async () => {
+  const server = new S3TestServer({ buckets: [BUCKET] });
+  await server.start();
+  const base = loadConfig({ FFMPEG_PATH: DEBIAN_FFMPEG, TESSERA_X264_PRESET: 'ultrafast' });
+  const config: Config = { ...base, s3: s3TestConfig(server.endpoint, path.join(dir, 'spool')) };
+  const storage = new S3Storage(config.s3, { logger, clientConfig: { credentials: TEST_CREDENTIALS } });
+  const recorder = new Recorder({ config, storage, logger });
+  const sources = await Promise.all([1, 2].map(async (i) => new SyntheticSource({ id: `p${i}`, name: `Participant ${i}`, clip: await makeSyntheticClip(DEBIAN_FFMPEG, { index: i }, logger) }).start()));
+  try {
+    const rec = recorder.start('s3kill', { sources });
+    await new Promise((r) => setTimeout(r, 4300));
+    rec.debugKill('worker');
+    await new Promise((r) => setTimeout(r, 4700));
+    const info = await rec.stop();
+    expect(info.status).toBe('available');
+    const media = await recorder.openMedia(info.id);
+    const chunks: Buffer[] = [];
+    for await (const c of media!.stream as AsyncIterable<Buffer>) chunks.push(c);
+    const file = path.join(dir, 's3-killed.mp4');
+    fs.writeFileSync(file, Buffer.concat(chunks));
+    expect(decodeErrors(file)).toBe('');
+    expect(Math.abs(probe(file).videoDuration * 1000 - info.durationMs!)).toBeLessThan(100);
+    const g = longestGap(file, 2);
+    // eslint-disable-next-line no-console
+    console.log(`worker kill (S3): gap ${g.gapS.toFixed(2)} s at ${g.startS.toFixed(2)} s`);
+    expect(g.gapS).toBeGreaterThan(0);
+    expect(g.gapS).toBeLessThanOrEqual(2);
+    expect(g.everyoneLastS).toBeGreaterThan(probe(file).videoDuration - 1);
+  } finally {
+    for (const s of sources) s.close();
+    recorder.close();
+    await storage.close();
+    await server.close();
+  }
+});
