@@ -5,8 +5,13 @@
  * - floor: ONE bare FFmpeg doing the same work on the same inputs — N × VP8 360p decode, the
  *   same filter graph (scale, labels, pad, xstack), N × Opus decode + mix, and the same x264/AAC
  *   settings into fragmented MP4 — read in real time (`-re`).
- * - tessera: the real pipeline (decoders, pacer, compositor, encoder, file sink) fed by
- *   synthetic participants in real time.
+ * - tessera: the real pipeline fed by synthetic participants in real time: this process plays
+ *   the server (it forwards encoded media to the recording's worker process and writes the
+ *   worker's MP4 to the file sink); the worker runs decoders, pacer, compositor and encoder.
+ *   serverCoresPerRecording is this process alone; coresPerRecording the whole tree.
+ * - two recordings of the same size at once in one server (`recordings: 2`), per recording.
+ * - throttled: one recording with churn, the whole tree (`npm run demo`) in a cgroup v1 CPU
+ *   quota of 0.45 cores (a Kubernetes CPU limit); needs a writable cgroup (root).
  *
  * Lip sync (avOffsetMs) is measured in the output: each participant's sync marker against its tone.
  * CPU is the whole process tree: this process's own time plus every reaped child's
@@ -15,7 +20,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { parseArgs } from '../src/cli/args';
 import { loadConfig } from '../src/config';
 import { logger } from '../src/logger';
@@ -103,13 +108,19 @@ async function floorRun(ffmpeg: string, dir: string, n: number, seconds: number,
   return { cores: (treeCpuSeconds() - cpu0) / wall, rssMB: mem };
 }
 
-async function tesseraRun(ffmpeg: string, dir: string, n: number, seconds: number, config: ReturnType<typeof loadConfig>) {
+/** CPU seconds of this process alone (the server's share). */
+function ownCpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+async function tesseraRun(ffmpeg: string, dir: string, n: number, seconds: number, config: ReturnType<typeof loadConfig>, name = 'tessera') {
   const rss = rssSampler();
-  let cpuStart = 0, tStart = 0, startCall = 0, recordingAt = 0, stopCall = 0, availableAt = 0;
+  let cpuStart = 0, ownStart = 0, tStart = 0, startCall = 0, recordingAt = 0, stopCall = 0, availableAt = 0;
   const r = await runSyntheticSession({
-    participants: n, seconds, out: path.join(dir, 'tessera.mp4'), config, ffmpegPath: ffmpeg, logger,
+    participants: n, seconds, out: path.join(dir, `${name}.mp4`), config, ffmpegPath: ffmpeg, logger,
     events: [{ at: 0, action: (c) => {
-      cpuStart = treeCpuSeconds(); tStart = performance.now();
+      cpuStart = treeCpuSeconds(); ownStart = ownCpuSeconds(); tStart = performance.now();
       c.recording.on('state', (info) => {
         if (info.status === 'recording' && !recordingAt) recordingAt = performance.now();
         if (info.status === 'stopping' && !stopCall) stopCall = performance.now();
@@ -120,20 +131,55 @@ async function tesseraRun(ffmpeg: string, dir: string, n: number, seconds: numbe
   });
   const wall = (performance.now() - tStart) / 1000;
   const cores = (treeCpuSeconds() - cpuStart) / wall;
+  const serverCores = (ownCpuSeconds() - ownStart) / wall;
   const mem = rss.stop();
   // Lip sync, measured in the output: each participant's sync marker against its tone. The
   // reported figure is the worst participant's median offset (positive = audio late).
-  const file = path.join(dir, 'tessera.mp4');
+  const file = path.join(dir, `${name}.mp4`);
   const layout = computeLayout(loadPresets().get('grid')!, { width: config.video.width, height: config.video.height, tiles: Array.from({ length: n }, (_, k) => ({ id: `p${k + 1}`, kind: 'camera' as const })) });
   const offsets = layout.tiles.slice(0, 6).map((t, k) => avOffsetMs(file, markerRect(t.video), participantStyle(k + 1).toneHz).medianMs).filter((x) => Number.isFinite(x));
   const worst = offsets.reduce((w, x) => (Math.abs(x) > Math.abs(w) ? x : w), 0);
   return {
-    cores, rssMB: mem, info: r.info, stats: r.recording.stats,
+    cores, serverCores, rssMB: mem, info: r.info, stats: r.recording.stats, frames: Math.round(((r.info.durationMs ?? 0) * config.video.fps) / 1000),
     realtimeFactor: (r.info.durationMs ?? 0) / r.wallMs,
     startLatencyMs: recordingAt - startCall,
     timeToAvailableMs: availableAt - stopCall,
     avOffsetMs: worst,
   };
+}
+
+/**
+ * One recording with churn, the whole tree (`npm run demo`) in a CPU quota of 0.45 cores. null
+ * (and a note) where no cgroup v1 CPU controller can be written.
+ */
+async function throttledRun(dir: string, n: number, seconds: number) {
+  const cg = `/sys/fs/cgroup/cpu/tessera-bench-${process.pid}`;
+  try {
+    fs.mkdirSync(cg);
+    fs.writeFileSync(path.join(cg, 'cpu.cfs_period_us'), '100000');
+    fs.writeFileSync(path.join(cg, 'cpu.cfs_quota_us'), '45000');
+  } catch {
+    console.error('throttled case skipped: no writable cgroup v1 CPU controller (run as root)');
+    return null;
+  }
+  try {
+    const out = path.join(dir, 'throttled.mp4');
+    const script = `echo $$ > ${cg}/cgroup.procs && exec "${process.execPath}" --import "${require.resolve('tsx')}" src/cli/demo.ts --participants ${n} --seconds ${seconds} --churn --out "${out}"`;
+    const child = spawn('sh', ['-c', script], { cwd: path.join(__dirname, '..'), stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'error' } });
+    let stdout = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    const code = await new Promise<number | null>((r) => child.on('close', r));
+    const r = code === 0 ? JSON.parse(stdout.trim().split('\n').pop() ?? '{}') : { status: 'failed' };
+    return {
+      name: `grid-${n}-throttled-0.45`, participants: n, recordings: 1, throttled: true, cpuQuota: 0.45,
+      realtimeFactor: r.durationMs ? round(r.durationMs / r.wallMs) : 0,
+      framesDropped: r.stats?.framesDropped, framesDuplicated: r.stats?.framesDuplicated, framesShed: r.stats?.framesShed,
+      status: r.status,
+    };
+  } finally {
+    await new Promise((r) => setTimeout(r, 300));
+    try { fs.rmdirSync(cg); } catch { /* still emptying */ }
+  }
 }
 
 async function main() {
@@ -154,10 +200,33 @@ async function main() {
         coresPerRecording: round(t.cores), floorCoresPerRecording: round(floor.cores), ratioToFloor: round(t.cores / floor.cores),
         realtimeFactor: round(t.realtimeFactor), framesDropped: t.stats.framesDropped, framesDuplicated: t.stats.framesDuplicated,
         rssMBPerRecording: Math.round(t.rssMB), floorRssMB: Math.round(floor.rssMB), startLatencyMs: Math.round(t.startLatencyMs), timeToAvailableMs: Math.round(t.timeToAvailableMs),
-        avOffsetMs: Math.round(t.avOffsetMs), status: t.info.status,
+        avOffsetMs: Math.round(t.avOffsetMs), serverCoresPerRecording: round(t.serverCores), status: t.info.status,
       };
       results.push(c);
       console.log(JSON.stringify(c));
+      if (n === 4) {
+        // Two recordings at once in one server: each in real time, few repeated frames.
+        const cpu0 = treeCpuSeconds(), own0 = ownCpuSeconds(), t0 = performance.now();
+        const both = await Promise.all([tesseraRun(ffmpeg, dir, n, seconds, config, 'a'), tesseraRun(ffmpeg, dir, n, seconds, config, 'b')]);
+        const wall = (performance.now() - t0) / 1000;
+        const two = {
+          name: `grid-${n}-x2`, participants: n, width: config.video.width, height: config.video.height, fps: config.video.fps, recordings: 2,
+          coresPerRecording: round((treeCpuSeconds() - cpu0) / wall / 2), floorCoresPerRecording: round(floor.cores), ratioToFloor: round((treeCpuSeconds() - cpu0) / wall / 2 / floor.cores),
+          realtimeFactor: round(Math.min(...both.map((b) => b.realtimeFactor))),
+          framesDropped: both.reduce((s, b) => s + b.stats.framesDropped, 0), framesDuplicated: both.reduce((s, b) => s + b.stats.framesDuplicated, 0),
+          repeatedShare: round(Math.max(...both.map((b) => b.stats.framesDuplicated / Math.max(1, b.frames)))),
+          rssMBPerRecording: Math.round(Math.max(...both.map((b) => b.rssMB)) / 2), startLatencyMs: Math.round(Math.max(...both.map((b) => b.startLatencyMs))),
+          timeToAvailableMs: Math.round(Math.max(...both.map((b) => b.timeToAvailableMs))), avOffsetMs: Math.round(both.map((b) => b.avOffsetMs).reduce((w, x) => (Math.abs(x) > Math.abs(w) ? x : w), 0)),
+          serverCoresPerRecording: round((ownCpuSeconds() - own0) / wall / 2), status: both.every((b) => b.info.status === 'available') ? 'available' : both.map((b) => b.info.status).join(','),
+        };
+        results.push(two);
+        console.log(JSON.stringify(two));
+        const th = await throttledRun(dir, n, seconds);
+        if (th) {
+          results.push(th);
+          console.log(JSON.stringify(th));
+        }
+      }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -42,6 +42,12 @@ export interface Config {
     presignExpiresSec: number;
   };
   maxRecordings: number;
+  /** Cores this process may use (null: its cgroup quota, else its CPUs; see pipeline/cpu.ts). */
+  cpuBudget: number | null;
+  /** Share of the budget recordings may take (the rest: the SFU and headroom). */
+  cpuUsable: number;
+  /** A recording's cost in cores: base + perSource × its cameras and screens (npm run bench). */
+  recordingCores: { base: number; perSource: number };
   apiToken: string | null;
   video: { width: number; height: number; fps: number; bitrate: number };
   x264Preset: string;
@@ -94,6 +100,9 @@ export const DEFAULTS: Config = {
     presignExpiresSec: 3600,
   },
   maxRecordings: 4,
+  cpuBudget: null,
+  cpuUsable: 0.8,
+  recordingCores: { base: 0.45, perSource: 0.08 },
   apiToken: null,
   video: { width: 1280, height: 720, fps: 30, bitrate: 2_500_000 },
   x264Preset: 'superfast',
@@ -131,6 +140,15 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     if (v === null) return def;
     if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
       problems.push(`${name}=${JSON.stringify(v)}: expected an integer from ${min} to ${max}`);
+      return def;
+    }
+    return Number(v);
+  };
+  const num = (name: string, def: number, min: number, max: number): number => {
+    const v = str(name);
+    if (v === null) return def;
+    if (!/^\d+(\.\d+)?$/.test(v) || Number(v) < min || Number(v) > max) {
+      problems.push(`${name}=${JSON.stringify(v)}: expected a number from ${min} to ${max}`);
       return def;
     }
     return Number(v);
@@ -210,6 +228,12 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       presignExpiresSec: int('TESSERA_S3_PRESIGN_EXPIRES_SEC', d.s3.presignExpiresSec, 1, 604_800),
     },
     maxRecordings: int('MAX_RECORDINGS', d.maxRecordings, 0, 1000),
+    cpuBudget: str('CPU_BUDGET') === null ? null : num('CPU_BUDGET', 1, 0.1, 1024),
+    cpuUsable: num('TESSERA_CPU_USABLE', d.cpuUsable, 0.1, 1),
+    recordingCores: {
+      base: num('TESSERA_RECORDING_CORES_BASE', d.recordingCores.base, 0, 64),
+      perSource: num('TESSERA_RECORDING_CORES_PER_SOURCE', d.recordingCores.perSource, 0, 64),
+    },
     apiToken: str('API_TOKEN'),
     video: {
       width,

@@ -41,6 +41,26 @@ export const metrics = {
     help: 'Frames dropped (decoded frames superseded before a tick, or lost by the pipeline)',
     registers: [registry],
   }),
+  distinctFps: new Gauge({
+    name: 'tessera_recording_distinct_fps',
+    help: 'Distinct pictures a second of the most degraded active recording (below the output fps = composition shed for lack of CPU)',
+    registers: [registry],
+  }),
+  recordingCores: new Gauge({
+    name: 'tessera_recordings_cpu_cores',
+    help: 'Cores the active recordings\' worker process trees use (measured over the last seconds)',
+    registers: [registry],
+  }),
+  cpuBudget: new Gauge({
+    name: 'tessera_cpu_budget_cores',
+    help: 'Cores this process may use (CPU_BUDGET, else its cgroup quota or CPUs); admission keeps recordings within TESSERA_CPU_USABLE of it',
+    registers: [registry],
+  }),
+  workerRestarts: new Counter({
+    name: 'tessera_worker_restarts_total',
+    help: 'Recording workers that died and were replaced by one continuing the recording',
+    registers: [registry],
+  }),
   timeToAvailable: new Histogram({
     name: 'tessera_time_to_available_seconds',
     help: 'Seconds from stop to a playable object in storage',
@@ -100,8 +120,10 @@ interface ObservableRecorder {
   readonly capacity: number;
   observer: {
     recordingEnded?(info: { status: string; endedAt?: string; availableAt?: string; bytes?: number }, stats: { encoderSpeed: number }): void;
-    statsDelta?(delta: { framesDuplicated: number; framesDropped: number }): void;
+    statsDelta?(delta: { framesDuplicated: number; framesDropped: number; workerRestarts: number }): void;
     encoderSpeed?(ratio: number): void;
+    distinctFps?(lowest: number): void;
+    recordingCores?(cores: number, budget: number): void;
   };
   on(event: 'state', listener: (info: { status: string }) => void): unknown;
 }
@@ -124,9 +146,19 @@ export function observeRecorder(recorder: ObservableRecorder): void {
       metrics.encoderSpeedRatio.set(ratio);
       prev.encoderSpeed?.(ratio);
     },
+    recordingCores(cores, budget) {
+      metrics.recordingCores.set(cores);
+      metrics.cpuBudget.set(budget);
+      prev.recordingCores?.(cores, budget);
+    },
+    distinctFps(lowest) {
+      metrics.distinctFps.set(lowest);
+      prev.distinctFps?.(lowest);
+    },
     statsDelta(d) {
       if (d.framesDuplicated > 0) metrics.framesDuplicated.inc(d.framesDuplicated);
       if (d.framesDropped > 0) metrics.framesDropped.inc(d.framesDropped);
+      if (d.workerRestarts > 0) metrics.workerRestarts.inc(d.workerRestarts);
       prev.statsDelta?.(d);
     },
   };

@@ -8,6 +8,8 @@ import { WorkerPool } from '../worker/WorkerPool';
 import { loadPresets, type GridPreset } from '../../compositor/presets';
 import { resolveFfmpegPath } from './ffmpegPath';
 import { TesseraError } from '../errors';
+import { admit } from './admission';
+import { availableCores } from './cpu';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
 import type { MediaSource } from '../media/types';
@@ -17,7 +19,11 @@ import type { RecordingInfo } from './types';
 /** Hooks the metrics module attaches to (kept optional so the pipeline has no metrics dependency). */
 export interface RecorderObserver {
   recordingEnded?(info: RecordingInfo, stats: RecordingStats): void;
-  statsDelta?(delta: { framesDuplicated: number; framesDropped: number }): void;
+  statsDelta?(delta: { framesDuplicated: number; framesDropped: number; workerRestarts: number }): void;
+  /** Every few seconds while recordings run: the lowest distinct pictures a second among them. */
+  distinctFps?(lowest: number): void;
+  /** Every few seconds: the cores the recordings' workers use now, and this process's budget. */
+  recordingCores?(cores: number, budget: number): void;
   /** Every few seconds while recordings run: the slowest encoder's media seconds per wall second. */
   encoderSpeed?(ratio: number): void;
 }
@@ -32,6 +38,8 @@ interface Events {
  */
 export class Recorder extends EventEmitter<Events> {
   readonly capacity: number;
+  /** Cores this process may use (CPU_BUDGET, else its cgroup quota or CPUs). */
+  readonly cpuBudget: number;
   readonly presets: Map<string, GridPreset>;
   readonly ffmpegPath: string;
   readonly storage: Storage;
@@ -43,7 +51,7 @@ export class Recorder extends EventEmitter<Events> {
   #recent = new Map<string, RecordingInfo>(); // by id, finished in this process
   #draining = false;
   #workBase: string;
-  #lastStats = new Map<string, { framesDuplicated: number; framesDropped: number }>();
+  #lastStats = new Map<string, { framesDuplicated: number; framesDropped: number; workerRestarts: number }>();
   #statsTimer: NodeJS.Timeout;
 
   constructor(opts: { config: Readonly<Config>; storage: Storage; logger: Logger }) {
@@ -52,6 +60,7 @@ export class Recorder extends EventEmitter<Events> {
     this.storage = opts.storage;
     this.#log = opts.logger.child({ component: 'recorder' });
     this.capacity = opts.config.maxRecordings;
+    this.cpuBudget = opts.config.cpuBudget ?? availableCores();
     this.presets = loadPresets();
     this.ffmpegPath = resolveFfmpegPath(opts.config);
     this.#workBase = path.join(os.tmpdir(), `tessera-${process.pid}`);
@@ -62,19 +71,24 @@ export class Recorder extends EventEmitter<Events> {
 
   /** Counters move continuously (not only when a recording ends), so alerts see trouble live. */
   #publishStats(): void {
-    let slowest = Infinity;
+    let slowest = Infinity, lowestFps = Infinity, cores = 0;
     for (const rec of this.#active.values()) {
+      cores += rec.stats.cores;
       this.#publishDelta(rec);
       if (rec.stats.encoderSpeed > 0) slowest = Math.min(slowest, rec.stats.encoderSpeed);
+      if (rec.stats.distinctFps > 0) lowestFps = Math.min(lowestFps, rec.stats.distinctFps);
     }
     if (slowest !== Infinity) this.observer.encoderSpeed?.(slowest);
+    this.observer.distinctFps?.(lowestFps === Infinity ? 0 : lowestFps);
+    this.observer.recordingCores?.(cores, this.cpuBudget);
   }
 
   #publishDelta(rec: WorkerRecording): void {
-    const last = this.#lastStats.get(rec.id) ?? { framesDuplicated: 0, framesDropped: 0 };
-    const d = { framesDuplicated: rec.stats.framesDuplicated - last.framesDuplicated, framesDropped: rec.stats.framesDropped - last.framesDropped };
-    this.#lastStats.set(rec.id, { framesDuplicated: rec.stats.framesDuplicated, framesDropped: rec.stats.framesDropped });
-    if (d.framesDuplicated || d.framesDropped) this.observer.statsDelta?.(d);
+    const last = this.#lastStats.get(rec.id) ?? { framesDuplicated: 0, framesDropped: 0, workerRestarts: 0 };
+    const now = { framesDuplicated: rec.stats.framesDuplicated, framesDropped: rec.stats.framesDropped, workerRestarts: rec.workerRestarts };
+    const d = { framesDuplicated: now.framesDuplicated - last.framesDuplicated, framesDropped: now.framesDropped - last.framesDropped, workerRestarts: now.workerRestarts - last.workerRestarts };
+    this.#lastStats.set(rec.id, now);
+    if (d.framesDuplicated || d.framesDropped || d.workerRestarts) this.observer.statsDelta?.(d);
   }
 
   get activeCount(): number {
@@ -94,6 +108,11 @@ export class Recorder extends EventEmitter<Events> {
     if (this.#draining) throw new TesseraError('REC_ERR_DRAINING', 'this server is shutting down and accepts no new recordings');
     if (this.#active.has(roomId)) throw new TesseraError('REC_ERR_ALREADY_RECORDING', `room ${roomId} is already being recorded`);
     if (this.#active.size >= this.capacity) throw new TesseraError('REC_ERR_CAPACITY', `this server records at most ${this.capacity} rooms at once`);
+    const wanted = opts.sources?.length ?? 0;
+    const fit = admit({ budgetCores: this.cpuBudget, usable: this.#config.cpuUsable, model: this.#config.recordingCores, active: [...this.#active.values()].map((r) => r.sourceCount), wanted });
+    if (!fit.ok) {
+      throw new TesseraError('REC_ERR_CAPACITY', `this server has CPU for no more recordings: a recording of ${wanted} costs about ${fit.cost.toFixed(2)} cores, ${Math.max(0, fit.free).toFixed(2)} of its ${this.cpuBudget.toFixed(2)} are left; try again later or on another server`);
+    }
     const layout = opts.layout ?? 'grid';
     if (!this.presets.has(layout)) throw new TesseraError('REC_ERR_UNKNOWN_LAYOUT', `unknown layout "${layout}"; known: ${[...this.presets.keys()].join(', ')}`);
     const id = `rec_${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}_${crypto.randomBytes(4).toString('hex')}`;

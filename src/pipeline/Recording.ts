@@ -8,6 +8,11 @@ import { AudioDecoder } from './AudioDecoder';
 import { Mixer } from './audio';
 import { renderNameCard, solidFrame, PLACEHOLDER_COLOUR } from './placeholder';
 import { computeLayout, type Layout } from '../../compositor/layout';
+import { SpeakerDetector } from './SpeakerDetector';
+import { nextStatus } from './status';
+export { nextStatus };
+import { Pacer } from './Pacer';
+import { StrideController } from './StrideController';
 import type { GridPreset } from '../../compositor/presets';
 import { TesseraError, toTesseraError, type ErrorBody } from '../errors';
 import type { Config } from '../config';
@@ -20,24 +25,10 @@ import type { Manifest, RecordingInfo, RecordingStatus, RecordingParticipant } f
 export const TILE_SIZE = { camera: { w: 640, h: 360 }, screen: { w: 1280, h: 720 } } as const;
 const WAITING_ID = '__waiting';
 /**
- * Marks a tick that no compositor is fed (shed for lack of CPU, see #adjustStride): the encoder
+ * Marks a tick that no compositor is fed (shed for lack of CPU, see StrideController): the encoder
  * gets the last composite again, so the file stays on wall time with fewer distinct pictures.
  */
 const REPEAT = Buffer.alloc(0);
-/** Compose at least every second tick: 30 fps → 15 distinct pictures a second at worst. */
-const MAX_STRIDE = 2;
-const STATUS_RANK: Record<RecordingStatus, number> = { starting: 0, recording: 1, stopping: 2, available: 3, failed: 3 };
-
-/**
- * The status machine: forward only; `available` and `failed` are final; `failed` can be reached
- * from any live state. Returns the status after asking for `wanted` (unchanged if not allowed).
- */
-export function nextStatus(current: RecordingStatus, wanted: RecordingStatus): RecordingStatus {
-  if (current === 'available' || current === 'failed') return current;
-  if (wanted === 'failed') return 'failed';
-  return STATUS_RANK[wanted] > STATUS_RANK[current] ? wanted : current;
-}
-
 /** Counters the Recorder turns into metrics. */
 export interface RecordingStats {
   framesDuplicated: number;
@@ -49,6 +40,8 @@ export interface RecordingStats {
   distinctFps: number;
   /** Ticks repeated on purpose because composition could not keep up. */
   framesShed: number;
+  /** Cores the recording's process tree used over the last seconds (measured by its worker). */
+  cores: number;
 }
 
 interface SourceState {
@@ -121,7 +114,7 @@ export interface RecordingOptions {
 export class Recording extends EventEmitter<Events> {
   readonly id: string;
   readonly roomId: string;
-  readonly stats: RecordingStats = { framesDuplicated: 0, framesDropped: 0, compositorRestarts: 0, decoderRestarts: 0, encoderSpeed: 0, distinctFps: 0, framesShed: 0 };
+  readonly stats: RecordingStats = { framesDuplicated: 0, framesDropped: 0, compositorRestarts: 0, decoderRestarts: 0, encoderSpeed: 0, distinctFps: 0, framesShed: 0, cores: 0 };
   #o: RecordingOptions;
   #log: Logger;
   #status: RecordingStatus = 'starting';
@@ -149,26 +142,20 @@ export class Recording extends EventEmitter<Events> {
   #lastComposite: Buffer;
   #waitingCard: Buffer;
   /** Next tick to feed the compositors; also the number of ticks so far. */
-  #nextTick = 0;
   /** Next tick to hand to the encoder. */
   #encNext = 0;
-  #audioBlocks = 0;
-  #t0 = 0;
-  /** Date.now() at #t0. */
+  /** Date.now() at the pacer's t0. */
   #t0Wall = 0;
   /** Frames made by the workers before this one (see RecordingResume). */
   #tickBase = 0;
   #interruptions: NonNullable<Manifest['interruptions']> = [];
   #stopAt = 0;
-  #timer: NodeJS.Timeout | null = null;
-  #immediate: NodeJS.Immediate | null = null;
+  #pacer: Pacer;
   #sinkChain: Promise<void> = Promise.resolve();
   #stopPromise: Promise<RecordingInfo> | null = null;
   #drainResolve: (() => void) | null = null;
   #finalTick = -1;
-  #speakerId: string | undefined;
-  #speakerCandidate: { id: string; since: number } | null = null;
-  #levels = new Map<string, number>();
+  #speakers = new SpeakerDetector();
   #closed = false;
   #compRestartBackoff = 0;
   /** Repeats/drops of sources that already left (their decoders are gone). */
@@ -176,9 +163,8 @@ export class Recording extends EventEmitter<Events> {
   #goneDropped = 0;
   /** Whole composites repeated because a compositor died or hung, or shed. */
   #compositeRepeats = 0;
-  /** Every `#stride`-th tick is composed; the others repeat the last composite. */
-  #stride = 1;
-  #strideChangedAt = 0;
+  /** Every `stride`-th tick is composed; the others repeat the last composite. */
+  #strides: StrideController;
 
   constructor(opts: RecordingOptions) {
     super();
@@ -190,6 +176,8 @@ export class Recording extends EventEmitter<Events> {
     if (!preset) throw new TesseraError('REC_ERR_UNKNOWN_LAYOUT', `unknown layout "${opts.layout}"; known: ${[...opts.presets.keys()].join(', ')}`);
     this.#layoutName = opts.layout;
     this.#fps = opts.config.video.fps;
+    this.#pacer = new Pacer({ fps: this.#fps, hooks: { video: (t) => this.#videoTick(t), audio: (b) => this.#audioTick(b), checked: () => this.#checkLag() } });
+    this.#strides = new StrideController({ fps: this.#fps, maxStride: 2, upAfterMs: 2000, downAfterMs: 5000 });
     const { width, height } = opts.config.video;
     this.#lastComposite = solidFrame(width, height, preset.background);
     this.#waitingCard = solidFrame(TILE_SIZE.camera.w, TILE_SIZE.camera.h, PLACEHOLDER_COLOUR);
@@ -215,7 +203,7 @@ export class Recording extends EventEmitter<Events> {
 
   /** Wall-clock ms the recording captured: from its clock's start to the stop request. */
   get capturedMs(): number {
-    return (this.#stopAt || performance.now()) - this.#t0;
+    return (this.#stopAt || performance.now()) - this.#pacer.t0;
   }
 
   /** Refreshes the per-source counters in `stats` (tile repeats and drops, summed over sources). */
@@ -313,15 +301,15 @@ export class Recording extends EventEmitter<Events> {
         this.#fail(new TesseraError(code, `encoder ${exit.kind === 'died' ? 'died' : 'failed to start'} (code ${exit.code}, signal ${exit.signal}): ${exit.stderr}`));
       }
     });
-    this.#t0 = performance.now();
+    let t0 = performance.now();
     this.#t0Wall = Date.now();
     if (this.#o.resume) {
       // Continue the first worker's clock: the ticks between its last whole fragment and now
-      // are due at once and get made from name cards (the catch-up in #run).
-      this.#t0 -= this.#t0Wall - this.#o.resume.t0Wall;
+      // are due at once and get made from name cards (the pacer's catch-up).
+      t0 -= this.#t0Wall - this.#o.resume.t0Wall;
       this.#t0Wall = this.#o.resume.t0Wall;
       this.#relayout();
-      this.#schedule();
+      this.#pacer.start(t0);
       return;
     }
     // startedAt becomes the wall time of the file's t = 0, so a participant's joinedAt/leftAt
@@ -332,7 +320,7 @@ export class Recording extends EventEmitter<Events> {
     this.#startedAt = new Date();
     this.#log.debug({ afterRequestMs: this.#startedAt.getTime() - requested.getTime() }, 'clock started');
     this.#relayout();
-    this.#schedule();
+    this.#pacer.start(t0);
   }
 
   addSource(source: MediaSource): void {
@@ -435,45 +423,7 @@ export class Recording extends EventEmitter<Events> {
 
   // ---- the clock -------------------------------------------------------------------------
 
-  #schedule(): void {
-    if (this.#closed || this.#finalTick >= 0) return;
-    const nextVideo = this.#t0 + (this.#nextTick * 1000) / this.#fps;
-    const nextAudio = this.#t0 + this.#audioBlocks * 20;
-    const delay = Math.max(0, Math.min(nextVideo, nextAudio) - performance.now());
-    this.#timer = setTimeout(() => this.#run(), delay);
-  }
-
-  #run(): void {
-    if (this.#closed || this.#finalTick >= 0) return;
-    if (this.#catchUp(performance.now(), true)) this.#schedule();
-    else this.#immediate = setImmediate(() => this.#run());
-  }
-
-  /**
-   * Run every tick and audio block due by `now`, in time order. After an event-loop stall several
-   * are due at once: between them we yield (setImmediate) so decoder output that arrived
-   * meanwhile is read, and catch-up ticks carry new frames and audio, not repeats and silence.
-   */
-  #catchUp(now: number, yieldBetweenTicks = false): boolean {
-    const due = () => Math.min(this.#t0 + (this.#nextTick * 1000) / this.#fps, this.#t0 + this.#audioBlocks * 20);
-    while (due() <= now) {
-      const v = this.#t0 + (this.#nextTick * 1000) / this.#fps;
-      const a = this.#t0 + this.#audioBlocks * 20;
-      if (a <= v) this.#audioTick();
-      else this.#videoTick();
-      // Yield only for a short backlog; far behind (a starved event loop), catch up at once so
-      // the ticks stay on wall time rather than trailing it by however long the loop is slow.
-      if (yieldBetweenTicks && due() <= now && performance.now() - due() < 100) {
-        this.#checkLag();
-        return false;
-      }
-    }
-    this.#checkLag();
-    return true;
-  }
-
-  #videoTick(): void {
-    const tick = this.#nextTick++;
+  #videoTick(tick: number): void {
     const now = Date.now();
     const timeout = this.#o.config.videoTimeoutMs;
     const frameOf = new Map<string, Buffer>();
@@ -493,7 +443,7 @@ export class Recording extends EventEmitter<Events> {
       frameOf.set(id, f);
       return f;
     };
-    const shed = this.#stride > 1 && tick % this.#stride !== 0;
+    const shed = !this.#strides.composes(tick);
     if (shed) this.#pendingOut.set(tick, REPEAT);
     for (const e of this.#epochs) {
       if (e.dead || tick < e.feedFrom || tick >= e.feedUntil) continue;
@@ -513,13 +463,12 @@ export class Recording extends EventEmitter<Events> {
     this.#updateFrameStats();
   }
 
-  #audioTick(): void {
-    this.#audioBlocks++;
+  #audioTick(block: number): void {
     const ids = [...this.#sources.keys()];
     const { pcm, levels } = this.#mixer.mix(ids.map((id) => this.#sources.get(id)!.audio.buffer.pull()));
     this.#encoder?.writeAudio(pcm);
-    ids.forEach((id, i) => this.#levels.set(id, 0.9 * (this.#levels.get(id) ?? 0) + 0.1 * levels[i]));
-    if (this.#audioBlocks % 25 === 0) this.#updateSpeaker();
+    this.#speakers.addLevels(ids, levels);
+    if ((block + 1) % 25 === 0) this.#updateSpeaker();
   }
 
   // ---- compositor epochs -----------------------------------------------------------------
@@ -537,7 +486,7 @@ export class Recording extends EventEmitter<Events> {
       width,
       height,
       tiles: ids.map((id) => ({ id, kind: this.#sources.get(id)?.source.kind ?? 'camera' })),
-      speakerId: this.#speakerId,
+      speakerId: this.#speakers.speaker,
     });
     const tiles = layout.tiles.map((t) => {
       const s = this.#sources.get(t.id);
@@ -584,8 +533,8 @@ export class Recording extends EventEmitter<Events> {
       workDir: this.#o.workDir,
       logger: this.#log.child({ proc: 'compositor' }),
     });
-    const epoch: Epoch = { comp, feedFrom: this.#nextTick, feedUntil: Infinity, ownFrom: Infinity, ownUntil: Infinity, dead: false, fed: [], lastOutputAt: performance.now() };
-    const live = this.#owner(this.#nextTick);
+    const epoch: Epoch = { comp, feedFrom: this.#pacer.ticks, feedUntil: Infinity, ownFrom: Infinity, ownUntil: Infinity, dead: false, fed: [], lastOutputAt: performance.now() };
+    const live = this.#owner(this.#pacer.ticks);
     if (!live || live.dead) {
       // Nothing alive to show meanwhile: own from the first tick (the encoder waits for it).
       if (live) live.ownUntil = epoch.feedFrom;
@@ -593,7 +542,7 @@ export class Recording extends EventEmitter<Events> {
     }
     this.#epochs.push(epoch);
     this.#layouts.push({ at: new Date().toISOString(), preset: layout.preset, tiles: tiles.map((t) => t.sourceId) });
-    this.#log.debug({ tick: this.#nextTick, tiles: tiles.length }, 'compositor starting');
+    this.#log.debug({ tick: this.#pacer.ticks, tiles: tiles.length }, 'compositor starting');
     comp.on('frame', (frame) => this.#onCompositeFrame(epoch, frame));
     comp.on('exit', (exit) => this.#onCompositorExit(epoch, exit));
   }
@@ -608,7 +557,7 @@ export class Recording extends EventEmitter<Events> {
     if (epoch.ownFrom === Infinity && !epoch.dead) {
       // Make-before-break: the new graph works; it owns every tick not yet fed, the old one
       // is fed up to there and then ended.
-      const switchTick = this.#nextTick;
+      const switchTick = this.#pacer.ticks;
       for (const e of this.#epochs) {
         if (e !== epoch && e.ownUntil === Infinity) {
           e.ownUntil = switchTick;
@@ -645,7 +594,7 @@ export class Recording extends EventEmitter<Events> {
   #flush(): void {
     const enc = this.#encoder;
     if (!enc) return;
-    const limit = this.#finalTick >= 0 ? this.#finalTick : this.#nextTick;
+    const limit = this.#finalTick >= 0 ? this.#finalTick : this.#pacer.ticks;
     while (this.#encNext < limit) {
       const t = this.#encNext;
       const out = this.#pendingOut.get(t);
@@ -671,7 +620,7 @@ export class Recording extends EventEmitter<Events> {
   /**
    * A compositor that is behind and has returned nothing for stallTimeoutMs is hung: kill it (it
    * gets replaced, its ticks repeat the last composite). One that is behind but still producing
-   * is starved of CPU, not hung: the recording sheds work (#adjustStride) and stays on wall time.
+   * is starved of CPU, not hung: the recording sheds work (StrideController) and stays on wall time.
    * A compositor that falls further behind than maxBacklog anyway is replaced like a hung one
    * (its backlog becomes repeats: a freeze, not a failure). Only an encoder that cannot take
    * its input for that long fails the recording here — and the server then continues it in a
@@ -681,7 +630,7 @@ export class Recording extends EventEmitter<Events> {
     const { stallTimeoutMs } = this.#o.config;
     const stallTicks = Math.ceil((stallTimeoutMs * this.#fps) / 1000);
     const maxBacklog = Math.ceil(((stallTimeoutMs + 1000) * this.#fps) / 1000);
-    const lag = this.#nextTick - this.#encNext;
+    const lag = this.#pacer.ticks - this.#encNext;
     const owner = this.#owner(this.#encNext);
     const silentMs = owner ? performance.now() - owner.lastOutputAt : 0;
     if (owner && !owner.dead && ((lag > stallTicks && silentMs > stallTimeoutMs) || lag > maxBacklog * 2)) {
@@ -690,48 +639,18 @@ export class Recording extends EventEmitter<Events> {
     }
     if (this.#closed) return;
     const enc = this.#encoder;
-    this.#adjustStride(Math.max(lag, enc?.videoBacklogFrames ?? 0));
+    const behind = Math.max(lag, enc?.videoBacklogFrames ?? 0);
+    const change = this.#strides.update(behind, performance.now());
+    if (change) this.#log.warn({ behindFrames: Math.round(behind), distinctFps: this.#strides.distinctFps }, change === 'up' ? 'behind real time: fewer distinct pictures' : 'caught up: more distinct pictures');
+    this.stats.distinctFps = this.#strides.distinctFps;
     if (enc && enc.videoBacklogFrames > maxBacklog) {
       this.#fail(new TesseraError('REC_ERR_ENCODER_STALLED', `encoder fell ${Math.round(enc.videoBacklogFrames)} frames behind real time`));
     }
   }
 
-  /**
-   * Degrade rather than fail when CPU is short: more than half a second behind, compose one tick
-   * in `stride` (x264 codes a repeated picture for little), at most every 2 s one step; back to
-   * every tick after 5 s with no backlog to speak of. Audio is untouched (lip sync holds).
-   */
-  #adjustStride(behindFrames: number): void {
-    const now = performance.now();
-    const since = now - this.#strideChangedAt;
-    let stride = this.#stride;
-    if (behindFrames > this.#fps / 2 && stride < MAX_STRIDE && since > 2000) stride++;
-    else if (behindFrames < this.#fps / 10 && stride > 1 && since > 5000) stride--;
-    if (stride !== this.#stride) {
-      this.#log.warn({ behindFrames: Math.round(behindFrames), distinctFps: this.#fps / stride }, stride > this.#stride ? 'behind real time: fewer distinct pictures' : 'caught up: more distinct pictures');
-      this.#stride = stride;
-      this.#strideChangedAt = now;
-    }
-    this.stats.distinctFps = this.#fps / this.#stride;
-  }
-
   #updateSpeaker(): void {
     if (this.#preset().kind !== 'speaker') return;
-    let loudest: string | undefined;
-    let level = 0.01;
-    for (const [id, l] of this.#levels) if (this.#sources.has(id) && l > level) [loudest, level] = [id, l];
-    if (!loudest || loudest === this.#speakerId) {
-      this.#speakerCandidate = null;
-      return;
-    }
-    const now = Date.now();
-    if (this.#speakerCandidate?.id !== loudest) this.#speakerCandidate = { id: loudest, since: now };
-    else if (now - this.#speakerCandidate.since >= 1500) {
-      // Hysteresis: a new speaker must be the loudest for 1.5 s before the stage changes.
-      this.#speakerId = loudest;
-      this.#speakerCandidate = null;
-      this.#relayout();
-    }
+    if (this.#speakers.decide(Date.now(), (id) => this.#sources.has(id))) this.#relayout();
   }
 
   // ---- lifecycle -------------------------------------------------------------------------
@@ -740,8 +659,7 @@ export class Recording extends EventEmitter<Events> {
     if (this.#status === 'failed' || this.#closed) return this.info();
     this.#setStatus('stopping');
     this.#endedAt = new Date();
-    if (this.#timer) clearTimeout(this.#timer);
-    if (this.#immediate) clearImmediate(this.#immediate);
+    this.#pacer.stop();
     if (!this.#encoder) {
       this.#fail(new TesseraError('REC_ERR_INTERNAL', 'stopped before the encoder started'));
       return this.info();
@@ -752,8 +670,8 @@ export class Recording extends EventEmitter<Events> {
     try {
       // Capture everything up to now, then stop feeding.
       this.#stopAt = performance.now();
-      this.#catchUp(this.#stopAt);
-      this.#finalTick = this.#nextTick;
+      this.#pacer.stop(this.#stopAt);
+      this.#finalTick = this.#pacer.ticks;
       const drained = new Promise<void>((r) => (this.#drainResolve = r));
       for (const e of this.#epochs) {
         if (e.ownFrom === Infinity) {
@@ -844,8 +762,7 @@ export class Recording extends EventEmitter<Events> {
   #close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#timer) clearTimeout(this.#timer);
-    if (this.#immediate) clearImmediate(this.#immediate);
+    this.#pacer.stop();
     for (const e of this.#epochs) if (!e.comp.proc.hasExited) e.comp.kill();
     this.#epochs = [];
     this.#pendingOut.clear();

@@ -10,9 +10,11 @@ import type { Logger } from '../logger';
  * through tsx's loader. Either way the child is a plain `node` with no shell in between.
  */
 function workerCommand(): string[] {
-  const js = path.join(__dirname, 'main.js');
-  if (__filename.endsWith('.js')) return [js];
-  return ['--import', require.resolve('tsx'), path.join(__dirname, 'main.ts')];
+  // Extra Node options for workers only (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile
+  // one, or `--max-old-space-size=256`), which NODE_OPTIONS would also apply to the server.
+  const extra = (process.env.TESSERA_WORKER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  if (__filename.endsWith('.js')) return [...extra, path.join(__dirname, 'main.js')];
+  return [...extra, '--import', require.resolve('tsx'), path.join(__dirname, 'main.ts')];
 }
 
 interface HandleEvents {

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { nextStatus, type RecordingStats } from '../pipeline/Recording';
+import type { RecordingStats } from '../pipeline/Recording';
+import { nextStatus } from '../pipeline/status';
 import { TesseraError, toTesseraError, type ErrorBody } from '../errors';
 import { fragmentSequence, fragmentTrackEnds, parseInit, shiftFragment, type InitInfo } from '../storage/s3/fmp4';
 import { FromWorker, ToWorker, type Message } from './protocol';
@@ -36,7 +37,7 @@ interface Tap {
   off: () => void;
 }
 
-const ZERO_STATS: RecordingStats = { framesDuplicated: 0, framesDropped: 0, compositorRestarts: 0, decoderRestarts: 0, encoderSpeed: 0, distinctFps: 0, framesShed: 0 };
+const ZERO_STATS: RecordingStats = { framesDuplicated: 0, framesDropped: 0, compositorRestarts: 0, decoderRestarts: 0, encoderSpeed: 0, distinctFps: 0, framesShed: 0, cores: 0 };
 /** Worker restarts allowed within RESTART_WINDOW_MS before the recording fails for good. */
 const MAX_RESTARTS = 3;
 const RESTART_WINDOW_MS = 60_000;
@@ -63,6 +64,7 @@ export class WorkerRecording extends EventEmitter<Events> {
   #info: RecordingInfo;
   #error: ErrorBody | null = null;
   #worker: WorkerHandle | null = null;
+  #lastWorker: WorkerHandle | null = null;
   #taps = new Map<string, Tap>();
   #byN = new Map<number, Tap>();
   #nextN = 1;
@@ -113,6 +115,11 @@ export class WorkerRecording extends EventEmitter<Events> {
   /** Wall-clock ms the recording captured: from its clock's start to the stop request. */
   get capturedMs(): number {
     return this.#t0Wall ? (this.#stopAt || Date.now()) - this.#t0Wall : 0;
+  }
+
+  /** Sources (cameras and screens) recorded now: what admission costs a recording by. */
+  get sourceCount(): number {
+    return this.#taps.size;
   }
 
   /** The worker's process id (for tests and operators). */
@@ -218,11 +225,22 @@ export class WorkerRecording extends EventEmitter<Events> {
       this.#log.error('worker did not drain in time; keeping what it made');
       this.#worker?.kill('SIGKILL');
     }, this.#o.config.stopTimeoutMs + 5000);
-    this.#stopPromise = this.#done.finally(() => clearTimeout(watchdog));
+    // Resolves once the worker has exited too: nothing of the recording is left running.
+    this.#stopPromise = this.#done.finally(() => clearTimeout(watchdog)).then((info) => this.#workerGone().then(() => info));
     return this.#stopPromise;
   }
 
   // ---- the worker --------------------------------------------------------------------------
+
+  /** The current worker's exit (it leaves by itself after its last message; killed after 3 s). */
+  #workerGone(): Promise<void> {
+    const w = this.#lastWorker;
+    if (!w || w.exited) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(() => w.kill('SIGKILL'), 3000);
+      w.once('exit', () => (clearTimeout(t), resolve()));
+    });
+  }
 
   async #launch(resume: InitMessage['resume']): Promise<void> {
     const w = await this.#o.pool.take();
@@ -231,6 +249,7 @@ export class WorkerRecording extends EventEmitter<Events> {
       return;
     }
     this.#worker = w;
+    this.#lastWorker = w;
     this.#statsNow = { ...ZERO_STATS };
     w.on('message', (m) => this.#onMessage(w, m));
     w.once('exit', (e) => this.#onExit(w, e));
@@ -243,9 +262,9 @@ export class WorkerRecording extends EventEmitter<Events> {
       workDir: this.#o.workDir,
       location: this.#o.sink.location,
       resume,
+      sources: [...this.#taps.values()].map((t) => this.#sourceMessage(t)),
     };
     w.send(ToWorker.Init, init);
-    for (const tap of this.#taps.values()) w.send(ToWorker.AddSource, this.#sourceMessage(tap));
     this.#log.info({ pid: w.pid, resume: resume ? { tickBase: resume.tickBase } : undefined }, 'worker started');
   }
 
@@ -502,6 +521,7 @@ function sumStats(a: RecordingStats, b: RecordingStats): RecordingStats {
     encoderSpeed: b.encoderSpeed,
     distinctFps: b.distinctFps,
     framesShed: a.framesShed + b.framesShed,
+    cores: b.cores,
   };
 }
 

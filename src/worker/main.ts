@@ -17,6 +17,7 @@ import { Recording, type RecordingResume } from '../pipeline/Recording';
 import { loadPresets } from '../../compositor/presets';
 import { logger } from '../logger';
 import { TesseraError, toTesseraError } from '../errors';
+import { treeCpuSeconds } from '../pipeline/cpu';
 import { FromWorker, MessageReader, send, ToWorker, type Message } from './protocol';
 import type { Config } from '../config';
 import type { MediaSource, MediaSourceEvents, SourceKind, RecordingLocation, VideoCodec } from '../media/types';
@@ -31,6 +32,8 @@ export interface InitMessage {
   workDir: string;
   location: RecordingLocation;
   resume?: RecordingResume;
+  /** The sources present at the start (so the first layout has them, not a waiting card). */
+  sources: SourceMessage[];
 }
 
 export interface SourceMessage {
@@ -103,7 +106,11 @@ function main(): void {
     setTimeout(() => process.exit(code), 2000).unref();
   };
 
+  let cpu = { at: performance.now(), s: treeCpuSeconds() };
   const sendStats = () => {
+    const now = { at: performance.now(), s: treeCpuSeconds() };
+    if (recording && now.at - cpu.at > 500) recording.stats.cores = Math.round(((now.s - cpu.s) * 1000 * 1000) / (now.at - cpu.at)) / 1000;
+    cpu = now;
     if (recording) send(sock, FromWorker.Stats, { stats: recording.stats, sources: recording.debugSources() });
   };
 
@@ -123,6 +130,7 @@ function main(): void {
       resume: m.resume,
     });
     recording = rec;
+    for (const s of m.sources) addSource(s);
     rec.on('state', (info) => {
       send(sock, FromWorker.State, { info, t0Wall: rec.t0Wall, frames: rec.framesEncoded });
       if (info.status === 'available') {
@@ -141,16 +149,18 @@ function main(): void {
     });
   };
 
+  const addSource = (h: SourceMessage) => {
+    const src = new RemoteSource(h.id, h.participantId, h.name, h.kind, () => send(sock, FromWorker.Keyframe, { n: h.n }));
+    sources.set(h.n, src);
+    recording?.addSource(src);
+  };
+
   const onMessage = (m: Message) => {
     switch (m.type) {
       case ToWorker.Init:
         return onInit(m.header as InitMessage);
-      case ToWorker.AddSource: {
-        const h = m.header as SourceMessage;
-        const src = new RemoteSource(h.id, h.participantId, h.name, h.kind, () => send(sock, FromWorker.Keyframe, { n: h.n }));
-        sources.set(h.n, src);
-        return recording?.addSource(src);
-      }
+      case ToWorker.AddSource:
+        return addSource(m.header as SourceMessage);
       case ToWorker.RemoveSource: {
         const src = sources.get(m.header.n);
         sources.delete(m.header.n);

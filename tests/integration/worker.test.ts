@@ -118,3 +118,36 @@ test('S3: a worker SIGKILLed mid-recording is replaced and continues the same mu
     await server.close();
   }
 });
+
+test('admission: a recording that does not fit the CPU budget is refused at start with REC_ERR_CAPACITY; the running one goes on', async () => {
+  // 1 core × 0.8 usable; a four-source recording costs 0.45 + 4 × 0.08 = 0.77: one fits, two do not.
+  const config = loadConfig({ FFMPEG_PATH: DEBIAN_FFMPEG, TESSERA_X264_PRESET: 'ultrafast', CPU_BUDGET: '1', RECORDINGS_DIR: path.join(dir, 'adm') });
+  const { FileStorage } = await import('../../src/storage/FileStorage');
+  const storage = new FileStorage(config.recordingsDir);
+  const recorder = new Recorder({ config, storage, logger });
+  const clips = await Promise.all([1, 2, 3, 4].map((i) => makeSyntheticClip(DEBIAN_FFMPEG, { index: i }, logger)));
+  const room = (tag: string) => clips.map((clip, k) => new SyntheticSource({ id: `${tag}${k + 1}`, name: `Participant ${k + 1}`, clip }).start());
+  const a = room('a'), b = room('b');
+  try {
+    const first = recorder.start('room-a', { sources: a });
+    let refused: unknown;
+    try {
+      recorder.start('room-b', { sources: b });
+    } catch (err) {
+      refused = err;
+    }
+    expect(refused).toMatchObject({ code: 'REC_ERR_CAPACITY', http: 503, message: expect.stringMatching(/costs about 0\.77 cores/) });
+    expect(recorder.activeFor('room-b')).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 2500));
+    const info = await first.stop();
+    expect(info.status).toBe('available');
+    // Once it ended, the next one fits again.
+    const next = recorder.start('room-b', { sources: b });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await next.stop()).status).toBe('available');
+  } finally {
+    for (const s of [...a, ...b]) s.close();
+    recorder.close();
+    await storage.close();
+  }
+});

@@ -1,0 +1,41 @@
+/**
+ * Degrade rather than fail when CPU is short: how many ticks per composed one (`stride`). More
+ * than half a second of frames behind, one step up, at most every `upAfterMs`; back one step
+ * after `downAfterMs` with less than a tenth of a second behind. At most `maxStride` (30 fps →
+ * 15 distinct pictures a second). Pure: time and the backlog come in with each call.
+ */
+export class StrideController {
+  #stride = 1;
+  #changedAt = -Infinity;
+
+  constructor(private readonly o: { fps: number; maxStride: number; upAfterMs: number; downAfterMs: number } ) {}
+
+  get stride(): number {
+    return this.#stride;
+  }
+
+  get distinctFps(): number {
+    return this.o.fps / this.#stride;
+  }
+
+  /** Feeds the current backlog (frames behind real time); returns the change made, if any. */
+  update(behindFrames: number, now: number): 'up' | 'down' | null {
+    const since = now - this.#changedAt;
+    if (behindFrames > this.o.fps / 2 && this.#stride < this.o.maxStride && since > this.o.upAfterMs) {
+      this.#stride++;
+      this.#changedAt = now;
+      return 'up';
+    }
+    if (behindFrames < this.o.fps / 10 && this.#stride > 1 && since > this.o.downAfterMs) {
+      this.#stride--;
+      this.#changedAt = now;
+      return 'down';
+    }
+    return null;
+  }
+
+  /** Whether tick `tick` is composed (the others repeat the last composite). */
+  composes(tick: number): boolean {
+    return this.#stride === 1 || tick % this.#stride === 0;
+  }
+}

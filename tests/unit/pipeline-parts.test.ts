@@ -1,0 +1,139 @@
+/** The recording's parts that decide things over time, driven by an injected clock (no FFmpeg). */
+import { SpeakerDetector } from '../../src/pipeline/SpeakerDetector';
+import { StrideController } from '../../src/pipeline/StrideController';
+import { Pacer } from '../../src/pipeline/Pacer';
+
+describe('SpeakerDetector', () => {
+  const everyone = () => true;
+  function feed(d: SpeakerDetector, ids: string[], levels: number[], blocks: number) {
+    for (let i = 0; i < blocks; i++) d.addLevels(ids, levels);
+  }
+
+  test('a new speaker takes the stage only after being the loudest for 1.5 s', () => {
+    const d = new SpeakerDetector();
+    feed(d, ['a', 'b'], [0.5, 0.1], 50);
+    expect(d.decide(0, everyone)).toBeUndefined(); // candidate from now
+    expect(d.decide(1400, everyone)).toBeUndefined();
+    expect(d.decide(1500, everyone)).toBe('a');
+    expect(d.speaker).toBe('a');
+    expect(d.decide(1600, everyone)).toBeUndefined(); // no change while a stays loudest
+  });
+
+  test('two people talking over each other do not make the stage flap', () => {
+    const d = new SpeakerDetector();
+    feed(d, ['a', 'b'], [0.5, 0.1], 50);
+    d.decide(0, everyone);
+    d.decide(1500, everyone);
+    for (let k = 0; k < 10; k++) {
+      // b is louder for 0.5 s at a time only
+      feed(d, ['a', 'b'], k % 2 ? [0.9, 0.1] : [0.1, 0.9], 25);
+      expect(d.decide(2000 + k * 500, everyone)).toBeUndefined();
+    }
+    expect(d.speaker).toBe('a');
+  });
+
+  test('silence and people who left are never chosen', () => {
+    const d = new SpeakerDetector();
+    feed(d, ['a'], [0.001], 100);
+    expect(d.decide(0, everyone)).toBeUndefined();
+    expect(d.decide(5000, everyone)).toBeUndefined();
+    feed(d, ['b'], [0.8], 50);
+    d.decide(0, (id) => id !== 'b');
+    expect(d.decide(5000, (id) => id !== 'b')).toBeUndefined();
+  });
+});
+
+describe('StrideController', () => {
+  const make = () => new StrideController({ fps: 30, maxStride: 2, upAfterMs: 2000, downAfterMs: 5000 });
+
+  test('more than half a second behind: every second tick is composed; never fewer', () => {
+    const s = make();
+    expect(s.update(10, 0)).toBeNull();
+    expect(s.update(20, 100)).toBe('up');
+    expect(s.distinctFps).toBe(15);
+    expect([0, 1, 2, 3].map((t) => s.composes(t))).toEqual([true, false, true, false]);
+    expect(s.update(90, 5000)).toBeNull(); // at the floor of 15 distinct pictures
+    expect(s.stride).toBe(2);
+  });
+
+  test('one step at a time, and back to every tick only after 5 s without a backlog', () => {
+    const s = make();
+    s.update(20, 0);
+    expect(s.update(1, 4000)).toBeNull(); // caught up, but not for long enough
+    expect(s.update(1, 5100)).toBe('down');
+    expect(s.stride).toBe(1);
+    expect(s.composes(1)).toBe(true);
+    expect(s.update(20, 6000)).toBeNull(); // within 2 s of the last change
+    expect(s.update(20, 7200)).toBe('up');
+  });
+});
+
+describe('Pacer', () => {
+  /** A clock that only moves when told; timers and immediates run in order as time passes. */
+  function fakeClock() {
+    let now = 0;
+    let queue: { at: number; fn: () => void; id: number }[] = [];
+    let ids = 0;
+    const add = (at: number, fn: () => void) => (queue.push({ at, fn, id: ++ids }), ids);
+    const clear = (h: unknown) => (queue = queue.filter((q) => q.id !== h));
+    return {
+      clock: { now: () => now, setTimeout: (fn: () => void, ms: number) => add(now + ms, fn), clearTimeout: clear, setImmediate: (fn: () => void) => add(now, fn), clearImmediate: clear },
+      /** Moves time to `t`, running what falls due; `busy` ms pass inside each callback. */
+      advance(t: number, busy = 0) {
+        for (;;) {
+          queue.sort((a, b) => a.at - b.at || a.id - b.id);
+          const next = queue[0];
+          if (!next || next.at > t) break;
+          queue.shift();
+          now = Math.max(now, next.at);
+          next.fn();
+          now += busy;
+        }
+        now = Math.max(now, t);
+      },
+    };
+  }
+
+  test('runs one video tick per 1/fps and one audio block per 20 ms, in time order, on wall time', () => {
+    const f = fakeClock();
+    const log: string[] = [];
+    const p = new Pacer({ fps: 25, clock: f.clock, hooks: { video: (t) => log.push(`v${t}`), audio: (b) => log.push(`a${b}`), checked: () => undefined } });
+    p.start(0);
+    f.advance(999);
+    expect(p.ticks).toBe(25);
+    expect(p.blocks).toBe(50);
+    expect(log.slice(0, 6)).toEqual(['a0', 'v0', 'a1', 'a2', 'v1', 'a3']);
+  });
+
+  test('a start in the past (a continued recording) makes the missed ticks at once', () => {
+    const f = fakeClock();
+    let ticks = 0;
+    const p = new Pacer({ fps: 30, clock: f.clock, hooks: { video: () => ticks++, audio: () => undefined, checked: () => undefined } });
+    f.advance(5000);
+    p.start(5000 - 1500);
+    f.advance(5000);
+    expect(ticks).toBe(46); // 1.5 s × 30 + the tick due now
+  });
+
+  test('an event loop that is slow catches up: the counts still equal wall time', () => {
+    const f = fakeClock();
+    const p = new Pacer({ fps: 30, clock: f.clock, hooks: { video: () => undefined, audio: () => undefined, checked: () => undefined } });
+    p.start(0);
+    f.advance(10_000, 30); // every callback takes 30 ms
+    // It yields between ticks only while less than 100 ms behind, so it never trails by more.
+    expect(300 - p.ticks).toBeLessThanOrEqual(3);
+    expect(500 - p.blocks).toBeLessThanOrEqual(5);
+    expect(p.ticks).toBeLessThanOrEqual(301);
+  });
+
+  test('stop(now) runs what is due and nothing after', () => {
+    const f = fakeClock();
+    const p = new Pacer({ fps: 30, clock: f.clock, hooks: { video: () => undefined, audio: () => undefined, checked: () => undefined } });
+    p.start(0);
+    f.advance(500);
+    p.stop(1000);
+    expect(p.ticks).toBe(31);
+    f.advance(5000);
+    expect(p.ticks).toBe(31);
+  });
+});
