@@ -66,6 +66,7 @@ interface Epoch {
   fed: number[];
   /** performance.now() of its last output (or of its start): how a hang is told from slowness. */
   lastOutputAt: number;
+  startedAt: number;
 }
 
 interface Events {
@@ -533,7 +534,8 @@ export class Recording extends EventEmitter<Events> {
       workDir: this.#o.workDir,
       logger: this.#log.child({ proc: 'compositor' }),
     });
-    const epoch: Epoch = { comp, feedFrom: this.#pacer.ticks, feedUntil: Infinity, ownFrom: Infinity, ownUntil: Infinity, dead: false, fed: [], lastOutputAt: performance.now() };
+    const epoch: Epoch = { comp, feedFrom: this.#pacer.ticks, feedUntil: Infinity, ownFrom: Infinity, ownUntil: Infinity, dead: false, fed: [], lastOutputAt: 0, startedAt: 0 };
+    epoch.lastOutputAt = epoch.startedAt = performance.now();
     const live = this.#owner(this.#pacer.ticks);
     if (!live || live.dead) {
       // Nothing alive to show meanwhile: own from the first tick (the encoder waits for it).
@@ -639,7 +641,9 @@ export class Recording extends EventEmitter<Events> {
     }
     if (this.#closed) return;
     const enc = this.#encoder;
-    const behind = Math.max(lag, enc?.videoBacklogFrames ?? 0);
+    // A compositor that has not put out its first frame yet is starting, not short of CPU.
+    const starting = owner && !owner.dead && owner.lastOutputAt === owner.startedAt;
+    const behind = starting ? 0 : Math.max(lag, enc?.videoBacklogFrames ?? 0);
     const change = this.#strides.update(behind, performance.now());
     if (change) this.#log.warn({ behindFrames: Math.round(behind), distinctFps: this.#strides.distinctFps }, change === 'up' ? 'behind real time: fewer distinct pictures' : 'caught up: more distinct pictures');
     this.stats.distinctFps = this.#strides.distinctFps;

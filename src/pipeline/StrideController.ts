@@ -1,12 +1,14 @@
 /**
  * Degrade rather than fail when CPU is short: how many ticks per composed one (`stride`). More
- * than half a second of frames behind, one step up, at most every `upAfterMs`; back one step
- * after `downAfterMs` with less than a tenth of a second behind. At most `maxStride` (30 fps →
+ * than half a second of frames behind for a whole second (a start or a hiccup is not a
+ * shortage), one step up, at most every `upAfterMs`; back one step after `downAfterMs` with less
+ * than a tenth of a second behind. At most `maxStride` (30 fps →
  * 15 distinct pictures a second). Pure: time and the backlog come in with each call.
  */
 export class StrideController {
   #stride = 1;
   #changedAt = -Infinity;
+  #behindSince: number | null = null;
 
   constructor(private readonly o: { fps: number; maxStride: number; upAfterMs: number; downAfterMs: number } ) {}
 
@@ -21,7 +23,10 @@ export class StrideController {
   /** Feeds the current backlog (frames behind real time); returns the change made, if any. */
   update(behindFrames: number, now: number): 'up' | 'down' | null {
     const since = now - this.#changedAt;
-    if (behindFrames > this.o.fps / 2 && this.#stride < this.o.maxStride && since > this.o.upAfterMs) {
+    const behind = behindFrames > this.o.fps / 2;
+    if (!behind) this.#behindSince = null;
+    else this.#behindSince ??= now;
+    if (behind && now - this.#behindSince! >= 1000 && this.#stride < this.o.maxStride && since > this.o.upAfterMs) {
       this.#stride++;
       this.#changedAt = now;
       return 'up';

@@ -49,22 +49,27 @@ describe('StrideController', () => {
   test('more than half a second behind: every second tick is composed; never fewer', () => {
     const s = make();
     expect(s.update(10, 0)).toBeNull();
-    expect(s.update(20, 100)).toBe('up');
+    expect(s.update(20, 100)).toBeNull(); // behind, but not yet for a second
+    expect(s.update(20, 1100)).toBe('up');
     expect(s.distinctFps).toBe(15);
     expect([0, 1, 2, 3].map((t) => s.composes(t))).toEqual([true, false, true, false]);
     expect(s.update(90, 5000)).toBeNull(); // at the floor of 15 distinct pictures
+    expect(s.update(90, 9000)).toBeNull();
     expect(s.stride).toBe(2);
   });
 
   test('one step at a time, and back to every tick only after 5 s without a backlog', () => {
     const s = make();
     s.update(20, 0);
+    s.update(20, 1000);
+    expect(s.stride).toBe(2);
     expect(s.update(1, 4000)).toBeNull(); // caught up, but not for long enough
-    expect(s.update(1, 5100)).toBe('down');
+    expect(s.update(1, 6100)).toBe('down');
     expect(s.stride).toBe(1);
     expect(s.composes(1)).toBe(true);
-    expect(s.update(20, 6000)).toBeNull(); // within 2 s of the last change
-    expect(s.update(20, 7200)).toBe('up');
+    s.update(20, 6200);
+    expect(s.update(20, 7500)).toBeNull(); // within 2 s of the last change
+    expect(s.update(20, 8200)).toBe('up');
   });
 });
 
