@@ -76,11 +76,15 @@ function backgroundChromium(dir: string): string {
   return wrapper;
 }
 
-/** One Chromium per identity (the fake capture files are per process). */
-export async function launchIdentity(dir: string, index: number): Promise<Browser> {
+/**
+ * One Chromium per identity (the fake capture files are per process). By default in the
+ * background (see above); `normal` runs it as a person's browser would be on a shared machine:
+ * normal priority, competing with the server for the same cores (the loaded twin of the tests).
+ */
+export async function launchIdentity(dir: string, index: number, opts: { normal?: boolean } = {}): Promise<Browser> {
   const f = fakeMediaFiles(dir, index);
   return chromium.launch({
-    executablePath: backgroundChromium(dir),
+    executablePath: opts.normal ? CHROMIUM : backgroundChromium(dir),
     args: [
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',

@@ -1,0 +1,92 @@
+/**
+ * The loaded twin of e2e-browser: four headless Chromiums at normal priority, sharing this
+ * machine's two cores with the server and the recording (no background cgroup, no SCHED_IDLE),
+ * recording at the product's default 1280×720@30. This is a node packed by an autoscaler: before
+ * the worker design such a recording failed (REC_ERR_ENCODER_STALLED after 23 s, a 0-byte MP4).
+ * Now the recording may degrade but must end `available`, last the whole recording, decode
+ * cleanly and show every person at the end.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { loadConfig } from '../../src/config';
+import { logger } from '../../src/logger';
+import { Recorder } from '../../src/pipeline/Recorder';
+import type { RecordingInfo } from '../../src/pipeline/types';
+import { TesseraServer } from '../../src/server/TesseraServer';
+import { FileStorage } from '../../src/storage/FileStorage';
+import { joinMeeting, launchIdentity, playingRemoteTiles } from '../helpers/browser-meeting';
+import { allFrames, colourDistance, decodeErrors, hexRgb, probe } from '../helpers/media';
+import { sleep } from '../helpers/rtc-harness';
+import { participantStyle } from '../../src/media/SyntheticClip';
+
+jest.setTimeout(240_000);
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-e2e-loaded-'));
+let server: TesseraServer;
+let storage: FileStorage;
+const browsers: Browser[] = [];
+
+beforeAll(async () => {
+  const config = loadConfig({ ...process.env, PORT: '0', HOST: '127.0.0.1', RECORDINGS_DIR: path.join(tmp, 'rec') });
+  storage = new FileStorage(config.recordingsDir);
+  server = new TesseraServer({ config, recorder: new Recorder({ config, storage, logger }), logger });
+  await server.listen(0, '127.0.0.1');
+});
+
+afterAll(async () => {
+  await Promise.all(browsers.map((b) => b.close().catch(() => undefined)));
+  await server?.drain();
+  await storage?.close();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+function colourShare(rgb: Buffer, hex: string, tol = 60): number {
+  const c = hexRgb(hex);
+  let n = 0;
+  for (let o = 0; o < rgb.length; o += 3) if (colourDistance([rgb[o], rgb[o + 1], rgb[o + 2]], c) < tol) n++;
+  return n / (rgb.length / 3);
+}
+
+test('four browsers at normal priority on the same two cores: the 720p30 recording ends available, whole and with everyone', async () => {
+  const room = 'loaded-room';
+  const names = ['Red', 'Green', 'Blue', 'Yellow'];
+  for (let i = 1; i <= 4; i++) browsers.push(await launchIdentity(tmp, i, { normal: true }));
+  const pages: Page[] = [];
+  for (let i = 0; i < 4; i++) pages.push(await joinMeeting(browsers[i], server.url, room, names[i]));
+  const t0 = Date.now();
+  for (;;) {
+    const counts = await Promise.all(pages.map(playingRemoteTiles));
+    if (counts.every((c) => c === 3)) break;
+    if (Date.now() - t0 > 60_000) throw new Error(`browsers did not see each other: ${counts}`);
+    await sleep(500);
+  }
+  await pages[0].click('#record-toggle');
+  for (const p of pages) await p.locator('#recording-indicator').waitFor({ state: 'visible', timeout: 15_000 });
+  const startedAt = Date.now();
+  await sleep(25_000);
+  await pages[0].click('#record-toggle');
+  for (const p of pages) await p.locator('#recording-indicator').waitFor({ state: 'hidden', timeout: 60_000 });
+  const recordedMs = Date.now() - startedAt;
+
+  const list = (await (await fetch(`${server.url}/api/recordings?roomId=${room}`)).json()) as { recordings: RecordingInfo[] };
+  const info = list.recordings[0];
+  // eslint-disable-next-line no-console
+  console.log(`loaded meeting: ${info.status}, ${info.durationMs} ms recorded of ${recordedMs} ms between the clicks`, info.error ?? '');
+  expect(info.status).toBe('available');
+  const file = path.join(tmp, 'rec', info.location.key);
+  expect(decodeErrors(file)).toBe('');
+  const p = probe(file);
+  expect(p.width).toBe(1280);
+  // The whole recording: from the clock's start to the stop (the clicks bracket both).
+  expect(p.videoDuration * 1000).toBeGreaterThan(recordedMs - 2000);
+  expect(p.videoDuration * 1000).toBeLessThan(recordedMs + 3000);
+  // Everyone is in the picture over the last seconds (each takes a quarter of the canvas).
+  const { frames } = allFrames(file, 8);
+  const tail = frames.slice(-60);
+  const shares = names.map((_, i) => Math.max(...tail.map((f) => colourShare(f, participantStyle(i + 1).hex))));
+  // eslint-disable-next-line no-console
+  console.log('loaded meeting: colour shares at the end', shares.map((s) => s.toFixed(3)));
+  for (const s of shares) expect(s).toBeGreaterThan(0.08);
+});
