@@ -51,14 +51,6 @@ export function audioDecoderArgs(): string[] {
   ];
 }
 
-/** The compositor of one layout epoch: N raw inputs on pipe:3.. → one raw canvas on stdout. */
-export function compositorArgs(inputs: RawVideoFormat[], graph: string, output: string): string[] {
-  const args = [...COMMON, ...STATS];
-  inputs.forEach((fmt, i) => args.push(...rawVideoInput(fmt, `pipe:${3 + i}`, 64)));
-  args.push('-filter_complex', graph, '-map', output, '-vsync', 'passthrough', '-f', 'rawvideo', '-pix_fmt', 'yuv420p', 'pipe:1');
-  return args;
-}
-
 export interface EncoderSettings {
   width: number;
   height: number;
@@ -78,34 +70,58 @@ export interface EncoderSettings {
   keyframeMs: number;
 }
 
-function x264Params(s: EncoderSettings): string[] {
-  const params = [s.x264Params, s.preset === 'ultrafast' ? 'trellis=0' : ''].filter(Boolean).join(':');
-  return params ? ['-x264-params', params] : [];
-}
-
 /**
- * The one encoder of a recording: raw canvas on stdin, mixed 48 kHz mono s16le on pipe:3 →
- * H.264 (yuv420p, constant fps) + AAC in fragmented MP4 on stdout, a fragment every fragmentMs
- * and a keyframe every keyframeMs. Every whole-fragment prefix plays; seeks land on keyframes.
+ * Canvas and audio into one MP4 in one FFmpeg: raw canvas on stdin, mixed 48 kHz mono s16le on
+ * pipe:3 → H.264 + AAC in fragmented MP4 on stdout, with the recording's x264 settings. What the
+ * benchmark's floor (one bare FFmpeg doing a recording's whole job) encodes with.
  */
 export function encoderArgs(s: EncoderSettings): string[] {
-  const gop = Math.max(1, Math.round((s.fps * s.keyframeMs) / 1000));
-  const kbps = Math.round(s.videoBitrate / 1000);
   return [
     ...COMMON, ...STATS,
     ...rawVideoInput({ w: s.width, h: s.height, fps: s.fps }, 'pipe:0', 512),
     '-f', 's16le', '-ar', '48000', '-ac', '1', '-channel_layout', 'mono', '-thread_queue_size', '512', '-i', 'pipe:3',
     '-map', '0:v', '-map', '1:a',
-    '-c:v', 'libx264', '-preset', s.preset, ...(s.tune ? ['-tune', s.tune] : []),
-    // One -x264-params (a second would replace the first on 4.1). trellis=0 for ultrafast is what
-    // x264 means by it; the bundled 4.1 wrapper turns trellis on there (twice the CPU).
-    ...x264Params(s),
-    '-profile:v', 'high', '-pix_fmt', 'yuv420p',
-    '-b:v', `${kbps}k`, '-maxrate', `${kbps}k`, '-bufsize', `${kbps * 2}k`,
-    '-g', String(gop), '-keyint_min', String(gop), '-sc_threshold', '0',
+    ...x264Video(s, false),
     '-c:a', 'aac', '-b:a', `${Math.round(s.audioBitrate / 1000)}k`,
     '-f', 'mp4', '-movflags', 'empty_moov+default_base_moof', '-frag_duration', String(s.fragmentMs * 1000),
     'pipe:1',
+  ];
+}
+
+/** The x264 settings of a recording's video, shared by every epoch so their streams splice. */
+function x264Video(s: EncoderSettings, aud: boolean): string[] {
+  const gop = Math.max(1, Math.round((s.fps * s.keyframeMs) / 1000));
+  const kbps = Math.round(s.videoBitrate / 1000);
+  const params = [s.x264Params, s.preset === 'ultrafast' ? 'trellis=0' : '', aud ? 'aud=1' : ''].filter(Boolean).join(':');
+  return [
+    '-c:v', 'libx264', '-preset', s.preset, ...(s.tune ? ['-tune', s.tune] : []),
+    ...(params ? ['-x264-params', params] : []),
+    '-profile:v', 'high', '-pix_fmt', 'yuv420p',
+    '-b:v', `${kbps}k`, '-maxrate', `${kbps}k`, '-bufsize', `${kbps * 2}k`,
+    '-g', String(gop), '-keyint_min', String(gop), '-sc_threshold', '0',
+  ];
+}
+
+/**
+ * One layout epoch: N raw tiles on pipe:3.. → the grid's filter graph → x264 → H.264 Annex B
+ * with access unit delimiters on stdout, one access unit per tile frame fed, in order (no frame
+ * rate conversion: Node paces). Composition and encoding in one process: the canvas never
+ * leaves FFmpeg. Every epoch uses the same x264 settings, so its stream continues the last one's
+ * from its first picture (an IDR) with the same parameter sets.
+ */
+export function epochEncoderArgs(inputs: RawVideoFormat[], graph: string, output: string, s: EncoderSettings): string[] {
+  const args = [...COMMON, ...STATS];
+  inputs.forEach((fmt, i) => args.push(...rawVideoInput(fmt, `pipe:${3 + i}`, 64)));
+  args.push('-filter_complex', graph, '-map', output, '-vsync', 'passthrough', ...x264Video(s, true), '-f', 'h264', 'pipe:1');
+  return args;
+}
+
+/** The recording's audio: mixed 48 kHz mono s16le on stdin → AAC in ADTS on stdout, per packet. */
+export function audioEncoderArgs(s: { audioBitrate: number }): string[] {
+  return [
+    ...COMMON, ...STATS,
+    '-f', 's16le', '-ar', '48000', '-ac', '1', '-channel_layout', 'mono', '-thread_queue_size', '512', '-i', 'pipe:0',
+    '-c:a', 'aac', '-b:a', `${Math.round(s.audioBitrate / 1000)}k`, '-flush_packets', '1', '-f', 'adts', 'pipe:1',
   ];
 }
 

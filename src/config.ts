@@ -56,7 +56,7 @@ export interface Config {
   audioBitrate: number;
   /** A tile repeats its last frame this long, then shows the name placeholder. */
   videoTimeoutMs: number;
-  /** Fragment interval of the MP4 (bounds what a worker's death loses). */
+  /** Shortest fragment of the MP4 (a fragment starts at a keyframe: the next one after this). */
   fragmentMs: number;
   /** Keyframe interval of the MP4. */
   keyframeMs: number;
@@ -112,7 +112,7 @@ export const DEFAULTS: Config = {
   x264Params: 'mbtree=1:rc-lookahead=10:bframes=0',
   audioBitrate: 96_000,
   videoTimeoutMs: 1000,
-  fragmentMs: 1000,
+  fragmentMs: 2000,
   keyframeMs: 2000,
   stallTimeoutMs: 3000,
   stopTimeoutMs: 20_000,

@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Compositor, type CompositorTile } from './Compositor';
-import { Encoder } from './Encoder';
+import { EpochEncoder, type EpochTile } from './EpochEncoder';
+import { AudioEncoder } from './AudioEncoder';
 import { VideoDecoder } from './VideoDecoder';
 import { AudioDecoder } from './AudioDecoder';
 import { Mixer } from './audio';
@@ -17,18 +17,41 @@ import type { GridPreset } from '../../compositor/presets';
 import { TesseraError, toTesseraError, type ErrorBody } from '../errors';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
-import type { MediaSource, OpusPacket, EncodedVideoFrame } from '../media/types';
-import type { Sink } from '../storage/Sink';
+import type { MediaSource, OpusPacket, EncodedVideoFrame, RecordingLocation } from '../media/types';
+import type { EncoderSettings } from '../../compositor/ffmpegArgs';
 import type { Manifest, RecordingInfo, RecordingStatus, RecordingParticipant } from './types';
 
 /** Decoded tile sizes: cameras are small (cheap to decode and scale), screens keep detail. */
 export const TILE_SIZE = { camera: { w: 640, h: 360 }, screen: { w: 1280, h: 720 } } as const;
 const WAITING_ID = '__waiting';
 /**
- * Marks a tick that no compositor is fed (shed for lack of CPU, see StrideController): the encoder
- * gets the last composite again, so the file stays on wall time with fewer distinct pictures.
+ * Marks a tick that no epoch is fed (shed for lack of CPU, see StrideController): nothing is
+ * encoded for it and the previous picture lasts one tick longer in the MP4 (its timestamps stay
+ * on wall time), so the file has fewer distinct pictures, not a shorter duration.
  */
-const REPEAT = Buffer.alloc(0);
+const REPEAT = { au: Buffer.alloc(0), key: false };
+/** Epoch deaths within EPOCH_DEATH_WINDOW_MS that mean its encoder cannot be restarted here. */
+const MAX_EPOCH_DEATHS = 3;
+const EPOCH_DEATH_WINDOW_MS = 60_000;
+
+/**
+ * Where a recording's encoded media goes: the server, which muxes it into the MP4 and writes the
+ * sink (see src/worker). Ticks and sample positions count from the recording's start, across
+ * workers, so a worker that continues a recording continues its timeline.
+ */
+export interface RecordingOutput {
+  location: RecordingLocation;
+  /** One picture: an H.264 access unit for video tick `tick` (it lasts until the next one). */
+  video(tick: number, au: Buffer, key: boolean): void;
+  /** One AAC frame starting at sample `pos` (48 kHz). */
+  audio(pos: number, frame: Buffer): void;
+  /** The manifest so far (the server keeps it for crash recovery and a continuing worker). */
+  checkpoint(manifest: Manifest): void;
+  /** Everything was sent: make the MP4 complete with this manifest. */
+  finish(manifest: Manifest): Promise<{ bytes: number }>;
+  /** The recording failed here: keep what can be kept. */
+  abort(reason: Error, manifest: Manifest): Promise<void>;
+}
 /** Counters the Recorder turns into metrics. */
 export interface RecordingStats {
   framesDuplicated: number;
@@ -44,6 +67,11 @@ export interface RecordingStats {
   cores: number;
 }
 
+interface Encoded {
+  au: Buffer;
+  key: boolean;
+}
+
 interface SourceState {
   source: MediaSource;
   video: VideoDecoder;
@@ -53,12 +81,12 @@ interface SourceState {
 }
 
 interface Epoch {
-  comp: Compositor;
+  comp: EpochEncoder;
   /** First tick it may be fed. */
   feedFrom: number;
   /** Ticks from here on are not fed (the compositor is ended after feeding feedUntil - 1). */
   feedUntil: number;
-  /** Ticks [ownFrom, ownUntil) are encoded from this compositor's output. */
+  /** Ticks [ownFrom, ownUntil) are taken from this epoch's output. */
   ownFrom: number;
   ownUntil: number;
   dead: boolean;
@@ -97,20 +125,21 @@ export interface RecordingOptions {
   presets: Map<string, GridPreset>;
   config: Readonly<Config>;
   ffmpegPath: string;
-  sink: Sink;
+  out: RecordingOutput;
   logger: Logger;
   workDir: string;
   resume?: RecordingResume;
 }
 
 /**
- * One recording of one room: per-source decoders, the pacer (Node owns the clock), the
- * compositor epochs (one FFmpeg graph per layout, swapped make-before-break) and the one
- * encoder, into a sink. Its status only moves forward; stop() is a drain.
+ * One recording of one room, in its worker process: per-source decoders, the pacer (Node owns
+ * the clock), the layout epochs (one FFmpeg per layout that composes and encodes, swapped
+ * make-before-break) and the one audio encoder; encoded pictures and AAC frames go out to the
+ * server (RecordingOutput). Its status only moves forward; stop() is a drain.
  *
  * The invariant that keeps audio and video in sync and the file's duration equal to wall time:
- * every video tick produces exactly one encoded frame (the compositor's output, or a duplicate of
- * the last composite if a compositor died or hung) and every 20 ms produces one audio block.
+ * every video tick has a timestamp of its own (tick / fps) and every 20 ms of audio is one mixed
+ * block; a tick with no picture of its own (shed, or its epoch died) extends the previous one.
  */
 export class Recording extends EventEmitter<Events> {
   readonly id: string;
@@ -136,11 +165,11 @@ export class Recording extends EventEmitter<Events> {
   #layoutName: string;
   #layouts: Manifest['layouts'] = [];
   #fps: number;
-  #encoder: Encoder | null = null;
+  #audioEnc: AudioEncoder | null = null;
+  #epochDeaths: number[] = [];
   #mixer = new Mixer();
   #epochs: Epoch[] = [];
-  #pendingOut = new Map<number, Buffer>();
-  #lastComposite: Buffer;
+  #pendingOut = new Map<number, Encoded>();
   #waitingCard: Buffer;
   /** Next tick to feed the compositors; also the number of ticks so far. */
   /** Next tick to hand to the encoder. */
@@ -152,7 +181,6 @@ export class Recording extends EventEmitter<Events> {
   #interruptions: NonNullable<Manifest['interruptions']> = [];
   #stopAt = 0;
   #pacer: Pacer;
-  #sinkChain: Promise<void> = Promise.resolve();
   #stopPromise: Promise<RecordingInfo> | null = null;
   #drainResolve: (() => void) | null = null;
   #finalTick = -1;
@@ -179,8 +207,6 @@ export class Recording extends EventEmitter<Events> {
     this.#fps = opts.config.video.fps;
     this.#pacer = new Pacer({ fps: this.#fps, hooks: { video: (t) => this.#videoTick(t), audio: (b) => this.#audioTick(b), checked: () => this.#checkLag() } });
     this.#strides = new StrideController({ fps: this.#fps, maxStride: 2, upAfterMs: 2000, downAfterMs: 5000 });
-    const { width, height } = opts.config.video;
-    this.#lastComposite = solidFrame(width, height, preset.background);
     this.#waitingCard = solidFrame(TILE_SIZE.camera.w, TILE_SIZE.camera.h, PLACEHOLDER_COLOUR);
     const r = opts.resume;
     if (r) {
@@ -197,9 +223,9 @@ export class Recording extends EventEmitter<Events> {
     return this.#t0Wall;
   }
 
-  /** Video frames the recording holds: the earlier workers' and this encoder's. */
+  /** Video ticks the recording holds: the earlier workers' and this one's. */
   get framesEncoded(): number {
-    return this.#tickBase + (this.#encoder?.framesWritten ?? 0);
+    return this.#tickBase + this.#encNext;
   }
 
   /** Wall-clock ms the recording captured: from its clock's start to the stop request. */
@@ -229,12 +255,12 @@ export class Recording extends EventEmitter<Events> {
       status: this.#status,
       startedAt: this.#startedAt.toISOString(),
       layout: this.#layoutName,
-      location: this.#o.sink.location,
+      location: this.#o.out.location,
       participants: [...this.#participants.values()].map((p) => ({ ...p })),
     };
     if (this.#endedAt) info.endedAt = this.#endedAt.toISOString();
     if (this.#availableAt) info.availableAt = this.#availableAt.toISOString();
-    if (this.#encoder || this.#tickBase) info.durationMs = Math.round((this.framesEncoded * 1000) / this.#fps);
+    if (this.#encNext || this.#tickBase) info.durationMs = Math.round((this.framesEncoded * 1000) / this.#fps);
     if (this.#bytes) info.bytes = this.#bytes;
     if (this.#error) info.error = { ...this.#error };
     return info;
@@ -253,7 +279,24 @@ export class Recording extends EventEmitter<Events> {
     };
   }
 
-  /** Spawn the encoder, open the sink, start the clock. Sources may be added before or after. */
+  /** The x264 settings every epoch shares (so their streams splice into one). */
+  #encoderSettings(): EncoderSettings {
+    const { config } = this.#o;
+    return {
+      width: config.video.width,
+      height: config.video.height,
+      fps: this.#fps,
+      videoBitrate: config.video.bitrate,
+      audioBitrate: config.audioBitrate,
+      preset: config.x264Preset,
+      tune: config.x264Tune,
+      x264Params: config.x264Params,
+      fragmentMs: config.fragmentMs,
+      keyframeMs: config.keyframeMs,
+    };
+  }
+
+  /** Spawn the audio encoder and the first epoch, start the clock. Sources may be added before or after. */
   async start(): Promise<void> {
     const { config, ffmpegPath } = this.#o;
     fs.mkdirSync(this.#o.workDir, { recursive: true });
@@ -261,40 +304,13 @@ export class Recording extends EventEmitter<Events> {
     void renderNameCard(ffmpegPath, TILE_SIZE.camera, 'Waiting for participants', config.fontFile, this.#log).then((card) => {
       this.#waitingCard = card;
     });
-    try {
-      await this.#o.sink.open();
-    } catch (err) {
-      this.#fail(toTesseraError(err, 'REC_ERR_SINK'));
-      throw toTesseraError(err, 'REC_ERR_SINK');
-    }
     if (this.#closed) return;
-    const enc = new Encoder({
-      ffmpegPath,
-      drainMs: config.stopTimeoutMs,
-      logger: this.#log.child({ proc: 'encoder' }),
-      settings: {
-        width: config.video.width,
-        height: config.video.height,
-        fps: this.#fps,
-        videoBitrate: config.video.bitrate,
-        audioBitrate: config.audioBitrate,
-        preset: config.x264Preset,
-        tune: config.x264Tune,
-        x264Params: config.x264Params,
-        fragmentMs: config.fragmentMs,
-        keyframeMs: config.keyframeMs,
-      },
-    });
-    this.#encoder = enc;
-    enc.on('firstBytes', () => this.#setStatus('recording'));
-    enc.on('progress', (p) => {
-      if (p.speed !== undefined) this.stats.encoderSpeed = p.speed;
-    });
-    enc.on('segment', (seg) => {
-      this.#bytes += seg.data.length;
-      this.#sinkChain = this.#sinkChain.then(() => this.#o.sink.write(seg)).catch((err) => {
-        this.#fail(new TesseraError('REC_ERR_SINK', `storage write failed: ${(err as Error).message}`, { cause: err }));
-      });
+    const enc = new AudioEncoder({ ffmpegPath, audioBitrate: config.audioBitrate, drainMs: config.stopTimeoutMs, logger: this.#log.child({ proc: 'aenc' }) });
+    this.#audioEnc = enc;
+    // Audio block b of this worker starts at sample (blockBase + b) × 960 of the recording.
+    const audioBase = Math.round((this.#tickBase * 48000) / this.#fps);
+    enc.on('packet', (frame, pos) => {
+      this.#o.out.audio(audioBase + pos, frame);
     });
     enc.on('exit', (exit) => {
       if (exit.kind !== 'stopped') {
@@ -305,8 +321,8 @@ export class Recording extends EventEmitter<Events> {
     let t0 = performance.now();
     this.#t0Wall = Date.now();
     if (this.#o.resume) {
-      // Continue the first worker's clock: the ticks between its last whole fragment and now
-      // are due at once and get made from name cards (the pacer's catch-up).
+      // Continue the first worker's clock: the ticks between the last picture the server got
+      // and now are due at once and get made from name cards (the pacer's catch-up).
       t0 -= this.#t0Wall - this.#o.resume.t0Wall;
       this.#t0Wall = this.#o.resume.t0Wall;
       this.#relayout();
@@ -315,8 +331,7 @@ export class Recording extends EventEmitter<Events> {
     }
     // startedAt becomes the wall time of the file's t = 0, so a participant's joinedAt/leftAt
     // minus startedAt is where that happens in the MP4. Until now it was the request's time;
-    // the encoder's start and (S3) CreateMultipartUpload lie between the two: 0.1 s here, more
-    // under load, and it put the manifest's leaves that far ahead of the picture.
+    // the worker's start lies between the two.
     const requested = this.#startedAt;
     this.#startedAt = new Date();
     this.#log.debug({ afterRequestMs: this.#startedAt.getTime() - requested.getTime() }, 'clock started');
@@ -364,7 +379,7 @@ export class Recording extends EventEmitter<Events> {
       delete this.#participants.get(source.participantId)!.leftAt;
     }
     log.info({ kind: source.kind }, 'source added');
-    if (this.#encoder) this.#relayoutSoon();
+    if (this.#audioEnc) this.#relayoutSoon();
     this.#emitState();
   }
 
@@ -386,7 +401,7 @@ export class Recording extends EventEmitter<Events> {
       if (p) p.leftAt = new Date().toISOString();
     }
     this.#log.info({ sourceId }, 'source removed');
-    if (this.#encoder && this.#status !== 'stopping') this.#relayoutSoon();
+    if (this.#audioEnc && this.#status !== 'stopping') this.#relayoutSoon();
     this.#emitState();
   }
 
@@ -404,9 +419,10 @@ export class Recording extends EventEmitter<Events> {
   }
 
   /** Test and operator hooks: kill a child as if it crashed. */
+  /** `compositor`: the epoch in charge (it composes and encodes the video); `encoder`: the audio encoder. */
   debugKill(what: 'compositor' | 'encoder' | { decoder: string }): void {
     if (what === 'compositor') this.#owner(this.#encNext)?.comp.kill();
-    else if (what === 'encoder') this.#encoder?.kill();
+    else if (what === 'encoder') this.#audioEnc?.kill();
     else this.#sources.get(what.decoder)?.video.killProcess();
   }
 
@@ -450,7 +466,7 @@ export class Recording extends EventEmitter<Events> {
       if (e.dead || tick < e.feedFrom || tick >= e.feedUntil) continue;
       if (!shed) {
         e.fed.push(tick);
-        e.comp.write(tick, e.comp.tiles.map((t) => frameFor(t.sourceId)));
+        e.comp.write(e.comp.tiles.map((t) => frameFor(t.sourceId)));
       }
       if (tick === e.feedUntil - 1) void e.comp.end();
     }
@@ -467,7 +483,7 @@ export class Recording extends EventEmitter<Events> {
   #audioTick(block: number): void {
     const ids = [...this.#sources.keys()];
     const { pcm, levels } = this.#mixer.mix(ids.map((id) => this.#sources.get(id)!.audio.buffer.pull()));
-    this.#encoder?.writeAudio(pcm);
+    this.#audioEnc?.write(pcm);
     this.#speakers.addLevels(ids, levels);
     if ((block + 1) % 25 === 0) this.#updateSpeaker();
   }
@@ -480,7 +496,7 @@ export class Recording extends EventEmitter<Events> {
     return hasScreen ? presets.get('screenshare')! : presets.get(this.#layoutName)!;
   }
 
-  #currentLayout(): { layout: Layout; tiles: CompositorTile[] } {
+  #currentLayout(): { layout: Layout; tiles: EpochTile[] } {
     const { width, height } = this.#o.config.video;
     const ids = this.#order.length ? this.#order : [WAITING_ID];
     const layout = computeLayout(this.#preset(), {
@@ -514,9 +530,13 @@ export class Recording extends EventEmitter<Events> {
     });
   }
 
-  /** Start a compositor for the current layout; it takes over when its first frame is out. */
+  /**
+   * Start an epoch for the current layout. It takes over from its first tick once its first
+   * picture (an IDR) is out; until then nothing from that tick on is sent (#flush stops there),
+   * so the old epoch's pictures for those ticks can still be used if the new one fails.
+   */
   #relayout(): void {
-    if (this.#closed || this.#finalTick >= 0 || !this.#encoder) return;
+    if (this.#closed || this.#finalTick >= 0 || !this.#audioEnc) return;
     const { layout, tiles } = this.#currentLayout();
     // A newer layout replaces one still warming up (it never owned a tick).
     for (const e of this.#epochs.filter((e) => e.ownFrom === Infinity && !e.dead)) {
@@ -524,7 +544,7 @@ export class Recording extends EventEmitter<Events> {
       e.comp.kill();
     }
     this.#epochs = this.#epochs.filter((e) => !(e.dead && e.ownFrom === Infinity));
-    const comp = new Compositor({
+    const comp = new EpochEncoder({
       ffmpegPath: this.#o.ffmpegPath,
       layout,
       tiles,
@@ -532,7 +552,8 @@ export class Recording extends EventEmitter<Events> {
       background: this.#preset().background,
       fontFile: this.#o.config.fontFile,
       workDir: this.#o.workDir,
-      logger: this.#log.child({ proc: 'compositor' }),
+      settings: this.#encoderSettings(),
+      logger: this.#log.child({ proc: 'epoch' }),
     });
     const epoch: Epoch = { comp, feedFrom: this.#pacer.ticks, feedUntil: Infinity, ownFrom: Infinity, ownUntil: Infinity, dead: false, fed: [], lastOutputAt: 0, startedAt: 0 };
     epoch.lastOutputAt = epoch.startedAt = performance.now();
@@ -544,8 +565,11 @@ export class Recording extends EventEmitter<Events> {
     }
     this.#epochs.push(epoch);
     this.#layouts.push({ at: new Date().toISOString(), preset: layout.preset, tiles: tiles.map((t) => t.sourceId) });
-    this.#log.debug({ tick: this.#pacer.ticks, tiles: tiles.length }, 'compositor starting');
-    comp.on('frame', (frame) => this.#onCompositeFrame(epoch, frame));
+    this.#log.debug({ tick: this.#pacer.ticks, tiles: tiles.length }, 'epoch starting');
+    comp.on('frame', (au, key) => this.#onEncoded(epoch, au, key));
+    comp.on('progress', (p) => {
+      if (p.speed !== undefined && this.#owner(this.#encNext) === epoch) this.stats.encoderSpeed = p.speed;
+    });
     comp.on('exit', (exit) => this.#onCompositorExit(epoch, exit));
   }
 
@@ -553,25 +577,25 @@ export class Recording extends EventEmitter<Events> {
     return this.#epochs.find((e) => e.ownFrom <= tick && tick < e.ownUntil);
   }
 
-  #onCompositeFrame(epoch: Epoch, frame: Buffer): void {
+  #onEncoded(epoch: Epoch, au: Buffer, key: boolean): void {
     const tick = epoch.fed.shift() ?? -1;
     epoch.lastOutputAt = performance.now();
     if (epoch.ownFrom === Infinity && !epoch.dead) {
-      // Make-before-break: the new graph works; it owns every tick not yet fed, the old one
-      // is fed up to there and then ended.
-      const switchTick = this.#pacer.ticks;
+      // Make-before-break: the new epoch works. It owns from its own first tick (its first
+      // picture is an IDR there; #flush has held that tick back); the old one is fed no more.
+      const switchTick = epoch.feedFrom;
       for (const e of this.#epochs) {
         if (e !== epoch && e.ownUntil === Infinity) {
           e.ownUntil = switchTick;
-          e.feedUntil = Math.min(e.feedUntil, switchTick);
-          // Every tick before switchTick was fed (or shed) already: nothing more is coming.
+          e.feedUntil = Math.min(e.feedUntil, this.#pacer.ticks);
           void e.comp.end();
         }
       }
       epoch.ownFrom = switchTick;
+      for (const t of this.#pendingOut.keys()) if (t >= switchTick) this.#pendingOut.delete(t);
       this.#log.debug({ switchTick, preset: epoch.comp.layout.preset }, 'layout switched');
     }
-    if (tick >= epoch.ownFrom && tick < epoch.ownUntil && tick >= this.#encNext) this.#pendingOut.set(tick, frame);
+    if (tick >= epoch.ownFrom && tick < epoch.ownUntil && tick >= this.#encNext) this.#pendingOut.set(tick, { au, key });
     this.#flush();
   }
 
@@ -581,7 +605,13 @@ export class Recording extends EventEmitter<Events> {
     epoch.dead = true;
     if (!expected && !this.#closed) {
       this.stats.compositorRestarts++;
-      this.#log.warn({ exit }, 'compositor died; replacing it');
+      const now = Date.now();
+      this.#epochDeaths = [...this.#epochDeaths.filter((t) => now - t < EPOCH_DEATH_WINDOW_MS), now];
+      if (this.#epochDeaths.length >= MAX_EPOCH_DEATHS) {
+        this.#fail(new TesseraError('REC_ERR_ENCODER_DIED', `the video encoder died ${this.#epochDeaths.length} times within ${EPOCH_DEATH_WINDOW_MS / 1000} s: ${exit.stderr}`));
+        return;
+      }
+      this.#log.warn({ exit }, 'epoch died; replacing it');
       const wasOwner = epoch.ownFrom !== Infinity;
       if (wasOwner || !this.#epochs.some((e) => !e.dead && e.ownFrom === Infinity)) {
         const delay = Math.min(2000, 50 * 2 ** Math.min(this.#compRestartBackoff++, 5));
@@ -592,11 +622,15 @@ export class Recording extends EventEmitter<Events> {
     this.#flush();
   }
 
-  /** Hand every composite that is due to the encoder, in tick order; fill gaps of dead graphs. */
+  /**
+   * Send every picture that is due, in tick order. A tick shed for lack of CPU, or owned by an
+   * epoch that died, sends nothing (the previous picture lasts longer). Stops at a tick that is
+   * still owed, and at the first tick of an epoch still warming up (see #relayout).
+   */
   #flush(): void {
-    const enc = this.#encoder;
-    if (!enc) return;
-    const limit = this.#finalTick >= 0 ? this.#finalTick : this.#pacer.ticks;
+    if (!this.#audioEnc) return;
+    let limit = this.#finalTick >= 0 ? this.#finalTick : this.#pacer.ticks;
+    for (const e of this.#epochs) if (e.ownFrom === Infinity && !e.dead) limit = Math.min(limit, e.feedFrom);
     while (this.#encNext < limit) {
       const t = this.#encNext;
       const out = this.#pendingOut.get(t);
@@ -605,15 +639,15 @@ export class Recording extends EventEmitter<Events> {
         this.stats.framesShed++;
       } else if (out) {
         this.#pendingOut.delete(t);
-        this.#lastComposite = out;
         this.#compRestartBackoff = 0;
+        this.#o.out.video(this.#tickBase + t, out.au, out.key);
+        if (this.#status === 'starting') this.#setStatus('recording');
       } else {
         const owner = this.#owner(t);
         if (owner && !owner.dead) break;
-        // The graph that owned this tick is gone: repeat the last picture, keep the count.
+        // The epoch that owned this tick is gone: the last picture stays, the count is kept.
         this.#compositeRepeats++;
       }
-      enc.writeVideo(this.#lastComposite);
       this.#encNext++;
     }
     if (this.#finalTick >= 0 && this.#encNext >= this.#finalTick) this.#drainResolve?.();
@@ -624,9 +658,7 @@ export class Recording extends EventEmitter<Events> {
    * gets replaced, its ticks repeat the last composite). One that is behind but still producing
    * is starved of CPU, not hung: the recording sheds work (StrideController) and stays on wall time.
    * A compositor that falls further behind than maxBacklog anyway is replaced like a hung one
-   * (its backlog becomes repeats: a freeze, not a failure). Only an encoder that cannot take
-   * its input for that long fails the recording here — and the server then continues it in a
-   * new worker (WorkerRecording), so even that costs seconds, not the recording.
+   * (its backlog becomes repeats: a freeze, not a failure).
    */
   #checkLag(): void {
     const { stallTimeoutMs } = this.#o.config;
@@ -640,16 +672,12 @@ export class Recording extends EventEmitter<Events> {
       owner.comp.kill();
     }
     if (this.#closed) return;
-    const enc = this.#encoder;
-    // A compositor that has not put out its first frame yet is starting, not short of CPU.
+    // An epoch that has not put out its first picture yet is starting, not short of CPU.
     const starting = owner && !owner.dead && owner.lastOutputAt === owner.startedAt;
-    const behind = starting ? 0 : Math.max(lag, enc?.videoBacklogFrames ?? 0);
+    const behind = starting ? 0 : lag;
     const change = this.#strides.update(behind, performance.now());
     if (change) this.#log.warn({ behindFrames: Math.round(behind), distinctFps: this.#strides.distinctFps }, change === 'up' ? 'behind real time: fewer distinct pictures' : 'caught up: more distinct pictures');
     this.stats.distinctFps = this.#strides.distinctFps;
-    if (enc && enc.videoBacklogFrames > maxBacklog) {
-      this.#fail(new TesseraError('REC_ERR_ENCODER_STALLED', `encoder fell ${Math.round(enc.videoBacklogFrames)} frames behind real time`));
-    }
   }
 
   #updateSpeaker(): void {
@@ -664,7 +692,8 @@ export class Recording extends EventEmitter<Events> {
     this.#setStatus('stopping');
     this.#endedAt = new Date();
     this.#pacer.stop();
-    if (!this.#encoder) {
+    const audio = this.#audioEnc;
+    if (!audio) {
       this.#fail(new TesseraError('REC_ERR_INTERNAL', 'stopped before the encoder started'));
       return this.info();
     }
@@ -686,17 +715,17 @@ export class Recording extends EventEmitter<Events> {
       this.#flush();
       await drained;
       if (this.#isFailed()) return this.info();
-      const exit = await this.#encoder.finish();
-      await this.#sinkChain;
+      // Every picture is out; the audio encoder flushes its last frames and exits.
+      const exit = await audio.finish();
       if (this.#isFailed()) return this.info();
       // Only a clean exit (code 0, after flushing everything it was given) makes a complete file;
       // an encoder that had to be interrupted left the end out, which must not pass as available.
       if (exit.code !== 0) throw new TesseraError('REC_ERR_ENCODER_DIED', `encoder did not finish cleanly (code ${exit.code}, signal ${exit.signal}): ${exit.stderr}`);
       this.#closeSources();
-      // The manifest stored is the final one: available, with the bytes the encoder produced.
+      // The manifest stored is the final one: available (the server adds the bytes it wrote).
       const availableAt = new Date();
-      const final: Manifest = { ...this.manifest('stopped'), status: 'available', availableAt: availableAt.toISOString(), bytes: this.#encoder.bytesOut };
-      const result = await this.#o.sink.finish(final);
+      const final: Manifest = { ...this.manifest('stopped'), status: 'available', availableAt: availableAt.toISOString() };
+      const result = await this.#o.out.finish(final);
       this.#bytes = result.bytes;
       this.#availableAt = availableAt;
       this.#setStatus('available');
@@ -715,7 +744,7 @@ export class Recording extends EventEmitter<Events> {
     this.#error = err.toJSON();
     this.#endedAt ??= new Date();
     this.#setStatus('failed');
-    void this.#o.sink.abort(err, this.manifest('failed'));
+    void this.#o.out.abort(err, this.manifest('failed'));
     this.#drainResolve?.();
     this.#close();
   }
@@ -734,16 +763,9 @@ export class Recording extends EventEmitter<Events> {
 
   #emitState(): void {
     const info = this.info();
-    // Sinks that checkpoint (S3) keep the latest manifest, so a crash-recovered recording still
-    // names its participants and layout.
-    const sink = this.#o.sink as Sink & { updateManifest?: (m: object) => void };
-    if (sink.updateManifest && (info.status === 'starting' || info.status === 'recording')) {
-      try {
-        sink.updateManifest(this.manifest());
-      } catch {
-        /* a checkpoint is best effort */
-      }
-    }
+    // The server keeps the latest manifest: a crash-recovered or continued recording still
+    // names its participants and layouts.
+    if (info.status === 'starting' || info.status === 'recording') this.#o.out.checkpoint(this.manifest());
     for (const l of this.listeners('state')) {
       try {
         (l as (i: RecordingInfo) => void)(info);
@@ -771,7 +793,7 @@ export class Recording extends EventEmitter<Events> {
     this.#epochs = [];
     this.#pendingOut.clear();
     this.#closeSources();
-    if (this.#encoder && !this.#encoder.proc.hasExited && this.#status === 'failed') this.#encoder.kill();
+    if (this.#audioEnc && !this.#audioEnc.proc.hasExited && this.#status === 'failed') this.#audioEnc.kill();
     fs.rm(this.#o.workDir, { recursive: true, force: true }, () => undefined);
     this.emit('close');
   }

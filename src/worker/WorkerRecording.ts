@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { RecordingStats } from '../pipeline/Recording';
 import { nextStatus } from '../pipeline/status';
 import { TesseraError, toTesseraError, type ErrorBody } from '../errors';
-import { fragmentSequence, fragmentTrackEnds, parseInit, shiftFragment, type InitInfo } from '../storage/s3/fmp4';
+import { Mp4Muxer } from '../storage/Mp4Muxer';
 import { FromWorker, ToWorker, type Message } from './protocol';
 import type { WorkerHandle, WorkerPool } from './WorkerPool';
 import type { InitMessage, SourceMessage } from './main';
@@ -46,12 +46,13 @@ const MAX_BACKLOG_BYTES = 8 * 1024 * 1024;
 
 /**
  * One recording as the server holds it: the worker process that makes it, the media the server
- * taps for it, and the sink its MP4 goes into. The server side does no decoding and touches no
- * pixels: it forwards encoded frames and packets and appends the worker's MP4 segments.
+ * taps for it, the MP4 muxer and the sink. The server side does no decoding and touches no
+ * pixels: it forwards encoded frames and packets to the worker and muxes the encoded pictures and
+ * AAC frames the worker sends back (Mp4Muxer) into the sink.
  *
- * The sink lives here, not in the worker, so a worker that dies loses nothing already made: a new
- * worker continues the recording on the same clock, its fragments renumbered and re-timed
- * (shiftFragment) to follow the last whole fragment, into the same file or multipart upload.
+ * The muxer and the sink live here, not in the worker, so a worker that dies loses only what it
+ * had not yet sent (the pictures in its encoder, ~0.5 s): a new worker continues the recording on
+ * the same clock from the last picture received, into the same MP4 tracks, file or upload.
  * Status only moves forward (nextStatus); stop() is a drain of the worker, then of the sink.
  */
 export class WorkerRecording extends EventEmitter<Events> {
@@ -79,13 +80,9 @@ export class WorkerRecording extends EventEmitter<Events> {
   workerRestarts = 0;
   /** Video frames not forwarded because the worker fell behind reading them. */
   #shed = 0;
-  /** The MP4 so far: its init segment, last fragment number and each track's end time. */
-  #init: Buffer | null = null;
-  #initInfo: InitInfo | null = null;
-  #lastSeq = 0;
-  #trackEnds = new Map<number, number>();
-  /** While a continuing worker runs: what its fragments are shifted by. */
-  #shift: { seq: number; tracks: Map<number, number> } | null = null;
+  #muxer: Mp4Muxer;
+  /** Fragments handed to the sink (a recording without any has nothing to keep). */
+  #fragments = 0;
   #t0Wall = 0;
   #restarts: number[] = [];
   #workerError: ErrorBody | null = null;
@@ -96,6 +93,7 @@ export class WorkerRecording extends EventEmitter<Events> {
   #done: Promise<RecordingInfo>;
   #resolveDone!: (i: RecordingInfo) => void;
   #closed = false;
+  #aborting: Promise<unknown> = Promise.resolve();
 
   constructor(opts: WorkerRecordingOptions) {
     super();
@@ -106,6 +104,8 @@ export class WorkerRecording extends EventEmitter<Events> {
     this.#info = { id: opts.id, roomId: opts.roomId, status: 'starting', startedAt: new Date().toISOString(), layout: opts.layout, location: opts.sink.location, participants: [] };
     this.#done = new Promise((r) => (this.#resolveDone = r));
     this.#sinkChain = Promise.resolve();
+    const { fps, width, height } = opts.config.video;
+    this.#muxer = new Mp4Muxer({ fps, width, height, fragmentMs: opts.config.fragmentMs, onSegment: (seg) => this.#onSegment(seg.kind, seg.data) });
   }
 
   get status(): RecordingStatus {
@@ -294,8 +294,10 @@ export class WorkerRecording extends EventEmitter<Events> {
         this.#sumStats();
         return;
       }
-      case FromWorker.Segment:
-        return this.#onSegment(m.header.kind, m.payload ?? Buffer.alloc(0));
+      case FromWorker.Video:
+        return this.#muxer.video(m.header.t, m.payload ?? Buffer.alloc(0), m.header.k);
+      case FromWorker.Audio:
+        return this.#muxer.audio(m.header.p, m.payload ?? Buffer.alloc(0));
       case FromWorker.Keyframe:
         return this.#byN.get(m.header.n)?.source.requestKeyframe();
       case FromWorker.Checkpoint: {
@@ -320,36 +322,18 @@ export class WorkerRecording extends EventEmitter<Events> {
     }
   }
 
+  /** A whole piece of the MP4 from the muxer: to the sink, in order. */
   #onSegment(kind: 'init' | 'fragment', data: Buffer): void {
-    if (kind === 'init') {
-      if (this.#init) {
-        // A continuing worker: same settings, same codec configuration; its own header is not
-        // written (the file has one). A difference would make the rest undecodable: say so.
-        if (!this.#init.equals(data)) this.#log.error('a continuing worker made a different MP4 header; its fragments may not decode');
-        return;
-      }
-      this.#init = data;
-      this.#initInfo = parseInit(data);
-    } else if (fragmentSequence(data) !== null && this.#initInfo) {
-      if (this.#shift) shiftFragment(data, this.#shift.seq, this.#shift.tracks);
-      this.#lastSeq = fragmentSequence(data)!;
-      for (const [t, end] of fragmentTrackEnds(data, this.#initInfo)) this.#trackEnds.set(t, end);
-    } else if (this.#shift) {
-      // The closing index (mfra) of a continuing worker points into its own output: drop it.
-      return;
-    }
+    if (kind === 'fragment') this.#fragments++;
     this.#bytes += data.length;
     this.#sinkChain = this.#sinkChain.then(() => this.#o.sink.write({ kind, data, index: 0 })).catch((err) => {
       this.#fail(new TesseraError('REC_ERR_SINK', `storage write failed: ${(err as Error).message}`, { cause: err }));
     });
   }
 
-  /** Frames (video ticks) in the whole fragments written so far. */
+  /** Video ticks the MP4 holds. */
   #framesWritten(): number {
-    const video = this.#initInfo?.tracks.get(1);
-    const end = this.#trackEnds.get(1);
-    if (!video || end === undefined) return 0;
-    return Math.round((end * this.#o.config.video.fps) / video.timescale);
+    return this.#muxer.ticks;
   }
 
   #onExit(w: WorkerHandle, e: { code: number | null; signal: NodeJS.Signals | null }): void {
@@ -377,20 +361,16 @@ export class WorkerRecording extends EventEmitter<Events> {
     void this.#launch(this.#resumePoint(why.message)).catch((err) => this.#fail(toTesseraError(err, 'REC_ERR_FFMPEG_START')));
   }
 
-  /** Where a new worker continues: after the last whole fragment, on the first worker's clock. */
+  /**
+   * Where a new worker continues: after the last picture received, on the first worker's clock
+   * (its missed ticks are made at once from name cards, its audio from silence).
+   */
   #resumePoint(reason: string): InitMessage['resume'] {
-    if (!this.#init || !this.#initInfo || !this.#t0Wall) return undefined; // nothing made yet: start afresh
+    if (this.#muxer.lastTick < 0 || !this.#t0Wall) return undefined; // nothing made yet: start afresh
     const fps = this.#o.config.video.fps;
-    const frames = this.#framesWritten();
+    const frames = this.#muxer.ticks;
     const at = (frames * 1000) / fps;
-    const tracks = new Map<number, number>();
-    for (const [id, t] of this.#initInfo.tracks) {
-      // Each track continues where the stream's clock is at `frames`; audio may already run a
-      // little past it (AAC packets end where they end): never overlap, at most one packet late.
-      const aligned = Math.round((frames * t.timescale) / fps);
-      tracks.set(id, Math.max(aligned, this.#trackEnds.get(id) ?? 0));
-    }
-    this.#shift = { seq: this.#lastSeq, tracks };
+    this.#muxer.expectKeyframe();
     const m = this.#manifest;
     const gapMs = Math.max(0, Date.now() - (this.#t0Wall + at));
     return {
@@ -409,6 +389,7 @@ export class WorkerRecording extends EventEmitter<Events> {
   async #finish(manifest: Manifest, w: WorkerHandle): Promise<void> {
     this.#finishing = true;
     try {
+      await this.#muxer.finalize();
       await this.#sinkChain;
       if (this.#status === 'failed') return;
       const final = this.#withSinkFields({ ...manifest, status: 'available', availableAt: new Date().toISOString() });
@@ -431,9 +412,10 @@ export class WorkerRecording extends EventEmitter<Events> {
     if (this.#finishing) return;
     this.#finishing = true;
     try {
+      await this.#muxer.finalize();
       await this.#sinkChain;
       if (this.#status === 'failed') return;
-      if (!this.#init || this.#lastSeq === 0) throw new TesseraError('REC_ERR_ENCODER_DIED', `nothing was recorded: ${reason}`);
+      if (this.#fragments === 0) throw new TesseraError('REC_ERR_ENCODER_DIED', `nothing was recorded: ${reason}`);
       this.#log.warn({ reason }, 'finishing with what the workers made');
       const final = this.#withSinkFields({ ...this.#baseManifest(), status: 'available', availableAt: new Date().toISOString(), endReason: 'interrupted' });
       const result = await this.#o.sink.finish(final);
@@ -471,10 +453,17 @@ export class WorkerRecording extends EventEmitter<Events> {
     this.#error = err.toJSON();
     this.#info.endedAt ??= new Date().toISOString();
     this.#setStatus('failed');
-    // Whole fragments already written stay: the sink keeps them (a file as it is, an upload
-    // completed), listed with the error and the duration they hold.
-    const manifest = this.#withSinkFields({ ...this.#baseManifest(), status: 'failed', error: this.#error, endReason: 'failed' });
-    void this.#sinkChain.then(() => this.#o.sink.abort(err, manifest));
+    // What was made stays: the muxer writes its last fragment, the sink keeps every whole one (a
+    // file as it is, an upload completed), listed with the error and the duration it holds.
+    this.#aborting = this.#muxer
+      .finalize()
+      .then(() => this.#sinkChain)
+      .then(() => {
+        const manifest = this.#withSinkFields({ ...this.#baseManifest(), status: 'failed', error: this.#error!, endReason: 'failed' });
+        this.#info = { ...this.#info, durationMs: manifest.durationMs };
+        return this.#o.sink.abort(err, manifest);
+      })
+      .catch((e: Error) => this.#log.error({ err: e.message }, 'keeping what a failed recording made failed'));
     this.#worker?.kill('SIGKILL');
     this.#close();
   }
@@ -507,8 +496,11 @@ export class WorkerRecording extends EventEmitter<Events> {
     if (this.#closed) return;
     this.#closed = true;
     for (const id of [...this.#taps.keys()]) this.#untap(id);
-    this.#resolveDone(this.info());
-    this.emit('close');
+    // A failed recording is done once what it made is kept (its manifest written).
+    void this.#aborting.then(() => {
+      this.#resolveDone(this.info());
+      this.emit('close');
+    });
   }
 }
 
@@ -518,10 +510,11 @@ function sumStats(a: RecordingStats, b: RecordingStats): RecordingStats {
     framesDropped: a.framesDropped + b.framesDropped,
     compositorRestarts: a.compositorRestarts + b.compositorRestarts,
     decoderRestarts: a.decoderRestarts + b.decoderRestarts,
-    encoderSpeed: b.encoderSpeed,
-    distinctFps: b.distinctFps,
+    // Point-in-time figures: the running worker's, else the last one's.
+    encoderSpeed: b.encoderSpeed || a.encoderSpeed,
+    distinctFps: b.distinctFps || a.distinctFps,
     framesShed: a.framesShed + b.framesShed,
-    cores: b.cores,
+    cores: b.cores || a.cores,
   };
 }
 

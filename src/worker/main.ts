@@ -3,17 +3,18 @@
  * server's event loop (the SFU) carries none of it and a crash here never reaches the meeting.
  *
  * The server spawns this file with fd 3 as a socket pair (see protocol.ts), sends `Init`, then the
- * room's sources and their encoded media. This process runs the pipeline (decoders, pacer,
- * compositor, encoder) and sends back the MP4's segments, its status and its counters. The sink
- * itself stays in the server (RemoteSink below is its stand-in): the file or the S3 upload is the
- * recording's durable state, and a worker that dies must not take any of it along.
+ * room's sources and their encoded media. This process runs the pipeline (decoders, pacer, layout
+ * epochs that compose and encode, the audio encoder) and sends back encoded pictures and AAC
+ * frames, its status and its counters. The MP4 muxer and the sink stay in the server (RemoteOutput
+ * below is their stand-in): the file or the S3 upload is the recording's durable state, and a
+ * worker that dies must not take any of it along.
  *
  * A worker may start as a spare, before it has a recording: it loads its modules and says
  * `Ready`, so that starting a recording (or replacing a dead worker) costs no process start.
  */
 import net from 'node:net';
 import { EventEmitter } from 'node:events';
-import { Recording, type RecordingResume } from '../pipeline/Recording';
+import { Recording, type RecordingOutput, type RecordingResume } from '../pipeline/Recording';
 import { loadPresets } from '../../compositor/presets';
 import { logger } from '../logger';
 import { TesseraError, toTesseraError } from '../errors';
@@ -21,7 +22,7 @@ import { treeCpuSeconds } from '../pipeline/cpu';
 import { FromWorker, MessageReader, send, ToWorker, type Message } from './protocol';
 import type { Config } from '../config';
 import type { MediaSource, MediaSourceEvents, SourceKind, RecordingLocation, VideoCodec } from '../media/types';
-import type { Mp4Segment, Sink, SinkResult } from '../storage/Sink';
+import type { Manifest } from '../pipeline/types';
 
 export interface InitMessage {
   id: string;
@@ -61,25 +62,27 @@ class RemoteSource extends EventEmitter<MediaSourceEvents> implements MediaSourc
   }
 }
 
-/** The sink's stand-in: segments go to the server, which writes them to the real sink. */
-class RemoteSink implements Sink {
-  #pending: { resolve: (r: SinkResult) => void; reject: (e: Error) => void } | null = null;
+/** The server's muxer and sink, seen from here. */
+class RemoteOutput implements RecordingOutput {
+  #pending: { resolve: (r: { bytes: number }) => void; reject: (e: Error) => void } | null = null;
   constructor(readonly location: RecordingLocation, private readonly out: net.Socket) {}
-  async open(): Promise<void> {}
-  async write(segment: Mp4Segment): Promise<void> {
-    send(this.out, FromWorker.Segment, { kind: segment.kind, index: segment.index }, segment.data);
+  video(tick: number, au: Buffer, key: boolean): void {
+    send(this.out, FromWorker.Video, { t: tick, k: key }, au);
   }
-  updateManifest(manifest: object): void {
+  audio(pos: number, frame: Buffer): void {
+    send(this.out, FromWorker.Audio, { p: pos }, frame);
+  }
+  checkpoint(manifest: Manifest): void {
     send(this.out, FromWorker.Checkpoint, manifest);
   }
-  finish(manifest: object): Promise<SinkResult> {
+  finish(manifest: Manifest): Promise<{ bytes: number }> {
     send(this.out, FromWorker.SinkFinish, manifest);
     return new Promise((resolve, reject) => (this.#pending = { resolve, reject }));
   }
-  async abort(reason: Error, manifest: object): Promise<void> {
+  async abort(reason: Error, manifest: Manifest): Promise<void> {
     send(this.out, FromWorker.SinkAbort, { error: toTesseraError(reason, 'REC_ERR_INTERNAL').toJSON(), manifest });
   }
-  done(result: SinkResult | { error: { code: string; message: string } }): void {
+  done(result: { bytes: number } | { error: { code: string; message: string } }): void {
     const p = this.#pending;
     this.#pending = null;
     if (!p) return;
@@ -93,7 +96,7 @@ function main(): void {
   const reader = new MessageReader();
   const sources = new Map<number, RemoteSource>();
   let recording: Recording | null = null;
-  let sink: RemoteSink | null = null;
+  let output: RemoteOutput | null = null;
   let statsTimer: NodeJS.Timeout | null = null;
   let exiting = false;
 
@@ -116,7 +119,7 @@ function main(): void {
 
   const onInit = (m: InitMessage) => {
     const log = logger.child({ worker: process.pid });
-    sink = new RemoteSink(m.location, sock);
+    output = new RemoteOutput(m.location, sock);
     const rec = new Recording({
       id: m.id,
       roomId: m.roomId,
@@ -124,7 +127,7 @@ function main(): void {
       presets: loadPresets(),
       config: m.config,
       ffmpegPath: m.ffmpegPath,
-      sink,
+      out: output,
       logger: log,
       workDir: m.workDir,
       resume: m.resume,
@@ -178,7 +181,7 @@ function main(): void {
         if (m.header.what === 'hang-compositor') return recording?.debugHangCompositor();
         return recording?.debugKill(m.header.what);
       case ToWorker.SinkDone:
-        return sink?.done(m.header);
+        return output?.done(m.header);
     }
   };
 

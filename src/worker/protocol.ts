@@ -27,12 +27,15 @@ export const enum FromWorker {
   Ready = 101,
   State = 102,
   Stats = 103,
-  Segment = 104,
+  /** An encoded picture: header { t: tick, k: keyframe }, payload an H.264 access unit. */
+  Video = 104,
   Keyframe = 105,
   SinkFinish = 106,
   SinkAbort = 107,
   Checkpoint = 108,
   Fatal = 109,
+  /** An AAC frame: header { p: sample position }, payload the raw frame. */
+  Audio = 110,
 }
 
 export interface Message {

@@ -1,5 +1,5 @@
 import { buildFilterGraph } from '../../compositor/filterGraph';
-import { compositorArgs, encoderArgs, videoDecoderArgs, audioDecoderArgs, nameCardsArgs } from '../../compositor/ffmpegArgs';
+import { epochEncoderArgs, audioEncoderArgs, encoderArgs, videoDecoderArgs, audioDecoderArgs, nameCardsArgs } from '../../compositor/ffmpegArgs';
 import { computeLayout } from '../../compositor/layout';
 import { loadPresets } from '../../compositor/presets';
 
@@ -49,10 +49,16 @@ describe('argv builders', () => {
     expect(encoderArgs({ width: 640, height: 360, fps: 25, videoBitrate: 1e6, audioBitrate: 64e3, preset: 'veryfast', tune: null, x264Params: '', fragmentMs: 1000, keyframeMs: 2000 })).not.toContain('-x264-params');
   });
 
-  test('compositor: one raw input pipe per tile from fd 3', () => {
-    const a = compositorArgs([{ w: 640, h: 360, fps: 30 }, { w: 1280, h: 720, fps: 30 }], 'G', '[out]');
+  test('epoch: one raw input pipe per tile from fd 3, composed and encoded to H.264 with delimiters', () => {
+    const settings = { width: 1280, height: 720, fps: 30, videoBitrate: 2_500_000, audioBitrate: 96_000, preset: 'superfast', tune: null, x264Params: 'mbtree=1:rc-lookahead=10:bframes=0', fragmentMs: 2000, keyframeMs: 2000 };
+    const a = epochEncoderArgs([{ w: 640, h: 360, fps: 30 }, { w: 1280, h: 720, fps: 30 }], 'G', '[out]', settings);
     expect(a.filter((x) => x.startsWith('pipe:'))).toEqual(['pipe:3', 'pipe:4', 'pipe:1']);
-    expect(a.join(' ')).toContain('-s 1280x720 -framerate 30 -thread_queue_size 64 -i pipe:4 -filter_complex G -map [out]');
+    const s = a.join(' ');
+    expect(s).toContain('-s 1280x720 -framerate 30 -thread_queue_size 64 -i pipe:4 -filter_complex G -map [out] -vsync passthrough');
+    // The same x264 settings as the whole-file encoder (so every epoch's stream splices), plus AUDs.
+    expect(s).toContain('-x264-params mbtree=1:rc-lookahead=10:bframes=0:aud=1 -profile:v high -pix_fmt yuv420p -b:v 2500k -maxrate 2500k -bufsize 5000k -g 60 -keyint_min 60 -sc_threshold 0');
+    expect(s.endsWith('-f h264 pipe:1')).toBe(true);
+    expect(audioEncoderArgs({ audioBitrate: 96_000 }).join(' ')).toContain('-i pipe:0 -c:a aac -b:a 96k -flush_packets 1 -f adts pipe:1');
   });
 
   test('decoders: VP8 in IVF or H.264 Annex-B in, fixed-size letterboxed raw out; Opus in Ogg → s16le', () => {

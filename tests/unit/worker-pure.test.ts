@@ -1,13 +1,15 @@
 /**
- * The pure parts of the worker design: the wire protocol, fragment continuation (renumber and
- * re-time an fMP4 fragment so a new encoder's output follows a dead one's), and admission.
+ * The parts of the worker design that need no worker: the wire protocol, the server's MP4 muxer
+ * continuing one worker's stream with the next one's, and admission.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { encode, MessageReader, type Message } from '../../src/worker/protocol';
-import { boxes, fragmentSequence, fragmentTrackEnds, parseInit, shiftFragment } from '../../src/storage/s3/fmp4';
+import { Mp4Muxer } from '../../src/storage/Mp4Muxer';
+import { AccessUnitSplitter, avcCodecString, isKeyframe } from '../../src/media/annexb';
+import { AdtsSplitter } from '../../src/media/adts';
 import { admit, recordingCost } from '../../src/pipeline/admission';
 import { DEBIAN_FFMPEG } from '../helpers/media';
 
@@ -40,28 +42,58 @@ describe('worker protocol', () => {
   });
 });
 
-describe('fragment continuation', () => {
-  let file: string;
-  beforeAll(() => {
-    file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-frag-')), 'a.mp4');
-    execFileSync(DEBIAN_FFMPEG, ['-v', 'error', '-f', 'lavfi', '-i', 'testsrc2=s=160x90:r=30:d=3', '-f', 'lavfi', '-i', 'sine=f=440:r=48000:d=3',
-      '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '60', '-c:a', 'aac', '-ac', '1', '-f', 'mp4', '-movflags', 'empty_moov+default_base_moof', '-frag_duration', '1000000', file]);
-  });
-  afterAll(() => fs.rmSync(path.dirname(file), { recursive: true, force: true }));
+describe('MP4 muxer (the server side of a recording)', () => {
+  let dir: string;
+  /** An x264 stream as an epoch makes it: `frames` access units, a keyframe every 30. */
+  const encode = (name: string, frames: number, colour: string) => {
+    const f = path.join(dir, name);
+    execFileSync(DEBIAN_FFMPEG, ['-v', 'error', '-f', 'lavfi', '-i', `color=c=${colour}:s=160x90:r=30:d=${frames / 30}`, '-c:v', 'libx264', '-preset', 'ultrafast', '-x264-params', 'aud=1:bframes=0', '-g', '30', '-f', 'h264', f]);
+    const sp = new AccessUnitSplitter();
+    const aus = sp.push(fs.readFileSync(f));
+    const last = sp.end();
+    return last ? [...aus, last] : aus;
+  };
+  const aac = () => {
+    const f = path.join(dir, 'a.aac');
+    execFileSync(DEBIAN_FFMPEG, ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'sine=f=440:r=48000:d=4', '-ac', '1', '-c:a', 'aac', '-f', 'adts', f]);
+    return new AdtsSplitter().push(fs.readFileSync(f)).map((x) => x.data);
+  };
+  beforeAll(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-mux-')); });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  test('shiftFragment moves a fragment on by sequence and per-track decode time', () => {
-    const buf = fs.readFileSync(file);
-    const init = parseInit(buf)!;
-    const moofs = [...boxes(buf)].filter((b) => b.type === 'moof');
-    expect(moofs.length).toBeGreaterThanOrEqual(3);
-    const second = Buffer.from(buf.subarray(moofs[1].start, moofs[2].start));
-    const before = fragmentTrackEnds(second, init);
-    expect(fragmentSequence(second)).toBe(2);
-    shiftFragment(second, 10, new Map([[1, 15360 * 5], [2, 48000 * 5]]));
-    expect(fragmentSequence(second)).toBe(12);
-    const after = fragmentTrackEnds(second, init);
-    expect(after.get(1)! - before.get(1)!).toBe(15360 * 5);
-    expect(after.get(2)! - before.get(2)!).toBe(48000 * 5);
+  test('a second stream continues the first in one MP4: stale media dropped, a gap held, every prefix of whole fragments plays', async () => {
+    const first = encode('a.h264', 45, 'red');
+    const second = encode('b.h264', 45, 'blue');
+    expect(first.length).toBe(45);
+    expect(isKeyframe(first[0]) && !isKeyframe(first[1])).toBe(true);
+    expect(avcCodecString(first[0])).toMatch(/^avc1\.[0-9a-f]{6}$/);
+    const audio = aac();
+    const segments: Buffer[] = [];
+    const mux = new Mp4Muxer({ fps: 30, width: 160, height: 90, fragmentMs: 1000, onSegment: (s) => segments.push(s.data) });
+    first.forEach((au, t) => mux.video(t, au, isKeyframe(au)));
+    // The first worker dies after tick 44; the next continues at tick 60 (a gap of 15 ticks)...
+    mux.expectKeyframe();
+    mux.video(10, second[0], true); // ...a tick back in time is dropped,
+    mux.video(61, second[1], false); // a picture before the new keyframe is dropped,
+    second.forEach((au, k) => mux.video(60 + k, au, isKeyframe(au)));
+    audio.forEach((f, k) => mux.audio(k * 1024, f));
+    mux.audio(0, audio[0]); // audio back in time is dropped too
+    await mux.finalize();
+    expect(mux.error).toBeNull();
+    const file = path.join(dir, 'out.mp4');
+    fs.writeFileSync(file, Buffer.concat(segments));
+    expect(execFileSync(DEBIAN_FFMPEG, ['-v', 'error', '-xerror', '-i', file, '-f', 'null', '-'], { encoding: 'utf8' })).toBe('');
+    const probe = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-count_frames', '-show_entries', 'stream=codec_type,nb_read_frames,duration', '-of', 'json', file], { encoding: 'utf8' }));
+    const v = probe.streams.find((s: { codec_type: string }) => s.codec_type === 'video');
+    expect(Number(v.nb_read_frames)).toBe(90);
+    // 105 ticks: the gap's 15 ticks are the first stream's last picture held.
+    expect(Number(v.duration)).toBeCloseTo(105 / 30, 2);
+    // The file is init + whole fragments: each prefix of them decodes.
+    const init = segments[0];
+    expect(init.toString('latin1', 4, 8)).toBe('ftyp');
+    const prefix = path.join(dir, 'prefix.mp4');
+    fs.writeFileSync(prefix, Buffer.concat(segments.slice(0, 3)));
+    expect(execFileSync(DEBIAN_FFMPEG, ['-v', 'error', '-xerror', '-i', prefix, '-f', 'null', '-'], { encoding: 'utf8' })).toBe('');
   });
 });
 

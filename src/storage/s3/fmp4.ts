@@ -155,35 +155,3 @@ export function fragmentEndMs(buf: Buffer, init: InitInfo, offset = 0): number |
   }
   return end === null ? null : Math.round(end);
 }
-
-/**
- * Continues a fragment on another stream's timeline, in place: its sequence number grows by
- * `seqOffset` and each track's baseMediaDecodeTime by `trackOffsets[trackId]` (ticks of that
- * track's timescale). What lets a new encoder's fragments follow a dead one's in the same file.
- */
-export function shiftFragment(buf: Buffer, seqOffset: number, trackOffsets: ReadonlyMap<number, number>, offset = 0): void {
-  const moof = boxes(buf, offset).next().value as Box | undefined;
-  if (!moof || moof.type !== 'moof') throw new Error('shiftFragment: not a moof');
-  const mfhd = child(buf, moof, 'mfhd');
-  if (mfhd) buf.writeUInt32BE(buf.readUInt32BE(mfhd.body + 4) + seqOffset, mfhd.body + 4);
-  for (const traf of children(buf, moof, 'traf')) {
-    const tfhd = child(buf, traf, 'tfhd');
-    const tfdt = child(buf, traf, 'tfdt');
-    if (!tfhd || !tfdt) continue;
-    const shift = trackOffsets.get(buf.readUInt32BE(tfhd.body + 4)) ?? 0;
-    if (buf[tfdt.body] === 1) buf.writeBigUInt64BE(buf.readBigUInt64BE(tfdt.body + 4) + BigInt(shift), tfdt.body + 4);
-    else {
-      const v = buf.readUInt32BE(tfdt.body + 4) + shift;
-      if (v > 0xffffffff) throw new Error('shiftFragment: a 32-bit tfdt overflows');
-      buf.writeUInt32BE(v, tfdt.body + 4);
-    }
-  }
-}
-
-/** The sequence number (mfhd) of the fragment whose `moof` starts at `offset`, or null. */
-export function fragmentSequence(buf: Buffer, offset = 0): number | null {
-  const moof = boxes(buf, offset).next().value as Box | undefined;
-  if (!moof || moof.type !== 'moof') return null;
-  const mfhd = child(buf, moof, 'mfhd');
-  return mfhd ? buf.readUInt32BE(mfhd.body + 4) : null;
-}

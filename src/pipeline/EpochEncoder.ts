@@ -4,12 +4,13 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { FfmpegProcess, type FfmpegExit } from './FfmpegProcess';
 import { buildFilterGraph } from '../../compositor/filterGraph';
-import { RawFrameReader } from './RawFrameReader';
-import { compositorArgs } from '../../compositor/ffmpegArgs';
+import { epochEncoderArgs, type EncoderSettings } from '../../compositor/ffmpegArgs';
+import { AccessUnitSplitter, isKeyframe } from '../media/annexb';
+import type { FfmpegProgress } from './ffmpegOutput';
 import type { Layout } from '../../compositor/layout';
 import type { Logger } from '../logger';
 
-export interface CompositorTile {
+export interface EpochTile {
   sourceId: string;
   name: string;
   /** Size of the raw frames this tile's input gets. */
@@ -18,47 +19,45 @@ export interface CompositorTile {
 }
 
 interface Events {
-  /** One composite canvas frame, in input order: the k-th frame answers the k-th tick sent. */
-  frame: [Buffer];
+  /** One encoded picture (an H.264 access unit): the k-th answers the k-th tick written. */
+  frame: [Buffer, boolean];
+  progress: [FfmpegProgress];
   exit: [FfmpegExit];
 }
 
 /**
- * One layout epoch's FFmpeg compositor: N raw tile inputs (pipe:3..) → one raw canvas on stdout.
- * Its graph is fixed for life; a new layout gets a new Compositor (make-before-break, see
- * Recording). `firstTick` and `sent` let the Recording know which tick each output answers.
+ * One layout epoch: an FFmpeg that composes N raw tiles (pipe:3..) with the layout's filter graph
+ * and encodes the canvas with x264, putting out H.264 access units on stdout. Its graph is fixed
+ * for life; a new layout gets a new EpochEncoder (make-before-break, see Recording). The canvas
+ * never crosses a pipe: composition and encoding share the process, as in one bare FFmpeg.
  */
-export class Compositor extends EventEmitter<Events> {
+export class EpochEncoder extends EventEmitter<Events> {
   readonly layout: Layout;
-  readonly tiles: CompositorTile[];
-  readonly canvasBytes: number;
+  readonly tiles: EpochTile[];
   readonly proc: FfmpegProcess;
-  /** Pacer tick of this compositor's first input frame. */
-  firstTick = -1;
   sent = 0;
   received = 0;
   #inputs: Writable[];
-  #reader: RawFrameReader;
+  #splitter = new AccessUnitSplitter();
   #dir: string;
   #closed = false;
 
   constructor(opts: {
     ffmpegPath: string;
     layout: Layout;
-    tiles: CompositorTile[];
+    tiles: EpochTile[];
     fps: number;
     background: string;
     fontFile: string | null;
     workDir: string;
+    settings: EncoderSettings;
     logger: Logger;
   }) {
     super();
     this.layout = opts.layout;
     this.tiles = opts.tiles;
-    this.canvasBytes = (opts.layout.width * opts.layout.height * 3) / 2;
-    this.#reader = new RawFrameReader(this.canvasBytes);
     // Names go through files (drawtext textfile=), so no name can break the filtergraph syntax.
-    this.#dir = fs.mkdtempSync(path.join(opts.workDir, 'comp-'));
+    this.#dir = fs.mkdtempSync(path.join(opts.workDir, 'epoch-'));
     const fontOk = !!opts.fontFile && fs.existsSync(opts.fontFile);
     const labels = opts.tiles.map((t, i) => {
       if (!fontOk || !t.name) return null;
@@ -73,17 +72,22 @@ export class Compositor extends EventEmitter<Events> {
       labelFile: (i) => labels[i],
       fontFile: fontOk ? opts.fontFile : null,
     });
-    const args = compositorArgs(opts.tiles.map((t) => ({ w: t.w, h: t.h, fps: opts.fps })), graph, output);
+    const args = epochEncoderArgs(opts.tiles.map((t) => ({ w: t.w, h: t.h, fps: opts.fps })), graph, output, opts.settings);
     this.proc = new FfmpegProcess({
       ffmpegPath: opts.ffmpegPath,
       args,
       extraPipes: opts.tiles.map(() => 'input' as const),
       stopBy: 'eof',
-      gracefulMs: 3000,
+      gracefulMs: 5000,
       logger: opts.logger,
     });
     this.#inputs = this.proc.pipes as Writable[];
-    this.proc.stdout.on('data', (c: Buffer) => this.#onData(c));
+    this.proc.stdout.on('data', (c: Buffer) => this.#emit(this.#splitter.push(c)));
+    this.proc.stdout.on('end', () => {
+      const last = this.#splitter.end();
+      if (last) this.#emit([last]);
+    });
+    this.proc.on('progress', (p) => this.emit('progress', p));
     this.proc.on('exit', (e) => {
       this.#cleanup();
       this.emit('exit', e);
@@ -94,20 +98,14 @@ export class Compositor extends EventEmitter<Events> {
     return !this.proc.hasExited;
   }
 
-  /** Bytes written but not yet taken by FFmpeg (a growing number means it is falling behind). */
-  get backlog(): number {
-    return this.#inputs.reduce((n, s) => n + s.writableLength, 0);
-  }
-
   /** One tick: one frame per tile, in tile order. */
-  write(tick: number, frames: Buffer[]): void {
+  write(frames: Buffer[]): void {
     if (this.#closed || this.proc.hasExited) return;
-    if (this.firstTick < 0) this.firstTick = tick;
     frames.forEach((f, i) => this.#inputs[i].write(f));
     this.sent++;
   }
 
-  /** Finish: close the inputs; FFmpeg composes what it has and exits. */
+  /** Finish: close the inputs; FFmpeg encodes what it has, flushes and exits. */
   end(): Promise<FfmpegExit> {
     this.#closed = true;
     return this.proc.stop();
@@ -118,11 +116,11 @@ export class Compositor extends EventEmitter<Events> {
     this.proc.kill('SIGKILL');
   }
 
-  #onData(c: Buffer): void {
-    this.#reader.push(c, (frame) => {
+  #emit(aus: Buffer[]): void {
+    for (const au of aus) {
       this.received++;
-      this.emit('frame', frame);
-    });
+      this.emit('frame', au, isKeyframe(au));
+    }
   }
 
   #cleanup(): void {

@@ -1,0 +1,130 @@
+import { AppendOnlyStreamTarget, EncodedAudioPacketSource, EncodedPacket, EncodedVideoPacketSource, Mp4OutputFormat, Output } from 'mediabunny';
+import { Mp4Splitter } from '../pipeline/Mp4Splitter';
+import { audioSpecificConfig } from '../media/adts';
+import { avcCodecString } from '../media/annexb';
+import type { Mp4Segment } from './Sink';
+
+export const AUDIO_RATE = 48000;
+const AAC_FRAME = 1024;
+
+/**
+ * The recording's MP4, made in the server from the worker's encoded media: H.264 access units
+ * (Annex B, one per video tick) and AAC frames (by sample position), into fragmented MP4 with
+ * mediabunny, cut into init + whole fragments for the sink (Mp4Splitter). A fragment starts at
+ * a keyframe, so every whole-fragment prefix plays.
+ *
+ * It outlives the recording's workers: a worker that dies loses only what it had not yet sent,
+ * and the next one's media simply continues the same tracks (its first picture is an IDR with
+ * the same parameter sets, since every worker uses the same x264 settings). Media that would go
+ * back in time (a continuing worker's first ticks) is dropped, and after a gap video waits for a
+ * keyframe. A tick without a picture of its own extends the previous picture (timestamps carry
+ * wall time, so a freeze or shed ticks never shorten the file).
+ */
+export class Mp4Muxer {
+  #output: Output;
+  #video = new EncodedVideoPacketSource('avc');
+  #audio = new EncodedAudioPacketSource('aac');
+  #splitter = new Mp4Splitter();
+  #started: Promise<void>;
+  #chain: Promise<void> = Promise.resolve();
+  #fps: number;
+  #size: { width: number; height: number };
+  #lastTick = -1;
+  #audioEnd = 0;
+  #needKey = true;
+  #videoCount = 0;
+  #audioCount = 0;
+  #finalized = false;
+  #error: Error | null = null;
+
+  constructor(o: { fps: number; width: number; height: number; fragmentMs: number; onSegment: (s: Mp4Segment) => void }) {
+    this.#fps = o.fps;
+    this.#size = { width: o.width, height: o.height };
+    const onSegment = o.onSegment;
+    this.#output = new Output({
+      format: new Mp4OutputFormat({ fastStart: 'fragmented', minimumFragmentDuration: o.fragmentMs / 1000 }),
+      target: new AppendOnlyStreamTarget(
+        new WritableStream<Uint8Array>({
+          write: (chunk) => {
+            for (const s of this.#splitter.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))) onSegment(s);
+          },
+          close: () => {
+            for (const s of this.#splitter.end()) onSegment(s);
+          },
+        }),
+      ),
+    });
+    this.#output.addVideoTrack(this.#video, { frameRate: o.fps });
+    this.#output.addAudioTrack(this.#audio);
+    this.#started = this.#output.start();
+  }
+
+  /** The last video tick taken (-1 before the first). */
+  get lastTick(): number {
+    return this.#lastTick;
+  }
+
+  /** Sample position where the audio taken so far ends. */
+  get audioEnd(): number {
+    return this.#audioEnd;
+  }
+
+  /** Video ticks the MP4 holds (the last picture lasts one tick). */
+  get ticks(): number {
+    return this.#lastTick + 1;
+  }
+
+  /** The first error from the muxer (media it refused), if any. */
+  get error(): Error | null {
+    return this.#error;
+  }
+
+  /** Continuing after a worker died: video waits for the new worker's first keyframe. */
+  expectKeyframe(): void {
+    this.#needKey = true;
+  }
+
+  video(tick: number, au: Buffer, key: boolean): void {
+    if (this.#finalized || tick <= this.#lastTick) return;
+    if (this.#needKey && !key) return;
+    this.#needKey = false;
+    this.#lastTick = tick;
+    const first = this.#videoCount++ === 0;
+    const meta = first ? { decoderConfig: { codec: avcCodecString(au) ?? 'avc1.640028', codedWidth: this.#size.width, codedHeight: this.#size.height } } : undefined;
+    const packet = new EncodedPacket(au, key ? 'key' : 'delta', tick / this.#fps, 1 / this.#fps);
+    this.#queue(() => this.#video.add(packet, meta));
+  }
+
+  audio(pos: number, frame: Buffer): void {
+    if (this.#finalized || pos < this.#audioEnd) return;
+    this.#audioEnd = pos + AAC_FRAME;
+    const first = this.#audioCount++ === 0;
+    const meta = first ? { decoderConfig: { codec: 'mp4a.40.2', numberOfChannels: 1, sampleRate: AUDIO_RATE, description: audioSpecificConfig(2, AUDIO_RATE, 1) } } : undefined;
+    const packet = new EncodedPacket(frame, 'key', pos / AUDIO_RATE, AAC_FRAME / AUDIO_RATE);
+    this.#queue(() => this.#audio.add(packet, meta));
+  }
+
+  /** Write the last fragment; after this, every segment has been handed on. Never throws. */
+  async finalize(): Promise<void> {
+    if (this.#finalized) return this.#chain;
+    this.#finalized = true;
+    this.#chain = this.#chain.then(async () => {
+      try {
+        if (this.#videoCount === 0 && this.#audioCount === 0) await this.#output.cancel();
+        else await this.#output.finalize();
+      } catch (err) {
+        this.#error ??= err as Error;
+      }
+    });
+    return this.#chain;
+  }
+
+  #queue(fn: () => Promise<void>): void {
+    this.#chain = this.#chain
+      .then(() => this.#started)
+      .then(fn)
+      .catch((err: Error) => {
+        this.#error ??= err;
+      });
+  }
+}
