@@ -43,22 +43,32 @@ function treeCpuSeconds(): number {
   return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / TICK;
 }
 
-/** Peak resident memory (MB) of this process's live descendants plus its own growth, sampled. */
-function rssSampler(): { stop: () => number } {
+/**
+ * Peak memory (MB) of this process's live descendants plus its own growth, sampled: RSS (each
+ * process's resident pages, so the shared libraries of N FFmpeg children count N times) and PSS
+ * (shared pages divided among the processes sharing them: what the tree really occupies).
+ */
+function rssSampler(): { stop: () => number; stopPss: () => number } {
   const base = process.memoryUsage().rss;
-  let peak = 0;
+  let peak = 0, peakPss = 0;
   const sample = () => {
     let total = Math.max(0, process.memoryUsage().rss - base);
+    let pss = total;
     for (const pid of descendants(process.pid)) {
       try {
         const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
         if (m) total += Number(m[1]) * 1024;
+        const p = /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+        if (p) pss += Number(p[1]) * 1024;
       } catch { /* exited */ }
     }
     peak = Math.max(peak, total);
+    peakPss = Math.max(peakPss, pss);
   };
   const t = setInterval(sample, 500);
-  return { stop: () => { clearInterval(t); sample(); return peak / 1e6; } };
+  let stopped = false;
+  const stop = () => { if (!stopped) { clearInterval(t); sample(); stopped = true; } };
+  return { stop: () => { stop(); return peak / 1e6; }, stopPss: () => { stop(); return peakPss / 1e6; } };
 }
 
 function descendants(pid: number): number[] {
@@ -133,6 +143,7 @@ async function tesseraRun(ffmpeg: string, dir: string, n: number, seconds: numbe
   const cores = (treeCpuSeconds() - cpuStart) / wall;
   const serverCores = (ownCpuSeconds() - ownStart) / wall;
   const mem = rss.stop();
+  const pss = rss.stopPss();
   // Lip sync, measured in the output: each participant's sync marker against its tone. The
   // reported figure is the worst participant's median offset (positive = audio late).
   const file = path.join(dir, `${name}.mp4`);
@@ -140,7 +151,7 @@ async function tesseraRun(ffmpeg: string, dir: string, n: number, seconds: numbe
   const offsets = layout.tiles.slice(0, 6).map((t, k) => avOffsetMs(file, markerRect(t.video), participantStyle(k + 1).toneHz).medianMs).filter((x) => Number.isFinite(x));
   const worst = offsets.reduce((w, x) => (Math.abs(x) > Math.abs(w) ? x : w), 0);
   return {
-    cores, serverCores, rssMB: mem, info: r.info, stats: r.recording.stats, frames: Math.round(((r.info.durationMs ?? 0) * config.video.fps) / 1000),
+    cores, serverCores, rssMB: mem, pssMB: pss, info: r.info, stats: r.recording.stats, frames: Math.round(((r.info.durationMs ?? 0) * config.video.fps) / 1000),
     realtimeFactor: (r.info.durationMs ?? 0) / r.wallMs,
     startLatencyMs: recordingAt - startCall,
     timeToAvailableMs: availableAt - stopCall,
@@ -170,6 +181,7 @@ async function throttledRun(dir: string, n: number, seconds: number) {
     child.stdout.on('data', (c) => (stdout += c));
     const code = await new Promise<number | null>((r) => child.on('close', r));
     const r = code === 0 ? JSON.parse(stdout.trim().split('\n').pop() ?? '{}') : { status: 'failed' };
+    console.error(`throttled demo: exit ${code}, ${stdout.trim().split('\n').pop()}`);
     return {
       name: `grid-${n}-throttled-0.45`, participants: n, recordings: 1, throttled: true, cpuQuota: 0.45,
       realtimeFactor: r.durationMs ? round(r.durationMs / r.wallMs) : 0,
@@ -199,8 +211,8 @@ async function main() {
         participants: n, width: config.video.width, height: config.video.height, fps: config.video.fps, recordings: 1,
         coresPerRecording: round(t.cores), floorCoresPerRecording: round(floor.cores), ratioToFloor: round(t.cores / floor.cores),
         realtimeFactor: round(t.realtimeFactor), framesDropped: t.stats.framesDropped, framesDuplicated: t.stats.framesDuplicated,
-        rssMBPerRecording: Math.round(t.rssMB), floorRssMB: Math.round(floor.rssMB), startLatencyMs: Math.round(t.startLatencyMs), timeToAvailableMs: Math.round(t.timeToAvailableMs),
-        avOffsetMs: Math.round(t.avOffsetMs), serverCoresPerRecording: round(t.serverCores), status: t.info.status,
+        rssMBPerRecording: Math.round(t.rssMB), pssMBPerRecording: Math.round(t.pssMB), floorRssMB: Math.round(floor.rssMB), startLatencyMs: Math.round(t.startLatencyMs), timeToAvailableMs: Math.round(t.timeToAvailableMs),
+        avOffsetMs: Math.round(t.avOffsetMs), serverCoresPerRecording: round(t.serverCores), psnrDb: null as number | null, status: t.info.status,
       };
       results.push(c);
       console.log(JSON.stringify(c));
@@ -215,12 +227,18 @@ async function main() {
           realtimeFactor: round(Math.min(...both.map((b) => b.realtimeFactor))),
           framesDropped: both.reduce((s, b) => s + b.stats.framesDropped, 0), framesDuplicated: both.reduce((s, b) => s + b.stats.framesDuplicated, 0),
           repeatedShare: round(Math.max(...both.map((b) => b.stats.framesDuplicated / Math.max(1, b.frames)))),
-          rssMBPerRecording: Math.round(Math.max(...both.map((b) => b.rssMB)) / 2), startLatencyMs: Math.round(Math.max(...both.map((b) => b.startLatencyMs))),
+          // Both recordings run in this one process tree: its peak over two.
+          rssMBPerRecording: Math.round(Math.max(...both.map((b) => b.rssMB)) / 2), pssMBPerRecording: Math.round(Math.max(...both.map((b) => b.pssMB)) / 2), startLatencyMs: Math.round(Math.max(...both.map((b) => b.startLatencyMs))),
           timeToAvailableMs: Math.round(Math.max(...both.map((b) => b.timeToAvailableMs))), avOffsetMs: Math.round(both.map((b) => b.avOffsetMs).reduce((w, x) => (Math.abs(x) > Math.abs(w) ? x : w), 0)),
           serverCoresPerRecording: round((ownCpuSeconds() - own0) / wall / 2), status: both.every((b) => b.info.status === 'available') ? 'available' : both.map((b) => b.info.status).join(','),
         };
         results.push(two);
         console.log(JSON.stringify(two));
+        // PSNR of the output against the canvas it was encoded from (x264 measures it; a run
+        // of its own, since measuring costs CPU).
+        const q = await tesseraRun(ffmpeg, dir, n, 10, { ...config, x264Psnr: true }, 'psnr');
+        c.psnrDb = q.stats.psnrDb ?? null;
+        console.log(JSON.stringify({ name: c.name, psnrDb: c.psnrDb }));
         const th = await throttledRun(dir, n, seconds);
         if (th) {
           results.push(th);

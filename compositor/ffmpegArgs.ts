@@ -66,8 +66,10 @@ export interface EncoderSettings {
    * dies loses the fragment it was making, so this bounds what is lost (see WorkerRecording).
    */
   fragmentMs: number;
-  /** Keyframe interval (a keyframe costs bits; fragments need not start with one). */
+  /** Keyframe interval. */
   keyframeMs: number;
+  /** Have x264 measure its output's PSNR against its input (the benchmark's psnrDb; costs CPU). */
+  psnr?: boolean;
 }
 
 /**
@@ -110,7 +112,8 @@ function x264Video(s: EncoderSettings, aud: boolean): string[] {
  * from its first picture (an IDR) with the same parameter sets.
  */
 export function epochEncoderArgs(inputs: RawVideoFormat[], graph: string, output: string, s: EncoderSettings): string[] {
-  const args = [...COMMON, ...STATS];
+  // x264's PSNR summary is logged at `info`, when it is asked for.
+  const args = s.psnr ? ['-hide_banner', '-nostats', '-loglevel', 'info', '-flags', '+psnr', ...STATS] : [...COMMON, ...STATS];
   inputs.forEach((fmt, i) => args.push(...rawVideoInput(fmt, `pipe:${3 + i}`, 64)));
   args.push('-filter_complex', graph, '-map', output, '-vsync', 'passthrough', ...x264Video(s, true), '-f', 'h264', 'pipe:1');
   return args;

@@ -22,6 +22,8 @@ interface Events {
   /** One encoded picture (an H.264 access unit): the k-th answers the k-th tick written. */
   frame: [Buffer, boolean];
   progress: [FfmpegProgress];
+  /** x264's PSNR of the whole epoch against the canvas it was given (only with settings.psnr). */
+  psnr: [number];
   exit: [FfmpegExit];
 }
 
@@ -88,6 +90,10 @@ export class EpochEncoder extends EventEmitter<Events> {
       if (last) this.#emit([last]);
     });
     this.proc.on('progress', (p) => this.emit('progress', p));
+    this.proc.on('line', (line) => {
+      const m = /PSNR Mean .*Global:([\d.]+)/.exec(line);
+      if (m) this.emit('psnr', Number(m[1]));
+    });
     this.proc.on('exit', (e) => {
       this.#cleanup();
       this.emit('exit', e);

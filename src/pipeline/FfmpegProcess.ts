@@ -33,6 +33,8 @@ export interface FfmpegProcessOptions {
 interface Events {
   ready: [];
   progress: [FfmpegProgress];
+  /** Every other stderr line (for the few summaries worth reading, e.g. x264's PSNR). */
+  line: [string];
   exit: [FfmpegExit];
 }
 
@@ -83,8 +85,9 @@ export class FfmpegProcess extends EventEmitter<Events> {
         if (p) {
           this.#markReady();
           this.emit('progress', p);
-        } else if (/^Press \[q\]|^Output #0/.test(line)) {
-          this.#markReady();
+        } else {
+          if (/^Press \[q\]|^Output #0/.test(line)) this.#markReady();
+          this.emit('line', line);
         }
       }
     });

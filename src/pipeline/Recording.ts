@@ -65,6 +65,8 @@ export interface RecordingStats {
   framesShed: number;
   /** Cores the recording's process tree used over the last seconds (measured by its worker). */
   cores: number;
+  /** x264's PSNR of the last finished epoch (dB; only with TESSERA_X264_PSNR). */
+  psnrDb?: number;
 }
 
 interface Encoded {
@@ -95,6 +97,11 @@ interface Epoch {
   /** performance.now() of its last output (or of its start): how a hang is told from slowness. */
   lastOutputAt: number;
   startedAt: number;
+  /**
+   * Ticks fed before its first picture came out: its encoder's own delay (x264's lookahead and
+   * frame threads, the pipes). Owing that many is normal; owing more is falling behind.
+   */
+  depth: number;
 }
 
 interface Events {
@@ -293,6 +300,7 @@ export class Recording extends EventEmitter<Events> {
       x264Params: config.x264Params,
       fragmentMs: config.fragmentMs,
       keyframeMs: config.keyframeMs,
+      psnr: config.x264Psnr,
     };
   }
 
@@ -555,7 +563,7 @@ export class Recording extends EventEmitter<Events> {
       settings: this.#encoderSettings(),
       logger: this.#log.child({ proc: 'epoch' }),
     });
-    const epoch: Epoch = { comp, feedFrom: this.#pacer.ticks, feedUntil: Infinity, ownFrom: Infinity, ownUntil: Infinity, dead: false, fed: [], lastOutputAt: 0, startedAt: 0 };
+    const epoch: Epoch = { comp, feedFrom: this.#pacer.ticks, feedUntil: Infinity, ownFrom: Infinity, ownUntil: Infinity, dead: false, fed: [], lastOutputAt: 0, startedAt: 0, depth: 0 };
     epoch.lastOutputAt = epoch.startedAt = performance.now();
     const live = this.#owner(this.#pacer.ticks);
     if (!live || live.dead) {
@@ -570,6 +578,7 @@ export class Recording extends EventEmitter<Events> {
     comp.on('progress', (p) => {
       if (p.speed !== undefined && this.#owner(this.#encNext) === epoch) this.stats.encoderSpeed = p.speed;
     });
+    comp.on('psnr', (db) => (this.stats.psnrDb = db));
     comp.on('exit', (exit) => this.#onCompositorExit(epoch, exit));
   }
 
@@ -578,6 +587,7 @@ export class Recording extends EventEmitter<Events> {
   }
 
   #onEncoded(epoch: Epoch, au: Buffer, key: boolean): void {
+    if (epoch.lastOutputAt === epoch.startedAt) epoch.depth = epoch.fed.length;
     const tick = epoch.fed.shift() ?? -1;
     epoch.lastOutputAt = performance.now();
     if (epoch.ownFrom === Infinity && !epoch.dead) {
@@ -674,7 +684,7 @@ export class Recording extends EventEmitter<Events> {
     if (this.#closed) return;
     // An epoch that has not put out its first picture yet is starting, not short of CPU.
     const starting = owner && !owner.dead && owner.lastOutputAt === owner.startedAt;
-    const behind = starting ? 0 : lag;
+    const behind = starting || !owner ? 0 : Math.max(0, lag - owner.depth);
     const change = this.#strides.update(behind, performance.now());
     if (change) this.#log.warn({ behindFrames: Math.round(behind), distinctFps: this.#strides.distinctFps }, change === 'up' ? 'behind real time: fewer distinct pictures' : 'caught up: more distinct pictures');
     this.stats.distinctFps = this.#strides.distinctFps;

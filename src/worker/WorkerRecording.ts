@@ -515,6 +515,7 @@ function sumStats(a: RecordingStats, b: RecordingStats): RecordingStats {
     distinctFps: b.distinctFps || a.distinctFps,
     framesShed: a.framesShed + b.framesShed,
     cores: b.cores || a.cores,
+    ...(b.psnrDb ?? a.psnrDb) !== undefined ? { psnrDb: b.psnrDb ?? a.psnrDb } : {},
   };
 }
 

@@ -14,6 +14,8 @@ export const DEBIAN_FFMPEG = '/usr/bin/ffmpeg';
 
 export interface Probe {
   videoFrames: number;
+  /** The video's nominal frame rate (its time base: one tick per frame). */
+  frameRate: number;
   videoDuration: number;
   audioDuration: number;
   formatDuration: number;
@@ -25,12 +27,13 @@ export interface Probe {
 }
 
 export function probe(file: string): Probe {
-  const out = execFileSync(FFPROBE, ['-v', 'error', '-count_frames', '-show_entries', 'stream=codec_type,codec_name,nb_read_frames,duration,width,height,pix_fmt:format=duration', '-of', 'json', file], { encoding: 'utf8' });
+  const out = execFileSync(FFPROBE, ['-v', 'error', '-count_frames', '-show_entries', 'stream=codec_type,codec_name,nb_read_frames,duration,width,height,pix_fmt,r_frame_rate:format=duration', '-of', 'json', file], { encoding: 'utf8' });
   const j = JSON.parse(out) as { streams: Record<string, string | number>[]; format: { duration: string } };
   const v = j.streams.find((s) => s.codec_type === 'video')!;
   const a = j.streams.find((s) => s.codec_type === 'audio');
   return {
     videoFrames: Number(v.nb_read_frames),
+    frameRate: String(v.r_frame_rate).split('/').map(Number).reduce((n, d) => n / d),
     videoDuration: Number(v.duration),
     audioDuration: Number(a?.duration ?? 0),
     formatDuration: Number(j.format.duration),
@@ -55,15 +58,19 @@ export function frameAt(file: string, t: number): { w: number; h: number; rgb: B
   return { w: p.width, h: p.height, rgb };
 }
 
-/** Decodes all frames once (small RGB copies) so many samples cost one decode. */
+/**
+ * Decodes all frames once (small RGB copies) so many samples cost one decode: one frame per
+ * tick of the nominal frame rate, as a player shows them (a picture held for several ticks —
+ * shed for lack of CPU, or a freeze — appears that many times), so frame k is at k / fps.
+ */
 export function allFrames(file: string, scale = 4): { w: number; h: number; fps: number; frames: Buffer[] } {
   const p = probe(file);
   const w = p.width / scale, h = p.height / scale;
-  const raw = execFileSync(ANALYSIS_FFMPEG, ['-v', 'error', '-i', file, '-vf', `scale=${w}:${h}:flags=area`, '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], { maxBuffer: 1 << 30 });
+  const raw = execFileSync(ANALYSIS_FFMPEG, ['-v', 'error', '-i', file, '-vf', `fps=${p.frameRate},scale=${w}:${h}:flags=area`, '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], { maxBuffer: 1 << 30 });
   const size = w * h * 3;
   const frames: Buffer[] = [];
   for (let o = 0; o + size <= raw.length; o += size) frames.push(raw.subarray(o, o + size));
-  return { w, h, fps: p.videoFrames / p.videoDuration, frames };
+  return { w, h, fps: p.frameRate, frames };
 }
 
 /** Mean RGB of the centre half of a rectangle (away from labels, margins and the moving patch). */
