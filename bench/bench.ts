@@ -8,7 +8,9 @@
  * - tessera: the real pipeline fed by synthetic participants in real time: this process plays
  *   the server (it forwards encoded media to the recording's worker process and writes the
  *   worker's MP4 to the file sink); the worker runs decoders, pacer, compositor and encoder.
- *   serverCoresPerRecording is this process alone; coresPerRecording the whole tree.
+ *   coresPerRecording is the whole tree; serverCoresPerRecording this process alone, less what
+ *   the synthetic participants themselves cost it (measured alone, side by side: in a real
+ *   server that is the SFU receiving their RTP, which it does whether or not anyone records).
  * - two recordings of the same size at once in one server (`recordings: 2`), per recording.
  * - throttled: one recording with churn, the whole tree (`npm run demo`) in a cgroup v1 CPU
  *   quota of 0.45 cores (a Kubernetes CPU limit); needs a writable cgroup (root).
@@ -26,7 +28,8 @@ import { loadConfig } from '../src/config';
 import { logger } from '../src/logger';
 import { resolveFfmpegPath } from '../src/pipeline/ffmpegPath';
 import { runSyntheticSession, participantName } from '../src/media/syntheticSession';
-import { participantStyle } from '../src/media/SyntheticClip';
+import { makeSyntheticClip, participantStyle } from '../src/media/SyntheticClip';
+import { SyntheticSource } from '../src/media/SyntheticSource';
 import { FfmpegProcess } from '../src/pipeline/FfmpegProcess';
 import { buildFilterGraph } from '../compositor/filterGraph';
 import { encoderArgs } from '../compositor/ffmpegArgs';
@@ -48,10 +51,14 @@ function treeCpuSeconds(): number {
  * process's resident pages, so the shared libraries of N FFmpeg children count N times) and PSS
  * (shared pages divided among the processes sharing them: what the tree really occupies).
  */
+/** CPU seconds this process spent sampling memory (not the server's work: subtracted from it). */
+let samplerCpuSeconds = 0;
+
 function rssSampler(): { stop: () => number; stopPss: () => number } {
   const base = process.memoryUsage().rss;
   let peak = 0, peakPss = 0;
   const sample = () => {
+    const u0 = process.cpuUsage();
     let total = Math.max(0, process.memoryUsage().rss - base);
     let pss = total;
     for (const pid of descendants(process.pid)) {
@@ -64,6 +71,8 @@ function rssSampler(): { stop: () => number; stopPss: () => number } {
     }
     peak = Math.max(peak, total);
     peakPss = Math.max(peakPss, pss);
+    const u = process.cpuUsage(u0);
+    samplerCpuSeconds += (u.user + u.system) / 1e6;
   };
   const t = setInterval(sample, 500);
   let stopped = false;
@@ -118,10 +127,10 @@ async function floorRun(ffmpeg: string, dir: string, n: number, seconds: number,
   return { cores: (treeCpuSeconds() - cpu0) / wall, rssMB: mem };
 }
 
-/** CPU seconds of this process alone (the server's share). */
+/** CPU seconds of this process alone (the server's share), less the benchmark's own sampling. */
 function ownCpuSeconds(): number {
   const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6;
+  return (u.user + u.system) / 1e6 - samplerCpuSeconds;
 }
 
 async function tesseraRun(ffmpeg: string, dir: string, n: number, seconds: number, config: ReturnType<typeof loadConfig>, name = 'tessera') {
@@ -194,6 +203,20 @@ async function throttledRun(dir: string, n: number, seconds: number) {
   }
 }
 
+/** Cores this process spends on N synthetic participants alone (no recording), over `seconds`. */
+async function participantsOnlyCores(ffmpeg: string, n: number, seconds: number): Promise<number> {
+  const clips = await Promise.all(Array.from({ length: n }, (_, k) => makeSyntheticClip(ffmpeg, { index: k + 1 }, logger)));
+  const sources = clips.map((clip, k) => new SyntheticSource({ id: `p${k + 1}`, name: participantName(k + 1), clip }).start());
+  // Listened to, as a recording would (an EventEmitter with no listener does less).
+  for (const src of sources) (src.on('video', () => undefined), src.on('audio', () => undefined));
+  await new Promise((r) => setTimeout(r, 1000));
+  const c0 = ownCpuSeconds(), t0 = performance.now();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const cores = (ownCpuSeconds() - c0) / ((performance.now() - t0) / 1000);
+  for (const src of sources) src.close();
+  return cores;
+}
+
 async function main() {
   const a = parseArgs(process.argv.slice(2), { json: 'string', seconds: 'number', cases: 'string' });
   const seconds = Number(a.seconds ?? 20);
@@ -205,6 +228,7 @@ async function main() {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-bench-'));
     try {
       const floor = await floorRun(ffmpeg, dir, n, seconds, config);
+      const participantsCores = await participantsOnlyCores(ffmpeg, n, 8);
       const t = await tesseraRun(ffmpeg, dir, n, seconds, config);
       const c = {
         name: `grid-${n}-${config.video.width}x${config.video.height}@${config.video.fps}`,
@@ -212,7 +236,7 @@ async function main() {
         coresPerRecording: round(t.cores), floorCoresPerRecording: round(floor.cores), ratioToFloor: round(t.cores / floor.cores),
         realtimeFactor: round(t.realtimeFactor), framesDropped: t.stats.framesDropped, framesDuplicated: t.stats.framesDuplicated,
         rssMBPerRecording: Math.round(t.rssMB), pssMBPerRecording: Math.round(t.pssMB), floorRssMB: Math.round(floor.rssMB), startLatencyMs: Math.round(t.startLatencyMs), timeToAvailableMs: Math.round(t.timeToAvailableMs),
-        avOffsetMs: Math.round(t.avOffsetMs), serverCoresPerRecording: round(t.serverCores), psnrDb: null as number | null, status: t.info.status,
+        avOffsetMs: Math.round(t.avOffsetMs), serverCoresPerRecording: round(Math.max(0, t.serverCores - participantsCores)), serverCoresWithParticipants: round(t.serverCores), psnrDb: null as number | null, status: t.info.status,
       };
       results.push(c);
       console.log(JSON.stringify(c));
@@ -230,7 +254,7 @@ async function main() {
           // Both recordings run in this one process tree: its peak over two.
           rssMBPerRecording: Math.round(Math.max(...both.map((b) => b.rssMB)) / 2), pssMBPerRecording: Math.round(Math.max(...both.map((b) => b.pssMB)) / 2), startLatencyMs: Math.round(Math.max(...both.map((b) => b.startLatencyMs))),
           timeToAvailableMs: Math.round(Math.max(...both.map((b) => b.timeToAvailableMs))), avOffsetMs: Math.round(both.map((b) => b.avOffsetMs).reduce((w, x) => (Math.abs(x) > Math.abs(w) ? x : w), 0)),
-          serverCoresPerRecording: round((ownCpuSeconds() - own0) / wall / 2), status: both.every((b) => b.info.status === 'available') ? 'available' : both.map((b) => b.info.status).join(','),
+          serverCoresPerRecording: round(Math.max(0, (ownCpuSeconds() - own0) / wall - 2 * participantsCores) / 2), status: both.every((b) => b.info.status === 'available') ? 'available' : both.map((b) => b.info.status).join(','),
         };
         results.push(two);
         console.log(JSON.stringify(two));

@@ -113,9 +113,9 @@ function x264Video(s: EncoderSettings, aud: boolean): string[] {
  */
 export function epochEncoderArgs(inputs: RawVideoFormat[], graph: string, output: string, s: EncoderSettings): string[] {
   // x264's PSNR summary is logged at `info`, when it is asked for.
-  const args = s.psnr ? ['-hide_banner', '-nostats', '-loglevel', 'info', '-flags', '+psnr', ...STATS] : [...COMMON, ...STATS];
+  const args = s.psnr ? ['-hide_banner', '-nostats', '-loglevel', 'info', ...STATS] : [...COMMON, ...STATS];
   inputs.forEach((fmt, i) => args.push(...rawVideoInput(fmt, `pipe:${3 + i}`, 64)));
-  args.push('-filter_complex', graph, '-map', output, '-vsync', 'passthrough', ...x264Video(s, true), '-f', 'h264', 'pipe:1');
+  args.push('-filter_complex', graph, '-map', output, '-vsync', 'passthrough', ...x264Video(s, true), ...(s.psnr ? ['-flags', '+psnr'] : []), '-f', 'h264', 'pipe:1');
   return args;
 }
 

@@ -104,7 +104,7 @@ export const DEFAULTS: Config = {
   maxRecordings: 4,
   cpuBudget: null,
   cpuUsable: 0.8,
-  recordingCores: { base: 0.45, perSource: 0.08 },
+  recordingCores: { base: 0.35, perSource: 0.05 },
   apiToken: null,
   video: { width: 1280, height: 720, fps: 30, bitrate: 2_500_000 },
   x264Preset: 'superfast',

@@ -91,7 +91,8 @@ export class EpochEncoder extends EventEmitter<Events> {
     });
     this.proc.on('progress', (p) => this.emit('progress', p));
     this.proc.on('line', (line) => {
-      const m = /PSNR Mean .*Global:([\d.]+)/.exec(line);
+      // The whole stream's line ("[libx264 @ …] PSNR Mean … Global:…"), not a frame type's.
+      const m = /\] PSNR Mean .*Global:([\d.]+)/.exec(line);
       if (m) this.emit('psnr', Number(m[1]));
     });
     this.proc.on('exit', (e) => {

@@ -5,7 +5,7 @@ import { EpochEncoder, type EpochTile } from './EpochEncoder';
 import { AudioEncoder } from './AudioEncoder';
 import { VideoDecoder } from './VideoDecoder';
 import { AudioDecoder } from './AudioDecoder';
-import { Mixer } from './audio';
+import { AUDIO_PREBUFFER_MS, Mixer } from './audio';
 import { renderNameCard, solidFrame, PLACEHOLDER_COLOUR } from './placeholder';
 import { computeLayout, type Layout } from '../../compositor/layout';
 import { SpeakerDetector } from './SpeakerDetector';
@@ -315,10 +315,12 @@ export class Recording extends EventEmitter<Events> {
     if (this.#closed) return;
     const enc = new AudioEncoder({ ffmpegPath, audioBitrate: config.audioBitrate, drainMs: config.stopTimeoutMs, logger: this.#log.child({ proc: 'aenc' }) });
     this.#audioEnc = enc;
-    // Audio block b of this worker starts at sample (blockBase + b) × 960 of the recording.
-    const audioBase = Math.round((this.#tickBase * 48000) / this.#fps);
+    // Audio block b of this worker starts at sample (blockBase + b) × 960 of the recording,
+    // less the jitter buffers' prebuffer: the audio mixed at a tick was heard that much earlier
+    // (measured without it: audio 55-60 ms late against the picture).
+    const audioBase = Math.round((this.#tickBase * 48000) / this.#fps) - (AUDIO_PREBUFFER_MS * 48000) / 1000;
     enc.on('packet', (frame, pos) => {
-      this.#o.out.audio(audioBase + pos, frame);
+      if (audioBase + pos >= 0) this.#o.out.audio(audioBase + pos, frame);
     });
     enc.on('exit', (exit) => {
       if (exit.kind !== 'stopped') {

@@ -5,6 +5,12 @@
 export const SAMPLE_RATE = 48000;
 export const BLOCK_SAMPLES = 960;
 export const BLOCK_BYTES = BLOCK_SAMPLES * 2;
+/**
+ * Audio a source's jitter buffer holds before it plays: every mixed block is that much older
+ * than the tick it is mixed at, while a tile shows its newest decoded frame. The recording
+ * stamps its audio this much earlier (Recording) so the two line up in the file.
+ */
+export const AUDIO_PREBUFFER_MS = 60;
 
 /**
  * Decoded PCM of one source waiting to be mixed. It starts (and restarts after running dry)
@@ -25,7 +31,7 @@ export class PcmJitterBuffer {
   underruns = 0;
   #overTarget = 0;
 
-  constructor(prebufferMs = 60, maxMs = 400, targetMs = 100, private readonly settleBlocks = 25) {
+  constructor(prebufferMs = AUDIO_PREBUFFER_MS, maxMs = 400, targetMs = 100, private readonly settleBlocks = 25) {
     this.prebufferBytes = Math.round((prebufferMs * SAMPLE_RATE) / 1000) * 2;
     this.targetBytes = Math.round((targetMs * SAMPLE_RATE) / 1000) * 2;
     this.maxBytes = Math.round((maxMs * SAMPLE_RATE) / 1000) * 2;

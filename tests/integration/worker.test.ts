@@ -120,7 +120,7 @@ test('S3: a worker SIGKILLed mid-recording is replaced and continues the same mu
 });
 
 test('admission: a recording that does not fit the CPU budget is refused at start with REC_ERR_CAPACITY; the running one goes on', async () => {
-  // 1 core × 0.8 usable; a four-source recording costs 0.45 + 4 × 0.08 = 0.77: one fits, two do not.
+  // 1 core × 0.8 usable; a four-source recording costs 0.35 + 4 × 0.05 = 0.55: one fits, two do not.
   const config = loadConfig({ FFMPEG_PATH: DEBIAN_FFMPEG, TESSERA_X264_PRESET: 'ultrafast', CPU_BUDGET: '1', RECORDINGS_DIR: path.join(dir, 'adm') });
   const { FileStorage } = await import('../../src/storage/FileStorage');
   const storage = new FileStorage(config.recordingsDir);
@@ -136,7 +136,7 @@ test('admission: a recording that does not fit the CPU budget is refused at star
     } catch (err) {
       refused = err;
     }
-    expect(refused).toMatchObject({ code: 'REC_ERR_CAPACITY', http: 503, message: expect.stringMatching(/costs about 0\.77 cores/) });
+    expect(refused).toMatchObject({ code: 'REC_ERR_CAPACITY', http: 503, message: expect.stringMatching(/costs about 0\.55 cores/) });
     expect(recorder.activeFor('room-b')).toBeUndefined();
     await new Promise((r) => setTimeout(r, 2500));
     const info = await first.stop();

@@ -98,16 +98,17 @@ describe('MP4 muxer (the server side of a recording)', () => {
 });
 
 describe('admission', () => {
-  const model = { base: 0.45, perSource: 0.08 };
+  const model = { base: 0.35, perSource: 0.05 };
   test('admits what fits in the usable share of the budget, refuses the rest', () => {
-    expect(recordingCost(model, 4)).toBeCloseTo(0.77);
+    expect(recordingCost(model, 4)).toBeCloseTo(0.55);
     // 2 cores × 0.8 = 1.6: two four-person recordings fit, a third does not.
     expect(admit({ budgetCores: 2, usable: 0.8, model, active: [4], wanted: 4 }).ok).toBe(true);
     const third = admit({ budgetCores: 2, usable: 0.8, model, active: [4, 4], wanted: 4 });
     expect(third.ok).toBe(false);
-    expect(third.free).toBeCloseTo(0.06);
-    // Nine people cost more than four.
-    expect(admit({ budgetCores: 2, usable: 0.8, model, active: [4], wanted: 9 }).ok).toBe(false);
+    expect(third.free).toBeCloseTo(0.5);
+    // Nine people cost more than four: next to two small ones, a nine-person one does not fit.
+    expect(admit({ budgetCores: 2, usable: 0.8, model, active: [2, 2], wanted: 4 }).ok).toBe(true);
+    expect(admit({ budgetCores: 2, usable: 0.8, model, active: [2, 2], wanted: 9 }).ok).toBe(false);
   });
 
   test('the first recording is always admitted (a budget too small is a configuration error, not a 503)', () => {
