@@ -31,11 +31,12 @@ import { runSyntheticSession, participantName } from '../src/media/syntheticSess
 import { makeSyntheticClip, participantStyle } from '../src/media/SyntheticClip';
 import { SyntheticSource } from '../src/media/SyntheticSource';
 import { FfmpegProcess } from '../src/pipeline/FfmpegProcess';
+import { WorkerPool } from '../src/worker/WorkerPool';
 import { buildFilterGraph } from '../compositor/filterGraph';
 import { encoderArgs } from '../compositor/ffmpegArgs';
 import { computeLayout } from '../compositor/layout';
 import { loadPresets } from '../compositor/presets';
-import { avOffsetMs, markerRect } from '../tests/helpers/media';
+import { allFrames, avOffsetMs, markerRect } from '../tests/helpers/media';
 
 const TICK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
@@ -54,14 +55,16 @@ function treeCpuSeconds(): number {
 /** CPU seconds this process spent sampling memory (not the server's work: subtracted from it). */
 let samplerCpuSeconds = 0;
 
-function rssSampler(): { stop: () => number; stopPss: () => number } {
+function rssSampler(exclude: () => number[] = () => []): { stop: () => number; stopPss: () => number } {
   const base = process.memoryUsage().rss;
   let peak = 0, peakPss = 0;
   const sample = () => {
     const u0 = process.cpuUsage();
     let total = Math.max(0, process.memoryUsage().rss - base);
     let pss = total;
+    const skip = new Set(exclude());
     for (const pid of descendants(process.pid)) {
+      if (skip.has(pid)) continue;
       try {
         const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
         if (m) total += Number(m[1]) * 1024;
@@ -127,17 +130,45 @@ async function floorRun(ffmpeg: string, dir: string, n: number, seconds: number,
   return { cores: (treeCpuSeconds() - cpu0) / wall, rssMB: mem };
 }
 
+/**
+ * Share of the output's frames (as a player shows them, at the nominal rate) that repeat the one
+ * before: a picture held because nothing new was composed in time. The synthetic participants'
+ * grey patches move every frame, so any repeat is the recorder's.
+ */
+function repeatedShare(file: string): number {
+  const { frames } = allFrames(file, 8);
+  let repeats = 0;
+  for (let k = 1; k < frames.length; k++) if (frames[k].equals(frames[k - 1])) repeats++;
+  return frames.length > 1 ? repeats / (frames.length - 1) : 0;
+}
+
 /** CPU seconds of this process alone (the server's share), less the benchmark's own sampling. */
 function ownCpuSeconds(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6 - samplerCpuSeconds;
 }
 
+/**
+ * The benchmark's recordings share one pool of workers, as a server's do: one warm spare waits
+ * (its memory is the server's, once, not a recording's: it is left out of the recording's figures
+ * and reported as spareWorkerMB).
+ */
+const pool = new WorkerPool({ logger });
+
+/** PSS (MB) of the warm spare worker(s) now. */
+function spareWorkerMB(): number {
+  let pss = 0;
+  for (const pid of pool.sparePids) {
+    try { pss += Number(/^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0) * 1024; } catch { /* gone */ }
+  }
+  return Math.round(pss / 1e6);
+}
+
 async function tesseraRun(ffmpeg: string, dir: string, n: number, seconds: number, config: ReturnType<typeof loadConfig>, name = 'tessera') {
-  const rss = rssSampler();
+  const rss = rssSampler(() => pool.sparePids);
   let cpuStart = 0, ownStart = 0, tStart = 0, startCall = 0, recordingAt = 0, stopCall = 0, availableAt = 0;
   const r = await runSyntheticSession({
-    participants: n, seconds, out: path.join(dir, `${name}.mp4`), config, ffmpegPath: ffmpeg, logger,
+    participants: n, seconds, out: path.join(dir, `${name}.mp4`), config, ffmpegPath: ffmpeg, logger, pool,
     events: [{ at: 0, action: (c) => {
       cpuStart = treeCpuSeconds(); ownStart = ownCpuSeconds(); tStart = performance.now();
       c.recording.on('state', (info) => {
@@ -165,6 +196,7 @@ async function tesseraRun(ffmpeg: string, dir: string, n: number, seconds: numbe
     startLatencyMs: recordingAt - startCall,
     timeToAvailableMs: availableAt - stopCall,
     avOffsetMs: worst,
+    repeatedShare: repeatedShare(file),
   };
 }
 
@@ -235,8 +267,8 @@ async function main() {
         participants: n, width: config.video.width, height: config.video.height, fps: config.video.fps, recordings: 1,
         coresPerRecording: round(t.cores), floorCoresPerRecording: round(floor.cores), ratioToFloor: round(t.cores / floor.cores),
         realtimeFactor: round(t.realtimeFactor), framesDropped: t.stats.framesDropped, framesDuplicated: t.stats.framesDuplicated,
-        rssMBPerRecording: Math.round(t.rssMB), pssMBPerRecording: Math.round(t.pssMB), floorRssMB: Math.round(floor.rssMB), startLatencyMs: Math.round(t.startLatencyMs), timeToAvailableMs: Math.round(t.timeToAvailableMs),
-        avOffsetMs: Math.round(t.avOffsetMs), serverCoresPerRecording: round(Math.max(0, t.serverCores - participantsCores)), serverCoresWithParticipants: round(t.serverCores), psnrDb: null as number | null, status: t.info.status,
+        rssMBPerRecording: Math.round(t.rssMB), pssMBPerRecording: Math.round(t.pssMB), spareWorkerMB: spareWorkerMB(), floorRssMB: Math.round(floor.rssMB), startLatencyMs: Math.round(t.startLatencyMs), timeToAvailableMs: Math.round(t.timeToAvailableMs),
+        avOffsetMs: Math.round(t.avOffsetMs), repeatedShare: round(t.repeatedShare), serverCoresPerRecording: round(Math.max(0, t.serverCores - participantsCores)), serverCoresWithParticipants: round(t.serverCores), psnrDb: null as number | null, status: t.info.status,
       };
       results.push(c);
       console.log(JSON.stringify(c));
@@ -250,7 +282,7 @@ async function main() {
           coresPerRecording: round((treeCpuSeconds() - cpu0) / wall / 2), floorCoresPerRecording: round(floor.cores), ratioToFloor: round((treeCpuSeconds() - cpu0) / wall / 2 / floor.cores),
           realtimeFactor: round(Math.min(...both.map((b) => b.realtimeFactor))),
           framesDropped: both.reduce((s, b) => s + b.stats.framesDropped, 0), framesDuplicated: both.reduce((s, b) => s + b.stats.framesDuplicated, 0),
-          repeatedShare: round(Math.max(...both.map((b) => b.stats.framesDuplicated / Math.max(1, b.frames)))),
+          repeatedShare: round(Math.max(...both.map((b) => b.repeatedShare))),
           // Both recordings run in this one process tree: its peak over two.
           rssMBPerRecording: Math.round(Math.max(...both.map((b) => b.rssMB)) / 2), pssMBPerRecording: Math.round(Math.max(...both.map((b) => b.pssMB)) / 2), startLatencyMs: Math.round(Math.max(...both.map((b) => b.startLatencyMs))),
           timeToAvailableMs: Math.round(Math.max(...both.map((b) => b.timeToAvailableMs))), avOffsetMs: Math.round(both.map((b) => b.avOffsetMs).reduce((w, x) => (Math.abs(x) > Math.abs(w) ? x : w), 0)),
@@ -273,6 +305,7 @@ async function main() {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }
+  pool.close();
   const out = { machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, ffmpeg, preset: config.x264Preset, loadavg: os.loadavg() }, cases: results };
   if (a.json) fs.writeFileSync(String(a.json), JSON.stringify(out, null, 2) + '\n');
 }

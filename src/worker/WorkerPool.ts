@@ -106,6 +106,11 @@ export class WorkerPool {
     this.#size = opts.spares ?? 1;
   }
 
+  /** Process ids of the spares waiting now (for the benchmark's memory accounting). */
+  get sparePids(): number[] {
+    return this.#spares.map((w) => w.pid).filter((p): p is number => p !== undefined);
+  }
+
   /** Start the spares now instead of at the first take(). */
   warm(): void {
     this.#fill();
