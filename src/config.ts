@@ -1,6 +1,6 @@
 /**
  * Configuration: one defaults object, env overrides, every bad value reported at once, the
- * result frozen. Names of the public variables are fixed by CONTRACT.md; the TESSERA_* ones are
+ * result frozen. Names of the public variables are public (README "Configuration"); the TESSERA_* ones are
  * tuning knobs with safe defaults.
  */
 export interface Config {

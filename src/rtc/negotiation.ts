@@ -111,7 +111,7 @@ export function peerConfig(config: Pick<Config, 'publicIp' | 'rtcMinPort' | 'rtc
 }
 
 // ---------------------------------------------------------------------------------------------
-// Signalling messages (the shape is ours: CONTRACT.md leaves `signal` free)
+// Signalling messages (the shape is ours: the public interface leaves `signal` free)
 
 export type TrackPurpose = 'camera' | 'mic' | 'screen';
 

@@ -1,5 +1,5 @@
 /**
- * Tuning of the media server. These are not public variables (CONTRACT.md fixes those); they are
+ * Tuning of the media server. These are not public variables (the README's configuration table fixes those); they are
  * the limits and timeouts of the WebRTC edge, in one place, overridable per Room for tests.
  */
 export interface RtcOptions {

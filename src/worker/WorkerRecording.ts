@@ -94,6 +94,9 @@ export class WorkerRecording extends EventEmitter<Events> {
   #resolveDone!: (i: RecordingInfo) => void;
   #closed = false;
   #aborting: Promise<unknown> = Promise.resolve();
+  /** When the worker last sent a picture: a worker alive but silent this long is hung. */
+  #lastPictureAt = 0;
+  #watchdog: NodeJS.Timeout | null = null;
 
   constructor(opts: WorkerRecordingOptions) {
     super();
@@ -199,8 +202,9 @@ export class WorkerRecording extends EventEmitter<Events> {
   }
 
   /** Test and operator hooks: kill a pipeline child (in the worker), or the worker itself. */
-  debugKill(what: 'compositor' | 'encoder' | 'worker' | 'hang-compositor' | { decoder: string }): void {
+  debugKill(what: 'compositor' | 'encoder' | 'worker' | 'hang-worker' | 'hang-compositor' | { decoder: string }): void {
     if (what === 'worker') this.#worker?.kill('SIGKILL');
+    else if (what === 'hang-worker') this.#worker?.kill('SIGSTOP');
     else this.#worker?.send(ToWorker.Debug, { what });
   }
 
@@ -250,6 +254,8 @@ export class WorkerRecording extends EventEmitter<Events> {
     }
     this.#worker = w;
     this.#lastWorker = w;
+    this.#lastPictureAt = Date.now();
+    this.#watchWorker(w);
     this.#statsNow = { ...ZERO_STATS };
     w.on('message', (m) => this.#onMessage(w, m));
     w.once('exit', (e) => this.#onExit(w, e));
@@ -266,6 +272,24 @@ export class WorkerRecording extends EventEmitter<Events> {
     };
     w.send(ToWorker.Init, init);
     this.#log.info({ pid: w.pid, resume: resume ? { tickBase: resume.tickBase } : undefined }, 'worker started');
+  }
+
+  /**
+   * A worker that is alive but sends no picture for 3 × the stall timeout is hung (stopped,
+   * deadlocked, swapping): kill it, and the usual replacement continues the recording. A worker
+   * short of CPU still sends pictures (fewer of them), so it is not mistaken for a hung one.
+   */
+  #watchWorker(w: WorkerHandle): void {
+    if (this.#watchdog) clearInterval(this.#watchdog);
+    const limit = this.#o.config.stallTimeoutMs * 3;
+    this.#watchdog = setInterval(() => {
+      if (w !== this.#worker || w.exited) return;
+      if (this.#status === 'recording' && Date.now() - this.#lastPictureAt > limit) {
+        this.#log.warn({ pid: w.pid, silentMs: Date.now() - this.#lastPictureAt }, 'worker sends nothing; replacing it');
+        this.#workerError = { code: 'REC_ERR_WORKER_DIED', message: `worker hung (no picture for ${Math.round((Date.now() - this.#lastPictureAt) / 1000)} s)` };
+        w.kill('SIGKILL');
+      }
+    }, 1000);
   }
 
   #sourceMessage(tap: Tap): SourceMessage {
@@ -295,6 +319,7 @@ export class WorkerRecording extends EventEmitter<Events> {
         return;
       }
       case FromWorker.Video:
+        this.#lastPictureAt = Date.now();
         return this.#muxer.video(m.header.t, m.payload ?? Buffer.alloc(0), m.header.k);
       case FromWorker.Audio:
         return this.#muxer.audio(m.header.p, m.payload ?? Buffer.alloc(0));
@@ -495,6 +520,7 @@ export class WorkerRecording extends EventEmitter<Events> {
   #close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#watchdog) clearInterval(this.#watchdog);
     for (const id of [...this.#taps.keys()]) this.#untap(id);
     // A failed recording is done once what it made is kept (its manifest written).
     void this.#aborting.then(() => {

@@ -1,4 +1,4 @@
-/** `npm run demo` exactly as CONTRACT.md gives it, run as a user would (a child process). */
+/** `npm run demo` exactly as the README gives it, run as a user would (a child process). */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

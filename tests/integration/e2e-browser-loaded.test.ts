@@ -70,8 +70,13 @@ test('four browsers at normal priority on the same two cores: the 720p30 recordi
   for (const p of pages) await p.locator('#recording-indicator').waitFor({ state: 'hidden', timeout: 60_000 });
   const recordedMs = Date.now() - startedAt;
 
-  const list = (await (await fetch(`${server.url}/api/recordings?roomId=${room}`)).json()) as { recordings: RecordingInfo[] };
-  const info = list.recordings[0];
+  // The indicator goes at `stopping`; the recording is final once it is available (or failed).
+  let info: RecordingInfo;
+  for (const t = Date.now(); ; await sleep(250)) {
+    const list = (await (await fetch(`${server.url}/api/recordings?roomId=${room}`)).json()) as { recordings: RecordingInfo[] };
+    info = list.recordings[0];
+    if (info.status === 'available' || info.status === 'failed' || Date.now() - t > 60_000) break;
+  }
   // eslint-disable-next-line no-console
   console.log(`loaded meeting: ${info.status}, ${info.durationMs} ms recorded of ${recordedMs} ms between the clicks`, info.error ?? '');
   expect(info.status).toBe('available');

@@ -83,6 +83,32 @@ test('file: a worker SIGKILLed mid-recording is replaced and continues the same 
   expect(manifest.participants.map((x: { name: string }) => x.name)).toEqual(['Participant 1', 'Participant 2', 'Participant 3']);
 });
 
+test('a hung worker (alive, sending nothing) is replaced after 3 × the stall timeout and the recording goes on', async () => {
+  const out = path.join(dir, 'hung.mp4');
+  const config = loadConfig({ FFMPEG_PATH: DEBIAN_FFMPEG, TESSERA_X264_PRESET: 'ultrafast', TESSERA_STALL_TIMEOUT_MS: '1000' });
+  let hungPid: number | undefined;
+  const r = await runSyntheticSession({
+    participants: 2, seconds: 10, out, config, ffmpegPath: DEBIAN_FFMPEG, logger,
+    events: [{ at: 3, action: (c) => ((hungPid = c.recording.workerPid), c.recording.debugKill('hang-worker')) }],
+  });
+  expect(r.info.status).toBe('available');
+  expect(r.recording.workerRestarts).toBe(1);
+  expect(() => process.kill(hungPid!, 0)).toThrow(); // killed, not left stopped
+  expect(decodeErrors(out)).toBe('');
+  expect(Math.abs(probe(out).videoDuration * 1000 - r.wallMs)).toBeLessThanOrEqual(150);
+  // From the last picture of the hung worker, the new one makes the missed ticks from name cards:
+  // a stretch without the participants as long as the hang went unnoticed (3 s + the 1 s check).
+  const g = longestGap(out, 2);
+  // eslint-disable-next-line no-console
+  console.log(`hung worker: ${g.gapS.toFixed(2)} s without the participants, from ${g.startS.toFixed(2)} s`);
+  expect(g.gapS).toBeGreaterThan(2.5);
+  expect(g.gapS).toBeLessThanOrEqual(5);
+  expect(g.startS).toBeGreaterThan(2); // what the hung worker's encoder held (~0.5 s) is lost with it
+  expect(g.everyoneLastS).toBeGreaterThan(probe(out).videoDuration - 1);
+  const manifest = JSON.parse(fs.readFileSync(out.replace(/\.mp4$/, '.json'), 'utf8'));
+  expect(manifest.interruptions).toEqual([expect.objectContaining({ reason: expect.stringMatching(/worker hung/) })]);
+});
+
 test('S3: a worker SIGKILLed mid-recording is replaced and continues the same multipart upload', async () => {
   const server = new S3TestServer({ buckets: [BUCKET] });
   await server.start();
