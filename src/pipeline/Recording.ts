@@ -199,6 +199,8 @@ export class Recording extends EventEmitter<Events> {
   #goneDropped = 0;
   /** Whole composites repeated because a compositor died or hung, or shed. */
   #compositeRepeats = 0;
+  /** Backlog samples for #lagFloor. */
+  #lagSamples: { at: number; lag: number }[] = [];
   /** Every `stride`-th tick is composed; the others repeat the last composite. */
   #strides: StrideController;
 
@@ -665,6 +667,16 @@ export class Recording extends EventEmitter<Events> {
     if (this.#finalTick >= 0 && this.#encNext >= this.#finalTick) this.#drainResolve?.();
   }
 
+  /** The lowest backlog of the last 10 s (sampled once a second), including `lag` now. */
+  #lagFloor(lag: number): number {
+    const now = performance.now();
+    const last = this.#lagSamples[this.#lagSamples.length - 1];
+    if (!last || now - last.at >= 1000) this.#lagSamples.push({ at: now, lag });
+    else last.lag = Math.min(last.lag, lag);
+    while (this.#lagSamples.length && now - this.#lagSamples[0].at > 10_000) this.#lagSamples.shift();
+    return Math.min(lag, ...this.#lagSamples.map((s) => s.lag));
+  }
+
   /**
    * A compositor that is behind and has returned nothing for stallTimeoutMs is hung: kill it (it
    * gets replaced, its ticks repeat the last composite). One that is behind but still producing
@@ -684,9 +696,12 @@ export class Recording extends EventEmitter<Events> {
       owner.comp.kill();
     }
     if (this.#closed) return;
-    // An epoch that has not put out its first picture yet is starting, not short of CPU.
+    // An epoch that has not put out its first picture yet is starting, not short of CPU. Owing
+    // its encoder's own delay (depth) is normal, and so is a steady backlog: the lowest owed in
+    // the last 10 s is the baseline. Falling behind is owing more and more.
     const starting = owner && !owner.dead && owner.lastOutputAt === owner.startedAt;
-    const behind = starting || !owner ? 0 : Math.max(0, lag - owner.depth);
+    const baseline = Math.max(owner?.depth ?? 0, this.#lagFloor(lag));
+    const behind = starting || !owner ? 0 : Math.max(0, lag - baseline);
     const change = this.#strides.update(behind, performance.now());
     if (change) this.#log.warn({ behindFrames: Math.round(behind), distinctFps: this.#strides.distinctFps }, change === 'up' ? 'behind real time: fewer distinct pictures' : 'caught up: more distinct pictures');
     this.stats.distinctFps = this.#strides.distinctFps;
