@@ -691,7 +691,9 @@ export class Recording extends EventEmitter<Events> {
     const lag = this.#pacer.ticks - this.#encNext;
     const owner = this.#owner(this.#encNext);
     const silentMs = owner ? performance.now() - owner.lastOutputAt : 0;
-    if (owner && !owner.dead && ((lag > stallTicks && silentMs > stallTimeoutMs) || lag > maxBacklog * 2)) {
+    // (A starting epoch is not "far behind": a continuing worker feeds it the ticks it missed at once.)
+    const starting = owner && !owner.dead && owner.lastOutputAt === owner.startedAt;
+    if (owner && !owner.dead && ((lag > stallTicks && silentMs > stallTimeoutMs) || (lag > maxBacklog * 2 && !starting))) {
       this.#log.warn({ lagTicks: lag, silentMs: Math.round(silentMs) }, 'compositor stalled or far behind; replacing it');
       owner.comp.kill();
     }
@@ -699,7 +701,6 @@ export class Recording extends EventEmitter<Events> {
     // An epoch that has not put out its first picture yet is starting, not short of CPU. Owing
     // its encoder's own delay (depth) is normal, and so is a steady backlog: the lowest owed in
     // the last 10 s is the baseline. Falling behind is owing more and more.
-    const starting = owner && !owner.dead && owner.lastOutputAt === owner.startedAt;
     const baseline = Math.max(owner?.depth ?? 0, this.#lagFloor(lag));
     const behind = starting || !owner ? 0 : Math.max(0, lag - baseline);
     const change = this.#strides.update(behind, performance.now());
