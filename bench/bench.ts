@@ -44,51 +44,35 @@ const TICK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).t
 function treeCpuSeconds(): number {
   const fields = fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
   // After "pid (comm) ": state=0 ... utime=11 stime=12 cutime=13 cstime=14
-  return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / TICK;
+  return -samplerCpuSeconds + (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / TICK;
 }
 
-/**
- * Peak memory (MB) of this process's live descendants plus its own growth, sampled: RSS (each
- * process's resident pages, so the shared libraries of N FFmpeg children count N times) and PSS
- * (shared pages divided among the processes sharing them: what the tree really occupies).
- */
-/** CPU seconds this process spent sampling memory (not the server's work: subtracted from it). */
+/** CPU seconds the memory samplers (child processes) used: not the recording's, subtracted from the tree. */
 let samplerCpuSeconds = 0;
 
-function rssSampler(exclude: () => number[] = () => []): { stop: () => number; stopPss: () => number } {
-  const base = process.memoryUsage().rss;
-  let peak = 0, peakPss = 0;
-  const sample = () => {
-    const u0 = process.cpuUsage();
-    let total = Math.max(0, process.memoryUsage().rss - base);
-    let pss = total;
-    const skip = new Set(exclude());
-    for (const pid of descendants(process.pid)) {
-      if (skip.has(pid)) continue;
-      try {
-        const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-        if (m) total += Number(m[1]) * 1024;
-        const p = /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
-        if (p) pss += Number(p[1]) * 1024;
-      } catch { /* exited */ }
-    }
-    peak = Math.max(peak, total);
-    peakPss = Math.max(peakPss, pss);
-    const u = process.cpuUsage(u0);
-    samplerCpuSeconds += (u.user + u.system) / 1e6;
+/**
+ * Peak memory (MB) of this process's live descendants plus its own growth, sampled in a child
+ * process (bench/memsampler.js): RSS (each process's resident pages, so the shared libraries of N
+ * FFmpeg children count N times) and PSS (shared pages divided among the processes sharing
+ * them: what the tree really occupies).
+ */
+function rssSampler(exclude: () => number[] = () => []): { stop: () => Promise<{ rssMB: number; pssMB: number }> } {
+  const child = spawn(process.execPath, [path.join(__dirname, 'memsampler.js'), String(process.pid)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const tell = () => child.stdin.write(`exclude ${[child.pid, ...exclude()].join(' ')}\n`);
+  tell();
+  const t = setInterval(tell, 500);
+  let out = '';
+  child.stdout.on('data', (c) => (out += c));
+  return {
+    stop: async () => {
+      clearInterval(t);
+      child.stdin.write('stop\n');
+      await new Promise((r) => child.on('close', r));
+      const r = JSON.parse(out.trim()) as { rssMB: number; pssMB: number; cpuSeconds: number };
+      samplerCpuSeconds += r.cpuSeconds;
+      return r;
+    },
   };
-  const t = setInterval(sample, 500);
-  let stopped = false;
-  const stop = () => { if (!stopped) { clearInterval(t); sample(); stopped = true; } };
-  return { stop: () => { stop(); return peak / 1e6; }, stopPss: () => { stop(); return peakPss / 1e6; } };
-}
-
-function descendants(pid: number): number[] {
-  const out: number[] = [];
-  let children: string[] = [];
-  try { children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean); } catch { /* gone */ }
-  for (const c of children) out.push(Number(c), ...descendants(Number(c)));
-  return out;
 }
 
 async function makeInputs(ffmpeg: string, dir: string, n: number, seconds: number) {
@@ -120,12 +104,12 @@ async function floorRun(ffmpeg: string, dir: string, n: number, seconds: number,
     ...encOut.slice(0, -1), path.join(dir, 'floor.mp4')];
   const cpu0 = treeCpuSeconds();
   const t0 = performance.now();
-  const rss = rssSampler();
+  const rss = rssSampler(() => pool.sparePids);
   const p = new FfmpegProcess({ ffmpegPath: ffmpeg, args, stopBy: 'q', logger });
   p.stdin.end();
   const exit = await p.exited;
   const wall = (performance.now() - t0) / 1000;
-  const mem = rss.stop();
+  const mem = (await rss.stop()).rssMB;
   if (exit.code !== 0) throw new Error(`floor ffmpeg failed: ${exit.stderr}`);
   return { cores: (treeCpuSeconds() - cpu0) / wall, rssMB: mem };
 }
@@ -142,10 +126,10 @@ function repeatedShare(file: string): number {
   return frames.length > 1 ? repeats / (frames.length - 1) : 0;
 }
 
-/** CPU seconds of this process alone (the server's share), less the benchmark's own sampling. */
+/** CPU seconds of this process alone (the server's share). */
 function ownCpuSeconds(): number {
   const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6 - samplerCpuSeconds;
+  return (u.user + u.system) / 1e6;
 }
 
 /**
@@ -165,6 +149,11 @@ function spareWorkerMB(): number {
 }
 
 async function tesseraRun(ffmpeg: string, dir: string, n: number, seconds: number, config: ReturnType<typeof loadConfig>, name = 'tessera') {
+  return analyse(await recordRun(ffmpeg, dir, n, seconds, config, name));
+}
+
+/** Records one run; the output is analysed apart (analyse), so that decoding one run's file never loads another run still recording. */
+async function recordRun(ffmpeg: string, dir: string, n: number, seconds: number, config: ReturnType<typeof loadConfig>, name: string) {
   const rss = rssSampler(() => pool.sparePids);
   let cpuStart = 0, ownStart = 0, tStart = 0, startCall = 0, recordingAt = 0, stopCall = 0, availableAt = 0;
   const r = await runSyntheticSession({
@@ -182,19 +171,22 @@ async function tesseraRun(ffmpeg: string, dir: string, n: number, seconds: numbe
   const wall = (performance.now() - tStart) / 1000;
   const cores = (treeCpuSeconds() - cpuStart) / wall;
   const serverCores = (ownCpuSeconds() - ownStart) / wall;
-  const mem = rss.stop();
-  const pss = rss.stopPss();
+  const { rssMB: mem, pssMB: pss } = await rss.stop();
+  return { cores, serverCores, mem, pss, r, startLatencyMs: recordingAt - startCall, timeToAvailableMs: availableAt - stopCall, file: path.join(dir, `${name}.mp4`), n, config };
+}
+
+function analyse(run: Awaited<ReturnType<typeof recordRun>>) {
+  const { cores, serverCores, mem, pss, r, file, n, config } = run;
   // Lip sync, measured in the output: each participant's sync marker against its tone. The
   // reported figure is the worst participant's median offset (positive = audio late).
-  const file = path.join(dir, `${name}.mp4`);
   const layout = computeLayout(loadPresets().get('grid')!, { width: config.video.width, height: config.video.height, tiles: Array.from({ length: n }, (_, k) => ({ id: `p${k + 1}`, kind: 'camera' as const })) });
   const offsets = layout.tiles.slice(0, 6).map((t, k) => avOffsetMs(file, markerRect(t.video), participantStyle(k + 1).toneHz).medianMs).filter((x) => Number.isFinite(x));
   const worst = offsets.reduce((w, x) => (Math.abs(x) > Math.abs(w) ? x : w), 0);
   return {
     cores, serverCores, rssMB: mem, pssMB: pss, info: r.info, stats: r.recording.stats, frames: Math.round(((r.info.durationMs ?? 0) * config.video.fps) / 1000),
     realtimeFactor: (r.info.durationMs ?? 0) / r.wallMs,
-    startLatencyMs: recordingAt - startCall,
-    timeToAvailableMs: availableAt - stopCall,
+    startLatencyMs: run.startLatencyMs,
+    timeToAvailableMs: run.timeToAvailableMs,
     avOffsetMs: worst,
     repeatedShare: repeatedShare(file),
   };
@@ -275,18 +267,20 @@ async function main() {
       if (n === 4) {
         // Two recordings at once in one server: each in real time, few repeated frames.
         const cpu0 = treeCpuSeconds(), own0 = ownCpuSeconds(), t0 = performance.now();
-        const both = await Promise.all([tesseraRun(ffmpeg, dir, n, seconds, config, 'a'), tesseraRun(ffmpeg, dir, n, seconds, config, 'b')]);
+        const runs = await Promise.all([recordRun(ffmpeg, dir, n, seconds, config, 'a'), recordRun(ffmpeg, dir, n, seconds, config, 'b')]);
         const wall = (performance.now() - t0) / 1000;
+        const treeCores = (treeCpuSeconds() - cpu0) / wall, serverCores = (ownCpuSeconds() - own0) / wall;
+        const both = runs.map(analyse);
         const two = {
           name: `grid-${n}-x2`, participants: n, width: config.video.width, height: config.video.height, fps: config.video.fps, recordings: 2,
-          coresPerRecording: round((treeCpuSeconds() - cpu0) / wall / 2), floorCoresPerRecording: round(floor.cores), ratioToFloor: round((treeCpuSeconds() - cpu0) / wall / 2 / floor.cores),
+          coresPerRecording: round(treeCores / 2), floorCoresPerRecording: round(floor.cores), ratioToFloor: round(treeCores / 2 / floor.cores),
           realtimeFactor: round(Math.min(...both.map((b) => b.realtimeFactor))),
           framesDropped: both.reduce((s, b) => s + b.stats.framesDropped, 0), framesDuplicated: both.reduce((s, b) => s + b.stats.framesDuplicated, 0),
           repeatedShare: round(Math.max(...both.map((b) => b.repeatedShare))),
           // Both recordings run in this one process tree: its peak over two.
           rssMBPerRecording: Math.round(Math.max(...both.map((b) => b.rssMB)) / 2), pssMBPerRecording: Math.round(Math.max(...both.map((b) => b.pssMB)) / 2), startLatencyMs: Math.round(Math.max(...both.map((b) => b.startLatencyMs))),
           timeToAvailableMs: Math.round(Math.max(...both.map((b) => b.timeToAvailableMs))), avOffsetMs: Math.round(both.map((b) => b.avOffsetMs).reduce((w, x) => (Math.abs(x) > Math.abs(w) ? x : w), 0)),
-          serverCoresPerRecording: round(Math.max(0, (ownCpuSeconds() - own0) / wall - 2 * participantsCores) / 2), status: both.every((b) => b.info.status === 'available') ? 'available' : both.map((b) => b.info.status).join(','),
+          serverCoresPerRecording: round(Math.max(0, serverCores - 2 * participantsCores) / 2), status: both.every((b) => b.info.status === 'available') ? 'available' : both.map((b) => b.info.status).join(','),
         };
         results.push(two);
         console.log(JSON.stringify(two));

@@ -317,10 +317,12 @@ export class Recording extends EventEmitter<Events> {
     if (this.#closed) return;
     const enc = new AudioEncoder({ ffmpegPath, audioBitrate: config.audioBitrate, drainMs: config.stopTimeoutMs, logger: this.#log.child({ proc: 'aenc' }) });
     this.#audioEnc = enc;
-    // Audio block b of this worker starts at sample (blockBase + b) × 960 of the recording,
-    // less the jitter buffers' prebuffer: the audio mixed at a tick was heard that much earlier
-    // (measured without it: audio 55-60 ms late against the picture).
-    const audioBase = Math.round((this.#tickBase * 48000) / this.#fps) - (AUDIO_PREBUFFER_MS * 48000) / 1000;
+    // Audio block b of this worker starts at sample (blockBase + b) × 960 of the recording, less
+    // what the audio waited in the jitter buffers beyond the picture's own delay: the buffers
+    // hold between their prebuffer and a block less (60 → 40 ms), a tile's newest frame is about
+    // a frame old. Measured: audio 41–60 ms late without this; with 60 ms, −5…−55 ms (4 people).
+    const lead = AUDIO_PREBUFFER_MS - 20;
+    const audioBase = Math.round((this.#tickBase * 48000) / this.#fps) - (lead * 48000) / 1000;
     enc.on('packet', (frame, pos) => {
       if (audioBase + pos >= 0) this.#o.out.audio(audioBase + pos, frame);
     });
