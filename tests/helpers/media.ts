@@ -91,6 +91,14 @@ export function meanColour(img: { w: number; h: number; rgb: Buffer }, r: Rect, 
   return [sum[0] / n, sum[1] / n, sum[2] / n];
 }
 
+/** Share of a frame's pixels (RGB) within `tol` of a colour. */
+export function colourShare(rgb: Buffer, hex: string, tol = 60): number {
+  const c = hexRgb(hex);
+  let n = 0;
+  for (let o = 0; o < rgb.length; o += 3) if (colourDistance([rgb[o], rgb[o + 1], rgb[o + 2]], c) < tol) n++;
+  return n / (rgb.length / 3);
+}
+
 export function colourDistance(a: readonly number[], b: readonly number[]): number {
   return Math.hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2]);
 }

@@ -17,7 +17,7 @@ import type { RecordingInfo } from '../../src/pipeline/types';
 import { TesseraServer } from '../../src/server/TesseraServer';
 import { FileStorage } from '../../src/storage/FileStorage';
 import { joinMeeting, launchIdentity, playingRemoteTiles } from '../helpers/browser-meeting';
-import { allFrames, colourDistance, decodeErrors, hexRgb, probe } from '../helpers/media';
+import { allFrames, colourDistance, decodeErrors, hexRgb, probe, colourShare } from '../helpers/media';
 import { sleep } from '../helpers/rtc-harness';
 import { participantStyle } from '../../src/media/SyntheticClip';
 
@@ -42,12 +42,6 @@ afterAll(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-function colourShare(rgb: Buffer, hex: string, tol = 60): number {
-  const c = hexRgb(hex);
-  let n = 0;
-  for (let o = 0; o < rgb.length; o += 3) if (colourDistance([rgb[o], rgb[o + 1], rgb[o + 2]], c) < tol) n++;
-  return n / (rgb.length / 3);
-}
 
 test('four browsers at normal priority on the same two cores: the 720p30 recording ends available, whole and with everyone', async () => {
   const room = 'loaded-room';

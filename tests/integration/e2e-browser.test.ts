@@ -16,7 +16,7 @@ import type { Manifest, RecordingInfo } from '../../src/pipeline/types';
 import { TesseraServer } from '../../src/server/TesseraServer';
 import { FileStorage } from '../../src/storage/FileStorage';
 import { indicatorVisible, joinMeeting, pageErrors, launchIdentity, playingRemoteTiles, releaseBackgroundCgroup, sendStats } from '../helpers/browser-meeting';
-import { allFrames, audioSamples, colourDistance, decodeErrors, hexRgb, toneShare } from '../helpers/media';
+import { allFrames, audioSamples, colourDistance, decodeErrors, hexRgb, toneShare, colourShare } from '../helpers/media';
 import { sleep } from '../helpers/rtc-harness';
 
 jest.setTimeout(240_000);
@@ -44,13 +44,6 @@ afterAll(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-/** Share of pixels (of a small frame) within `tol` of a colour. */
-function colourShare(rgb: Buffer, hex: string, tol = 60): number {
-  const c = hexRgb(hex);
-  let n = 0;
-  for (let o = 0; o < rgb.length; o += 3) if (colourDistance([rgb[o], rgb[o + 1], rgb[o + 2]], c) < tol) n++;
-  return n / (rgb.length / 3);
-}
 
 /** One Chromium per identity (Red, Green, Blue, Yellow), shared by the tests of this file. */
 async function ensureBrowsers(): Promise<void> {

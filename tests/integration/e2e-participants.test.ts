@@ -14,7 +14,7 @@ import { Recorder } from '../../src/pipeline/Recorder';
 import type { RecordingInfo } from '../../src/pipeline/types';
 import { TesseraServer } from '../../src/server/TesseraServer';
 import { FileStorage } from '../../src/storage/FileStorage';
-import { allFrames, audioSamples, colourDistance, decodeErrors, hexRgb, toneShare } from '../helpers/media';
+import { allFrames, audioSamples, colourDistance, decodeErrors, hexRgb, toneShare, colourShare } from '../helpers/media';
 import { sleep, until } from '../helpers/rtc-harness';
 
 jest.setTimeout(180_000);
@@ -40,12 +40,6 @@ afterAll(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-function colourShare(rgb: Buffer, hex: string, tol = 60): number {
-  const c = hexRgb(hex);
-  let n = 0;
-  for (let o = 0; o < rgb.length; o += 3) if (colourDistance([rgb[o], rgb[o + 1], rgb[o + 2]], c) < tol) n++;
-  return n / (rgb.length / 3);
-}
 
 /** Start `npm run participant` for participant i (its own process, real werift WebRTC). */
 function startParticipant(room: string, i: number): ChildProcess {

@@ -23,7 +23,7 @@ import type { RecordingInfo } from '../../src/pipeline/types';
 import { signRoomToken } from '../../src/server/auth';
 import { TesseraServer } from '../../src/server/TesseraServer';
 import { FileStorage } from '../../src/storage/FileStorage';
-import { allFrames, colourDistance, decodeErrors, hexRgb } from '../helpers/media';
+import { allFrames, colourDistance, decodeErrors, hexRgb, colourShare } from '../helpers/media';
 import { addHost, removeHost, removeRules, ruleCounter, sh, shQuiet } from '../helpers/netns';
 import { sleep, until } from '../helpers/rtc-harness';
 
@@ -102,12 +102,6 @@ async function leaveAndReport(p: { proc: ChildProcess; lines: string[] }): Promi
   return { pub: last.pub!, sub: last.sub!, framesFromOthers: frames };
 }
 
-function colourShare(rgb: Buffer, hex: string, tol = 60): number {
-  const c = hexRgb(hex);
-  let n = 0;
-  for (let o = 0; o < rgb.length; o += 3) if (colourDistance([rgb[o], rgb[o + 1], rgb[o + 2]], c) < tol) n++;
-  return n / (rgb.length / 3);
-}
 
 /** Record `room` for `ms` through the REST API at `base`; returns the MP4's frames and the info. */
 async function record(base: string, room: string, ms: number): Promise<{ info: RecordingInfo; file: string }> {

@@ -15,7 +15,7 @@ import type { Manifest, RecordingInfo } from '../../src/pipeline/types';
 import type { WeriftParticipant } from '../../src/rtc/WeriftParticipant';
 import { TesseraServer } from '../../src/server/TesseraServer';
 import { FileStorage } from '../../src/storage/FileStorage';
-import { allFrames, colourDistance, decodeErrors, hexRgb } from '../helpers/media';
+import { allFrames, colourDistance, decodeErrors, hexRgb, colourShare } from '../helpers/media';
 import { FFMPEG, participant, sleep, until } from '../helpers/rtc-harness';
 
 jest.setTimeout(120_000);
@@ -39,13 +39,6 @@ afterAll(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-/** Share of a frame's pixels within `tol` of a colour. */
-function colourShare(rgb: Buffer, hex: string, tol = 60): number {
-  const c = hexRgb(hex);
-  let n = 0;
-  for (let o = 0; o < rgb.length; o += 3) if (colourDistance([rgb[o], rgb[o + 1], rgb[o + 2]], c) < tol) n++;
-  return n / (rgb.length / 3);
-}
 
 test('5% loss on a VP8 publisher and an H.264 publisher: both clean in the MP4 from the first second to the last', async () => {
   const room = 'lossy-rec';
