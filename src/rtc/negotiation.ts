@@ -200,9 +200,6 @@ export function withoutDefaultStun(pc: RTCPeerConnection): void {
   for (const t of pc.iceTransports) (t.connection as { stunServer?: unknown }).stunServer = undefined;
 }
 
-type Transceiver = ReturnType<RTCPeerConnection['getTransceivers']>[number];
-const everAdded = new WeakMap<RTCPeerConnection, Set<Transceiver>>();
-
 /**
  * werift stops a sender's or receiver's RTCP loop with `rtcpCancel.abort()`; the AbortError it
  * keeps as the signal's reason captured the stack, and until that stack is read V8 keeps every
@@ -217,52 +214,18 @@ export function releaseAbortStack(part: { stop(): void }): void {
   void reason?.stack;
 }
 
-function stopTransceiver(t: Transceiver): void {
-  t.receiver.stop();
-  t.sender.stop();
-  releaseAbortStack(t.receiver);
-  releaseAbortStack(t.sender);
-}
-
 /**
- * Call on every new connection: werift 0.24.4 leaves transceivers running that it no longer
- * owns. A new transceiver takes the list slot of an inactive one (a departed publisher's section
- * reused for the next one), and the one replaced is simply dropped from the list; and a section
- * a description removes is marked `stopped` without stopping it, which `close()` then skips.
- * Either way its receiver's or sender's RTCP report loop (a timer every 0.5–1.5 s) runs for as
- * long as the process: a leak per screen share or departure on a long-lived server, and a test
- * run that never exited (CI timed out after every test had passed). This stops a transceiver as
- * soon as it leaves the list, and `closePeerConnection` stops every one the connection ever had.
+ * Close a connection and let go of everything it held. werift (0.25) stops every transceiver in
+ * the connection's list at close; the AbortError stacks of their RTCP loops are released here
+ * (see `releaseAbortStack`).
  */
-export function guardTransceivers(pc: RTCPeerConnection): void {
-  const all = new Set<Transceiver>(pc.getTransceivers());
-  everAdded.set(pc, all);
-  pc.onTransceiverAdded.subscribe((t) => {
-    all.add(t);
-    const current = new Set(pc.getTransceivers());
-    for (const old of all) {
-      if (current.has(old)) continue;
-      stopTransceiver(old);
-      all.delete(old);
-    }
-  });
-  // Sections a description removed: werift has marked them `stopped` by the time it is stable.
-  const ended = new WeakSet<Transceiver>();
-  pc.signalingStateChange.subscribe((state) => {
-    if (state !== 'stable') return;
-    for (const t of pc.getTransceivers()) {
-      if (!t.stopped || ended.has(t)) continue;
-      ended.add(t);
-      stopTransceiver(t);
-    }
-  });
-}
-
-/** Close a connection so that nothing of it keeps running (see `guardTransceivers`). */
 export async function closePeerConnection(pc: RTCPeerConnection): Promise<void> {
   try {
     await pc.close();
   } finally {
-    for (const t of new Set([...pc.getTransceivers(), ...(everAdded.get(pc) ?? [])])) stopTransceiver(t);
+    for (const t of pc.getTransceivers()) {
+      releaseAbortStack(t.receiver);
+      releaseAbortStack(t.sender);
+    }
   }
 }
