@@ -68,6 +68,8 @@ export interface Config {
   stopTimeoutMs: number;
   fontFile: string | null;
   shutdownGraceMs: number;
+  drainFinishMs: number;
+  podCostIntervalMs: number;
 }
 
 export const DEFAULTS: Config = {
@@ -120,7 +122,11 @@ export const DEFAULTS: Config = {
   stallTimeoutMs: 3000,
   stopTimeoutMs: 20_000,
   fontFile: '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf',
-  shutdownGraceMs: 25_000,
+  // A scale-in waits this long for calls to end by themselves (the pod's
+  // terminationGracePeriodSeconds is 3600: this leaves a minute to spare).
+  shutdownGraceMs: 3_540_000,
+  drainFinishMs: 30_000,
+  podCostIntervalMs: 10_000,
 };
 
 export class ConfigError extends Error {
@@ -263,8 +269,11 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     stallTimeoutMs: int('TESSERA_STALL_TIMEOUT_MS', d.stallTimeoutMs, 500, 60_000),
     stopTimeoutMs: int('TESSERA_STOP_TIMEOUT_MS', d.stopTimeoutMs, 1000, 600_000),
     fontFile: str('TESSERA_FONT_FILE') ?? d.fontFile,
-    shutdownGraceMs: int('TESSERA_SHUTDOWN_GRACE_MS', d.shutdownGraceMs, 0, 3600_000),
+    shutdownGraceMs: int('TESSERA_SHUTDOWN_GRACE_MS', d.shutdownGraceMs, 1000, 86_400_000),
+    drainFinishMs: int('TESSERA_DRAIN_FINISH_MS', d.drainFinishMs, 500, 600_000),
+    podCostIntervalMs: int('TESSERA_POD_COST_INTERVAL_MS', d.podCostIntervalMs, 1000, 600_000),
   };
+  if (config.drainFinishMs >= config.shutdownGraceMs) problems.push('TESSERA_DRAIN_FINISH_MS must be less than TESSERA_SHUTDOWN_GRACE_MS');
   if (problems.length) throw new ConfigError(problems);
   return deepFreeze(config);
 }

@@ -2,6 +2,7 @@ import { ConfigError, loadConfig, redactConfig, type Config } from './config';
 import { logger } from './logger';
 import { observeRecorder } from './metrics';
 import { Recorder } from './pipeline/Recorder';
+import { PodDeletionCost, podCostTargetFromEnv } from './server/podDeletionCost';
 import { TesseraServer } from './server/TesseraServer';
 import { FileStorage } from './storage/FileStorage';
 import { S3Storage } from './storage/S3Storage';
@@ -9,8 +10,8 @@ import type { Storage } from './storage/Sink';
 
 /**
  * `npm start`: one process serving HTTP, socket.io and WebRTC, recording with FFmpeg children.
- * SIGTERM/SIGINT: not ready, no new joins or recordings, running recordings finished (drained),
- * exit before TESSERA_SHUTDOWN_GRACE_MS (keep it below the pod's terminationGracePeriodSeconds).
+ * SIGTERM/SIGINT: a drain that keeps calls (see `shutdown` below); TESSERA_SHUTDOWN_GRACE_MS stays
+ * below the pod's terminationGracePeriodSeconds.
  */
 async function main(): Promise<void> {
   let config: Readonly<Config>;
@@ -32,16 +33,34 @@ async function main(): Promise<void> {
   const server = new TesseraServer({ config, recorder, logger });
   await server.listen();
 
+  const target = podCostTargetFromEnv();
+  const podCost = target ? new PodDeletionCost({ target, load: () => server.conference.load(), intervalMs: config.podCostIntervalMs, logger }) : null;
+
+  // First SIGTERM/SIGINT: drain — unready, no new rooms or recordings, calls and recordings go on
+  // until they end by themselves; then exit 0. Near the end of the grace (or at a second signal)
+  // the recordings are stopped cleanly and people are sent to another server.
   let stopping = false;
+  let finishing = false;
+  const finish = (why: string) => {
+    if (finishing) return;
+    finishing = true;
+    logger.info({ why }, 'drain: stopping recordings and closing calls');
+    server.finishDrain().catch((err: unknown) => logger.error({ err }, 'finishing the drain failed'));
+  };
   const shutdown = (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      finish(`second ${signal}`);
+      return;
+    }
     stopping = true;
-    logger.info({ signal, graceMs: config.shutdownGraceMs }, 'draining');
-    const deadline = setTimeout(() => {
+    podCost?.close();
+    const load = server.conference.load();
+    logger.info({ signal, graceMs: config.shutdownGraceMs, ...load }, 'draining: calls and recordings go on until they end');
+    setTimeout(() => finish('grace nearly over'), config.shutdownGraceMs - config.drainFinishMs).unref();
+    setTimeout(() => {
       logger.error('drain did not finish within the grace period; exiting');
       process.exit(1);
-    }, config.shutdownGraceMs);
-    deadline.unref();
+    }, config.shutdownGraceMs).unref();
     server
       .drain()
       .then(() => storage.close())

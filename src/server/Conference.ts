@@ -61,8 +61,10 @@ export class Conference extends EventEmitter<ConferenceEvents> {
   }
 
   join(roomId: string, name: string): { room: Room; peer: Peer } {
-    if (this.#draining || this.#closed) throw new TesseraError('REC_ERR_DRAINING', 'this server is shutting down; join again in a moment');
+    if (this.#closed) throw new TesseraError('REC_ERR_DRAINING', 'this server is shutting down; join again in a moment');
     let room = this.#rooms.get(roomId);
+    // Draining: the calls here go on (someone reconnecting, a late joiner), but no new room opens.
+    if (!room && this.#draining) throw new TesseraError('REC_ERR_DRAINING', 'this server is shutting down and opens no new rooms; join again in a moment');
     if (!room) {
       room = new Room({ id: roomId, config: this.#config, options: this.#opts, logger: this.#log });
       this.#rooms.set(roomId, room);
@@ -118,16 +120,37 @@ export class Conference extends EventEmitter<ConferenceEvents> {
     return info;
   }
 
-  /** SIGTERM: no new joins or recordings; finish the running recordings; disconnect everyone. */
-  async drain(): Promise<void> {
-    if (this.#draining) return;
-    this.#draining = true;
-    this.#log.info({ rooms: this.#rooms.size, recordings: this.#recorder.activeCount }, 'draining');
-    try {
-      await this.#recorder.drain();
-    } finally {
-      this.close();
+  /**
+   * SIGTERM: no new rooms or recordings; the calls and recordings running go on until they end by
+   * themselves (the last person leaves; an empty room stops its recording). Resolves when there is
+   * neither a room nor a recording left; `finish()` ends them sooner.
+   */
+  async drain(pollMs = 250): Promise<void> {
+    if (!this.#draining) {
+      this.#draining = true;
+      this.#log.info({ rooms: this.#rooms.size, recordings: this.#recorder.activeCount }, 'draining: waiting for calls to end');
     }
+    while (this.#rooms.size > 0 || this.#recorder.activeCount > 0) await new Promise((r) => setTimeout(r, pollMs));
+    await this.#recorder.drain(); // nothing is running: stops the spare worker
+    this.close();
+  }
+
+  /**
+   * The end of the shutdown grace: stop every recording cleanly (whole fragments, `available`),
+   * then close the rooms (their people are told to rejoin elsewhere by the caller).
+   */
+  async finish(): Promise<void> {
+    this.#draining = true;
+    this.#log.info({ rooms: this.#rooms.size, recordings: this.#recorder.activeCount }, 'drain deadline: stopping recordings and closing rooms');
+    await this.#recorder.drain();
+    this.close();
+  }
+
+  /** People in calls and recordings running: what a deletion of this process would cut. */
+  load(): { participants: number; recordings: number } {
+    let participants = 0;
+    for (const room of this.#rooms.values()) participants += room.size;
+    return { participants, recordings: this.#recorder.activeCount };
   }
 
   /** Idempotent: closes every room (participants are disconnected). */

@@ -81,17 +81,35 @@ export class TesseraServer {
     return this.#draining;
   }
 
-  /** SIGTERM: not ready, no new joins or recordings, running recordings finished, then closed. */
+  /**
+   * SIGTERM: not ready (the load balancer stops sending people here), no new rooms or recordings;
+   * the calls and recordings running go on until they end by themselves. Resolves, closed, when
+   * none is left — at the latest after `finishDrain()`.
+   */
   async drain(): Promise<void> {
-    if (this.#draining) return;
-    this.#draining = true;
-    metrics.recordingsCapacity.set(0);
-    this.signalling.broadcastNotice('This server is shutting down; recordings in progress are being finished.', 'REC_ERR_DRAINING');
+    if (!this.#draining) {
+      this.#draining = true;
+      metrics.recordingsCapacity.set(0);
+    }
     try {
       await this.conference.drain();
     } finally {
       await this.close();
     }
+  }
+
+  /**
+   * The shutdown grace is nearly over: recordings are stopped cleanly (whole fragments, each ends
+   * `available`), then everyone is told and disconnected; the meeting page reconnects through the
+   * load balancer, which sends it to a server that is ready.
+   */
+  async finishDrain(): Promise<void> {
+    this.#draining = true;
+    metrics.recordingsCapacity.set(0);
+    await this.conference.finish();
+    this.signalling.broadcastNotice('This server is shutting down: reconnecting you to the meeting on another one.', 'REC_ERR_DRAINING');
+    await new Promise((r) => setTimeout(r, 200)); // let the notice leave before the sockets close
+    await this.close();
   }
 
   /** Idempotent. */
