@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
- * Every metric Tessera exports, in one registry. Names are public (README "Operations"; alerts and the
+ * Every metric Tessera exports, in one registry. Names are public (docs/operations.md; alerts and the
  * autoscaler rely on them). Labels are bounded: never room, recording or participant ids.
  */
 export const registry = new Registry();

@@ -8,7 +8,7 @@ import { WeriftParticipant } from '../rtc/WeriftParticipant';
 /**
  * `npm run participant -- --url URL --room ROOM --name NAME [--index i] [--seconds S]
  *   [--codec vp8|h264] [--token JWT] [--loss 0.05] [--size 640x360] [--fps 30]`
- * A headless werift participant publishing participant i's colour and tone (README).
+ * A headless werift participant publishing participant i's colour and tone (docs/testing.md).
  * Runs S seconds (default: until SIGINT/SIGTERM), then leaves.
  */
 async function main(): Promise<void> {

@@ -4,7 +4,7 @@ import { parseOggPackets } from './ogg';
 import type { VideoCodec } from './types';
 import type { Logger } from '../logger';
 
-/** Participant i (from 1) of every synthetic tool: the colours and tones the README lists, repeating after six. */
+/** Participant i (from 1) of every synthetic tool: the colours and tones docs/testing.md lists, repeating after six. */
 export const PARTICIPANT_STYLES = [
   { colour: 'red', hex: '#E02020', toneHz: 440 },
   { colour: 'green', hex: '#20C040', toneHz: 660 },

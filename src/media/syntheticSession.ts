@@ -61,7 +61,7 @@ export function participantName(i: number): string {
 /**
  * Records synthetic participants through the real pipeline (decoders, pacer, compositor,
  * encoder, file sink) without WebRTC: `npm run demo`, the integration tests and the benchmark.
- * With `churn`, participant N joins at S/3 and participant 2 leaves at 2S/3 (README).
+ * With `churn`, participant N joins at S/3 and participant 2 leaves at 2S/3 (docs/testing.md).
  */
 export async function runSyntheticSession(o: SyntheticSessionOptions): Promise<SyntheticSessionResult> {
   // A warm worker, as a server keeps one: the recording starts without a process start.

@@ -10,7 +10,7 @@ export interface RecordingParticipant {
   leftAt?: string;
 }
 
-/** The contract's `Recording` (README): what the REST API, socket.io and the manifest carry. */
+/** The public `Recording` (docs/api.md): what the REST API, socket.io and the manifest carry. */
 export interface RecordingInfo {
   id: string;
   roomId: string;

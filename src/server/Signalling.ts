@@ -27,7 +27,7 @@ export interface SignallingLimits {
 const channel = (roomId: string) => `room:${roomId}`;
 
 /**
- * socket.io signalling (README): join / signal / record:start / record:stop / leave, each
+ * socket.io signalling (docs/api.md): join / signal / record:start / record:stop / leave, each
  * acknowledged `{ ok: true, ... } | { ok: false, error }`. Every handler validates its input and
  * answers with an error instead of throwing; one socket's garbage never reaches another room.
  */

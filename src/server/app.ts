@@ -45,7 +45,7 @@ const asyncRoute =
   };
 
 /**
- * The HTTP side: REST API (README "REST"), health/readiness/metrics, the meeting and recordings
+ * The HTTP side: REST API (docs/api.md), health/readiness/metrics, the meeting and recordings
  * pages. Errors are `{ error: { code, message } }` with the registry's HTTP status.
  */
 export function createApp(init: { config: Readonly<Config>; conference: Conference; logger: Logger; limits: AppLimits; isReady: () => boolean }): express.Express {

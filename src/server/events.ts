@@ -3,7 +3,7 @@ import type { RecordingInfo } from '../pipeline/types';
 import type { ParticipantInfo } from '../rtc/Room';
 
 /**
- * socket.io events, typed on both ends (the README names them). The page (public/meeting.js)
+ * socket.io events, typed on both ends (docs/api.md describes them). The page (public/meeting.js)
  * speaks exactly these shapes.
  */
 export type Ack<T extends object = object> = (res: ({ ok: true } & T) | { ok: false; error: ErrorBody }) => void;

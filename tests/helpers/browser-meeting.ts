@@ -8,7 +8,7 @@ export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const FFMPEG = process.env.ANALYSIS_FFMPEG ?? '/usr/bin/ffmpeg';
 
 /**
- * Fake camera (y4m) and microphone (wav) for participant i: the participant's colour (README) with a moving
+ * Fake camera (y4m) and microphone (wav) for participant i: the participant's colour (docs/testing.md) with a moving
  * busy grey patch, and its tone beeping 250 ms on / 250 ms off. Chromium loops both files.
  */
 export function fakeMediaFiles(dir: string, index: number): { video: string; audio: string } {

@@ -99,7 +99,7 @@ test('three join, Record, a fourth joins, one leaves, Stop: indicator, colours, 
   await sleep(5000);
 
   // Reported, not asserted: Chrome's estimate follows the feedback (it sat at its 300 kbit/s start
-  // while werift's feedback was malformed; see README "werift version"), and on this shared 2-core
+  // while werift's feedback was malformed; see docs/werift.md), and on this shared 2-core
   // machine it also follows the delay the load adds, so it rises and then falls.
   const later = await Promise.all([pages[0], pages[2]].map(sendStats));
   // eslint-disable-next-line no-console
