@@ -5,9 +5,15 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
  * autoscaler rely on them). Labels are bounded: never room, recording or participant ids.
  */
 export const registry = new Registry();
-collectDefaultMetrics({ register: registry, prefix: 'tessera_process_' });
+// The process metrics under their standard names (`process_cpu_seconds_total`,
+// `process_resident_memory_bytes`, `nodejs_eventloop_lag_seconds`, `nodejs_heap_size_used_bytes`,
+// ...), which capacity and Node.js dashboards read as they are. Event-loop delay is sampled
+// continuously (`nodejs_eventloop_lag_p99_seconds` etc. cover the time since the previous
+// scrape, at 10 ms resolution); `nodejs_eventloop_lag_seconds` is one turn's lag at scrape time.
+collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
 
 export type RecordingResult = 'available' | 'failed';
+const RESULTS: readonly RecordingResult[] = ['available', 'failed'];
 
 export const metrics = {
   recordingsActive: new Gauge({
@@ -113,6 +119,10 @@ export const metrics = {
     registers: [registry],
   }),
 };
+
+// Both results exported from 0 at start: a counter series that first appears at 1 shows no
+// increase to Prometheus, so a pod's first failed recording would never fire the alert.
+for (const result of RESULTS) metrics.recordingsTotal.inc({ result }, 0);
 
 /** The pieces of the Recorder the metrics need (structural, so this module imports no pipeline code). */
 interface ObservableRecorder {

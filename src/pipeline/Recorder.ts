@@ -128,8 +128,12 @@ export class Recorder extends EventEmitter<Events> {
       workDir: path.join(this.#workBase, id),
     });
     this.#active.set(roomId, rec);
+    // A recording ends once: the worker's last state messages (participants leaving as it
+    // drains) can arrive after `available` and are passed on, but not counted again.
+    let ended = false;
     rec.on('state', (info) => {
-      if (info.status === 'available' || info.status === 'failed') {
+      if ((info.status === 'available' || info.status === 'failed') && !ended) {
+        ended = true;
         this.#publishDelta(rec);
         this.#lastStats.delete(rec.id);
         this.#active.delete(roomId);
