@@ -2,11 +2,13 @@
 # A real S3-compatible store for tests and local trials: OpenStack Swift (Debian's swift-proxy,
 # swift-account, swift-container, swift-object) with its s3api middleware, on 127.0.0.1.
 #
-#   scripts/swift-s3.sh start DIR   configure and start a one-node Swift in DIR (created, must be
-#                                   empty or absent); prints one line of JSON:
-#                                   {"endpoint","region","accessKeyId","secretAccessKey","pids"}
-#                                   (also written to DIR/endpoint.json) once it answers S3 calls
-#   scripts/swift-s3.sh stop DIR    stop it (by the pids it recorded) and remove DIR
+#   scripts/swift-s3.sh start DIR [OWNER_PID]
+#                         configure and start a one-node Swift in DIR (created, must be empty or
+#                         absent); prints one line of JSON {"endpoint","region","accessKeyId",
+#                         "secretAccessKey","pids"} (also written to DIR/endpoint.json) once it
+#                         answers. With OWNER_PID, it stops by itself when that process is gone
+#                         (a test run that was killed leaves no Swift behind).
+#   scripts/swift-s3.sh stop DIR   stop it (by the pids it recorded) and remove DIR
 #
 # Everything it needs is in DIR (configs, rings, the one storage device, logs), so several can run
 # side by side. One node, one device in a plain directory, one replica; no memcached, no
@@ -21,6 +23,7 @@ dir=${2:-}
 
 stop() {
   [ -d "$dir" ] || return 0
+  if [ -f "$dir/watchdog.pid" ] && [ "$(cat "$dir/watchdog.pid")" != "$$" ]; then kill -TERM "$(cat "$dir/watchdog.pid")" 2>/dev/null || true; fi
   if [ -f "$dir/pids" ]; then
     # Each server was started as the leader of its own session: end the whole group.
     for pid in $(cat "$dir/pids"); do kill -TERM -- "-$pid" 2>/dev/null || true; done
@@ -36,6 +39,12 @@ stop() {
 }
 
 if [ "$cmd" = stop ]; then stop; exit 0; fi
+if [ "$cmd" = watch ]; then
+  owner=${3:?}
+  while kill -0 "$owner" 2>/dev/null && [ -d "$dir" ]; do sleep 2; done
+  stop
+  exit 0
+fi
 [ "$cmd" = start ] || { echo "usage: $0 start|stop DIR" >&2; exit 2; }
 
 for bin in swift-ring-builder swift-proxy-server swift-account-server swift-container-server swift-object-server; do
@@ -198,6 +207,11 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 [ "${ready:-0}" = 1 ] || { echo "swift did not answer within 30 s" >&2; exit 1; }
+
+if [ -n "${3:-}" ]; then
+  setsid bash "$0" watch "$dir" "$3" </dev/null >/dev/null 2>&1 &
+  echo $! >"$dir/watchdog.pid"
+fi
 
 json="{\"endpoint\":\"$endpoint\",\"region\":\"us-east-1\",\"accessKeyId\":\"test:tester\",\"secretAccessKey\":\"testing\",\"pids\":[$(paste -sd, "$dir/pids")]}"
 echo "$json" >"$dir/endpoint.json"
