@@ -32,17 +32,17 @@ export function partTargetBytes(partNumber: number, baseBytes: number, maxParts:
  * How many parts a stream of `totalBytes` needs when fragments are at most `maxFragmentBytes`
  * (worst case for part count: each part ends exactly at its target), and the largest target used.
  */
-export function partsNeeded(totalBytes: number, baseBytes: number): { parts: number; largestTargetBytes: number } {
+export function partsNeeded(totalBytes: number, baseBytes: number, maxParts: number = S3_MAX_PARTS): { parts: number; largestTargetBytes: number } {
   let left = totalBytes;
   let n = 0;
   let largest = 0;
   while (left > 0) {
     n++;
-    const t = partTargetBytes(n, baseBytes);
+    const t = partTargetBytes(n, baseBytes, maxParts);
     largest = t;
     left -= t;
   }
-  return { parts: Math.max(n, 1), largestTargetBytes: largest || partTargetBytes(1, baseBytes) };
+  return { parts: Math.max(n, 1), largestTargetBytes: largest || partTargetBytes(1, baseBytes, maxParts) };
 }
 
 /** Bytes that fit in `maxParts` parts (the longest recording the schedule supports). */
