@@ -26,6 +26,19 @@ async function main(): Promise<void> {
   }
   logger.info({ config: redactConfig(config) }, 'starting');
   const storage: Storage = config.s3.bucket ? new S3Storage(config.s3, { logger }) : new FileStorage(config.recordingsDir);
+  if (storage instanceof S3Storage) {
+    // What the store supports decides how recordings are stored (tags or metadata, the part
+    // limit); an encryption it refuses is a configuration error, never a silent downgrade.
+    const caps = await storage.probe();
+    if (caps.sseAccepted === false) {
+      const why = caps.problems.find((p) => p.startsWith('S3_SSE')) ?? `S3_SSE=${config.s3.sse} refused`;
+      process.stderr.write(
+        `tessera: the bucket ${config.s3.bucket} refuses the encryption S3_SSE asks for (${why}); recordings are never stored unencrypted instead. Use an encryption the store supports, or unset S3_SSE.\n`,
+      );
+      await storage.close();
+      process.exit(2);
+    }
+  }
   await storage.recover?.();
   const recorder = new Recorder({ config, storage, logger });
   observeRecorder(recorder);

@@ -83,6 +83,12 @@ export const metrics = {
     help: 'Storage writes or uploads that failed (each failed attempt)',
     registers: [registry],
   }),
+  s3Capability: new Gauge({
+    name: 'tessera_s3_capability',
+    help: 'What the S3 store was found to support at start (1) or not (0): write, read, multipart, tagging, encryption (the configured S3_SSE)',
+    labelNames: ['capability'] as const,
+    registers: [registry],
+  }),
   // --- media server (additions) ---
   rtcParticipants: new Gauge({
     name: 'tessera_rtc_participants',

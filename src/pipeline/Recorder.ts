@@ -175,6 +175,10 @@ export class Recorder extends EventEmitter<Events> {
     return this.storage.presignMedia(info.location);
   }
 
+  storageStatus(): { kind: 'file' | 's3'; ok: boolean | null } {
+    return this.storage.status?.() ?? { kind: this.storage.kind, ok: true };
+  }
+
   async delete(id: string): Promise<void> {
     const info = await this.get(id);
     if (!info) throw new TesseraError('REC_ERR_NOT_FOUND', `no recording ${id}`);

@@ -60,8 +60,11 @@ export function createApp(init: { config: Readonly<Config>; conference: Conferen
     res.json({ ok: true });
   });
   app.get('/readyz', (_req, res) => {
-    const ready = init.isReady();
-    res.status(ready ? 200 : 503).json({ ready, draining: conference.draining });
+    // The storage's own check (S3: what the bucket supports); a store that cannot take recordings
+    // as configured, or could not be reached, keeps the pod out of service.
+    const storage = recorder.storageStatus?.() ?? null;
+    const ready = init.isReady() && storage?.ok !== false;
+    res.status(ready ? 200 : 503).json({ ready, draining: conference.draining, storage });
   });
   app.get('/metrics', asyncRoute(async (_req, res) => {
     res.set('Content-Type', registry.contentType);

@@ -26,6 +26,8 @@ export interface RecorderApi extends EventEmitter {
   openMedia(id: string, range?: MediaRange): Promise<{ size: number; stream: NodeJS.ReadableStream } | null>;
   presignMedia(id: string): Promise<string | null>;
   drain(): Promise<void>;
+  /** For /readyz: the storage's own check (S3: what the bucket supports); ok false = cannot store recordings. */
+  storageStatus?(): { kind: 'file' | 's3'; ok: boolean | null };
   readonly activeCount: number;
   readonly capacity: number;
 }

@@ -1,7 +1,7 @@
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
-  DeleteObjectsCommand,
+  DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
@@ -22,11 +22,13 @@ import type { Readable } from 'node:stream';
 import type { Config } from '../config';
 import { TesseraError } from '../errors';
 import { logger as rootLogger, type Logger } from '../logger';
+import { metrics } from '../metrics';
 import type { RecordingLocation } from '../media/types';
 import type { MediaRange, Storage } from './Sink';
 import { Spool } from './Spool';
 import { fragmentEndMs, lastMoofOffset, parseInit, wholeFragmentsLength } from './s3/fmp4';
-import { FINAL_FILE, PART_FILE_RE, S3Sink, STATE_FILE, type S3Settings, type SpoolState } from './s3/S3Sink';
+import { probeCapabilities, sendTagged, unknownCapabilities, type S3Capabilities, type StoreFeatures } from './s3/capabilities';
+import { FINAL_FILE, PART_FILE_RE, S3Sink, STATE_FILE, retentionTags, type S3Settings, type SpoolState } from './s3/S3Sink';
 import { retryOptions, withRetry, type RetryOptions } from './s3/withRetry';
 
 export interface S3StorageOptions {
@@ -47,6 +49,17 @@ export interface RecoveryReport {
 }
 
 type Manifest = Record<string, unknown>;
+
+/** What /readyz shows of the storage: the bucket and what the store was found to support. */
+export interface StorageStatus extends S3Capabilities {
+  kind: 's3';
+  bucket: string;
+  /** Recordings can be stored as configured: null until a probe answered. */
+  ok: boolean | null;
+}
+
+/** A failed probe (the store unreachable at start) is tried again this often. */
+const REPROBE_MS = 30_000;
 
 const MANIFEST_SUFFIX = '.json';
 const MEDIA_SUFFIX = '.mp4';
@@ -72,6 +85,10 @@ export class S3Storage implements Storage {
   #recovering: Promise<RecoveryReport> | null = null;
   #sweepIntervalMs: number;
   #sweepTimer: NodeJS.Timeout | null = null;
+  #caps: S3Capabilities;
+  #features: StoreFeatures;
+  #probing: Promise<S3Capabilities> | null = null;
+  #reprobeTimer: NodeJS.Timeout | null = null;
 
   constructor(cfg: Readonly<Config['s3']>, opts: S3StorageOptions = {}) {
     if (!cfg.bucket) throw new TesseraError('REC_ERR_INTERNAL', 'S3Storage needs a bucket');
@@ -79,6 +96,8 @@ export class S3Storage implements Storage {
     this.#log = (opts.logger ?? rootLogger).child({ component: 's3storage', bucket: cfg.bucket });
     this.spool = new Spool(cfg.spoolDir, cfg.spoolMaxBytes);
     this.#sweepIntervalMs = opts.sweepIntervalMs ?? 0;
+    this.#caps = unknownCapabilities(cfg.sse);
+    this.#features = { caps: this.#caps, tagsRefused: (err) => this.#noTagging(err) };
     this.client = new S3Client({
       region: cfg.region,
       endpoint: cfg.endpoint ?? undefined,
@@ -114,6 +133,7 @@ export class S3Storage implements Storage {
       client: this.client,
       cfg: this.#cfg,
       spool: this.spool,
+      features: this.#features,
       instanceId: this.#instanceId,
       logger: this.#log,
       recordingId,
@@ -126,6 +146,90 @@ export class S3Storage implements Storage {
       if (this.#sinks.get(recordingId) === sink) this.#sinks.delete(recordingId);
     });
     return sink;
+  }
+
+  /** What the store was found to support (all null before probe()). */
+  get capabilities(): Readonly<S3Capabilities> {
+    return this.#caps;
+  }
+
+  /**
+   * Check the bucket as recordings use it (write with the configured encryption, read, tagging,
+   * multipart, the part-number limit), log what was found and keep it for /readyz and the sinks.
+   * Never throws: when the store cannot be reached the result carries `error`, and the check runs
+   * again every 30 s until it answers. An encryption the store refuses is `sseAccepted: false`;
+   * recordings still ask for it (and fail): they are never stored unencrypted.
+   */
+  probe(): Promise<S3Capabilities> {
+    if (this.#closed) return Promise.resolve(this.#caps);
+    this.#probing ??= this.#probe().finally(() => {
+      this.#probing = null;
+    });
+    return this.#probing;
+  }
+
+  status(): StorageStatus {
+    const c = this.#caps;
+    const ok = c.error ? false : c.checkedAt === null ? null : c.write === true && c.read === true && c.multipart === true && c.sseAccepted !== false;
+    return { kind: 's3', bucket: this.#cfg.bucket, ok, ...c, problems: [...c.problems] };
+  }
+
+  async #probe(): Promise<S3Capabilities> {
+    if (this.#reprobeTimer) clearTimeout(this.#reprobeTimer);
+    this.#reprobeTimer = null;
+    const deadline = Date.now() + this.#cfg.openTimeoutMs;
+    try {
+      const found = await withRetry(
+        (signal) =>
+          probeCapabilities(this.client, {
+            bucket: this.#cfg.bucket,
+            probeKey: `${this.#cfg.prefix}.tessera-probe/${this.#instanceId}`,
+            sse: this.#cfg.sse,
+            kmsKeyId: this.#cfg.kmsKeyId,
+            signal,
+          }),
+        this.#retry('capability probe', () => deadline),
+      );
+      // A refusal of tags seen by a sink before the probe answered stays learnt.
+      if (this.#caps.tagging === false) found.tagging = false;
+      Object.assign(this.#caps, found);
+    } catch (err) {
+      this.#caps.error = (err as Error).message;
+      this.#log.error({ err: this.#caps.error, retryInMs: REPROBE_MS }, 'storage check failed: the bucket could not be checked');
+      if (!this.#closed) {
+        this.#reprobeTimer = setTimeout(() => void this.probe(), REPROBE_MS);
+        this.#reprobeTimer.unref();
+      }
+      return this.#caps;
+    }
+    const c = this.#caps;
+    for (const name of ['write', 'read', 'multipart', 'tagging'] as const) metrics.s3Capability.set({ capability: name }, c[name] ? 1 : 0);
+    if (c.sse) metrics.s3Capability.set({ capability: 'encryption' }, c.sseAccepted ? 1 : 0);
+    const { problems, ...found } = c;
+    this.#log.info({ capabilities: found, problems }, 'storage checked');
+    if (c.tagging === false) this.#logNoTagging(problems.find((p) => p.startsWith('object tagging')) ?? 'refused');
+    if (c.sseAccepted === false) {
+      this.#log.error({ sse: c.sse }, `the store refuses S3_SSE=${c.sse}: recordings would fail rather than be stored unencrypted`);
+    }
+    return c;
+  }
+
+  #taggingLogged = false;
+
+  #noTagging(err: unknown): void {
+    if (this.#caps.tagging === false) return;
+    this.#caps.tagging = false;
+    metrics.s3Capability.set({ capability: 'tagging' }, 0);
+    this.#logNoTagging((err as Error).message);
+  }
+
+  #logNoTagging(reason: string): void {
+    if (this.#taggingLogged) return;
+    this.#taggingLogged = true;
+    this.#log.warn(
+      { reason, retentionClass: this.#cfg.retentionClass },
+      'the store does not support object tagging: the retention class goes into object metadata (x-amz-meta-retention-class) and the manifest instead',
+    );
   }
 
   async listManifests(): Promise<object[]> {
@@ -179,12 +283,11 @@ export class S3Storage implements Storage {
       if (u.Key !== location.key || !u.UploadId) continue;
       await this.#abortUpload(bucket, location.key, u.UploadId);
     }
-    await this.#call('DeleteObjects', (abortSignal) =>
-      this.client.send(
-        new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: [{ Key: location.key }, { Key: this.manifestKey(location.key) }], Quiet: true } }),
-        { abortSignal },
-      ),
-    );
+    // One DeleteObject per key, not DeleteObjects: Swift's s3api requires Content-MD5 on that
+    // call, which the SDK no longer sends (it sends a CRC32 checksum); DeleteObject is universal.
+    for (const key of [location.key, this.manifestKey(location.key)]) {
+      await this.#call('DeleteObject', (abortSignal) => this.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }));
+    }
   }
 
   /**
@@ -220,10 +323,13 @@ export class S3Storage implements Storage {
     this.#closed = true;
     if (this.#sweepTimer) clearInterval(this.#sweepTimer);
     this.#sweepTimer = null;
+    if (this.#reprobeTimer) clearTimeout(this.#reprobeTimer);
+    this.#reprobeTimer = null;
     for (const sink of [...this.#sinks.values()]) sink.close();
     this.#sinks.clear();
     this.#closeAc.abort();
     await this.#recovering?.catch(() => undefined);
+    await this.#probing?.catch(() => undefined);
     this.client.destroy();
   }
 
@@ -275,12 +381,22 @@ export class S3Storage implements Storage {
     }
     const final = await readJson<Manifest>(path.join(dir, FINAL_FILE));
     const log = this.#log.child({ recordingId: state.recordingId, roomId: state.roomId, uploadId: state.uploadId });
-    const listed = await this.#listParts(state.bucket, state.key, state.uploadId);
+    // The object exists only once the upload was completed (keys are unique per recording). Ask
+    // that first: AWS answers ListParts after Complete with NoSuchUpload, but Swift still lists
+    // the parts (and takes more, and a second Complete), so ListParts alone cannot tell.
+    const existing = await this.#headSize(state.bucket, state.key);
+    const listed = existing === null ? await this.#listParts(state.bucket, state.key, state.uploadId) : null;
     if (listed === null) {
-      // No such upload: completed (crash after complete) or aborted.
-      const size = await this.#headSize(state.bucket, state.key);
+      // Completed (crash after Complete) or aborted.
+      const size = existing ?? (await this.#headSize(state.bucket, state.key));
       if (size !== null && final) {
-        await this.#putManifest(state.bucket, state.manifestKey, { ...final, status: final.status === 'failed' ? 'failed' : 'available', bytes: size, location: { kind: 's3', bucket: state.bucket, key: state.key } });
+        await this.#putManifest(state.bucket, state.manifestKey, {
+          ...final,
+          status: final.status === 'failed' ? 'failed' : 'available',
+          bytes: size,
+          location: { kind: 's3', bucket: state.bucket, key: state.key },
+          retentionClass: this.#cfg.retentionClass,
+        });
         report.completed.push(state.recordingId);
       }
       log.warn({ objectBytes: size }, 'recovery: upload no longer exists');
@@ -408,6 +524,7 @@ export class S3Storage implements Storage {
       ...base,
       status: finished ? (base.status === 'failed' ? 'failed' : 'available') : 'available',
       location,
+      retentionClass: this.#cfg.retentionClass,
       bytes,
       durationMs: durationMs ?? base.durationMs,
       endedAt: base.endedAt ?? (startedAt && durationMs !== null ? new Date(Date.parse(startedAt) + durationMs).toISOString() : new Date().toISOString()),
@@ -483,7 +600,10 @@ export class S3Storage implements Storage {
         this.client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }), { abortSignal }),
       );
     } catch (err) {
-      if ((err as Error).name !== 'NoSuchUpload') throw err;
+      // Both mean the upload is gone. AWS answers NoSuchUpload; Swift answers NoSuchKey for an
+      // upload that was completed (and leaves the object alone).
+      const name = (err as Error).name;
+      if (name !== 'NoSuchUpload' && name !== 'NoSuchKey') throw err;
     }
   }
 
@@ -512,17 +632,20 @@ export class S3Storage implements Storage {
   async #putManifest(bucket: string, key: string, body: Manifest): Promise<void> {
     const json = JSON.stringify(body, null, 2);
     await this.#call('PutObject manifest', (abortSignal) =>
-      this.client.send(
-        new PutObjectCommand({
-          Bucket: bucket,
-          Key: key,
-          Body: json,
-          ContentType: 'application/json',
-          Tagging: new URLSearchParams({ 'retention-class': this.#cfg.retentionClass, app: 'tessera' }).toString(),
-          ServerSideEncryption: this.#cfg.sse ?? undefined,
-          SSEKMSKeyId: this.#cfg.sse === 'aws:kms' ? (this.#cfg.kmsKeyId ?? undefined) : undefined,
-        }),
-        { abortSignal },
+      sendTagged(this.#features, retentionTags(this.#cfg.retentionClass), (Tagging) =>
+        this.client.send(
+          new PutObjectCommand({
+            Bucket: bucket,
+            Key: key,
+            Body: json,
+            ContentType: 'application/json',
+            Metadata: { 'retention-class': this.#cfg.retentionClass },
+            Tagging,
+            ServerSideEncryption: this.#cfg.sse ?? undefined,
+            SSEKMSKeyId: this.#cfg.sse === 'aws:kms' ? (this.#cfg.kmsKeyId ?? undefined) : undefined,
+          }),
+          { abortSignal },
+        ),
       ),
     );
   }

@@ -47,6 +47,11 @@ export interface Storage {
   /** A URL to redirect a player to instead of proxying, when the storage has one. */
   presignMedia?(location: RecordingLocation): Promise<string | null>;
   deleteRecording(location: RecordingLocation): Promise<void>;
+  /**
+   * For /readyz: what the storage found when it checked itself (S3: the bucket's capabilities).
+   * `ok: false` = it cannot store recordings as configured; null = not known yet.
+   */
+  status?(): { kind: 'file' | 's3'; ok: boolean | null };
   /** Startup recovery (crash-interrupted uploads and the like). */
   recover?(): Promise<void>;
   close(): Promise<void>;

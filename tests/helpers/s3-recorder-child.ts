@@ -1,7 +1,7 @@
 /**
  * A recorder process for the crash test: FFmpeg (live, -re) → Mp4Splitter → S3Sink, printing one
  * JSON line per written fragment. The test SIGKILLs it mid-recording. argv[2] is a JSON object:
- * { cfg: Config['s3'], recordingId, roomId, seconds, bitrate }.
+ * { cfg: Config['s3'], recordingId, roomId, seconds, bitrate, credentials? }.
  */
 import { spawn } from 'node:child_process';
 import { Mp4Splitter } from '../../src/pipeline/Mp4Splitter';
@@ -10,8 +10,17 @@ import { S3Storage } from '../../src/storage/S3Storage';
 import { FFMPEG, TEST_CREDENTIALS } from './s3fixtures';
 
 async function main(): Promise<void> {
-  const o = JSON.parse(process.argv[2]) as { cfg: ConstructorParameters<typeof S3Storage>[0]; recordingId: string; roomId: string; seconds: number; bitrate: string };
-  const storage = new S3Storage(o.cfg, { clientConfig: { credentials: TEST_CREDENTIALS } });
+  const o = JSON.parse(process.argv[2]) as {
+    cfg: ConstructorParameters<typeof S3Storage>[0];
+    recordingId: string;
+    roomId: string;
+    seconds: number;
+    bitrate: string;
+    credentials?: { accessKeyId: string; secretAccessKey: string };
+  };
+  const storage = new S3Storage(o.cfg, { clientConfig: { credentials: o.credentials ?? TEST_CREDENTIALS } });
+  // As the server does at start: learn what the store supports (tags, part numbers) first.
+  await storage.probe();
   const sink = storage.createSink(o.recordingId, o.roomId);
   await sink.open();
   sink.updateManifest({ id: o.recordingId, roomId: o.roomId, status: 'recording', startedAt: new Date().toISOString(), layout: 'grid', participants: [{ id: 'p1', name: 'Alice', joinedAt: new Date().toISOString() }] });

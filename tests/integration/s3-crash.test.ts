@@ -5,14 +5,14 @@
  * error) and the recording is listed "available" with REC_ERR_INTERRUPTED.
  */
 import { CreateMultipartUploadCommand } from '@aws-sdk/client-s3';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { createInterface } from 'node:readline';
 import { chromium, type Browser } from 'playwright-core';
 import { S3Storage } from '../../src/storage/S3Storage';
 import { S3TestServer } from '../helpers/s3server';
 import { BUCKET, TEST_CREDENTIALS, probe, s3TestConfig, tempDir } from '../helpers/s3fixtures';
+import { playInChromium as play, recordAndKill as recordAndKillIn } from '../helpers/s3crash';
 
 jest.setTimeout(180_000);
 
@@ -47,72 +47,9 @@ afterAll(async () => {
   await fsp.rm(dir, { recursive: true, force: true });
 });
 
-interface Progress {
-  event: string;
-  ffmpegPid?: number;
-  endMs?: number;
-  partsUploaded?: number;
-  bytesWritten?: number;
-  bytesUploaded?: number;
-}
-
-/** Run the recorder child until `until(progress)` holds, then SIGKILL it (and its FFmpeg). */
-async function recordAndKill(cfg: ReturnType<typeof s3TestConfig>, recordingId: string, until: (p: Progress) => boolean): Promise<Progress> {
-  // `--import tsx` keeps the recorder in this one process (the tsx CLI would run it in a grandchild).
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '../helpers/s3-recorder-child.ts'),
-    JSON.stringify({ cfg, recordingId, roomId: 'crashroom', seconds: 60, bitrate: '6M' })], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(child);
-  let ffmpegPid = 0;
-  let last: Progress = { event: 'none' };
-  const rl = createInterface({ input: child.stdout! });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('recorder child did not reach the kill point')), 90_000);
-    child.on('exit', (code) => reject(new Error(`recorder child exited early (${code})`)));
-    rl.on('line', (line) => {
-      const p = JSON.parse(line) as Progress;
-      if (p.ffmpegPid) ffmpegPid = p.ffmpegPid;
-      if (p.event === 'wrote') last = p;
-      if (p.event === 'wrote' && until(p)) {
-        clearTimeout(timer);
-        child.kill('SIGKILL');
-        resolve();
-      }
-    });
-  });
-  await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r)));
-  if (ffmpegPid) {
-    try {
-      process.kill(ffmpegPid, 'SIGKILL');
-    } catch {
-      /* gone already (SIGPIPE) */
-    }
-  }
-  return last;
-}
-
-/** Play a URL in headless Chromium to the end; returns what the <video> reported. */
-async function playInChromium(url: string): Promise<{ ended: boolean; error: string | null; duration: number; currentTime: number }> {
-  const page = await browser!.newPage();
-  try {
-    await page.setContent('<video id="v" muted playsinline></video>');
-    return await page.evaluate(async (src) => {
-      const v = document.getElementById('v') as HTMLVideoElement;
-      return new Promise<{ ended: boolean; error: string | null; duration: number; currentTime: number }>((resolve) => {
-        const done = (ended: boolean): void => resolve({ ended, error: v.error ? `${v.error.code}: ${v.error.message}` : null, duration: v.duration, currentTime: v.currentTime });
-        v.addEventListener('error', () => done(false));
-        v.addEventListener('ended', () => done(true));
-        v.addEventListener('loadedmetadata', () => {
-          v.playbackRate = 8;
-          void v.play().catch(() => done(false));
-        });
-        setTimeout(() => done(false), 60_000);
-        v.src = src;
-      });
-    }, url);
-  } finally {
-    await page.close();
-  }
-}
+const recordAndKill = (cfg: ReturnType<typeof s3TestConfig>, recordingId: string, until: Parameters<typeof recordAndKillIn>[0]['until']) =>
+  recordAndKillIn({ cfg, recordingId, until, children });
+const playInChromium = (url: string) => play(browser!, url);
 
 test('SIGKILL mid-recording: recover() completes the upload with the spooled tail; it plays to the last whole fragment', async () => {
   const cfg = s3TestConfig(server.endpoint, path.join(dir, 'spool'));

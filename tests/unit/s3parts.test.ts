@@ -42,6 +42,20 @@ describe('S3 part arithmetic', () => {
     expect(() => partTargetBytes(0, 8 * MiB)).toThrow(RangeError);
   });
 
+  test('a store with part numbers up to 1000 (Swift): the schedule doubles every 200 parts, 8 h at 8 Mbit/s still fits', () => {
+    expect(partTargetBytes(200, 8 * MiB, 1000)).toBe(8 * MiB);
+    expect(partTargetBytes(201, 8 * MiB, 1000)).toBe(16 * MiB);
+    expect(partTargetBytes(1000, 8 * MiB, 1000)).toBe(128 * MiB);
+    expect(capacityBytes(8 * MiB, 1000)).toBe(200 * 8 * MiB * (1 + 2 + 4 + 8 + 16));
+    // S3's schedule on such a store: part 1001 refused after 1000 × 8 MiB = 8.4 GB (2.3 h at 8 Mbit/s).
+    expect(bytesFor(8 * 3600, 8_000_000)).toBeGreaterThan(1000 * 8 * MiB);
+    const n = partsNeeded(bytesFor(8 * 3600, 8_000_000), 8 * MiB, 1000);
+    expect(n.parts).toBe(828);
+    expect(n.largestTargetBytes).toBe(128 * MiB);
+    // 2 h at 2.5 Mbit/s: 200 parts of 8 MiB, then 16 MiB ones (memory: one part body, 16 MiB).
+    expect(partsNeeded(bytesFor(2 * 3600, 2_500_000), 8 * MiB, 1000).largestTargetBytes).toBe(16 * MiB);
+  });
+
   test('the default recording (2.5 Mbit/s) cuts a part about every 27 s', () => {
     expect((8 * MiB * 8) / 2_500_000).toBeCloseTo(26.8, 1);
   });

@@ -24,6 +24,7 @@ describe('S3 retry classification', () => {
 
   test.each([
     ['AccessDenied 403', s3err('AccessDenied', 403)],
+    ['NotImplemented 501 (Swift: tagging, aws:kms)', s3err('NotImplemented', 501)],
     ['NoSuchBucket 404', s3err('NoSuchBucket', 404)],
     ['NoSuchUpload 404', s3err('NoSuchUpload', 404)],
     ['InvalidPart 400', s3err('InvalidPart', 400)],

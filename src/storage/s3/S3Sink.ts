@@ -19,7 +19,8 @@ import type { RecordingLocation } from '../../media/types';
 import type { Mp4Segment, Sink, SinkResult } from '../Sink';
 import type { Spool } from '../Spool';
 import { fragmentEndMs, parseInit, type InitInfo } from './fmp4';
-import { S3_MAX_PARTS, partTargetBytes } from './parts';
+import { sendTagged, type StoreFeatures } from './capabilities';
+import { partTargetBytes } from './parts';
 import { retryOptions, withRetry, type RetryOptions } from './withRetry';
 import { writeAll } from '../writeAll';
 
@@ -77,6 +78,9 @@ export class S3Sink extends EventEmitter<S3SinkEvents> implements Sink {
   #client: S3Client;
   #cfg: S3Settings;
   #spool: Spool;
+  #features: StoreFeatures;
+  /** The store's highest part number, as known when the upload opened. */
+  #maxParts: number;
   #instanceId: string;
   #log: Logger;
   #dir: string;
@@ -109,11 +113,24 @@ export class S3Sink extends EventEmitter<S3SinkEvents> implements Sink {
   /** ms from finish() to the object being complete (for metrics and tests). */
   finishMs: number | null = null;
 
-  constructor(o: { client: S3Client; cfg: S3Settings; spool: Spool; instanceId: string; logger: Logger; recordingId: string; roomId: string; key: string; manifestKey: string }) {
+  constructor(o: {
+    client: S3Client;
+    cfg: S3Settings;
+    spool: Spool;
+    features: StoreFeatures;
+    instanceId: string;
+    logger: Logger;
+    recordingId: string;
+    roomId: string;
+    key: string;
+    manifestKey: string;
+  }) {
     super();
     this.#client = o.client;
     this.#cfg = o.cfg;
     this.#spool = o.spool;
+    this.#features = o.features;
+    this.#maxParts = o.features.caps.maxParts;
     this.#instanceId = o.instanceId;
     this.recordingId = o.recordingId;
     this.roomId = o.roomId;
@@ -151,20 +168,22 @@ export class S3Sink extends EventEmitter<S3SinkEvents> implements Sink {
     this.#state = 'opening';
     await fsp.mkdir(this.#dir, { recursive: true });
     const deadline = Date.now() + this.#cfg.openTimeoutMs;
-    const tags = new URLSearchParams({ 'retention-class': this.#cfg.retentionClass, app: 'tessera' }).toString();
+    this.#maxParts = this.#features.caps.maxParts;
     const out = await withRetry(
       (abortSignal) =>
-        this.#client.send(
-          new CreateMultipartUploadCommand({
-            Bucket: this.#cfg.bucket,
-            Key: this.location.key,
-            ContentType: 'video/mp4',
-            Metadata: { 'recording-id': this.recordingId, 'room-id': this.roomId, 'started-at': this.#startedAt },
-            Tagging: tags,
-            ServerSideEncryption: this.#cfg.sse ?? undefined,
-            SSEKMSKeyId: this.#cfg.sse === 'aws:kms' ? (this.#cfg.kmsKeyId ?? undefined) : undefined,
-          }),
-          { abortSignal },
+        sendTagged(this.#features, retentionTags(this.#cfg.retentionClass), (Tagging) =>
+          this.#client.send(
+            new CreateMultipartUploadCommand({
+              Bucket: this.#cfg.bucket,
+              Key: this.location.key,
+              ContentType: 'video/mp4',
+              Metadata: { 'recording-id': this.recordingId, 'room-id': this.roomId, 'started-at': this.#startedAt, 'retention-class': this.#cfg.retentionClass },
+              Tagging,
+              ServerSideEncryption: this.#cfg.sse ?? undefined,
+              SSEKMSKeyId: this.#cfg.sse === 'aws:kms' ? (this.#cfg.kmsKeyId ?? undefined) : undefined,
+            }),
+            { abortSignal },
+          ),
         ),
       this.#retry('CreateMultipartUpload', () => deadline),
     ).catch((err) => {
@@ -216,8 +235,8 @@ export class S3Sink extends EventEmitter<S3SinkEvents> implements Sink {
     await writeAll(this.#cur, data);
     this.#curBytes += data.length;
     this.#bytesWritten += data.length;
-    // Part 10,000 is the last S3 accepts: from there on the last part only grows (past capacityBytes()).
-    if (this.#partNumber < S3_MAX_PARTS && this.#curBytes >= partTargetBytes(this.#partNumber, this.#cfg.partSizeBytes)) await this.#seal();
+    // The store's last part number (10,000 on AWS, 1000 on Swift): from there on the last part only grows (past capacityBytes()).
+    if (this.#partNumber < this.#maxParts && this.#curBytes >= partTargetBytes(this.#partNumber, this.#cfg.partSizeBytes, this.#maxParts)) await this.#seal();
   }
 
   async finish(manifest: object): Promise<SinkResult> {
@@ -305,7 +324,7 @@ export class S3Sink extends EventEmitter<S3SinkEvents> implements Sink {
       }
       this.finishMs = Date.now() - t0;
       const { upload: _upload, ...given } = manifest as Record<string, unknown>;
-      const body = { ...given, bytes: this.#bytesUploaded, location: this.location };
+      const body = { ...given, bytes: this.#bytesUploaded, location: this.location, retentionClass: this.#cfg.retentionClass };
       await this.#putManifest(body, deadline);
       this.#state = mode === 'finishing' ? 'finished' : 'aborted';
       const fh = this.#cur;
@@ -403,6 +422,7 @@ export class S3Sink extends EventEmitter<S3SinkEvents> implements Sink {
           status: 'recording',
           startedAt: (base.startedAt as string | undefined) ?? this.#startedAt,
           location: this.location,
+          retentionClass: this.#cfg.retentionClass,
           bytes: this.#bytesUploaded,
           durationMs: this.#uploadedEndMs,
           upload: { uploadId: this.#uploadId, checkpointAt: new Date().toISOString(), parts: this.#done.length, pid: process.pid, host: os.hostname() },
@@ -420,17 +440,20 @@ export class S3Sink extends EventEmitter<S3SinkEvents> implements Sink {
     const json = JSON.stringify(body, null, 2);
     await withRetry(
       (abortSignal) =>
-        this.#client.send(
-          new PutObjectCommand({
-            Bucket: this.#cfg.bucket,
-            Key: this.manifestKey,
-            Body: json,
-            ContentType: 'application/json',
-            Tagging: new URLSearchParams({ 'retention-class': this.#cfg.retentionClass, app: 'tessera' }).toString(),
-            ServerSideEncryption: this.#cfg.sse ?? undefined,
-            SSEKMSKeyId: this.#cfg.sse === 'aws:kms' ? (this.#cfg.kmsKeyId ?? undefined) : undefined,
-          }),
-          { abortSignal },
+        sendTagged(this.#features, retentionTags(this.#cfg.retentionClass), (Tagging) =>
+          this.#client.send(
+            new PutObjectCommand({
+              Bucket: this.#cfg.bucket,
+              Key: this.manifestKey,
+              Body: json,
+              ContentType: 'application/json',
+              Metadata: { 'retention-class': this.#cfg.retentionClass },
+              Tagging,
+              ServerSideEncryption: this.#cfg.sse ?? undefined,
+              SSEKMSKeyId: this.#cfg.sse === 'aws:kms' ? (this.#cfg.kmsKeyId ?? undefined) : undefined,
+            }),
+            { abortSignal },
+          ),
         ),
       this.#retry('PutObject manifest', deadline),
     );
@@ -439,4 +462,9 @@ export class S3Sink extends EventEmitter<S3SinkEvents> implements Sink {
   #retry(op: string, deadline: () => number): RetryOptions {
     return retryOptions(this.#cfg, { op, deadline, signal: this.#closeAc.signal, wakeSignal: () => this.#hurryAc.signal, logger: this.#log });
   }
+}
+
+/** The tags on the MP4 and its manifest (for lifecycle rules), where the store takes tags. */
+export function retentionTags(retentionClass: string): string {
+  return new URLSearchParams({ 'retention-class': retentionClass, app: 'tessera' }).toString();
 }

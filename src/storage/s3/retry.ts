@@ -2,8 +2,8 @@
  * Which S3 failures are worth retrying, and how long to wait. Pure except `sleep`.
  *
  * Retried: 5xx, 429/503 throttling (SlowDown), 408 / RequestTimeout, our own per-attempt timeout,
- * connection resets and refusals, DNS hiccups. Not retried: the rest of 4xx (AccessDenied,
- * NoSuchBucket, NoSuchUpload, InvalidPart, EntityTooSmall, ...) and programming errors.
+ * connection resets and refusals, DNS hiccups. Not retried: 501 NotImplemented, the rest of 4xx
+ * (AccessDenied, NoSuchBucket, NoSuchUpload, InvalidPart, EntityTooSmall, ...) and programming errors.
  */
 const RETRY_NAMES = new Set([
   'SlowDown', 'Throttling', 'ThrottlingException', 'ThrottledException', 'RequestThrottled',
@@ -32,6 +32,8 @@ export function classifyS3Error(err: unknown): Classified {
   if (name === 'TimeoutError' || name === 'AttemptTimeout' || name === 'RequestTimeout' || e.code === 'ETIMEDOUT' || status === 408) {
     return { retry: true, kind: 'timeout', status };
   }
+  // 501: the store does not implement what was asked (Swift: tagging, aws:kms); asking again cannot help.
+  if (status === 501 || name === 'NotImplemented') return { retry: false, kind: 'client', status };
   if (typeof status === 'number' && status >= 500) return { retry: true, kind: 'server', status };
   if (typeof status === 'number' && status >= 400) return { retry: RETRY_NAMES.has(name), kind: RETRY_NAMES.has(name) ? 'server' : 'client', status };
   if ((e.code && RETRY_CODES.has(e.code)) || RETRY_NAMES.has(name)) return { retry: true, kind: 'network', status };
