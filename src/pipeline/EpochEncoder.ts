@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { FfmpegProcess, type FfmpegExit } from './FfmpegProcess';
 import { buildFilterGraph } from '../../compositor/filterGraph';
+import { releaseFrame, retainFrame } from './FramePool';
 import { epochEncoderArgs, type EncoderSettings } from '../../compositor/ffmpegArgs';
 import { AccessUnitSplitter, isKeyframe } from '../media/annexb';
 import type { FfmpegProgress } from './ffmpegOutput';
@@ -108,7 +109,11 @@ export class EpochEncoder extends EventEmitter<Events> {
   /** One tick: one frame per tile, in tile order. */
   write(frames: Buffer[]): void {
     if (this.#closed || this.proc.hasExited) return;
-    frames.forEach((f, i) => this.#inputs[i].write(f));
+    // Each write holds its frame until the pipe has taken it (pooled frames are reused after).
+    frames.forEach((f, i) => {
+      retainFrame(f);
+      this.#inputs[i].write(f, () => releaseFrame(f));
+    });
     this.sent++;
   }
 

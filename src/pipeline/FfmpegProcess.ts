@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import execa from 'execa';
 import { LineTail, parseProgressLine, type FfmpegProgress } from './ffmpegOutput';
@@ -28,6 +29,12 @@ export interface FfmpegProcessOptions {
   logger: Logger;
   clock?: Clock;
   stderrLines?: number;
+  /**
+   * Read stdout into this one buffer, reused for every read, and hand each read to `onChunk`
+   * (valid only during the call) instead of emitting a new Buffer per read on `stdout`. For
+   * children that put out raw video: see `readIntoBuffer`.
+   */
+  stdoutInto?: { buffer: Buffer; onChunk: (chunk: Buffer) => void };
 }
 
 interface Events {
@@ -44,7 +51,7 @@ interface Events {
  */
 export class FfmpegProcess extends EventEmitter<Events> {
   readonly stdin: Writable;
-  readonly stdout: Readable;
+  stdout: Readable;
   readonly pipes: (Readable | Writable)[];
   readonly exited: Promise<FfmpegExit>;
   readonly pid: number | undefined;
@@ -77,6 +84,15 @@ export class FfmpegProcess extends EventEmitter<Events> {
     // Writes to a child that died raise EPIPE on the stream; the exit is what we report.
     for (const s of [this.stdin, ...this.pipes]) s.on('error', () => undefined);
     this.stdout.on('error', () => undefined);
+    const into = opts.stdoutInto;
+    const taken = into
+      ? readIntoBuffer(this.stdout, into.buffer, (chunk) => {
+          this.#markReady();
+          into.onChunk(chunk);
+        })
+      : null;
+    if (taken) this.stdout = taken;
+    else if (into) this.stdout.on('data', (c: Buffer) => into.onChunk(c));
     this.stdout.once('data', () => this.#markReady());
     this.#child.stderr!.setEncoding('utf8');
     this.#child.stderr!.on('data', (chunk: string) => {
@@ -160,4 +176,37 @@ export class FfmpegProcess extends EventEmitter<Events> {
     this.#ready = true;
     this.emit('ready');
   }
+}
+
+/**
+ * Reads a child's stdout into `buffer` (one buffer, reused for every read) instead of a new
+ * Buffer per read. A decoder's raw video is ~10 MB/s per tile in reads of up to 64 KB, and those
+ * short-lived Buffers were half of the external memory whose growth made V8 run full
+ * collections several times a second in a recording's worker (docs/workers.md). Node reads into
+ * a user buffer only for a socket made with `onread`, so the child's stdout handle is moved to
+ * such a socket, and the stream Node made for it is closed without its handle (the child's
+ * 'close' still counts it). Returns null — the caller keeps plain 'data' events — if this Node
+ * does not expose the handle.
+ */
+function readIntoBuffer(stream: Readable, buffer: Buffer, onChunk: (chunk: Buffer) => void): net.Socket | null {
+  const original = stream as Readable & { _handle?: unknown };
+  const handle = original._handle;
+  if (!handle || !(stream instanceof net.Socket)) return null;
+  const opts = {
+    handle,
+    readable: true,
+    writable: false,
+    onread: {
+      buffer,
+      callback: (n: number, buf: Uint8Array) => {
+        onChunk(Buffer.from(buf.buffer, buf.byteOffset, n));
+        return true;
+      },
+    },
+  };
+  const sock = new net.Socket(opts as unknown as net.SocketConstructorOpts);
+  original._handle = null;
+  original.destroy();
+  sock.on('error', () => undefined);
+  return sock;
 }

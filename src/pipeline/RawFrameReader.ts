@@ -1,3 +1,5 @@
+import { FramePool } from './FramePool';
+
 /**
  * Cuts a raw video byte stream (arriving in pipe-sized chunks) into whole frames with exactly one
  * copy per byte: each chunk is copied straight into the frame being filled. Raw 720p30 is
@@ -5,14 +7,19 @@
  * concat-then-slice (two copies and a garbage buffer per frame) is measurable CPU.
  */
 export class RawFrameReader {
+  readonly pool: FramePool;
   #frame: Buffer;
   #filled = 0;
 
   constructor(readonly frameBytes: number) {
-    this.#frame = Buffer.allocUnsafe(frameBytes);
+    this.pool = new FramePool(frameBytes);
+    this.#frame = this.pool.take();
   }
 
-  /** Feed a chunk; calls `onFrame` for every frame it completes (the frame is the caller's to keep). */
+  /**
+   * Feed a chunk (copied at once: the caller may reuse it); calls `onFrame` for every frame it
+   * completes. The frame comes from `pool` with one reference, the caller's (see FramePool).
+   */
   push(chunk: Buffer, onFrame: (frame: Buffer) => void): void {
     let off = 0;
     while (off < chunk.length) {
@@ -22,7 +29,7 @@ export class RawFrameReader {
       off += n;
       if (this.#filled === this.frameBytes) {
         const done = this.#frame;
-        this.#frame = Buffer.allocUnsafe(this.frameBytes);
+        this.#frame = this.pool.take();
         this.#filled = 0;
         onFrame(done);
       }

@@ -406,7 +406,9 @@ export class Recording extends EventEmitter<Events> {
     this.#order = this.#order.filter((id) => id !== sourceId);
     const now = Date.now();
     const live = s.video.latestAt && now - s.video.latestAt <= this.#o.config.videoTimeoutMs;
-    this.#departed.set(sourceId, { frame: (live && s.video.lastShown) || s.card, card: s.card, at: now });
+    // A copy: the decoder's pictures go back to its pool (FramePool) while this one is still shown.
+    const last = live ? s.video.lastShown : null;
+    this.#departed.set(sourceId, { frame: last ? Buffer.from(last) : s.card, card: s.card, at: now });
     s.unsubscribe();
     s.video.close();
     s.audio.close();

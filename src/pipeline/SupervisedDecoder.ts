@@ -41,6 +41,14 @@ export abstract class SupervisedDecoder extends EventEmitter<DecoderEvents> {
   protected abstract args(): string[];
   /** Raw output bytes of the current process. */
   protected abstract onOutput(chunk: Buffer): void;
+
+  /**
+   * A buffer to read the process's output into, reused for every read (null: a new Buffer per
+   * read). Only for an `onOutput` that copies what it needs before returning.
+   */
+  protected readBuffer(): Buffer | null {
+    return null;
+  }
   /** A new process is up: write headers, reset parsers, ask for a keyframe. */
   protected abstract onSpawn(proc: FfmpegProcess): void;
 
@@ -63,15 +71,24 @@ export abstract class SupervisedDecoder extends EventEmitter<DecoderEvents> {
 
   #spawnNow(): void {
     if (this.closed) return;
-    const proc = new FfmpegProcess({ ffmpegPath: this.ffmpegPath, args: this.args(), stopBy: 'eof', gracefulMs: 2000, logger: this.log });
-    this.proc = proc;
-    this.#lastInputAt = 0;
-    this.#awaitingOutput = false;
-    proc.stdout.on('data', (c: Buffer) => {
+    const onChunk = (c: Buffer) => {
       if (this.proc !== proc) return;
       this.#awaitingOutput = false;
       this.onOutput(c);
+    };
+    const buffer = this.readBuffer();
+    const proc: FfmpegProcess = new FfmpegProcess({
+      ffmpegPath: this.ffmpegPath,
+      args: this.args(),
+      stopBy: 'eof',
+      gracefulMs: 2000,
+      logger: this.log,
+      stdoutInto: buffer ? { buffer, onChunk } : undefined,
     });
+    if (!buffer) proc.stdout.on('data', onChunk);
+    this.proc = proc;
+    this.#lastInputAt = 0;
+    this.#awaitingOutput = false;
     proc.on('exit', (exit) => {
       if (this.proc !== proc || this.closed) return;
       this.proc = null;

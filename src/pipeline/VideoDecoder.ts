@@ -1,6 +1,7 @@
 import { SupervisedDecoder } from './SupervisedDecoder';
 import { loopStalledWithin } from './loopMonitor';
 import { RawFrameReader } from './RawFrameReader';
+import { releaseFrame } from './FramePool';
 import { videoDecoderArgs } from '../../compositor/ffmpegArgs';
 import { ivfFileHeader, ivfFrameHeader, vp8KeyframeInfo } from '../media/ivf';
 import type { FfmpegProcess } from './FfmpegProcess';
@@ -67,6 +68,13 @@ export class VideoDecoder extends SupervisedDecoder {
     this.#requestKeyframe = opts.requestKeyframe;
   }
 
+  /** RawFrameReader copies every read into a frame at once, so reads can share one buffer. */
+  readonly #readBuffer = Buffer.allocUnsafeSlow(256 * 1024);
+
+  protected override readBuffer(): Buffer {
+    return this.#readBuffer;
+  }
+
   protected args(): string[] {
     return videoDecoderArgs(this.#codec ?? 'vp8', { w: this.width, h: this.height });
   }
@@ -100,7 +108,7 @@ export class VideoDecoder extends SupervisedDecoder {
       }
       this.#queue.push(frame);
       if (this.#queue.length > 3) {
-        this.#queue.shift();
+        releaseFrame(this.#queue.shift()!);
         this.framesDropped++;
       }
       this.latestAt = Date.now();
@@ -109,7 +117,7 @@ export class VideoDecoder extends SupervisedDecoder {
     });
   }
 
-  /** The frame most recently handed to the pacer (null before the first). */
+  /** The frame most recently handed to the pacer (null before the first). A holder beyond this tick copies it or retains it (FramePool). */
   get lastShown(): Buffer | null {
     return this.#shown;
   }
@@ -122,12 +130,17 @@ export class VideoDecoder extends SupervisedDecoder {
     if (this.#queue.length > 1) {
       if (++this.#backlogTicks >= 15) {
         this.framesDropped += this.#queue.length - 1;
-        this.#queue.splice(0, this.#queue.length - 1);
+        for (const f of this.#queue.splice(0, this.#queue.length - 1)) releaseFrame(f);
         this.#backlogTicks = 0;
       }
     } else this.#backlogTicks = 0;
     const next = this.#queue.shift();
-    if (next) this.#shown = next;
+    if (next) {
+      // The queue's reference becomes the shown picture's; the picture it replaces is let go
+      // (the encoder holds its own reference while writing it).
+      if (this.#shown) releaseFrame(this.#shown);
+      this.#shown = next;
+    }
     else if (this.#shown) this.framesRepeated++;
     return this.#shown;
   }
