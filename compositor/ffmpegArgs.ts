@@ -39,18 +39,6 @@ export function videoDecoderArgs(codec: 'vp8' | 'h264', out: { w: number; h: num
   ];
 }
 
-/** Opus in Ogg on stdin → 48 kHz mono s16le on stdout, flushed per packet. */
-export function audioDecoderArgs(): string[] {
-  return [
-    ...COMMON,
-    '-probesize', '32', '-analyzeduration', '0',
-    '-f', 'ogg', '-i', 'pipe:0',
-    '-vn', '-ac', '1', '-ar', '48000',
-    '-flush_packets', '1',
-    '-f', 's16le', 'pipe:1',
-  ];
-}
-
 export interface EncoderSettings {
   width: number;
   height: number;

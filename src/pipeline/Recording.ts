@@ -359,7 +359,7 @@ export class Recording extends EventEmitter<Events> {
     const log = this.#log.child({ sourceId: source.id });
     const size = TILE_SIZE[source.kind];
     const video = new VideoDecoder({ ffmpegPath, width: size.w, height: size.h, logger: log.child({ proc: 'vdec' }), stallMs: config.stallTimeoutMs, requestKeyframe: () => source.requestKeyframe() });
-    const audio = new AudioDecoder({ ffmpegPath, logger: log.child({ proc: 'adec' }), stallMs: config.stallTimeoutMs });
+    const audio = new AudioDecoder({ logger: log.child({ proc: 'adec' }) });
     const onRestart = () => this.stats.decoderRestarts++;
     video.on('restart', onRestart);
     audio.on('restart', onRestart);

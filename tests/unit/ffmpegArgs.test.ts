@@ -1,5 +1,5 @@
 import { buildFilterGraph } from '../../compositor/filterGraph';
-import { epochEncoderArgs, audioEncoderArgs, encoderArgs, videoDecoderArgs, audioDecoderArgs, nameCardsArgs } from '../../compositor/ffmpegArgs';
+import { epochEncoderArgs, audioEncoderArgs, encoderArgs, videoDecoderArgs, nameCardsArgs } from '../../compositor/ffmpegArgs';
 import { computeLayout } from '../../compositor/layout';
 import { loadPresets } from '../../compositor/presets';
 
@@ -61,11 +61,10 @@ describe('argv builders', () => {
     expect(audioEncoderArgs({ audioBitrate: 96_000 }).join(' ')).toContain('-i pipe:0 -c:a aac -b:a 96k -flush_packets 1 -f adts pipe:1');
   });
 
-  test('decoders: VP8 in IVF or H.264 Annex-B in, fixed-size letterboxed raw out; Opus in Ogg → s16le', () => {
+  test('decoders: VP8 in IVF or H.264 Annex-B in, fixed-size letterboxed raw out', () => {
     expect(videoDecoderArgs('vp8', { w: 640, h: 360 }).join(' ')).toContain('-f ivf -i pipe:0');
     expect(videoDecoderArgs('h264', { w: 640, h: 360 }).join(' ')).toContain('-f h264 -i pipe:0');
     expect(videoDecoderArgs('vp8', { w: 640, h: 360 }).join(' ')).toContain('scale=640:360:force_original_aspect_ratio=decrease,pad=640:360');
-    expect(audioDecoderArgs().join(' ')).toContain('-f ogg -i pipe:0 -vn -ac 1 -ar 48000 -flush_packets 1 -f s16le pipe:1');
   });
 });
 
