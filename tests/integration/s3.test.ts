@@ -3,10 +3,13 @@
  * fragmented MP4 from FFmpeg cut by the pipeline's Mp4Splitter.
  */
 import { createHash } from 'node:crypto';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { createReadStream, promises as fsp } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { TesseraError } from '../../src/errors';
 import { S3Storage } from '../../src/storage/S3Storage';
+import { FINAL_FILE, STATE_FILE, type SpoolState } from '../../src/storage/s3/S3Sink';
 import { S3TestServer } from '../helpers/s3server';
 import { BUCKET, TEST_CREDENTIALS, feedPaced, makeFmp4, s3TestConfig, split, tempDir } from '../helpers/s3fixtures';
 
@@ -198,4 +201,35 @@ test('a full spool fails the write with REC_ERR_UPLOAD instead of filling the di
   const obj = await server.getObject(BUCKET, 'rec/room5/rec-s.mp4');
   expect(obj).not.toBeNull();
   expect(obj!.equals(clip40.subarray(0, obj!.length))).toBe(true);
+});
+
+test('a crash between Complete and the final manifest (AWS answers ListParts with NoSuchUpload): recovery finds the object and writes the manifest, nothing is uploaded again', async () => {
+  const s = storage();
+  const sink = s.createSink('rec-done', 'room6');
+  await sink.open();
+  const uploadId = sink.uploadId!;
+  for (const g of split(clip40).slice(0, 4)) await sink.write(g);
+  await sink.finish(manifestOf('rec-done', 'room6'));
+  const key = 'rec/room6/rec-done.mp4';
+  const object = (await server.getObject(BUCKET, key))!;
+  // What the process left when it died: the checkpoint manifest, and its spool directory.
+  await s.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'rec/room6/rec-done.json', Body: JSON.stringify({ ...manifestOf('rec-done', 'room6'), status: 'recording', upload: { uploadId } }) }));
+  const spoolDir = path.join(dir, 'spool', 'rec-done');
+  await fsp.mkdir(spoolDir, { recursive: true });
+  const state: SpoolState = {
+    version: 1, recordingId: 'rec-done', roomId: 'room6', bucket: BUCKET, key, manifestKey: 'rec/room6/rec-done.json', uploadId,
+    startedAt: '2026-11-24T10:00:00.000Z', pid: 999_999, host: os.hostname(), instanceId: 'dead',
+  };
+  await fsp.writeFile(path.join(spoolDir, STATE_FILE), JSON.stringify(state));
+  await fsp.writeFile(path.join(spoolDir, FINAL_FILE), JSON.stringify(manifestOf('rec-done', 'room6')));
+  const before = server.requests.length;
+  expect((await storage().runRecovery()).completed).toEqual(['rec-done']);
+  const ops = server.requests.slice(before).map((r) => r.op);
+  expect(ops).not.toContain('UploadPart');
+  expect(ops).not.toContain('CompleteMultipartUpload');
+  expect((await server.getObject(BUCKET, key))!.equals(object)).toBe(true);
+  const manifest = JSON.parse((await server.getObject(BUCKET, 'rec/room6/rec-done.json'))!.toString()) as Record<string, unknown>;
+  expect(manifest).toMatchObject({ status: 'available', bytes: object.length, retentionClass: 'standard' });
+  expect(manifest.upload).toBeUndefined();
+  await expect(fsp.readdir(path.join(dir, 'spool'))).resolves.toEqual([]);
 });
