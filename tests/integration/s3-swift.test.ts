@@ -364,7 +364,7 @@ async function startServer(env: Record<string, string>): Promise<{ child: ChildP
   return { child, readyz, exit, stderr: () => err };
 }
 
-test('npm start: /readyz reports what the bucket supports; S3_SSE=aws:kms on a store that refuses it stops the process at start, and nothing is recorded', async () => {
+test('npm start: /readyz reports what the bucket supports (503 while it cannot be reached); S3_SSE=aws:kms on a store that refuses it stops the process at start, and nothing is recorded', async () => {
   const bucket = await swiftBucket(swift, 'start');
   const ok = await startServer({ S3_BUCKET: bucket, S3_SSE: 'AES256' });
   const ready = await ok.readyz;
@@ -373,6 +373,13 @@ test('npm start: /readyz reports what the bucket supports; S3_SSE=aws:kms on a s
   expect(ready!.body).toMatchObject({ ready: true, storage: { kind: 's3', bucket, ok: true, write: true, read: true, multipart: true, tagging: false, sse: 'AES256', sseAccepted: true, maxParts: 1000 } });
   ok.child.kill('SIGTERM');
   expect(await ok.exit).toBe(0);
+
+  // A store that cannot be reached at start: the process runs, but is not ready.
+  const away = await startServer({ S3_BUCKET: bucket, S3_ENDPOINT: 'http://127.0.0.1:1', TESSERA_S3_OPEN_TIMEOUT_MS: '500' });
+  const unready = await away.readyz;
+  expect(unready).toMatchObject({ status: 503, body: { ready: false, storage: { ok: false, write: null, error: expect.stringMatching(/ECONNREFUSED/) } } });
+  away.child.kill('SIGTERM');
+  expect(await away.exit).toBe(0);
 
   const t = Date.now();
   const kms = await startServer({ S3_BUCKET: bucket, S3_SSE: 'aws:kms' });

@@ -233,3 +233,36 @@ test('a crash between Complete and the final manifest (AWS answers ListParts wit
   expect(manifest.upload).toBeUndefined();
   await expect(fsp.readdir(path.join(dir, 'spool'))).resolves.toEqual([]);
 });
+
+test('the store unreachable at start: the check says so, recovery waits for it, and both run once it answers', async () => {
+  const until = async (cond: () => boolean, ms: number): Promise<void> => {
+    for (const end = Date.now() + ms; !cond(); await new Promise((r) => setTimeout(r, 50))) if (Date.now() > end) throw new Error('timed out');
+  };
+  // A recorder that died with two parts uploaded (its spool is elsewhere: lost with its pod).
+  const dead = storage();
+  const sink = dead.createSink('rec-later', 'room7');
+  await sink.open();
+  sink.updateManifest({ ...manifestOf('rec-later', 'room7'), status: 'recording' });
+  for (const g of split(clip40)) await sink.write(g);
+  await until(() => sink.stats.partsUploaded >= 2, 20_000);
+  sink.close();
+
+  server.setOutage('reset');
+  const s = storage({ spoolDir: path.join(dir, 'spool-b'), staleAfterMs: 0, openTimeoutMs: 300 });
+  const caps = await s.probe();
+  expect(caps.error).toMatch(/capability probe failed/);
+  expect(s.status()).toMatchObject({ ok: false, write: null });
+  await s.recover(); // deferred: no throw, no crash loop at start
+  expect(server.uploadsInProgress()).toHaveLength(1);
+
+  server.setOutage(null);
+  expect(await s.probe()).toMatchObject({ error: null, write: true, read: true, multipart: true, tagging: true, maxParts: 10_000 });
+  expect(s.status().ok).toBe(true);
+  const manifest = async (): Promise<Record<string, unknown>> => JSON.parse((await server.getObject(BUCKET, 'rec/room7/rec-later.json'))!.toString()) as Record<string, unknown>;
+  for (const end = Date.now() + 20_000; (await manifest()).status !== 'available' && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50));
+  expect(server.uploadsInProgress()).toEqual([]);
+  const m = await manifest();
+  expect(m).toMatchObject({ status: 'available', error: { code: 'REC_ERR_INTERRUPTED' }, bytes: server.objectInfo(BUCKET, 'rec/room7/rec-later.mp4')!.size });
+  // The check left nothing behind.
+  expect(server.listKeys(BUCKET).filter((k) => k.includes('tessera-probe'))).toEqual([]);
+});
