@@ -88,6 +88,7 @@ export class S3Storage implements Storage {
   #caps: S3Capabilities;
   #features: StoreFeatures;
   #probing: Promise<S3Capabilities> | null = null;
+  #recoverDeferred = false;
   #reprobeTimer: NodeJS.Timeout | null = null;
 
   constructor(cfg: Readonly<Config['s3']>, opts: S3StorageOptions = {}) {
@@ -193,6 +194,10 @@ export class S3Storage implements Storage {
       // A refusal of tags seen by a sink before the probe answered stays learnt.
       if (this.#caps.tagging === false) found.tagging = false;
       Object.assign(this.#caps, found);
+      if (this.#recoverDeferred) {
+        this.#recoverDeferred = false;
+        this.runRecovery().catch((err: Error) => this.#log.error({ err: err.message }, 'deferred recovery failed'));
+      }
     } catch (err) {
       this.#caps.error = (err as Error).message;
       this.#log.error({ err: this.#caps.error, retryInMs: REPROBE_MS }, 'storage check failed: the bucket could not be checked');
@@ -298,6 +303,13 @@ export class S3Storage implements Storage {
    * REC_ERR_INTERRUPTED. Uploads with nothing usable older than orphanMaxAgeMs are aborted.
    */
   async recover(): Promise<void> {
+    if (this.#caps.error) {
+      // The store could not be reached at start: recover once the check answers (not a crash
+      // loop at start; the pod stays unready meanwhile).
+      this.#recoverDeferred = true;
+      this.#log.warn('recovery of interrupted uploads deferred until the bucket answers');
+      return;
+    }
     await this.runRecovery();
   }
 

@@ -14,6 +14,7 @@ import {
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   ListPartsCommand,
+  PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -242,7 +243,7 @@ test('SIGKILL mid-recording with the spool lost: recovery completes the parts al
   expect(played.currentTime).toBeGreaterThan(durationS - 1.5);
 });
 
-test('a crash after Complete: Swift still lists the parts, recovery sees the object and leaves it as it is', async () => {
+test('a crash after Complete: Swift still lists the parts (and would take a second Complete); recovery sees the object, leaves it as it is and writes the manifest', async () => {
   const bucket = await swiftBucket(swift, 'done');
   const s = storage(bucket);
   await s.probe();
@@ -257,7 +258,9 @@ test('a crash after Complete: Swift still lists the parts, recovery sees the obj
   expect((await client.send(new ListPartsCommand({ Bucket: bucket, Key: key, UploadId: uploadId }))).Parts).toHaveLength(3);
   await expect(client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }))).rejects.toMatchObject({ name: 'NoSuchKey' });
 
-  // The spool as a process leaves it when it dies between Complete and its clean-up.
+  // What a process leaves when it dies between Complete and the final manifest: the checkpoint
+  // manifest, and its spool directory.
+  await client.send(new PutObjectCommand({ Bucket: bucket, Key: 'rec/room2/rec-done.json', Body: JSON.stringify({ ...manifestOf('rec-done', 'room2'), status: 'recording', upload: { uploadId } }) }));
   const spoolDir = path.join(dir, 'spool', 'rec-done');
   await fsp.mkdir(spoolDir, { recursive: true });
   const state: SpoolState = {
@@ -266,13 +269,23 @@ test('a crash after Complete: Swift still lists the parts, recovery sees the obj
   };
   await fsp.writeFile(path.join(spoolDir, STATE_FILE), JSON.stringify(state));
   await fsp.writeFile(path.join(spoolDir, FINAL_FILE), JSON.stringify(manifestOf('rec-done', 'room2')));
-  const report = await storage(bucket).runRecovery();
+  const recovering = storage(bucket);
+  const sent: string[] = [];
+  recovering.client.middlewareStack.add((next, context) => (args) => {
+    sent.push(context.commandName ?? '?');
+    return next(args);
+  }, { step: 'initialize' });
+  const report = await recovering.runRecovery();
   expect(report.completed).toEqual(['rec-done']);
+  // Not completed a second time (Swift would have taken it), nothing uploaded.
+  expect(sent).not.toContain('CompleteMultipartUploadCommand');
+  expect(sent).not.toContain('UploadPartCommand');
   expect((await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ETag).toBe(etag);
   expect(md5(await getBytes(bucket, key))).toBe(md5(clip40));
   const manifest = await getJson(bucket, 'rec/room2/rec-done.json');
   expect(manifest).toMatchObject({ status: 'available', bytes: clip40.length, retentionClass: 'standard' });
   expect(manifest.error).toBeUndefined();
+  expect(manifest.upload).toBeUndefined();
   await expect(fsp.readdir(path.join(dir, 'spool'))).resolves.toEqual([]);
 });
 
@@ -351,7 +364,7 @@ async function startServer(env: Record<string, string>): Promise<{ child: ChildP
   return { child, readyz, exit, stderr: () => err };
 }
 
-test('npm start: /readyz reports what the bucket supports; S3_SSE=aws:kms on a store that refuses it stops the process at start, and nothing is recorded', async () => {
+test('npm start: /readyz reports what the bucket supports (503 while it cannot be reached); S3_SSE=aws:kms on a store that refuses it stops the process at start, and nothing is recorded', async () => {
   const bucket = await swiftBucket(swift, 'start');
   const ok = await startServer({ S3_BUCKET: bucket, S3_SSE: 'AES256' });
   const ready = await ok.readyz;
@@ -360,6 +373,13 @@ test('npm start: /readyz reports what the bucket supports; S3_SSE=aws:kms on a s
   expect(ready!.body).toMatchObject({ ready: true, storage: { kind: 's3', bucket, ok: true, write: true, read: true, multipart: true, tagging: false, sse: 'AES256', sseAccepted: true, maxParts: 1000 } });
   ok.child.kill('SIGTERM');
   expect(await ok.exit).toBe(0);
+
+  // A store that cannot be reached at start: the process runs, but is not ready.
+  const away = await startServer({ S3_BUCKET: bucket, S3_ENDPOINT: 'http://127.0.0.1:1', TESSERA_S3_OPEN_TIMEOUT_MS: '500' });
+  const unready = await away.readyz;
+  expect(unready).toMatchObject({ status: 503, body: { ready: false, storage: { ok: false, write: null, error: expect.stringMatching(/ECONNREFUSED/) } } });
+  away.child.kill('SIGTERM');
+  expect(await away.exit).toBe(0);
 
   const t = Date.now();
   const kms = await startServer({ S3_BUCKET: bucket, S3_SSE: 'aws:kms' });

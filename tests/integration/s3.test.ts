@@ -3,10 +3,13 @@
  * fragmented MP4 from FFmpeg cut by the pipeline's Mp4Splitter.
  */
 import { createHash } from 'node:crypto';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { createReadStream, promises as fsp } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { TesseraError } from '../../src/errors';
 import { S3Storage } from '../../src/storage/S3Storage';
+import { FINAL_FILE, STATE_FILE, type SpoolState } from '../../src/storage/s3/S3Sink';
 import { S3TestServer } from '../helpers/s3server';
 import { BUCKET, TEST_CREDENTIALS, feedPaced, makeFmp4, s3TestConfig, split, tempDir } from '../helpers/s3fixtures';
 
@@ -198,4 +201,68 @@ test('a full spool fails the write with REC_ERR_UPLOAD instead of filling the di
   const obj = await server.getObject(BUCKET, 'rec/room5/rec-s.mp4');
   expect(obj).not.toBeNull();
   expect(obj!.equals(clip40.subarray(0, obj!.length))).toBe(true);
+});
+
+test('a crash between Complete and the final manifest (AWS answers ListParts with NoSuchUpload): recovery finds the object and writes the manifest, nothing is uploaded again', async () => {
+  const s = storage();
+  const sink = s.createSink('rec-done', 'room6');
+  await sink.open();
+  const uploadId = sink.uploadId!;
+  for (const g of split(clip40).slice(0, 4)) await sink.write(g);
+  await sink.finish(manifestOf('rec-done', 'room6'));
+  const key = 'rec/room6/rec-done.mp4';
+  const object = (await server.getObject(BUCKET, key))!;
+  // What the process left when it died: the checkpoint manifest, and its spool directory.
+  await s.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'rec/room6/rec-done.json', Body: JSON.stringify({ ...manifestOf('rec-done', 'room6'), status: 'recording', upload: { uploadId } }) }));
+  const spoolDir = path.join(dir, 'spool', 'rec-done');
+  await fsp.mkdir(spoolDir, { recursive: true });
+  const state: SpoolState = {
+    version: 1, recordingId: 'rec-done', roomId: 'room6', bucket: BUCKET, key, manifestKey: 'rec/room6/rec-done.json', uploadId,
+    startedAt: '2026-11-24T10:00:00.000Z', pid: 999_999, host: os.hostname(), instanceId: 'dead',
+  };
+  await fsp.writeFile(path.join(spoolDir, STATE_FILE), JSON.stringify(state));
+  await fsp.writeFile(path.join(spoolDir, FINAL_FILE), JSON.stringify(manifestOf('rec-done', 'room6')));
+  const before = server.requests.length;
+  expect((await storage().runRecovery()).completed).toEqual(['rec-done']);
+  const ops = server.requests.slice(before).map((r) => r.op);
+  expect(ops).not.toContain('UploadPart');
+  expect(ops).not.toContain('CompleteMultipartUpload');
+  expect((await server.getObject(BUCKET, key))!.equals(object)).toBe(true);
+  const manifest = JSON.parse((await server.getObject(BUCKET, 'rec/room6/rec-done.json'))!.toString()) as Record<string, unknown>;
+  expect(manifest).toMatchObject({ status: 'available', bytes: object.length, retentionClass: 'standard' });
+  expect(manifest.upload).toBeUndefined();
+  await expect(fsp.readdir(path.join(dir, 'spool'))).resolves.toEqual([]);
+});
+
+test('the store unreachable at start: the check says so, recovery waits for it, and both run once it answers', async () => {
+  const until = async (cond: () => boolean, ms: number): Promise<void> => {
+    for (const end = Date.now() + ms; !cond(); await new Promise((r) => setTimeout(r, 50))) if (Date.now() > end) throw new Error('timed out');
+  };
+  // A recorder that died with two parts uploaded (its spool is elsewhere: lost with its pod).
+  const dead = storage();
+  const sink = dead.createSink('rec-later', 'room7');
+  await sink.open();
+  sink.updateManifest({ ...manifestOf('rec-later', 'room7'), status: 'recording' });
+  for (const g of split(clip40)) await sink.write(g);
+  await until(() => sink.stats.partsUploaded >= 2, 20_000);
+  sink.close();
+
+  server.setOutage('reset');
+  const s = storage({ spoolDir: path.join(dir, 'spool-b'), staleAfterMs: 0, openTimeoutMs: 300 });
+  const caps = await s.probe();
+  expect(caps.error).toMatch(/capability probe failed/);
+  expect(s.status()).toMatchObject({ ok: false, write: null });
+  await s.recover(); // deferred: no throw, no crash loop at start
+  expect(server.uploadsInProgress()).toHaveLength(1);
+
+  server.setOutage(null);
+  expect(await s.probe()).toMatchObject({ error: null, write: true, read: true, multipart: true, tagging: true, maxParts: 10_000 });
+  expect(s.status().ok).toBe(true);
+  const manifest = async (): Promise<Record<string, unknown>> => JSON.parse((await server.getObject(BUCKET, 'rec/room7/rec-later.json'))!.toString()) as Record<string, unknown>;
+  for (const end = Date.now() + 20_000; (await manifest()).status !== 'available' && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50));
+  expect(server.uploadsInProgress()).toEqual([]);
+  const m = await manifest();
+  expect(m).toMatchObject({ status: 'available', error: { code: 'REC_ERR_INTERRUPTED' }, bytes: server.objectInfo(BUCKET, 'rec/room7/rec-later.mp4')!.size });
+  // The check left nothing behind.
+  expect(server.listKeys(BUCKET).filter((k) => k.includes('tessera-probe'))).toEqual([]);
 });

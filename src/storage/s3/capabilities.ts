@@ -43,7 +43,7 @@ interface ErrLike {
   $metadata?: { httpStatusCode?: number };
 }
 
-const describe = (err: unknown): string => {
+const describeError = (err: unknown): string => {
   const e = err as ErrLike;
   const status = e.$metadata?.httpStatusCode;
   return `${e.name ?? 'Error'}${status ? ` (${status})` : ''}: ${e.message ?? String(err)}`;
@@ -92,7 +92,7 @@ export async function probeCapabilities(
     } catch (err) {
       if (!o.sse || !refusesEncryption(err)) throw err;
       caps.sseAccepted = false;
-      caps.problems.push(`S3_SSE=${o.sse} refused: ${describe(err)}`);
+      caps.problems.push(`S3_SSE=${o.sse} refused: ${describeError(err)}`);
       await client.send(new PutObjectCommand({ Bucket: o.bucket, Key: o.probeKey, Body: body, ContentType: 'text/plain' }), opt);
       created.push(o.probeKey);
       caps.write = true;
@@ -110,7 +110,7 @@ export async function probeCapabilities(
     } catch (err) {
       if (!refusesTagging(err) && (err as ErrLike).name !== 'AccessDenied') throw err;
       caps.tagging = false;
-      caps.problems.push(`object tagging refused: ${describe(err)}`);
+      caps.problems.push(`object tagging refused: ${describeError(err)}`);
     }
 
     const mpuKey = `${o.probeKey}.multipart`;
@@ -134,14 +134,14 @@ export async function probeCapabilities(
       caps.multipart = true;
     } catch (err) {
       caps.multipart = false;
-      caps.problems.push(`multipart upload failed: ${describe(err)}`);
+      caps.problems.push(`multipart upload failed: ${describeError(err)}`);
     } finally {
       if (uploadId) await client.send(new AbortMultipartUploadCommand({ Bucket: o.bucket, Key: mpuKey, UploadId: uploadId }), opt).catch(() => undefined);
     }
     caps.checkedAt = new Date().toISOString();
     return caps;
   } catch (err) {
-    throw Object.assign(new Error(`bucket ${o.bucket}: ${describe(err)}`), { cause: err, name: (err as ErrLike).name ?? 'Error' });
+    throw Object.assign(new Error(`bucket ${o.bucket}: ${describeError(err)}`), { cause: err, name: (err as ErrLike).name ?? 'Error' });
   } finally {
     for (const key of created) await client.send(new DeleteObjectCommand({ Bucket: o.bucket, Key: key }), opt).catch(() => undefined);
   }
