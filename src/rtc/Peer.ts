@@ -3,7 +3,7 @@ import { RTCPeerConnection, type RTCRtpSender, type RTCRtpTransceiver } from 'we
 import type { Config } from '../config';
 import { TesseraError, toTesseraError } from '../errors';
 import type { Logger } from '../logger';
-import { closePeerConnection, releaseAbortStack, codecForForwarding, parseSignal, peerConfig, withoutDefaultStun, type ServerSignal, type TrackPurpose } from './negotiation';
+import { closePeerConnection, preferOfferedVideoCodecs, releaseAbortStack, codecForForwarding, parseSignal, peerConfig, withoutDefaultStun, type ServerSignal, type TrackPurpose } from './negotiation';
 import type { RtcOptions } from './options';
 import { Publication } from './Publication';
 import { announcedCandidatesOnly, bundleInactiveSections, parseMediaSections } from './sdp';
@@ -122,6 +122,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     if (this.#pub.signalingState !== 'stable') throw new TesseraError('REC_ERR_BAD_SIGNAL', 'signal: publish offer while another is being applied');
     const sections = parseMediaSections(sdp);
     try {
+      preferOfferedVideoCodecs(this.#pub, sdp);
       await this.#pub.setRemoteDescription({ type: 'offer', sdp });
     } catch (err) {
       throw new TesseraError('REC_ERR_BAD_SIGNAL', `signal: offer refused: ${(err as Error).message}`);

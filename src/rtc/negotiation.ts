@@ -229,3 +229,23 @@ export async function closePeerConnection(pc: RTCPeerConnection): Promise<void> 
     }
   }
 }
+
+/**
+ * Answer a client's offer in the client's order of video codecs. werift 0.25 orders an answer's
+ * codecs by its own configuration (VP8 first), and a browser sends the first codec of the answer:
+ * a page that prefers H.264 (`&codec=h264`, or a browser whose hardware encodes only H.264) would
+ * be made to send VP8. The order of the first video section of the offer decides; codecs the
+ * offer lacks keep their place after it. Call before setRemoteDescription(offer).
+ */
+export function preferOfferedVideoCodecs(pc: RTCPeerConnection, offerSdp: string): void {
+  const video = /^m=video [^\r\n]*$/m.exec(offerSdp);
+  if (!video) return;
+  const section = offerSdp.slice(video.index).split(/\r?\nm=/)[0];
+  const names = [...section.matchAll(/^a=rtpmap:\d+ ([^/\s]+)\//gm)].map((m) => m[1].toLowerCase());
+  const rank = (c: RTCRtpCodecParameters) => {
+    const i = names.indexOf(c.mimeType.split('/')[1].toLowerCase());
+    return i < 0 ? names.length : i;
+  };
+  const codecs = pc.config.codecs.video;
+  if (codecs) pc.config.codecs.video = [...codecs].sort((a, b) => rank(a) - rank(b));
+}

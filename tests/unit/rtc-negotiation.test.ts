@@ -1,4 +1,4 @@
-import { parseSignal, validateSdp, peerConfig } from '../../src/rtc/negotiation';
+import { parseSignal, validateSdp, peerConfig, preferOfferedVideoCodecs, videoCodecs } from '../../src/rtc/negotiation';
 import { announcedCandidatesOnly, bundleInactiveSections, parseMediaSections } from '../../src/rtc/sdp';
 import { RTC_DEFAULTS } from '../../src/rtc/options';
 import { PacketStatus, RTCPeerConnection, RecvDelta, RtcpPacketConverter, RtcpTransportLayerFeedback, RunLengthChunk, TransportWideCC } from 'werift';
@@ -156,6 +156,27 @@ describe('werift stops the transceivers it lets go (no guard of ours since werif
       expect([...a.getTransceivers(), ...b.getTransceivers()].filter(running)).toEqual([]);
     } finally {
       await Promise.allSettled([a.close(), b.close()]);
+    }
+  });
+});
+
+describe('the answer keeps the offerer’s order of video codecs (werift 0.25 puts its own first)', () => {
+  const firstVideoCodec = (sdp: string) => /^a=rtpmap:\d+ ([^/]+)\//m.exec(sdp.slice(sdp.indexOf('m=video')))![1];
+
+  test.each([['H264'], ['VP8']])('an offer preferring %s is answered with it first', async (preferred) => {
+    const offerer = new RTCPeerConnection({ iceServers: [], codecs: { video: [...videoCodecs()].sort((a) => (a.mimeType.endsWith(preferred) ? -1 : 1)) } });
+    const server = new RTCPeerConnection({ ...peerConfig({ publicIp: null, rtcMinPort: null, rtcMaxPort: null, host: '127.0.0.1' }) });
+    try {
+      offerer.addTransceiver('video', { direction: 'sendonly' });
+      await offerer.setLocalDescription(await offerer.createOffer());
+      const offer = offerer.localDescription!.sdp;
+      expect(firstVideoCodec(offer)).toBe(preferred);
+      preferOfferedVideoCodecs(server, offer);
+      await server.setRemoteDescription({ type: 'offer', sdp: offer });
+      await server.setLocalDescription(await server.createAnswer());
+      expect(firstVideoCodec(server.localDescription!.sdp)).toBe(preferred);
+    } finally {
+      await Promise.allSettled([offerer.close(), server.close()]);
     }
   });
 });
