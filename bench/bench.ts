@@ -137,7 +137,24 @@ function ownCpuSeconds(): number {
  * (its memory is the server's, once, not a recording's: it is left out of the recording's figures
  * and reported as spareWorkerMB).
  */
+buildWorker();
 const pool = new WorkerPool({ logger });
+
+/**
+ * Recordings' workers run compiled JavaScript, as in the image (`npm run build`): under tsx a
+ * worker also holds the TypeScript loader and its transpiled sources, ~30 MB that production
+ * never has. The build goes to a temporary app directory laid out as the image's.
+ */
+function buildWorker(): void {
+  if (process.env.BENCH_WORKER_TSX) return;
+  const app = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-bench-app-'));
+  const root = path.join(__dirname, '..');
+  execFileSync(process.execPath, [path.join(root, 'scripts/build.js'), path.join(app, 'dist')], { cwd: root, stdio: 'ignore' });
+  fs.cpSync(path.join(root, 'grid-presets'), path.join(app, 'grid-presets'), { recursive: true });
+  fs.symlinkSync(path.join(root, 'node_modules'), path.join(app, 'node_modules'));
+  process.env.TESSERA_WORKER_ENTRY = path.join(app, 'dist/src/worker/main.js');
+  process.on('exit', () => fs.rmSync(app, { recursive: true, force: true }));
+}
 
 /** PSS (MB) of the warm spare worker(s) now. */
 function spareWorkerMB(): number {

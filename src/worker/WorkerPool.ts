@@ -13,6 +13,9 @@ function workerCommand(): string[] {
   // Extra Node options for workers only (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile
   // one, or `--max-old-space-size=256`), which NODE_OPTIONS would also apply to the server.
   const extra = (process.env.TESSERA_WORKER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  // The benchmark runs the compiled worker (as the image does) from a TypeScript server.
+  const entry = process.env.TESSERA_WORKER_ENTRY;
+  if (entry?.endsWith('.js')) return [...extra, entry];
   if (__filename.endsWith('.js')) return [...extra, path.join(__dirname, 'main.js')];
   return [...extra, '--import', require.resolve('tsx'), path.join(__dirname, 'main.ts')];
 }
