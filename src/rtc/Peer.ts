@@ -3,7 +3,7 @@ import { RTCPeerConnection, type RTCRtpSender, type RTCRtpTransceiver } from 'we
 import type { Config } from '../config';
 import { TesseraError, toTesseraError } from '../errors';
 import type { Logger } from '../logger';
-import { closePeerConnection, preferOfferedVideoCodecs, releaseAbortStack, codecForForwarding, parseSignal, peerConfig, withoutDefaultStun, type ServerSignal, type TrackPurpose } from './negotiation';
+import { closePeerConnection, releaseAbortStack, codecForForwarding, guardTransceivers, parseSignal, peerConfig, withoutDefaultStun, type ServerSignal, type TrackPurpose } from './negotiation';
 import type { RtcOptions } from './options';
 import { Publication } from './Publication';
 import { announcedCandidatesOnly, bundleInactiveSections, parseMediaSections } from './sdp';
@@ -69,6 +69,8 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.#log = init.logger.child({ participantId: init.id });
     this.#pub = new RTCPeerConnection(peerConfig(init.config, 'pub'));
     this.#sub = new RTCPeerConnection(peerConfig(init.config, 'sub'));
+    guardTransceivers(this.#pub);
+    guardTransceivers(this.#sub);
     for (const [role, conn] of [['pub', this.#pub], ['sub', this.#sub]] as const) {
       conn.connectionStateChange.subscribe((state) => {
         this.#log.debug({ pc: role, state }, 'connection state');
@@ -122,7 +124,6 @@ export class Peer extends EventEmitter<PeerEvents> {
     if (this.#pub.signalingState !== 'stable') throw new TesseraError('REC_ERR_BAD_SIGNAL', 'signal: publish offer while another is being applied');
     const sections = parseMediaSections(sdp);
     try {
-      preferOfferedVideoCodecs(this.#pub, sdp);
       await this.#pub.setRemoteDescription({ type: 'offer', sdp });
     } catch (err) {
       throw new TesseraError('REC_ERR_BAD_SIGNAL', `signal: offer refused: ${(err as Error).message}`);

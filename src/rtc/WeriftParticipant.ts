@@ -8,7 +8,7 @@ import type { EncodedVideoFrame } from '../media/types';
 import type { RecordingInfo } from '../pipeline/types';
 import type { ClientToServerEvents, ServerToClientEvents } from '../server/events';
 import { FrameAssembler } from './FrameAssembler';
-import { audioCodecs, closePeerConnection, headerExtensions, videoCodecs, withoutDefaultStun, type ServerSignal } from './negotiation';
+import { audioCodecs, closePeerConnection, guardTransceivers, headerExtensions, videoCodecs, withoutDefaultStun, type ServerSignal } from './negotiation';
 import { RTC_DEFAULTS } from './options';
 import { packetize } from './packetize';
 import { enlargeRecvBuffers } from './udpBuffers';
@@ -125,10 +125,11 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
       headerExtensions: headerExtensions(),
       iceUseIpv6: false,
       bundlePolicy: 'max-bundle',
-      // werift (0.24, 0.25) drops a packet when `outboundPacketLoss / 100 < Math.random()`, i.e. the knob is
+      // werift 0.24.4 drops a packet when `outboundPacketLoss / 100 < Math.random()`, i.e. the knob is
       // the percentage *kept*: 95 means 5% loss (SRTP/SRTCP only; DTLS and STUN are untouched)
       debug: this.#init.outboundLoss ? { outboundPacketLoss: 100 - this.#init.outboundLoss * 100 } : {},
     });
+    guardTransceivers(pc);
     this.#pub = pc;
     const vt = pc.addTransceiver(this.#videoTrack, { direction: 'sendonly' });
     const at = pc.addTransceiver(this.#audioTrack, { direction: 'sendonly' });
@@ -220,6 +221,7 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
     if (msg.pc === 'sub' && msg.type === 'offer') {
       if (!this.#sub) {
         this.#sub = new RTCPeerConnection({ codecs: { audio: audioCodecs('sub'), video: videoCodecs('sub') }, headerExtensions: headerExtensions('sub'), iceUseIpv6: false, bundlePolicy: 'max-bundle' });
+        guardTransceivers(this.#sub);
       }
       this.#sources = { ...this.#sources, ...msg.sources };
       // werift recycles an inactive transceiver's slot (and mid) for the next new section, which

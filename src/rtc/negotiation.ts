@@ -200,6 +200,9 @@ export function withoutDefaultStun(pc: RTCPeerConnection): void {
   for (const t of pc.iceTransports) (t.connection as { stunServer?: unknown }).stunServer = undefined;
 }
 
+type Transceiver = ReturnType<RTCPeerConnection['getTransceivers']>[number];
+const everAdded = new WeakMap<RTCPeerConnection, Set<Transceiver>>();
+
 /**
  * werift stops a sender's or receiver's RTCP loop with `rtcpCancel.abort()`; the AbortError it
  * keeps as the signal's reason captured the stack, and until that stack is read V8 keeps every
@@ -214,38 +217,52 @@ export function releaseAbortStack(part: { stop(): void }): void {
   void reason?.stack;
 }
 
+function stopTransceiver(t: Transceiver): void {
+  t.receiver.stop();
+  t.sender.stop();
+  releaseAbortStack(t.receiver);
+  releaseAbortStack(t.sender);
+}
+
 /**
- * Close a connection and let go of everything it held. werift (0.25) stops every transceiver in
- * the connection's list at close; the AbortError stacks of their RTCP loops are released here
- * (see `releaseAbortStack`).
+ * Call on every new connection: werift 0.24.4 leaves transceivers running that it no longer
+ * owns. A new transceiver takes the list slot of an inactive one (a departed publisher's section
+ * reused for the next one), and the one replaced is simply dropped from the list; and a section
+ * a description removes is marked `stopped` without stopping it, which `close()` then skips.
+ * Either way its receiver's or sender's RTCP report loop (a timer every 0.5–1.5 s) runs for as
+ * long as the process: a leak per screen share or departure on a long-lived server, and a test
+ * run that never exited (CI timed out after every test had passed). This stops a transceiver as
+ * soon as it leaves the list, and `closePeerConnection` stops every one the connection ever had.
  */
+export function guardTransceivers(pc: RTCPeerConnection): void {
+  const all = new Set<Transceiver>(pc.getTransceivers());
+  everAdded.set(pc, all);
+  pc.onTransceiverAdded.subscribe((t) => {
+    all.add(t);
+    const current = new Set(pc.getTransceivers());
+    for (const old of all) {
+      if (current.has(old)) continue;
+      stopTransceiver(old);
+      all.delete(old);
+    }
+  });
+  // Sections a description removed: werift has marked them `stopped` by the time it is stable.
+  const ended = new WeakSet<Transceiver>();
+  pc.signalingStateChange.subscribe((state) => {
+    if (state !== 'stable') return;
+    for (const t of pc.getTransceivers()) {
+      if (!t.stopped || ended.has(t)) continue;
+      ended.add(t);
+      stopTransceiver(t);
+    }
+  });
+}
+
+/** Close a connection so that nothing of it keeps running (see `guardTransceivers`). */
 export async function closePeerConnection(pc: RTCPeerConnection): Promise<void> {
   try {
     await pc.close();
   } finally {
-    for (const t of pc.getTransceivers()) {
-      releaseAbortStack(t.receiver);
-      releaseAbortStack(t.sender);
-    }
+    for (const t of new Set([...pc.getTransceivers(), ...(everAdded.get(pc) ?? [])])) stopTransceiver(t);
   }
-}
-
-/**
- * Answer a client's offer in the client's order of video codecs. werift 0.25 orders an answer's
- * codecs by its own configuration (VP8 first), and a browser sends the first codec of the answer:
- * a page that prefers H.264 (`&codec=h264`, or a browser whose hardware encodes only H.264) would
- * be made to send VP8. The order of the first video section of the offer decides; codecs the
- * offer lacks keep their place after it. Call before setRemoteDescription(offer).
- */
-export function preferOfferedVideoCodecs(pc: RTCPeerConnection, offerSdp: string): void {
-  const video = /^m=video [^\r\n]*$/m.exec(offerSdp);
-  if (!video) return;
-  const section = offerSdp.slice(video.index).split(/\r?\nm=/)[0];
-  const names = [...section.matchAll(/^a=rtpmap:\d+ ([^/\s]+)\//gm)].map((m) => m[1].toLowerCase());
-  const rank = (c: RTCRtpCodecParameters) => {
-    const i = names.indexOf(c.mimeType.split('/')[1].toLowerCase());
-    return i < 0 ? names.length : i;
-  };
-  const codecs = pc.config.codecs.video;
-  if (codecs) pc.config.codecs.video = [...codecs].sort((a, b) => rank(a) - rank(b));
 }
