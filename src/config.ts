@@ -180,8 +180,12 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const d = DEFAULTS;
   const authSecret = str('AUTH_SECRET');
   const host = str('HOST') ?? d.host;
-  if (!authSecret && !/^(127\.\d+\.\d+\.\d+|localhost|::1)$/.test(host)) {
-    problems.push(`HOST=${JSON.stringify(host)}: listening beyond loopback needs AUTH_SECRET (development mode lets anyone record)`);
+  const apiToken = str('API_TOKEN');
+  if (!isLoopbackHost(host)) {
+    if (!authSecret) problems.push(`HOST=${JSON.stringify(host)}: listening beyond loopback needs AUTH_SECRET (development mode lets anyone record)`);
+    // Room tokens guard socket.io only: without a credential the REST API would let anyone who
+    // reaches the port list, download and delete every recording and record any room.
+    if (!apiToken) problems.push(`HOST=${JSON.stringify(host)}: listening beyond loopback needs API_TOKEN (the REST API would be open to anyone)`);
   }
   const rtcMinPort = optInt('RTC_MIN_PORT', 1024, 65535);
   const rtcMaxPort = optInt('RTC_MAX_PORT', 1024, 65535);
@@ -237,7 +241,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       base: num('TESSERA_RECORDING_CORES_BASE', d.recordingCores.base, 0, 64),
       perSource: num('TESSERA_RECORDING_CORES_PER_SOURCE', d.recordingCores.perSource, 0, 64),
     },
-    apiToken: str('API_TOKEN'),
+    apiToken,
     video: {
       width,
       height,
@@ -267,6 +271,11 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   };
   if (problems.length) throw new ConfigError(problems);
   return deepFreeze(config);
+}
+
+/** Whether a listen address only accepts connections from this machine. */
+export function isLoopbackHost(host: string): boolean {
+  return /^(127\.\d+\.\d+\.\d+|localhost|::1)$/.test(host);
 }
 
 function deepFreeze<T extends object>(o: T): Readonly<T> {

@@ -97,6 +97,12 @@ export function createApp(init: { config: Readonly<Config>; conference: Conferen
       next(new TesseraError('REC_ERR_UNAUTHORIZED', 'this API needs Authorization: Bearer <API_TOKEN>'));
       return;
     }
+    // Without a credential the API is this machine's only. Configuration refuses a wide HOST
+    // without API_TOKEN; this also holds when the server is made to listen wider some other way.
+    if (!config.apiToken && !isLoopbackAddress(req.socket.remoteAddress)) {
+      next(new TesseraError('REC_ERR_UNAUTHORIZED', 'without API_TOKEN this API answers requests from this machine only'));
+      return;
+    }
     next();
   });
   api.use(express.json({ limit: init.limits.jsonLimit, strict: true }));
@@ -194,6 +200,13 @@ export function createApp(init: { config: Readonly<Config>; conference: Conferen
     res.status(e.http).json({ error: e.toJSON() });
   });
   return app;
+}
+
+/** 127.0.0.0/8 and ::1, also as IPv4-mapped IPv6 (how a dual-stack socket reports them). */
+export function isLoopbackAddress(addr: string | undefined): boolean {
+  if (!addr) return false;
+  const a = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+  return a === '::1' || /^127\.\d+\.\d+\.\d+$/.test(a);
 }
 
 function destroy(s: NodeJS.ReadableStream): void {
