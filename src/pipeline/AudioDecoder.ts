@@ -30,7 +30,7 @@ export class AudioDecoder extends SupervisedDecoder {
     this.#ogg = new OggOpusWriter();
     this.#granule = 0n;
     this.#odd = null;
-    this.write(this.#ogg.headers(1));
+    this.write(this.#ogg.headers(1), false);
   }
 
   protected onOutput(chunk: Buffer): void {

@@ -3,7 +3,7 @@ import { RTCPeerConnection, type RTCRtpSender, type RTCRtpTransceiver } from 'we
 import type { Config } from '../config';
 import { TesseraError, toTesseraError } from '../errors';
 import type { Logger } from '../logger';
-import { closePeerConnection, releaseAbortStack, codecForForwarding, guardTransceivers, parseSignal, peerConfig, withoutDefaultStun, type ServerSignal, type TrackPurpose } from './negotiation';
+import { closePeerConnection, releaseAbortStack, codecForForwarding, guardTransceivers, parseSignal, peerConfig, publishedTracks, withoutDefaultStun, type ServerSignal, type TrackPurpose } from './negotiation';
 import type { RtcOptions } from './options';
 import { Publication } from './Publication';
 import { announcedCandidatesOnly, bundleInactiveSections, parseMediaSections } from './sdp';
@@ -122,7 +122,9 @@ export class Peer extends EventEmitter<PeerEvents> {
 
   async #onPubOffer(sdp: string, tracks: Record<string, TrackPurpose>): Promise<void> {
     if (this.#pub.signalingState !== 'stable') throw new TesseraError('REC_ERR_BAD_SIGNAL', 'signal: publish offer while another is being applied');
-    const sections = parseMediaSections(sdp);
+    // Checked before werift sees the offer: what it accepts becomes transceivers and, while
+    // recording, decoder processes.
+    const sending = publishedTracks(parseMediaSections(sdp), tracks);
     try {
       await this.#pub.setRemoteDescription({ type: 'offer', sdp });
     } catch (err) {
@@ -146,13 +148,6 @@ export class Peer extends EventEmitter<PeerEvents> {
     }
     this.emit('signal', { pc: 'pub', type: 'answer', sdp: answerSdp });
 
-    // what the client sends now, by mid
-    const sending = new Map<string, { kind: 'audio' | 'video'; ssrc?: number }>();
-    for (const s of sections) {
-      if (s.mid !== null && s.port !== 0 && (s.direction === 'sendonly' || s.direction === 'sendrecv') && (s.kind === 'audio' || s.kind === 'video')) {
-        sending.set(s.mid, { kind: s.kind, ssrc: s.ssrc });
-      }
-    }
     for (const [mid, pub] of this.#publications) {
       if (!sending.has(mid)) {
         this.#publications.delete(mid);
@@ -164,8 +159,7 @@ export class Peer extends EventEmitter<PeerEvents> {
       if (this.#publications.has(mid)) continue;
       const t = this.#pub.getTransceivers().find((x) => x.mid === mid);
       if (!t) continue;
-      const purpose: TrackPurpose = tracks[mid] ?? (info.kind === 'audio' ? 'mic' : 'camera');
-      if ((purpose === 'mic') !== (info.kind === 'audio')) throw new TesseraError('REC_ERR_BAD_SIGNAL', `signal: track ${mid} is ${info.kind} but labelled ${purpose}`);
+      const { purpose } = info;
       const mimeType = t.codecs[0]?.mimeType ?? (info.kind === 'audio' ? 'audio/opus' : 'video/VP8');
       const pub = new Publication({
         peerId: this.id,

@@ -8,7 +8,12 @@ import path from 'node:path';
 import { loadConfig } from '../../src/config';
 import { logger } from '../../src/logger';
 import { TesseraServer } from '../../src/server/TesseraServer';
+import { RTCPeerConnection } from 'werift';
+import { AudioDecoder } from '../../src/pipeline/AudioDecoder';
+import { closePeerConnection } from '../../src/rtc/negotiation';
+import type { WeriftParticipant } from '../../src/rtc/WeriftParticipant';
 import { FakeRecorder } from '../helpers/rtc-fakeRecorder';
+import { clipFor, FFMPEG, participant, sleep, startServer, until } from '../helpers/rtc-harness';
 
 jest.setTimeout(60_000);
 
@@ -74,6 +79,74 @@ describe('1. the REST API is never open beyond this machine', () => {
       }
     } finally {
       await server.close();
+    }
+  });
+});
+
+describe('2. one camera, one microphone, one screen per participant; a silent microphone costs nothing', () => {
+  test('an offer with a second camera, microphone or screen is refused before werift sees it', async () => {
+    const recorder = new FakeRecorder();
+    const server = await startServer(recorder);
+    const pcs: RTCPeerConnection[] = [];
+    const people: WeriftParticipant[] = [];
+    try {
+      const host = await participant(server.url, 'tracks', 'Host', 1);
+      people.push(host);
+      expect((await host.join()).ok).toBe(true);
+      expect((await host.request('record:start', {})).ok).toBe(true);
+      const probe = recorder.activeFor('tracks')!;
+      const hostile = await participant(server.url, 'tracks', 'Hostile', 2, { publish: false });
+      people.push(hostile);
+      expect((await hostile.join()).ok).toBe(true);
+      const before = probe.sources.size; // the host's camera and the newcomer's (empty) one
+
+      /** An offer of `video` video and `audio` audio sections, all sending, labelled in order. */
+      const offer = async (video: number, audio: number, labels: string[]) => {
+        const pc = new RTCPeerConnection({});
+        pcs.push(pc);
+        for (let i = 0; i < video; i++) pc.addTransceiver('video', { direction: 'sendonly' });
+        for (let i = 0; i < audio; i++) pc.addTransceiver('audio', { direction: 'sendonly' });
+        await pc.setLocalDescription(await pc.createOffer());
+        const tracks: Record<string, string> = {};
+        pc.getTransceivers().forEach((t, i) => labels[i] && (tracks[t.mid!] = labels[i]));
+        return hostile.request('signal', { pc: 'pub', type: 'offer', sdp: pc.localDescription!.sdp, tracks });
+      };
+      for (const [video, audio, labels] of [
+        [12, 1, Array(12).fill('screen')],
+        [3, 1, []],
+        [1, 2, []],
+        [2, 1, ['camera', 'camera', 'mic']],
+      ] as Array<[number, number, string[]]>) {
+        const ack = await offer(video, audio, labels);
+        expect({ video, audio, labels, ok: ack.ok, code: !ack.ok && ack.error.code }).toEqual({ video, audio, labels, ok: false, code: 'REC_ERR_BAD_SIGNAL' });
+        expect(!ack.ok && ack.error.message).toMatch(/at most one camera, one microphone and one screen/);
+      }
+      expect(server.conference.room('tracks')!.publicationsOf(hostile.participantId!)).toEqual([]);
+      expect(probe.sources.size).toBe(before);
+
+      // one of each is what a person sends: accepted
+      const sharer = await participant(server.url, 'tracks', 'Sharer', 3, { screenClip: await clipFor(4) });
+      people.push(sharer);
+      expect((await sharer.join()).ok).toBe(true);
+      expect(server.conference.room('tracks')!.publicationsOf(sharer.participantId!).map((p) => p.purpose).sort()).toEqual(['camera', 'mic', 'screen']);
+    } finally {
+      await Promise.all(people.map((p) => p.close()));
+      await Promise.all(pcs.map((pc) => closePeerConnection(pc)));
+      await server.close();
+    }
+  });
+
+  test('an audio decoder given no packets waits instead of being killed as stalled, and decodes once they come', async () => {
+    const clip = await clipFor(1);
+    const dec = new AudioDecoder({ ffmpegPath: FFMPEG, logger, stallMs: 500 });
+    try {
+      await sleep(2500); // five stall timeouts with nothing to decode
+      expect(dec.restarts).toBe(0);
+      for (const data of clip.opusPackets.slice(0, 50)) dec.push({ data, rtpTimestamp: 0 });
+      await until(() => dec.buffer.queuedMs >= 300, 5000, 'decoded audio'); // the buffer keeps at most 400 ms
+      expect(dec.restarts).toBe(0);
+    } finally {
+      dec.close();
     }
   });
 });
