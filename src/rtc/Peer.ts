@@ -3,7 +3,7 @@ import { RTCPeerConnection, type RTCRtpSender, type RTCRtpTransceiver } from 'we
 import type { Config } from '../config';
 import { TesseraError, toTesseraError } from '../errors';
 import type { Logger } from '../logger';
-import { closePeerConnection, releaseAbortStack, codecForForwarding, guardTransceivers, parseSignal, peerConfig, publishedTracks, withoutDefaultStun, type ServerSignal, type TrackPurpose } from './negotiation';
+import { closePeerConnection, releaseAbortStack, codecForForwarding, guardTransceivers, parseSignal, peerConfig, publishedTracks, reuseInactiveSection, withoutDefaultStun, type ServerSignal, type TrackPurpose } from './negotiation';
 import type { RtcOptions } from './options';
 import { Publication } from './Publication';
 import { announcedCandidatesOnly, bundleInactiveSections, parseMediaSections } from './sdp';
@@ -182,6 +182,7 @@ export class Peer extends EventEmitter<PeerEvents> {
   /** Forward another participant's publication to this participant (renegotiates `sub`). */
   subscribe(pub: Publication): void {
     if (this.#closed || this.#forwards.has(pub.key)) return;
+    reuseInactiveSection(this.#sub, pub.kind);
     const transceiver = this.#sub.addTransceiver(pub.kind, { direction: 'sendonly' });
     transceiver.codecs = codecForForwarding(pub.kind, pub.mimeType);
     const sender = transceiver.sender;

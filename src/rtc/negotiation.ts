@@ -280,6 +280,27 @@ export function guardTransceivers(pc: RTCPeerConnection): void {
   });
 }
 
+/**
+ * Call before `addTransceiver` on a subscriber connection: the next forward of `kind` takes the
+ * section of a departed one. werift recycles an inactive section only if its transceiver never
+ * sent (`usedForSender`), which a forward always has, so every departure left a section behind
+ * for as long as the subscriber stayed; after about 32 departures the answer passed the
+ * 64-section limit and the subscriber never received anyone new. A section negotiated inactive
+ * may carry a new sender under the same mid (as `replaceTrack` and a direction change would; the
+ * answerer's transceiver fires `track` again). werift picks the first inactive section it may
+ * recycle, of any kind, so every other one is marked as not recyclable: a video section must
+ * never be turned into an audio one. The transceiver replaced is stopped by `guardTransceivers`.
+ */
+export function reuseInactiveSection(pc: RTCPeerConnection, kind: 'audio' | 'video'): void {
+  let chosen = false;
+  for (const t of pc.getTransceivers() as Array<Transceiver & { usedForSender: boolean }>) {
+    if (t.currentDirection !== 'inactive') continue;
+    const take: boolean = !chosen && t.kind === kind && t.direction === 'inactive';
+    t.usedForSender = !take;
+    chosen ||= take;
+  }
+}
+
 /** Close a connection so that nothing of it keeps running (see `guardTransceivers`). */
 export async function closePeerConnection(pc: RTCPeerConnection): Promise<void> {
   try {

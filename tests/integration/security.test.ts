@@ -150,3 +150,34 @@ describe('2. one camera, one microphone, one screen per participant; a silent mi
     }
   });
 });
+
+describe('3. a subscriber outlives any number of departures', () => {
+  test('the one who stays receives every newcomer after more departures than the section limit allows', async () => {
+    // Ten sections at most (instead of 64): six departures of camera + microphone exceed it, as
+    // 33 do with the default limit.
+    const config = loadConfig({ PORT: '0' });
+    const server = new TesseraServer({ config, recorder: new FakeRecorder(), logger, rtc: { connectTimeoutMs: 15_000, maxMediaSections: 10 } });
+    await server.listen(0, '127.0.0.1');
+    const people: WeriftParticipant[] = [];
+    try {
+      const stayer = await participant(server.url, 'churn', 'Stayer', 1, { publish: false });
+      people.push(stayer);
+      expect((await stayer.join()).ok).toBe(true);
+      for (let i = 0; i < 7; i++) {
+        const p = await participant(server.url, 'churn', `Guest${i}`, 2 + (i % 5));
+        people.push(p);
+        expect((await p.join()).ok).toBe(true);
+        const key = `${p.participantId}:camera`;
+        const got = () => (stayer.received.get(key)?.frames ?? 0) > 3 && (stayer.received.get(`${p.participantId}:mic`)?.audioPackets ?? 0) > 3;
+        await until(() => (process.env.DBG && console.log(JSON.stringify([...stayer.received])), got()), 15_000, `the stayer to receive guest ${i}`);
+        if (i === 6) break; // the last one stays: received after six departures
+        await p.close();
+        await until(() => server.conference.room('churn')!.size === 1, 10_000, `guest ${i} to leave`);
+      }
+      expect(stayer.senderStats().sub).toBe('connected');
+    } finally {
+      await Promise.all(people.map((p) => p.close()));
+      await server.close();
+    }
+  });
+});
