@@ -49,6 +49,8 @@ export interface Config {
   /** A recording's cost in cores: base + perSource × its cameras and screens (npm run bench). */
   recordingCores: { base: number; perSource: number };
   apiToken: string | null;
+  /** Longest a room token may stay valid: its `exp` at most this far ahead. */
+  roomTokenMaxTtlSec: number;
   video: { width: number; height: number; fps: number; bitrate: number };
   x264Preset: string;
   x264Tune: string | null;
@@ -69,6 +71,9 @@ export interface Config {
   fontFile: string | null;
   shutdownGraceMs: number;
 }
+
+/** Shortest AUTH_SECRET and API_TOKEN accepted. */
+export const MIN_SECRET_LENGTH = 32;
 
 export const DEFAULTS: Config = {
   port: 8080,
@@ -106,6 +111,7 @@ export const DEFAULTS: Config = {
   cpuUsable: 0.8,
   recordingCores: { base: 0.35, perSource: 0.05 },
   apiToken: null,
+  roomTokenMaxTtlSec: 24 * 3600,
   video: { width: 1280, height: 720, fps: 30, bitrate: 2_500_000 },
   x264Preset: 'superfast',
   x264Tune: null,
@@ -181,6 +187,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const authSecret = str('AUTH_SECRET');
   const host = str('HOST') ?? d.host;
   const apiToken = str('API_TOKEN');
+  // HS256 keys and bearer tokens shorter than 256 bits can be guessed offline from one token.
+  for (const [name, v] of [['AUTH_SECRET', authSecret], ['API_TOKEN', apiToken]] as const) {
+    if (v !== null && v.length < MIN_SECRET_LENGTH) problems.push(`${name}: must be at least ${MIN_SECRET_LENGTH} characters (e.g. openssl rand -hex 32)`);
+  }
   if (!isLoopbackHost(host)) {
     if (!authSecret) problems.push(`HOST=${JSON.stringify(host)}: listening beyond loopback needs AUTH_SECRET (development mode lets anyone record)`);
     // Room tokens guard socket.io only: without a credential the REST API would let anyone who
@@ -242,6 +252,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       perSource: num('TESSERA_RECORDING_CORES_PER_SOURCE', d.recordingCores.perSource, 0, 64),
     },
     apiToken,
+    roomTokenMaxTtlSec: int('TESSERA_ROOM_TOKEN_MAX_TTL_SEC', d.roomTokenMaxTtlSec, 60, 30 * 24 * 3600),
     video: {
       width,
       height,

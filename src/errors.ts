@@ -18,6 +18,8 @@ export const ERRORS = {
   REC_ERR_NOT_JOINED: { http: 409, who: 'user', retry: false },
   REC_ERR_UNKNOWN_LAYOUT: { http: 400, who: 'user', retry: false },
   REC_ERR_BAD_SIGNAL: { http: 400, who: 'user', retry: false },
+  /** The same identity joined the room again elsewhere: this seat was given to the new join. */
+  REC_ERR_REPLACED: { http: 409, who: 'user', retry: false },
   // capacity and lifecycle
   REC_ERR_CAPACITY: { http: 503, who: 'system', retry: true },
   REC_ERR_DRAINING: { http: 503, who: 'system', retry: true },

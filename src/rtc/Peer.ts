@@ -16,6 +16,8 @@ export interface PeerEvents {
   unpublished: [Publication];
   /** ICE/DTLS failed or never connected: the participant has no media. */
   failed: [TesseraError];
+  /** The same identity joined again elsewhere and took this seat (the Peer closes next). */
+  replaced: [];
   close: [];
 }
 
@@ -40,6 +42,8 @@ interface Forward {
 export class Peer extends EventEmitter<PeerEvents> {
   readonly id: string;
   readonly name: string;
+  /** Who this is, from the room token (one seat per identity); null in development mode. */
+  readonly identity: string | null;
   readonly joinedAt = new Date();
   readonly #opts: RtcOptions;
   readonly #log: Logger;
@@ -59,8 +63,9 @@ export class Peer extends EventEmitter<PeerEvents> {
   /** Display names of other participants, for the tiles of the sub offer. */
   readonly #nameOf: (peerId: string) => string;
 
-  constructor(init: { id: string; name: string; config: Readonly<Config>; options: RtcOptions; logger: Logger; nameOf: (peerId: string) => string }) {
+  constructor(init: { id: string; name: string; identity?: string | null; config: Readonly<Config>; options: RtcOptions; logger: Logger; nameOf: (peerId: string) => string }) {
     super();
+    this.identity = init.identity ?? null;
     this.#nameOf = init.nameOf;
     this.#publicIp = init.config.publicIp;
     this.id = init.id;

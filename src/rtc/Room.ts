@@ -87,14 +87,25 @@ export class Room extends EventEmitter<RoomEvents> {
     return (this.#peers.get(peerId)?.publications ?? []).map((x) => ({ purpose: x.purpose, mimeType: x.mimeType }));
   }
 
-  join(name: string): Peer {
+  /**
+   * `identity` (from the room token) holds one seat: joining again with it — a reload, a second
+   * device, or one token handed around to fill the room — replaces the earlier participant.
+   */
+  join(name: string, identity: string | null = null): Peer {
     if (this.#closed) throw new TesseraError('REC_ERR_ROOM_NOT_FOUND', `room ${this.id} is closed`);
+    const earlier = identity === null ? undefined : [...this.#peers.values()].find((p) => p.identity === identity);
+    if (earlier) {
+      this.#log.info({ participantId: earlier.id }, 'same identity joined again: replacing');
+      earlier.emit('replaced');
+      this.leave(earlier.id, false);
+    }
     if (this.#peers.size >= this.#opts.maxParticipants) {
       throw new TesseraError('REC_ERR_CAPACITY', `room ${this.id} is full (${this.#opts.maxParticipants} participants)`);
     }
     const peer = new Peer({
       id: randomUUID(),
       name,
+      identity,
       config: this.#config,
       options: this.#opts,
       logger: this.#log,
@@ -115,7 +126,7 @@ export class Room extends EventEmitter<RoomEvents> {
     return peer;
   }
 
-  leave(peerId: string): void {
+  leave(peerId: string, emptyEnds = true): void {
     const peer = this.#peers.get(peerId);
     if (!peer) return;
     this.#peers.delete(peerId);
@@ -129,7 +140,8 @@ export class Room extends EventEmitter<RoomEvents> {
     peer.close(); // closes its publications: the other peers' forwards go with them
     this.#log.info({ participantId: peerId }, 'left');
     this.#emitParticipants();
-    if (this.#peers.size === 0) this.emit('empty');
+    // A replacement about to join keeps the room (and its recording) alive.
+    if (this.#peers.size === 0 && emptyEnds) this.emit('empty');
   }
 
   #emitParticipants(): void {

@@ -60,7 +60,7 @@ export class Conference extends EventEmitter<ConferenceEvents> {
     return this.#rooms.size;
   }
 
-  join(roomId: string, name: string): { room: Room; peer: Peer } {
+  join(roomId: string, name: string, identity: string | null = null): { room: Room; peer: Peer } {
     if (this.#draining || this.#closed) throw new TesseraError('REC_ERR_DRAINING', 'this server is shutting down; join again in a moment');
     let room = this.#rooms.get(roomId);
     if (!room) {
@@ -70,7 +70,7 @@ export class Conference extends EventEmitter<ConferenceEvents> {
       r.on('participants', (list) => this.emit('participants', roomId, list));
       r.on('empty', () => this.#onEmpty(r));
     }
-    const peer = room.join(name);
+    const peer = room.join(name, identity);
     return { room, peer };
   }
 

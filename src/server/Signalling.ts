@@ -90,16 +90,24 @@ export class Signalling {
       const roomId = validateRoomId(req.roomId);
       let name = validateName(req.name);
       let role: Role = 'host';
+      let identity: string | null = null;
       if (this.#config.authSecret) {
-        const claims = verifyRoomToken(req.token, this.#config.authSecret);
+        const claims = verifyRoomToken(req.token, this.#config.authSecret, Date.now(), this.#config.roomTokenMaxTtlSec);
         if (claims.room !== roomId) throw new TesseraError('REC_ERR_FORBIDDEN', 'the token is for another room');
         name = validateName(claims.name);
         role = claims.role;
+        identity = claims.sub ?? claims.name;
       }
-      const { room, peer } = this.#conf.join(roomId, name);
+      const { room, peer } = this.#conf.join(roomId, name, identity);
       socket.data = { roomId, peer, role };
       void socket.join(channel(roomId));
       peer.on('signal', (msg) => socket.emit('signal', msg));
+      peer.on('replaced', () => {
+        if (socket.data.peer !== peer) return;
+        socket.data = {};
+        void socket.leave(channel(roomId));
+        socket.emit('notice', { level: 'error', code: 'REC_ERR_REPLACED', message: 'You joined this room again from elsewhere; this page has left it' });
+      });
       peer.on('failed', (err) => {
         // A participant whose media is dead is neither seen by the others nor recorded, yet
         // would stay in the room (and in the recording, as a name card) for the whole call.

@@ -119,8 +119,8 @@ describe('config', () => {
     }
   });
   test('a wide HOST is allowed once AUTH_SECRET and API_TOKEN are set', () => {
-    expect(loadConfig({ HOST: '0.0.0.0', AUTH_SECRET: 's', API_TOKEN: 't' }).host).toBe('0.0.0.0');
-    expect(() => loadConfig({ HOST: '0.0.0.0', AUTH_SECRET: 's' })).toThrow(/API_TOKEN/);
+    expect(loadConfig({ HOST: '0.0.0.0', AUTH_SECRET: 's'.repeat(32), API_TOKEN: 't'.repeat(32) }).host).toBe('0.0.0.0');
+    expect(() => loadConfig({ HOST: '0.0.0.0', AUTH_SECRET: 's'.repeat(32) })).toThrow(/API_TOKEN/);
   });
 });
 
