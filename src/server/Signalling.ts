@@ -8,6 +8,7 @@ import type { Peer } from '../rtc/Peer';
 import type { Room } from '../rtc/Room';
 import { verifyRoomToken, type Role } from './auth';
 import type { Conference } from './Conference';
+import { developmentRequestRefusal } from './origin';
 import type { ClientToServerEvents, ServerToClientEvents } from './events';
 import { isObject, validateLayout, validateName, validateRoomId } from './validation';
 
@@ -47,6 +48,12 @@ export class Signalling {
       serveClient: true,
       pingInterval: 10_000,
       pingTimeout: 10_000,
+      // A cross-site page may open a WebSocket to this server (no CORS for WebSockets).
+      allowRequest: (req, callback) => {
+        const refusal = developmentRequestRefusal(req.headers, init.config);
+        if (refusal) this.#log.info({ refusal }, 'connection refused');
+        callback(refusal, refusal === null);
+      },
     });
     this.io.on('connection', (s) => this.#onConnection(s));
     this.#conf.on('recording:state', (roomId, recording) => {

@@ -7,6 +7,7 @@ import { registry } from '../metrics';
 import type { MediaRange } from '../storage/Sink';
 import { bearerMatches } from './auth';
 import type { Conference } from './Conference';
+import { developmentRequestRefusal } from './origin';
 import { isObject, validateLayout, validateRoomId } from './validation';
 
 export const PUBLIC_DIR = path.join(__dirname, 'public');
@@ -55,6 +56,11 @@ export function createApp(init: { config: Readonly<Config>; conference: Conferen
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
+
+  app.use((req, _res, next) => {
+    const refusal = developmentRequestRefusal(req.headers, config);
+    next(refusal ? new TesseraError('REC_ERR_FORBIDDEN', refusal) : undefined);
+  });
 
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true });

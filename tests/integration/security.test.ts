@@ -3,6 +3,7 @@
  * real HTTP, socket.io and a real `npm start` process.
  */
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config';
@@ -51,6 +52,20 @@ function runMain(env: Record<string, string>): Promise<{ code: number | null | '
   });
 }
 
+/** One HTTP request with any headers (fetch will not send a Host of our choosing). */
+function rawRequest(url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: init.method ?? 'GET', headers: init.headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end(init.body);
+  });
+}
+
 function externalIPv4(): string {
   for (const list of Object.values(os.networkInterfaces())) {
     for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
@@ -73,9 +88,10 @@ describe('1. the REST API is never open beyond this machine', () => {
       const local = await fetch(`http://127.0.0.1:${port}/api/recordings`);
       expect(local.status).toBe(200);
       for (const [method, p] of [['GET', '/api/recordings'], ['POST', '/api/rooms/r1/recording'], ['DELETE', '/api/recordings/rec1']]) {
-        const res = await fetch(`http://${externalIPv4()}:${port}${p}`, { method });
+        // Host names this machine, so only the peer address tells the request is from elsewhere
+        const res = await rawRequest(`http://${externalIPv4()}:${port}${p}`, { method, headers: { host: `127.0.0.1:${port}` } });
         expect({ method, p, status: res.status }).toEqual({ method, p, status: 401 });
-        expect(((await res.json()) as { error: { code: string } }).error.code).toBe('REC_ERR_UNAUTHORIZED');
+        expect((JSON.parse(res.body) as { error: { code: string } }).error.code).toBe('REC_ERR_UNAUTHORIZED');
       }
     } finally {
       await server.close();
@@ -175,6 +191,49 @@ describe('3. a subscriber outlives any number of departures', () => {
         await until(() => server.conference.room('churn')!.size === 1, 10_000, `guest ${i} to leave`);
       }
       expect(stayer.senderStats().sub).toBe('connected');
+    } finally {
+      await Promise.all(people.map((p) => p.close()));
+      await server.close();
+    }
+  });
+});
+
+describe('7. development mode: only this machine\'s pages, by this machine\'s names', () => {
+  test('cross-site requests and rebound names are refused over HTTP and socket.io; same-origin ones work', async () => {
+    const recorder = new FakeRecorder();
+    const server = await startServer(recorder);
+    const people: WeriftParticipant[] = [];
+    const port = new URL(server.url).port;
+    try {
+      const someone = await participant(server.url, 'dev', 'Dev', 1, { publish: false });
+      people.push(someone);
+      expect((await someone.join()).ok).toBe(true);
+      const start = `${server.url}/api/rooms/dev/recording`;
+      // what a form on another site sends: no preflight, text/plain
+      const crossSite = await rawRequest(start, { method: 'POST', headers: { origin: 'http://evil.example', 'content-type': 'text/plain' }, body: '{}' });
+      expect(crossSite.status).toBe(403);
+      expect(JSON.parse(crossSite.body).error.code).toBe('REC_ERR_FORBIDDEN');
+      expect(recorder.activeFor('dev')).toBeUndefined();
+      // DNS rebinding: the attacker's name resolves to 127.0.0.1, the browser sends it as Host
+      for (const p of ['/api/recordings', '/recordings', '/r/dev']) {
+        const rebound = await rawRequest(`${server.url}${p}`, { headers: { host: `evil.example:${port}` } });
+        expect({ p, status: rebound.status }).toEqual({ p, status: 403 });
+      }
+      // socket.io: a WebSocket from another site's page is refused at the handshake
+      const { io } = await import('socket.io-client');
+      const sock = io(server.url, { transports: ['websocket'], reconnection: false, forceNew: true, extraHeaders: { origin: 'http://evil.example' } });
+      const outcome = await new Promise<string>((resolve) => {
+        sock.once('connect', () => resolve('connected'));
+        sock.once('connect_error', (err) => resolve(`refused: ${err.message}`));
+      });
+      sock.close();
+      expect(outcome).toMatch(/^refused/);
+      // this machine's own page works
+      for (const origin of [`http://127.0.0.1:${port}`, `http://localhost:${port}`]) {
+        expect((await rawRequest(`${server.url}/api/recordings`, { headers: { origin, host: `localhost:${port}` } })).status).toBe(200);
+      }
+      const same = await rawRequest(start, { method: 'POST', headers: { origin: `http://127.0.0.1:${port}`, 'content-type': 'application/json' }, body: '{}' });
+      expect(same.status).toBe(201);
     } finally {
       await Promise.all(people.map((p) => p.close()));
       await server.close();
