@@ -4,6 +4,7 @@ import type { Config } from '../config';
 import { TesseraError, toTesseraError } from '../errors';
 import type { Logger } from '../logger';
 import { closePeerConnection, releaseAbortStack, codecForForwarding, guardTransceivers, parseSignal, peerConfig, publishedTracks, reuseInactiveSection, withoutDefaultStun, type ServerSignal, type TrackPurpose } from './negotiation';
+import { usableCandidate, usableCandidatesOnly } from './candidates';
 import type { RtcOptions } from './options';
 import { Publication } from './Publication';
 import { announcedCandidatesOnly, bundleInactiveSections, parseMediaSections } from './sdp';
@@ -104,6 +105,10 @@ export class Peer extends EventEmitter<PeerEvents> {
       if (msg.type === 'candidate') {
         const pc = msg.pc === 'pub' ? this.#pub : this.#sub;
         if (!msg.candidate || msg.candidate.candidate === '') return;
+        if (!usableCandidate(msg.candidate.candidate)) {
+          this.#log.debug({ candidate: msg.candidate.candidate.slice(0, 120) }, 'candidate skipped');
+          return;
+        }
         try {
           await pc.addIceCandidate({ candidate: msg.candidate.candidate, sdpMid: msg.candidate.sdpMid ?? undefined, sdpMLineIndex: msg.candidate.sdpMLineIndex ?? undefined });
         } catch (err) {
@@ -111,8 +116,8 @@ export class Peer extends EventEmitter<PeerEvents> {
         }
         return;
       }
-      if (msg.pc === 'pub') await this.#onPubOffer(msg.sdp, msg.tracks);
-      else await this.#onSubAnswer(msg.sdp);
+      if (msg.pc === 'pub') await this.#onPubOffer(usableCandidatesOnly(msg.sdp), msg.tracks);
+      else await this.#onSubAnswer(usableCandidatesOnly(msg.sdp));
     });
   }
 

@@ -15,6 +15,7 @@ import {
 import type { Config } from '../config';
 import { TesseraError } from '../errors';
 import type { VideoCodec } from '../media/types';
+import { SERVED_FAMILIES } from './candidates';
 import type { RtcOptions } from './options';
 import type { MediaSection } from './sdp';
 
@@ -102,8 +103,8 @@ export function peerConfig(config: Pick<Config, 'publicIp' | 'rtcMinPort' | 'rtc
   return {
     codecs: { audio: audioCodecs(role), video: videoCodecs(role) },
     headerExtensions: headerExtensions(role),
-    iceUseIpv4: true,
-    iceUseIpv6: false,
+    iceUseIpv4: SERVED_FAMILIES.ipv4,
+    iceUseIpv6: SERVED_FAMILIES.ipv6,
     iceServers: [],
     icePortRange: config.rtcMinPort !== null && config.rtcMaxPort !== null ? [config.rtcMinPort, config.rtcMaxPort] : undefined,
     iceAdditionalHostAddresses: additional.length ? additional : undefined,

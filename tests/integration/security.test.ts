@@ -3,6 +3,7 @@
  * real HTTP, socket.io and a real `npm start` process.
  */
 import { spawn } from 'node:child_process';
+import dgram from 'node:dgram';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -236,6 +237,79 @@ describe('7. development mode: only this machine\'s pages, by this machine\'s na
       expect(same.status).toBe(201);
     } finally {
       await Promise.all(people.map((p) => p.close()));
+      await server.close();
+    }
+  });
+});
+
+describe('8. client ICE candidates: IP literals of the served family only, never a name to look up', () => {
+  test('the server checks a literal 127.0.0.1 candidate; hostnames, mDNS names, IPv6 and 0.0.0.0 are skipped at once, never looked up or sent to', async () => {
+    const server = await startServer(new FakeRecorder());
+    const sockets: dgram.Socket[] = [];
+    const pcs: RTCPeerConnection[] = [];
+    const people: WeriftParticipant[] = [];
+    /** A UDP socket that counts the STUN binding requests it receives. */
+    const listener = async (type: 'udp4' | 'udp6', address: string) => {
+      const sock = dgram.createSocket(type);
+      sockets.push(sock);
+      const seen = { stun: 0, port: 0 };
+      sock.on('message', (m) => {
+        if (m.length >= 20 && m.readUInt16BE(0) === 0x0001) seen.stun++;
+      });
+      await new Promise<void>((resolve) => sock.bind(0, address, () => resolve()));
+      seen.port = sock.address().port;
+      return seen;
+    };
+    try {
+      const hostile = await participant(server.url, 'ice', 'Hostile', 1, { publish: false });
+      people.push(hostile);
+      expect((await hostile.join()).ok).toBe(true);
+      const inline = await listener('udp4', '127.0.0.1');
+      const named = await listener('udp4', '127.0.0.1');
+      const mdns = await listener('udp4', '127.0.0.1');
+      const v6 = await listener('udp6', '::1');
+      const literal = await listener('udp4', '127.0.0.1');
+
+      const pc = new RTCPeerConnection({});
+      pcs.push(pc);
+      pc.addTransceiver('video', { direction: 'sendonly' });
+      await pc.setLocalDescription(await pc.createOffer());
+      // our offer, as a trickling client sends it: no candidates yet, more to come
+      const bare = pc.localDescription!.sdp.split('\r\n').filter((l) => !l.startsWith('a=candidate:') && l !== 'a=end-of-candidates').join('\r\n');
+      const sdp = bare.replace(/(a=mid:\S+\r?\n)/, `$1a=candidate:1 1 udp 2122260223 localhost ${inline.port} typ host\r\n`);
+      expect(sdp).toContain(`localhost ${inline.port} typ host`);
+      const answered = await hostile.request('signal', { pc: 'pub', type: 'offer', sdp, tracks: {} });
+      expect(answered.ok).toBe(true);
+      const trickle = (candidate: string) => hostile.request('signal', { pc: 'pub', type: 'candidate', candidate: { candidate, sdpMid: '0', sdpMLineIndex: 0 } });
+      // mDNS queries on this host's link: werift asks the LAN for any name containing ".local"
+      const queries: string[] = [];
+      const mdnsListener = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+      sockets.push(mdnsListener);
+      mdnsListener.on('message', (m) => queries.push(m.toString('latin1')));
+      await new Promise<void>((resolve) => mdnsListener.bind(5353, () => resolve()));
+      mdnsListener.addMembership('224.0.0.251');
+      const name = '0b5e9a3c-1111-4a4a-9c9c-123456789abc';
+      for (const c of [
+        `candidate:2 1 udp 2122260223 localhost ${named.port} typ host`,
+        `candidate:3 1 udp 2122260223 ${name}.local ${mdns.port} typ host`,
+        `candidate:4 1 udp 2122260223 ::1 ${v6.port} typ host`,
+        `candidate:5 1 udp 2122260223 0.0.0.0 ${literal.port} typ host`,
+      ]) {
+        const t0 = Date.now();
+        expect((await trickle(c)).ok).toBe(true); // skipped quietly: browsers send mDNS candidates
+        // the participant's signalling is not held while a name is looked up (werift waited 10 s)
+        expect({ c, ms: Date.now() - t0 < 2000 }).toEqual({ c, ms: true });
+      }
+      // the control: a literal address of the served family is checked
+      expect((await trickle(`candidate:6 1 udp 2122260223 127.0.0.1 ${literal.port} typ host`)).ok).toBe(true);
+      await until(() => literal.stun > 0, 10_000, 'STUN checks to the literal candidate');
+      await sleep(2000); // checks to every pair go out together; give the others time to show
+      expect({ inline: inline.stun, named: named.stun, mdns: mdns.stun, v6: v6.stun }).toEqual({ inline: 0, named: 0, mdns: 0, v6: 0 });
+      expect(queries.filter((q) => q.includes(name))).toEqual([]);
+    } finally {
+      await Promise.all(people.map((p) => p.close()));
+      await Promise.all(pcs.map((pc) => closePeerConnection(pc)));
+      for (const s of sockets) s.close();
       await server.close();
     }
   });
