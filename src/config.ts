@@ -51,6 +51,8 @@ export interface Config {
   apiToken: string | null;
   /** Longest a room token may stay valid: its `exp` at most this far ahead. */
   roomTokenMaxTtlSec: number;
+  /** Lifetime of a signed media URL (GET /api/recordings/:id/media-url). */
+  mediaUrlTtlSec: number;
   video: { width: number; height: number; fps: number; bitrate: number };
   x264Preset: string;
   x264Tune: string | null;
@@ -112,6 +114,7 @@ export const DEFAULTS: Config = {
   recordingCores: { base: 0.35, perSource: 0.05 },
   apiToken: null,
   roomTokenMaxTtlSec: 24 * 3600,
+  mediaUrlTtlSec: 300,
   video: { width: 1280, height: 720, fps: 30, bitrate: 2_500_000 },
   x264Preset: 'superfast',
   x264Tune: null,
@@ -253,6 +256,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     },
     apiToken,
     roomTokenMaxTtlSec: int('TESSERA_ROOM_TOKEN_MAX_TTL_SEC', d.roomTokenMaxTtlSec, 60, 30 * 24 * 3600),
+    mediaUrlTtlSec: int('TESSERA_MEDIA_URL_TTL_SEC', d.mediaUrlTtlSec, 10, 24 * 3600),
     video: {
       width,
       height,

@@ -6,6 +6,7 @@ import type { Logger } from '../logger';
 import { registry } from '../metrics';
 import type { MediaRange } from '../storage/Sink';
 import { bearerMatches } from './auth';
+import { mediaSignatureValid, signedMediaPath } from './mediaUrl';
 import type { Conference } from './Conference';
 import { developmentRequestRefusal } from './origin';
 import { isObject, validateLayout, validateRoomId } from './validation';
@@ -62,6 +63,12 @@ export function createApp(init: { config: Readonly<Config>; conference: Conferen
     next(refusal ? new TesseraError('REC_ERR_FORBIDDEN', refusal) : undefined);
   });
 
+  app.use((_req, res, next) => {
+    // Signed media URLs and room tokens travel in URLs: never hand them to another site.
+    res.set('Referrer-Policy', 'no-referrer');
+    next();
+  });
+
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true });
   });
@@ -99,6 +106,12 @@ export function createApp(init: { config: Readonly<Config>; conference: Conferen
   // --- REST --------------------------------------------------------------------------
   const api = express.Router();
   api.use((req, _res, next) => {
+    // A signed media URL stands for the token for that one recording's media (see mediaUrl.ts).
+    const media = /^\/recordings\/([A-Za-z0-9_-]{1,128})\/media$/.exec(req.path);
+    if (config.apiToken && media && (req.method === 'GET' || req.method === 'HEAD') && mediaSignatureValid(config.apiToken, media[1], req.query.expires, req.query.sig)) {
+      next();
+      return;
+    }
     if (config.apiToken && !bearerMatches(req.get('authorization'), config.apiToken)) {
       next(new TesseraError('REC_ERR_UNAUTHORIZED', 'this API needs Authorization: Bearer <API_TOKEN>'));
       return;
@@ -136,6 +149,14 @@ export function createApp(init: { config: Readonly<Config>; conference: Conferen
     const info = await recorder.get(recordingId(req.params.id));
     if (!info) throw new TesseraError('REC_ERR_NOT_FOUND', 'no such recording');
     res.json(info);
+  }));
+  api.get('/recordings/:id/media-url', asyncRoute(async (req, res) => {
+    const id = recordingId(req.params.id);
+    if (!(await recorder.get(id))) throw new TesseraError('REC_ERR_NOT_FOUND', 'no such recording');
+    const expires = Math.floor(Date.now() / 1000) + config.mediaUrlTtlSec;
+    const url = config.apiToken ? signedMediaPath(config.apiToken, id, expires) : `/api/recordings/${encodeURIComponent(id)}/media`;
+    res.set('Cache-Control', 'no-store');
+    res.json({ url, expiresAt: new Date(expires * 1000).toISOString() });
   }));
   api.get('/recordings/:id/media', asyncRoute(async (req, res) => {
     const id = recordingId(req.params.id);

@@ -1,6 +1,7 @@
 import { parseRange } from '../../src/server/app';
 import { bearerMatches, signRoomToken, verifyRoomToken, type RoomClaims } from '../../src/server/auth';
 import { ConfigError, loadConfig } from '../../src/config';
+import { mediaSignatureValid, signedMediaPath } from '../../src/server/mediaUrl';
 import { validateName, validateRoomId } from '../../src/server/validation';
 
 describe('server validation', () => {
@@ -54,5 +55,18 @@ describe('server validation', () => {
       expect(() => loadConfig({ [name]: short })).toThrow(new RegExp(`${name}: must be at least 32 characters`));
       expect(() => loadConfig({ [name]: long })).not.toThrow();
     }
+  });
+  test('signed media URLs: this recording, until they expire, with this token', () => {
+    const tok = 't'.repeat(32);
+    const now = 1_800_000_000_000;
+    const exp = now / 1000 + 300;
+    const q = new URL(signedMediaPath(tok, 'rec1', exp), 'http://x').searchParams;
+    const [e, sig] = [q.get('expires'), q.get('sig')];
+    expect(mediaSignatureValid(tok, 'rec1', e, sig, now)).toBe(true);
+    expect(mediaSignatureValid(tok, 'rec1', e, sig, now + 301_000)).toBe(false); // expired
+    expect(mediaSignatureValid(tok, 'rec2', e, sig, now)).toBe(false);
+    expect(mediaSignatureValid('u'.repeat(32), 'rec1', e, sig, now)).toBe(false); // token rotated
+    expect(mediaSignatureValid(tok, 'rec1', e, sig, now, 60)).toBe(false); // longer than allowed
+    expect(mediaSignatureValid(tok, 'rec1', [e], sig, now)).toBe(false);
   });
 });
