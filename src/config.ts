@@ -53,6 +53,10 @@ export interface Config {
   roomTokenMaxTtlSec: number;
   /** Lifetime of a signed media URL (GET /api/recordings/:id/media-url). */
   mediaUrlTtlSec: number;
+  /** Recordings a room may keep in storage; more are refused (REC_ERR_ROOM_LIMIT). */
+  maxRecordingsPerRoom: number;
+  /** The recordings index re-reads the storage at most this often (other processes' writes). */
+  indexRefreshMs: number;
   video: { width: number; height: number; fps: number; bitrate: number };
   x264Preset: string;
   x264Tune: string | null;
@@ -115,6 +119,8 @@ export const DEFAULTS: Config = {
   apiToken: null,
   roomTokenMaxTtlSec: 24 * 3600,
   mediaUrlTtlSec: 300,
+  maxRecordingsPerRoom: 500,
+  indexRefreshMs: 30_000,
   video: { width: 1280, height: 720, fps: 30, bitrate: 2_500_000 },
   x264Preset: 'superfast',
   x264Tune: null,
@@ -257,6 +263,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     apiToken,
     roomTokenMaxTtlSec: int('TESSERA_ROOM_TOKEN_MAX_TTL_SEC', d.roomTokenMaxTtlSec, 60, 30 * 24 * 3600),
     mediaUrlTtlSec: int('TESSERA_MEDIA_URL_TTL_SEC', d.mediaUrlTtlSec, 10, 24 * 3600),
+    maxRecordingsPerRoom: int('TESSERA_MAX_RECORDINGS_PER_ROOM', d.maxRecordingsPerRoom, 1, 1_000_000),
+    indexRefreshMs: int('TESSERA_INDEX_REFRESH_MS', d.indexRefreshMs, 0, 24 * 3600_000),
     video: {
       width,
       height,

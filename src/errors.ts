@@ -15,6 +15,8 @@ export const ERRORS = {
   REC_ERR_NOT_FOUND: { http: 404, who: 'user', retry: false },
   REC_ERR_ALREADY_RECORDING: { http: 409, who: 'user', retry: false },
   REC_ERR_NOT_RECORDING: { http: 409, who: 'user', retry: false },
+  /** The room keeps TESSERA_MAX_RECORDINGS_PER_ROOM recordings already. */
+  REC_ERR_ROOM_LIMIT: { http: 409, who: 'user', retry: false },
   REC_ERR_NOT_JOINED: { http: 409, who: 'user', retry: false },
   REC_ERR_UNKNOWN_LAYOUT: { http: 400, who: 'user', retry: false },
   REC_ERR_BAD_SIGNAL: { http: 400, who: 'user', retry: false },

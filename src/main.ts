@@ -27,6 +27,7 @@ async function main(): Promise<void> {
   const storage: Storage = config.s3.bucket ? new S3Storage(config.s3, { logger }) : new FileStorage(config.recordingsDir);
   await storage.recover?.();
   const recorder = new Recorder({ config, storage, logger });
+  await recorder.index.load(); // one read of the storage; per-room counts known before any request
   observeRecorder(recorder);
   recorder.warmUp();
   const server = new TesseraServer({ config, recorder, logger });

@@ -13,6 +13,7 @@ import { availableCores } from './cpu';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
 import type { MediaSource } from '../media/types';
+import { paginate, RecordingIndex, type RecordingPage } from '../storage/RecordingIndex';
 import type { MediaRange, Storage } from '../storage/Sink';
 import type { RecordingInfo } from './types';
 
@@ -43,12 +44,13 @@ export class Recorder extends EventEmitter<Events> {
   readonly presets: Map<string, GridPreset>;
   readonly ffmpegPath: string;
   readonly storage: Storage;
+  /** The stored recordings by id (lookups never scan the storage). */
+  readonly index: RecordingIndex;
   observer: RecorderObserver = {};
   #config: Readonly<Config>;
   #log: Logger;
   #active = new Map<string, WorkerRecording>(); // by room
   #pool: WorkerPool;
-  #recent = new Map<string, RecordingInfo>(); // by id, finished in this process
   #draining = false;
   #workBase: string;
   #lastStats = new Map<string, { framesDuplicated: number; framesDropped: number; workerRestarts: number }>();
@@ -65,6 +67,7 @@ export class Recorder extends EventEmitter<Events> {
     this.ffmpegPath = resolveFfmpegPath(opts.config);
     this.#workBase = path.join(os.tmpdir(), `tessera-${process.pid}`);
     this.#pool = new WorkerPool({ logger: this.#log });
+    this.index = new RecordingIndex(opts.storage, { refreshMs: opts.config.indexRefreshMs });
     this.#statsTimer = setInterval(() => this.#publishStats(), 5000);
     this.#statsTimer.unref();
   }
@@ -113,6 +116,12 @@ export class Recorder extends EventEmitter<Events> {
     if (!fit.ok) {
       throw new TesseraError('REC_ERR_CAPACITY', `this server has CPU for no more recordings: a recording of ${wanted} costs about ${fit.cost.toFixed(2)} cores, ${Math.max(0, fit.free).toFixed(2)} of its ${this.cpuBudget.toFixed(2)} are left; try again later or on another server`);
     }
+    // Each recording stays in storage until deleted: a room that could start any number of
+    // them (a start/stop loop) could fill the storage.
+    const stored = this.index.countForRoom(roomId);
+    if (stored >= this.#config.maxRecordingsPerRoom) {
+      throw new TesseraError('REC_ERR_ROOM_LIMIT', `room ${roomId} has ${stored} recordings, the most a room may keep (TESSERA_MAX_RECORDINGS_PER_ROOM); delete some first`);
+    }
     const layout = opts.layout ?? 'grid';
     if (!this.presets.has(layout)) throw new TesseraError('REC_ERR_UNKNOWN_LAYOUT', `unknown layout "${layout}"; known: ${[...this.presets.keys()].join(', ')}`);
     const id = `rec_${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}_${crypto.randomBytes(4).toString('hex')}`;
@@ -133,7 +142,7 @@ export class Recorder extends EventEmitter<Events> {
         this.#publishDelta(rec);
         this.#lastStats.delete(rec.id);
         this.#active.delete(roomId);
-        this.#recent.set(info.id, info);
+        this.index.put(info);
         this.observer.recordingEnded?.(info, rec.stats);
       }
       this.emit('state', info);
@@ -143,20 +152,22 @@ export class Recorder extends EventEmitter<Events> {
     return rec;
   }
 
-  /** Every recording: active ones, then stored manifests (newest first). */
+  /** Every recording: active ones and the storage's index (newest first). */
   async list(roomId?: string): Promise<RecordingInfo[]> {
+    return (await this.page({ roomId, limit: Number.MAX_SAFE_INTEGER })).recordings;
+  }
+
+  /** One page of recordings, newest first (GET /api/recordings). */
+  async page(opts: { roomId?: string; limit: number; cursor?: string }): Promise<RecordingPage> {
     const byId = new Map<string, RecordingInfo>();
-    for (const m of (await this.storage.listManifests()) as RecordingInfo[]) if (m && typeof m.id === 'string') byId.set(m.id, strip(m));
-    for (const [id, info] of this.#recent) if (!byId.has(id)) byId.set(id, info);
+    for (const info of await this.index.all()) byId.set(info.id, info);
     for (const rec of this.#active.values()) byId.set(rec.id, rec.info());
-    return [...byId.values()]
-      .filter((r) => !roomId || r.roomId === roomId)
-      .sort((a, b) => (a.startedAt < b.startedAt ? 1 : a.startedAt > b.startedAt ? -1 : 0));
+    return paginate([...byId.values()].filter((r) => !opts.roomId || r.roomId === opts.roomId), opts);
   }
 
   async get(id: string): Promise<RecordingInfo | undefined> {
     for (const rec of this.#active.values()) if (rec.id === id) return rec.info();
-    return (await this.list()).find((r) => r.id === id);
+    return this.index.get(id);
   }
 
   async openMedia(id: string, range?: MediaRange) {
@@ -178,7 +189,7 @@ export class Recorder extends EventEmitter<Events> {
       throw new TesseraError('REC_ERR_ALREADY_RECORDING', `recording ${id} is still ${info.status}; stop it first`);
     }
     await this.storage.deleteRecording(info.location);
-    this.#recent.delete(id);
+    this.index.remove(id);
   }
 
   /** SIGTERM: accept nothing new, stop (drain) every recording, wait for them. */
@@ -198,16 +209,4 @@ export class Recorder extends EventEmitter<Events> {
     clearInterval(this.#statsTimer);
     this.#pool.close();
   }
-}
-
-/** A stored manifest as the API's Recording (the manifest's extra fields stay in storage). */
-function strip(m: RecordingInfo): RecordingInfo {
-  const { id, roomId, status, startedAt, endedAt, availableAt, durationMs, bytes, layout, location, participants, error } = m;
-  const out: RecordingInfo = { id, roomId, status, startedAt, layout, location, participants };
-  if (endedAt) out.endedAt = endedAt;
-  if (availableAt) out.availableAt = availableAt;
-  if (durationMs !== undefined) out.durationMs = durationMs;
-  if (bytes !== undefined) out.bytes = bytes;
-  if (error) out.error = error;
-  return out;
 }

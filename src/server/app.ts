@@ -13,6 +13,10 @@ import { isObject, validateLayout, validateRoomId } from './validation';
 
 export const PUBLIC_DIR = path.join(__dirname, 'public');
 
+/** GET /api/recordings: recordings per page by default, and at most. */
+const DEFAULT_PAGE = 100;
+const MAX_PAGE = 1000;
+
 export interface AppLimits {
   /** express.json() body limit. */
   jsonLimit: string;
@@ -139,7 +143,13 @@ export function createApp(init: { config: Readonly<Config>; conference: Conferen
   }));
   api.get('/recordings', asyncRoute(async (req, res) => {
     const roomId = req.query.roomId === undefined ? undefined : validateRoomId(req.query.roomId);
-    res.json({ recordings: await recorder.list(roomId) });
+    const limitRaw = req.query.limit;
+    if (limitRaw !== undefined && (typeof limitRaw !== 'string' || !/^\d{1,4}$/.test(limitRaw) || Number(limitRaw) < 1 || Number(limitRaw) > MAX_PAGE)) {
+      throw new TesseraError('REC_ERR_BAD_REQUEST', `limit must be an integer from 1 to ${MAX_PAGE}`);
+    }
+    const cursor = req.query.cursor;
+    if (cursor !== undefined && (typeof cursor !== 'string' || !/^[A-Za-z0-9_-]{1,400}$/.test(cursor))) throw new TesseraError('REC_ERR_BAD_REQUEST', 'cursor must be a nextCursor from a previous page');
+    res.json(await recorder.page({ roomId, limit: limitRaw === undefined ? DEFAULT_PAGE : Number(limitRaw), cursor }));
   }));
   const recordingId = (v: unknown): string => {
     if (typeof v !== 'string' || !/^[A-Za-z0-9_-]{1,128}$/.test(v)) throw new TesseraError('REC_ERR_NOT_FOUND', 'no such recording');

@@ -22,6 +22,8 @@ export interface RecorderApi extends EventEmitter {
   activeFor(roomId: string): RecordingApi | undefined;
   get(id: string): Promise<RecordingInfo | undefined>;
   list(roomId?: string): Promise<RecordingInfo[]>;
+  /** Newest first; `nextCursor` continues with older ones. */
+  page(opts: { roomId?: string; limit: number; cursor?: string }): Promise<{ recordings: RecordingInfo[]; nextCursor?: string }>;
   delete(id: string): Promise<void>;
   openMedia(id: string, range?: MediaRange): Promise<{ size: number; stream: NodeJS.ReadableStream } | null>;
   presignMedia(id: string): Promise<string | null>;
