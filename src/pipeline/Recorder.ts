@@ -31,6 +31,8 @@ export interface RecorderObserver {
 
 interface Events {
   state: [RecordingInfo];
+  /** Retention expired: deleted (file storage) or tagged for the bucket's lifecycle (S3). */
+  expired: [RecordingInfo];
 }
 
 /**
@@ -55,6 +57,8 @@ export class Recorder extends EventEmitter<Events> {
   #workBase: string;
   #lastStats = new Map<string, { framesDuplicated: number; framesDropped: number; workerRestarts: number }>();
   #statsTimer: NodeJS.Timeout;
+  #sweepTimer: NodeJS.Timeout;
+  readonly #consent = new Map<string, NonNullable<RecordingInfo['consent']>>();
 
   constructor(opts: { config: Readonly<Config>; storage: Storage; logger: Logger }) {
     super();
@@ -70,6 +74,10 @@ export class Recorder extends EventEmitter<Events> {
     this.index = new RecordingIndex(opts.storage, { refreshMs: opts.config.indexRefreshMs });
     this.#statsTimer = setInterval(() => this.#publishStats(), 5000);
     this.#statsTimer.unref();
+    this.#sweepTimer = setInterval(() => {
+      this.sweepRetention().catch((err: unknown) => this.#log.error({ err }, 'retention sweep failed'));
+    }, opts.config.retention.sweepMs);
+    this.#sweepTimer.unref();
   }
 
   /** Counters move continuously (not only when a recording ends), so alerts see trouble live. */
@@ -107,7 +115,11 @@ export class Recorder extends EventEmitter<Events> {
   }
 
   /** Start recording a room. Resolves once the pipeline is spawned (status `starting`). */
-  start(roomId: string, opts: { layout?: string; sources?: MediaSource[] } = {}): WorkerRecording {
+  start(roomId: string, opts: { layout?: string; sources?: MediaSource[]; retentionDays?: number } = {}): WorkerRecording {
+    const days = opts.retentionDays ?? this.#config.retention.defaultDays;
+    if (opts.retentionDays !== undefined && (!Number.isInteger(days) || days < 1 || days > this.#config.retention.maxDays)) {
+      throw new TesseraError('REC_ERR_BAD_REQUEST', `retentionDays must be an integer from 1 to ${this.#config.retention.maxDays}`);
+    }
     if (this.#draining) throw new TesseraError('REC_ERR_DRAINING', 'this server is shutting down and accepts no new recordings');
     if (this.#active.has(roomId)) throw new TesseraError('REC_ERR_ALREADY_RECORDING', `room ${roomId} is already being recorded`);
     if (this.#active.size >= this.capacity) throw new TesseraError('REC_ERR_CAPACITY', `this server records at most ${this.capacity} rooms at once`);
@@ -142,7 +154,17 @@ export class Recorder extends EventEmitter<Events> {
         this.#publishDelta(rec);
         this.#lastStats.delete(rec.id);
         this.#active.delete(roomId);
-        this.index.put(info);
+        // What the recorder knows beyond the pipeline's manifest: the retention asked for and
+        // the consent answers. Written into the manifest now that the sink has written it.
+        const extra: Partial<RecordingInfo> = {};
+        if (days > 0) extra.retainUntil = new Date(Date.parse(info.startedAt) + days * 86_400_000).toISOString();
+        const consent = this.#consent.get(info.id);
+        if (consent) extra.consent = consent;
+        this.#consent.delete(info.id);
+        this.index.put({ ...info, ...extra });
+        if (Object.keys(extra).length) {
+          this.storage.updateManifest?.(info.location, extra).catch((err: unknown) => this.#log.error({ err, recordingId: info.id }, 'manifest update failed'));
+        }
         this.observer.recordingEnded?.(info, rec.stats);
       }
       this.emit('state', info);
@@ -182,14 +204,69 @@ export class Recorder extends EventEmitter<Events> {
     return this.storage.presignMedia(info.location);
   }
 
-  async delete(id: string): Promise<void> {
+  async delete(id: string): Promise<RecordingInfo> {
     const info = await this.get(id);
     if (!info) throw new TesseraError('REC_ERR_NOT_FOUND', `no recording ${id}`);
     if (info.status !== 'available' && info.status !== 'failed') {
       throw new TesseraError('REC_ERR_ALREADY_RECORDING', `recording ${id} is still ${info.status}; stop it first`);
     }
+    if (info.legalHold) throw new TesseraError('REC_ERR_HELD', `recording ${id} is under legal hold; release the hold first`);
     await this.storage.deleteRecording(info.location);
     this.index.remove(id);
+    return info;
+  }
+
+  /** Sets or releases a legal hold: a held recording is neither deleted nor expired. */
+  async setHold(id: string, hold: boolean): Promise<RecordingInfo> {
+    const info = await this.get(id);
+    if (!info) throw new TesseraError('REC_ERR_NOT_FOUND', `no recording ${id}`);
+    if (info.status !== 'available' && info.status !== 'failed') throw new TesseraError('REC_ERR_ALREADY_RECORDING', `recording ${id} is still ${info.status}`);
+    if (!this.storage.updateManifest) throw new TesseraError('REC_ERR_INTERNAL', 'this storage cannot hold recordings');
+    await this.storage.updateManifest(info.location, { legalHold: hold });
+    const { legalHold: _was, ...rest } = info;
+    const next: RecordingInfo = hold ? { ...rest, legalHold: true } : rest;
+    this.index.put(next);
+    return next;
+  }
+
+  /** Recordings a person appears in, by participant id or by name (case-insensitive). */
+  async findByPerson(who: { participantId?: string; name?: string }): Promise<RecordingInfo[]> {
+    const name = who.name?.trim().toLowerCase();
+    return (await this.list()).filter((r) => r.participants.some((p) => (who.participantId !== undefined && p.id === who.participantId) || (name !== undefined && p.name.trim().toLowerCase() === name)));
+  }
+
+  /**
+   * Retention: recordings whose `retainUntil` has passed and that are not held are deleted
+   * (file storage) or tagged for the bucket's lifecycle rule and hidden (S3). Runs every
+   * TESSERA_RETENTION_SWEEP_MS; `now` is injectable for tests. Returns what expired.
+   */
+  async sweepRetention(now = Date.now()): Promise<RecordingInfo[]> {
+    const expired: RecordingInfo[] = [];
+    for (const info of await this.index.all()) {
+      if (info.legalHold || !info.retainUntil || Date.parse(info.retainUntil) > now) continue;
+      if (info.status !== 'available' && info.status !== 'failed') continue;
+      try {
+        if (this.storage.markExpired) {
+          await this.storage.markExpired(info.location);
+          await this.storage.updateManifest?.(info.location, { expiredAt: new Date(now).toISOString() });
+        } else {
+          await this.storage.deleteRecording(info.location);
+        }
+        this.index.remove(info.id);
+        expired.push(info);
+        this.emit('expired', info);
+      } catch (err) {
+        this.#log.error({ err, recordingId: info.id }, 'retention: could not expire');
+      }
+    }
+    return expired;
+  }
+
+  /** A participant's consent answer for the room's running recording (kept in its manifest). */
+  noteConsent(recordingId: string, answer: { participantId: string; name: string; accepted: boolean; at: string }): void {
+    let c = this.#consent.get(recordingId);
+    if (!c) this.#consent.set(recordingId, (c = { required: true, answers: [] }));
+    c.answers.push(answer);
   }
 
   /** SIGTERM: accept nothing new, stop (drain) every recording, wait for them. */
@@ -207,6 +284,7 @@ export class Recorder extends EventEmitter<Events> {
   /** Stops the spare workers and timers (after drain(), or in tests). Idempotent. */
   close(): void {
     clearInterval(this.#statsTimer);
+    clearInterval(this.#sweepTimer);
     this.#pool.close();
   }
 }

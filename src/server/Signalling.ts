@@ -7,6 +7,7 @@ import { metrics } from '../metrics';
 import type { Peer } from '../rtc/Peer';
 import type { Room } from '../rtc/Room';
 import { verifyRoomToken, type Role } from './auth';
+import type { AuditActor } from './AuditLog';
 import type { Conference } from './Conference';
 import { developmentRequestRefusal } from './origin';
 import type { ClientToServerEvents, ServerToClientEvents } from './events';
@@ -26,6 +27,12 @@ export interface SignallingLimits {
 }
 
 const channel = (roomId: string) => `room:${roomId}`;
+
+/** The audit trail's actor for a participant's request. */
+function actorOf(socket: TSocket): AuditActor {
+  const { peer, role } = socket.data;
+  return { kind: 'participant', id: peer?.id ?? 'unknown', name: peer?.name, role: role ?? 'guest', source: socket.handshake.address };
+}
 
 /**
  * socket.io signalling (README): join / signal / record:start / record:stop / leave, each
@@ -137,13 +144,13 @@ export class Signalling {
       const { roomId } = joined();
       if (socket.data.role !== 'host') throw new TesseraError('REC_ERR_FORBIDDEN', 'only a host may record');
       const layout = validateLayout(isObject(req) ? req.layout : undefined);
-      return { recording: this.#conf.startRecording(roomId, layout) };
+      return { recording: this.#conf.startRecording(roomId, layout, actorOf(socket)) };
     });
 
     handle('record:stop', async () => {
       const { roomId } = joined();
       if (socket.data.role !== 'host') throw new TesseraError('REC_ERR_FORBIDDEN', 'only a host may stop a recording');
-      return { recording: await this.#conf.stopRecording(roomId) };
+      return { recording: await this.#conf.stopRecording(roomId, actorOf(socket)) };
     });
 
     handle('leave', () => {

@@ -36,7 +36,8 @@ export class RecordingIndex {
     this.#loading = (async () => {
       try {
         const fresh = new Map<string, RecordingInfo>();
-        for (const m of (await this.#storage.listManifests()) as RecordingInfo[]) if (m && typeof m.id === 'string') fresh.set(m.id, strip(m));
+        // an expired recording the bucket's lifecycle has not deleted yet is gone for the API
+        for (const m of (await this.#storage.listManifests()) as RecordingInfo[]) if (m && typeof m.id === 'string' && !m.expiredAt) fresh.set(m.id, strip(m));
         // written by this process while the scan ran: keep ours
         for (const [id, info] of this.#byId) if (!fresh.has(id) && this.#ownSince(info)) fresh.set(id, info);
         this.#byId = fresh;
@@ -117,12 +118,15 @@ export function decodeCursor(cursor: string): [string, string] {
 
 /** A stored manifest as the API's Recording (the manifest's extra fields stay in storage). */
 export function strip(m: RecordingInfo): RecordingInfo {
-  const { id, roomId, status, startedAt, endedAt, availableAt, durationMs, bytes, layout, location, participants, error } = m;
+  const { id, roomId, status, startedAt, endedAt, availableAt, durationMs, bytes, layout, location, participants, error, retainUntil, legalHold, consent } = m;
   const out: RecordingInfo = { id, roomId, status, startedAt, layout, location, participants };
   if (endedAt) out.endedAt = endedAt;
   if (availableAt) out.availableAt = availableAt;
   if (durationMs !== undefined) out.durationMs = durationMs;
   if (bytes !== undefined) out.bytes = bytes;
   if (error) out.error = error;
+  if (retainUntil) out.retainUntil = retainUntil;
+  if (legalHold) out.legalHold = true;
+  if (consent) out.consent = consent;
   return out;
 }

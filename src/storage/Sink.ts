@@ -47,6 +47,13 @@ export interface Storage {
   /** A URL to redirect a player to instead of proxying, when the storage has one. */
   presignMedia?(location: RecordingLocation): Promise<string | null>;
   deleteRecording(location: RecordingLocation): Promise<void>;
+  /** Merges fields into a recording's manifest. */
+  updateManifest?(location: RecordingLocation, patch: object): Promise<void>;
+  /** Retention expired: mark for the store's own deletion (S3 lifecycle) instead of deleting. */
+  markExpired?(location: RecordingLocation): Promise<void>;
+  /** The audit trail beside the recordings: append one JSON line; read them all, in order. */
+  appendAudit?(line: string): Promise<void>;
+  readAudit?(): Promise<string[]>;
   /** Startup recovery (crash-interrupted uploads and the like). */
   recover?(): Promise<void>;
   close(): Promise<void>;
