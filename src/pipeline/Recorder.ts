@@ -263,10 +263,10 @@ export class Recorder extends EventEmitter<Events> {
   }
 
   /** A participant's consent answer for the room's running recording (kept in its manifest). */
-  noteConsent(recordingId: string, answer: { participantId: string; name: string; accepted: boolean; at: string }): void {
+  noteConsent(recordingId: string, answer?: { participantId: string; name: string; accepted: boolean; at: string }): void {
     let c = this.#consent.get(recordingId);
     if (!c) this.#consent.set(recordingId, (c = { required: true, answers: [] }));
-    c.answers.push(answer);
+    if (answer) c.answers.push(answer);
   }
 
   /** SIGTERM: accept nothing new, stop (drain) every recording, wait for them. */

@@ -21,6 +21,8 @@ export interface ParticipantEvents {
   recording: [RecordingInfo | null];
   participants: [{ id: string; name: string }[]];
   notice: [{ level: string; code?: string; message: string }];
+  /** The room's recording asks for consent: answer with request('consent', { accept }). */
+  'consent:request': [{ roomId: string; recordingId: string }];
   close: [];
 }
 
@@ -93,6 +95,7 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
       this.emit('recording', s.recording);
     });
     this.#socket.on('participants', (list) => this.emit('participants', list));
+    this.#socket.on('consent:request', (r) => this.emit('consent:request', r));
     this.#socket.on('notice', (n) => {
       this.emit('notice', n);
       if (n.rejoin) void this.#rejoin(n.message);

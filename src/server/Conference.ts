@@ -14,6 +14,8 @@ const SYSTEM: AuditActor = { kind: 'system', id: 'server', role: 'system' };
 export interface ConferenceEvents {
   'recording:state': [roomId: string, recording: RecordingInfo | null];
   participants: [roomId: string, list: ParticipantInfo[]];
+  /** A recording that needs consent started: ask everyone in the room. */
+  'consent:request': [roomId: string, recordingId: string];
 }
 
 const FINAL = new Set(['available', 'failed']);
@@ -101,23 +103,45 @@ export class Conference extends EventEmitter<ConferenceEvents> {
     return this.#recorder.activeFor(roomId)?.info() ?? null;
   }
 
-  startRecording(roomId: string, layout: string | undefined, actor: AuditActor, opts: { retentionDays?: number } = {}): RecordingInfo {
+  startRecording(roomId: string, layout: string | undefined, actor: AuditActor, opts: { retentionDays?: number; consent?: 'required' } = {}): RecordingInfo {
     if (this.#draining) throw new TesseraError('REC_ERR_DRAINING', 'this server is shutting down and takes no new recordings');
     const room = this.#rooms.get(roomId);
     if (!room || room.size === 0) throw new TesseraError('REC_ERR_ROOM_EMPTY', `room ${roomId} has nobody in it`);
     if (this.#recorder.activeFor(roomId)) throw new TesseraError('REC_ERR_ALREADY_RECORDING', `room ${roomId} is already recording`);
-    const sources = room.createRecordingSources();
+    const consentRequired = opts.consent === 'required';
+    const sources = room.createRecordingSources(consentRequired);
     try {
       const rec = this.#recorder.start(roomId, { layout, sources, retentionDays: opts.retentionDays });
       room.attachRecording(rec);
       const info = rec.info();
-      this.audit.record({ event: 'recording.started', actor, roomId, recordingId: rec.id, detail: { layout: info.layout, ...(opts.retentionDays ? { retentionDays: opts.retentionDays } : {}) } });
+      this.audit.record({ event: 'recording.started', actor, roomId, recordingId: rec.id, detail: { layout: info.layout, ...(opts.retentionDays ? { retentionDays: opts.retentionDays } : {}), ...(consentRequired ? { consent: 'required' } : {}) } });
+      if (consentRequired) {
+        this.#recorder.noteConsent?.(rec.id); // the manifest says consent was asked, answers or not
+        this.emit('consent:request', roomId, rec.id);
+      }
       this.#log.info({ roomId, recordingId: rec.id, layout: info.layout, sources: sources.length }, 'recording started');
       return info;
     } catch (err) {
       room.detachRecording();
       throw err;
     }
+  }
+
+  /** The running recording of this room asks for consent: its id, else null. */
+  consentRequest(roomId: string): string | null {
+    const room = this.#rooms.get(roomId);
+    return room?.consentRequired ? room.recordingId : null;
+  }
+
+  /** A participant's answer to the consent request of the room's running recording. */
+  consent(roomId: string, peer: { id: string; name: string }, accepted: boolean, actor: AuditActor): void {
+    const room = this.#rooms.get(roomId);
+    const recordingId = this.consentRequest(roomId);
+    if (!room || !recordingId) throw new TesseraError('REC_ERR_NOT_RECORDING', 'no recording in this room asks for consent');
+    room.setConsent(peer.id, accepted);
+    const at = new Date().toISOString();
+    this.#recorder.noteConsent?.(recordingId, { participantId: peer.id, name: peer.name, accepted, at });
+    this.audit.record({ event: accepted ? 'consent.given' : 'consent.declined', actor, roomId, recordingId });
   }
 
   async stopRecording(roomId: string, actor: AuditActor): Promise<RecordingInfo> {

@@ -17,6 +17,8 @@ interface SocketData {
   roomId?: string;
   peer?: Peer;
   role?: Role;
+  /** A host token's `consent: "required"`: every recording this host starts asks for consent. */
+  consent?: 'required';
 }
 
 type TSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
@@ -70,6 +72,7 @@ export class Signalling {
       }
     });
     this.#conf.on('participants', (roomId, list) => this.io.to(channel(roomId)).emit('participants', list));
+    this.#conf.on('consent:request', (roomId, recordingId) => this.io.to(channel(roomId)).emit('consent:request', { roomId, recordingId }));
   }
 
   #onConnection(socket: TSocket): void {
@@ -105,15 +108,17 @@ export class Signalling {
       let name = validateName(req.name);
       let role: Role = 'host';
       let identity: string | null = null;
+      let consent: 'required' | undefined;
       if (this.#config.authSecret) {
         const claims = verifyRoomToken(req.token, this.#config.authSecret, Date.now(), this.#config.roomTokenMaxTtlSec);
         if (claims.room !== roomId) throw new TesseraError('REC_ERR_FORBIDDEN', 'the token is for another room');
         name = validateName(claims.name);
         role = claims.role;
         identity = claims.sub ?? claims.name;
+        if (claims.consent === 'required') consent = 'required';
       }
       const { room, peer } = this.#conf.join(roomId, name, identity);
-      socket.data = { roomId, peer, role };
+      socket.data = { roomId, peer, role, consent };
       void socket.join(channel(roomId));
       peer.on('signal', (msg) => socket.emit('signal', msg));
       peer.on('replaced', () => {
@@ -131,6 +136,8 @@ export class Signalling {
       });
       const recording = this.#conf.recordingState(roomId);
       socket.emit('recording:state', { roomId, recording });
+      const asking = this.#conf.consentRequest(roomId);
+      if (asking) socket.emit('consent:request', { roomId, recordingId: asking });
       return { participantId: peer.id, roomId, name, participants: room.participants(), recording, canRecord: role === 'host' };
     });
 
@@ -144,7 +151,17 @@ export class Signalling {
       const { roomId } = joined();
       if (socket.data.role !== 'host') throw new TesseraError('REC_ERR_FORBIDDEN', 'only a host may record');
       const layout = validateLayout(isObject(req) ? req.layout : undefined);
-      return { recording: this.#conf.startRecording(roomId, layout, actorOf(socket)) };
+      const asked = isObject(req) ? req.consent : undefined;
+      if (asked !== undefined && asked !== 'required') throw new TesseraError('REC_ERR_BAD_REQUEST', 'consent must be "required" or absent');
+      const consent = asked ?? socket.data.consent;
+      return { recording: this.#conf.startRecording(roomId, layout, actorOf(socket), { consent }) };
+    });
+
+    handle('consent', (req: unknown) => {
+      const { roomId, peer } = joined();
+      if (!isObject(req) || typeof req.accept !== 'boolean') throw new TesseraError('REC_ERR_BAD_REQUEST', 'consent needs { accept: true | false }');
+      this.#conf.consent(roomId, peer, req.accept, actorOf(socket));
+      return {};
     });
 
     handle('record:stop', async () => {

@@ -163,7 +163,8 @@ export function createApp(init: { config: Readonly<Config>; conference: Conferen
     if (retentionDays !== undefined && (typeof retentionDays !== 'number' || !Number.isInteger(retentionDays) || retentionDays < 1 || retentionDays > config.retention.maxDays)) {
       throw new TesseraError('REC_ERR_BAD_REQUEST', `retentionDays must be an integer from 1 to ${config.retention.maxDays}`);
     }
-    res.status(201).json(conference.startRecording(roomId, layout, actor(req), { retentionDays }));
+    if (body.consent !== undefined && body.consent !== 'required') throw new TesseraError('REC_ERR_BAD_REQUEST', 'consent must be "required" or absent');
+    res.status(201).json(conference.startRecording(roomId, layout, actor(req), { retentionDays, consent: body.consent }));
   }));
   api.delete('/rooms/:roomId/recording', asyncRoute(async (req, res) => {
     const roomId = validateRoomId(req.params.roomId);

@@ -16,6 +16,8 @@ export interface RoomClaims {
   exp: number;
   /** Who this is (one seat per identity); `name` when absent. */
   sub?: string;
+  /** On a host's token: every recording this host starts asks for consent. */
+  consent?: 'required';
 }
 
 const b64url = (b: Buffer | string): string => Buffer.from(b).toString('base64url');
@@ -50,7 +52,7 @@ export function verifyRoomToken(token: unknown, secret: string, now = Date.now()
   if (claims.exp * 1000 > now + maxTtlSec * 1000) throw unauthorized(`expires more than ${maxTtlSec} s ahead (TESSERA_ROOM_TOKEN_MAX_TTL_SEC)`);
   if (typeof claims.room !== 'string' || typeof claims.name !== 'string') throw unauthorized('lacks room or name');
   if (claims.sub !== undefined && (typeof claims.sub !== 'string' || claims.sub.length === 0 || claims.sub.length > 256)) throw unauthorized('has a sub that is not a string of 1–256 characters');
-  return { room: claims.room, name: claims.name, role: claims.role === 'host' ? 'host' : 'guest', exp: claims.exp, ...(claims.sub !== undefined ? { sub: claims.sub } : {}) };
+  return { room: claims.room, name: claims.name, role: claims.role === 'host' ? 'host' : 'guest', exp: claims.exp, ...(claims.sub !== undefined ? { sub: claims.sub } : {}), ...(claims.consent === 'required' ? { consent: 'required' as const } : {}) };
 }
 
 /** Constant-time check of `Authorization: Bearer <token>`. */

@@ -29,7 +29,7 @@ export interface RecorderApi extends EventEmitter {
   // Retention, legal hold, erasure and consent (the real Recorder; stand-ins may lack them).
   setHold?(id: string, hold: boolean): Promise<RecordingInfo>;
   findByPerson?(who: { participantId?: string; name?: string }): Promise<RecordingInfo[]>;
-  noteConsent?(recordingId: string, answer: { participantId: string; name: string; accepted: boolean; at: string }): void;
+  noteConsent?(recordingId: string, answer?: { participantId: string; name: string; accepted: boolean; at: string }): void;
   openMedia(id: string, range?: MediaRange): Promise<{ size: number; stream: NodeJS.ReadableStream } | null>;
   presignMedia(id: string): Promise<string | null>;
   drain(): Promise<void>;
