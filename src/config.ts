@@ -48,7 +48,20 @@ export interface Config {
   cpuUsable: number;
   /** A recording's cost in cores: base + perSource × its cameras and screens (npm run bench). */
   recordingCores: { base: number; perSource: number };
+  /** The first admin token of API_TOKEN (it signs media URLs); null when unset. */
   apiToken: string | null;
+  /** Every REST credential: API_TOKEN's (admin) and API_READ_TOKEN's (read-only), two each at most (rotation). */
+  apiCredentials: ReadonlyArray<{ token: string; role: 'admin' | 'read' }>;
+  /** Longest a room token may stay valid: its `exp` at most this far ahead. */
+  roomTokenMaxTtlSec: number;
+  /** Lifetime of a signed media URL (GET /api/recordings/:id/media-url). */
+  mediaUrlTtlSec: number;
+  /** Recordings a room may keep in storage; more are refused (REC_ERR_ROOM_LIMIT). */
+  maxRecordingsPerRoom: number;
+  /** The recordings index re-reads the storage at most this often (other processes' writes). */
+  indexRefreshMs: number;
+  /** Retention: days a recording is kept (0: until deleted), the most a request may ask, sweep period. */
+  retention: { defaultDays: number; maxDays: number; sweepMs: number };
   video: { width: number; height: number; fps: number; bitrate: number };
   x264Preset: string;
   x264Tune: string | null;
@@ -71,6 +84,9 @@ export interface Config {
   drainFinishMs: number;
   podCostIntervalMs: number;
 }
+
+/** Shortest AUTH_SECRET and API_TOKEN accepted. */
+export const MIN_SECRET_LENGTH = 32;
 
 export const DEFAULTS: Config = {
   port: 8080,
@@ -108,6 +124,12 @@ export const DEFAULTS: Config = {
   cpuUsable: 0.8,
   recordingCores: { base: 0.35, perSource: 0.05 },
   apiToken: null,
+  apiCredentials: [],
+  roomTokenMaxTtlSec: 24 * 3600,
+  mediaUrlTtlSec: 300,
+  maxRecordingsPerRoom: 500,
+  indexRefreshMs: 30_000,
+  retention: { defaultDays: 0, maxDays: 3650, sweepMs: 3600_000 },
   video: { width: 1280, height: 720, fps: 30, bitrate: 2_500_000 },
   x264Preset: 'superfast',
   x264Tune: null,
@@ -186,8 +208,26 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const d = DEFAULTS;
   const authSecret = str('AUTH_SECRET');
   const host = str('HOST') ?? d.host;
-  if (!authSecret && !/^(127\.\d+\.\d+\.\d+|localhost|::1)$/.test(host)) {
-    problems.push(`HOST=${JSON.stringify(host)}: listening beyond loopback needs AUTH_SECRET (development mode lets anyone record)`);
+  // Two tokens per role may be set, comma-separated, so a token can be rotated without downtime:
+  // add the new one, roll out, remove the old one.
+  const tokens = (name: string): string[] => {
+    const list = (str(name) ?? '').split(',').map((t) => t.trim()).filter((t) => t.length);
+    if (list.length > 2) problems.push(`${name}: at most two tokens (the current and the next), comma-separated`);
+    return list.slice(0, 2);
+  };
+  const adminTokens = tokens('API_TOKEN');
+  const readTokens = tokens('API_READ_TOKEN');
+  const apiToken = adminTokens[0] ?? null;
+  // HS256 keys and bearer tokens shorter than 256 bits can be guessed offline from one token.
+  for (const [name, v] of [['AUTH_SECRET', authSecret], ...adminTokens.map((t) => ['API_TOKEN', t]), ...readTokens.map((t) => ['API_READ_TOKEN', t])] as Array<[string, string | null]>) {
+    if (v !== null && v.length < MIN_SECRET_LENGTH) problems.push(`${name}: must be at least ${MIN_SECRET_LENGTH} characters (e.g. openssl rand -hex 32)`);
+  }
+  if (readTokens.length && !adminTokens.length) problems.push('API_READ_TOKEN: needs API_TOKEN too (without it the API has no credential for changes)');
+  if (!isLoopbackHost(host)) {
+    if (!authSecret) problems.push(`HOST=${JSON.stringify(host)}: listening beyond loopback needs AUTH_SECRET (development mode lets anyone record)`);
+    // Room tokens guard socket.io only: without a credential the REST API would let anyone who
+    // reaches the port list, download and delete every recording and record any room.
+    if (!apiToken) problems.push(`HOST=${JSON.stringify(host)}: listening beyond loopback needs API_TOKEN (the REST API would be open to anyone)`);
   }
   const rtcMinPort = optInt('RTC_MIN_PORT', 1024, 65535);
   const rtcMaxPort = optInt('RTC_MAX_PORT', 1024, 65535);
@@ -243,7 +283,17 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       base: num('TESSERA_RECORDING_CORES_BASE', d.recordingCores.base, 0, 64),
       perSource: num('TESSERA_RECORDING_CORES_PER_SOURCE', d.recordingCores.perSource, 0, 64),
     },
-    apiToken: str('API_TOKEN'),
+    apiToken,
+    apiCredentials: [...adminTokens.map((token) => ({ token, role: 'admin' as const })), ...readTokens.map((token) => ({ token, role: 'read' as const }))],
+    roomTokenMaxTtlSec: int('TESSERA_ROOM_TOKEN_MAX_TTL_SEC', d.roomTokenMaxTtlSec, 60, 30 * 24 * 3600),
+    mediaUrlTtlSec: int('TESSERA_MEDIA_URL_TTL_SEC', d.mediaUrlTtlSec, 10, 24 * 3600),
+    maxRecordingsPerRoom: int('TESSERA_MAX_RECORDINGS_PER_ROOM', d.maxRecordingsPerRoom, 1, 1_000_000),
+    indexRefreshMs: int('TESSERA_INDEX_REFRESH_MS', d.indexRefreshMs, 0, 24 * 3600_000),
+    retention: {
+      defaultDays: int('TESSERA_RETENTION_DAYS', d.retention.defaultDays, 0, 36_500),
+      maxDays: int('TESSERA_RETENTION_MAX_DAYS', d.retention.maxDays, 1, 36_500),
+      sweepMs: int('TESSERA_RETENTION_SWEEP_MS', d.retention.sweepMs, 1000, 7 * 24 * 3600_000),
+    },
     video: {
       width,
       height,
@@ -278,6 +328,11 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   return deepFreeze(config);
 }
 
+/** Whether a listen address only accepts connections from this machine. */
+export function isLoopbackHost(host: string): boolean {
+  return /^(127\.\d+\.\d+\.\d+|localhost|::1)$/.test(host);
+}
+
 function deepFreeze<T extends object>(o: T): Readonly<T> {
   for (const v of Object.values(o)) if (v && typeof v === 'object') deepFreeze(v as object);
   return Object.freeze(o);
@@ -285,5 +340,5 @@ function deepFreeze<T extends object>(o: T): Readonly<T> {
 
 /** The config as it may be logged: secrets replaced. */
 export function redactConfig(c: Readonly<Config>): object {
-  return { ...c, authSecret: c.authSecret ? '[set]' : null, apiToken: c.apiToken ? '[set]' : null };
+  return { ...c, authSecret: c.authSecret ? '[set]' : null, apiToken: c.apiToken ? '[set]' : null, apiCredentials: c.apiCredentials.map((x) => ({ role: x.role, token: '[set]' })) };
 }

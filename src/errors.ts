@@ -15,9 +15,15 @@ export const ERRORS = {
   REC_ERR_NOT_FOUND: { http: 404, who: 'user', retry: false },
   REC_ERR_ALREADY_RECORDING: { http: 409, who: 'user', retry: false },
   REC_ERR_NOT_RECORDING: { http: 409, who: 'user', retry: false },
+  /** The room keeps TESSERA_MAX_RECORDINGS_PER_ROOM recordings already. */
+  REC_ERR_ROOM_LIMIT: { http: 409, who: 'user', retry: false },
+  /** The recording is under legal hold: it cannot be deleted or erased until released. */
+  REC_ERR_HELD: { http: 409, who: 'user', retry: false },
   REC_ERR_NOT_JOINED: { http: 409, who: 'user', retry: false },
   REC_ERR_UNKNOWN_LAYOUT: { http: 400, who: 'user', retry: false },
   REC_ERR_BAD_SIGNAL: { http: 400, who: 'user', retry: false },
+  /** The same identity joined the room again elsewhere: this seat was given to the new join. */
+  REC_ERR_REPLACED: { http: 409, who: 'user', retry: false },
   // capacity and lifecycle
   REC_ERR_CAPACITY: { http: 503, who: 'system', retry: true },
   REC_ERR_DRAINING: { http: 503, who: 'system', retry: true },

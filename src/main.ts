@@ -41,6 +41,7 @@ async function main(): Promise<void> {
   }
   await storage.recover?.();
   const recorder = new Recorder({ config, storage, logger });
+  await recorder.index.load(); // one read of the storage; per-room counts known before any request
   observeRecorder(recorder);
   recorder.warmUp();
   const server = new TesseraServer({ config, recorder, logger });

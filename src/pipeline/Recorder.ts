@@ -13,6 +13,7 @@ import { availableCores } from './cpu';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
 import type { MediaSource } from '../media/types';
+import { paginate, RecordingIndex, type RecordingPage } from '../storage/RecordingIndex';
 import type { MediaRange, Storage } from '../storage/Sink';
 import type { RecordingInfo } from './types';
 
@@ -30,6 +31,8 @@ export interface RecorderObserver {
 
 interface Events {
   state: [RecordingInfo];
+  /** Retention expired: deleted (file storage) or tagged for the bucket's lifecycle (S3). */
+  expired: [RecordingInfo];
 }
 
 /**
@@ -43,16 +46,19 @@ export class Recorder extends EventEmitter<Events> {
   readonly presets: Map<string, GridPreset>;
   readonly ffmpegPath: string;
   readonly storage: Storage;
+  /** The stored recordings by id (lookups never scan the storage). */
+  readonly index: RecordingIndex;
   observer: RecorderObserver = {};
   #config: Readonly<Config>;
   #log: Logger;
   #active = new Map<string, WorkerRecording>(); // by room
   #pool: WorkerPool;
-  #recent = new Map<string, RecordingInfo>(); // by id, finished in this process
   #draining = false;
   #workBase: string;
   #lastStats = new Map<string, { framesDuplicated: number; framesDropped: number; workerRestarts: number }>();
   #statsTimer: NodeJS.Timeout;
+  #sweepTimer: NodeJS.Timeout;
+  readonly #consent = new Map<string, NonNullable<RecordingInfo['consent']>>();
 
   constructor(opts: { config: Readonly<Config>; storage: Storage; logger: Logger }) {
     super();
@@ -65,8 +71,13 @@ export class Recorder extends EventEmitter<Events> {
     this.ffmpegPath = resolveFfmpegPath(opts.config);
     this.#workBase = path.join(os.tmpdir(), `tessera-${process.pid}`);
     this.#pool = new WorkerPool({ logger: this.#log });
+    this.index = new RecordingIndex(opts.storage, { refreshMs: opts.config.indexRefreshMs });
     this.#statsTimer = setInterval(() => this.#publishStats(), 5000);
     this.#statsTimer.unref();
+    this.#sweepTimer = setInterval(() => {
+      this.sweepRetention().catch((err: unknown) => this.#log.error({ err }, 'retention sweep failed'));
+    }, opts.config.retention.sweepMs);
+    this.#sweepTimer.unref();
   }
 
   /** Counters move continuously (not only when a recording ends), so alerts see trouble live. */
@@ -104,7 +115,11 @@ export class Recorder extends EventEmitter<Events> {
   }
 
   /** Start recording a room. Resolves once the pipeline is spawned (status `starting`). */
-  start(roomId: string, opts: { layout?: string; sources?: MediaSource[] } = {}): WorkerRecording {
+  start(roomId: string, opts: { layout?: string; sources?: MediaSource[]; retentionDays?: number } = {}): WorkerRecording {
+    const days = opts.retentionDays ?? this.#config.retention.defaultDays;
+    if (opts.retentionDays !== undefined && (!Number.isInteger(days) || days < 1 || days > this.#config.retention.maxDays)) {
+      throw new TesseraError('REC_ERR_BAD_REQUEST', `retentionDays must be an integer from 1 to ${this.#config.retention.maxDays}`);
+    }
     if (this.#draining) throw new TesseraError('REC_ERR_DRAINING', 'this server is shutting down and accepts no new recordings');
     if (this.#active.has(roomId)) throw new TesseraError('REC_ERR_ALREADY_RECORDING', `room ${roomId} is already being recorded`);
     if (this.#active.size >= this.capacity) throw new TesseraError('REC_ERR_CAPACITY', `this server records at most ${this.capacity} rooms at once`);
@@ -112,6 +127,12 @@ export class Recorder extends EventEmitter<Events> {
     const fit = admit({ budgetCores: this.cpuBudget, usable: this.#config.cpuUsable, model: this.#config.recordingCores, active: [...this.#active.values()].map((r) => r.sourceCount), wanted });
     if (!fit.ok) {
       throw new TesseraError('REC_ERR_CAPACITY', `this server has CPU for no more recordings: a recording of ${wanted} costs about ${fit.cost.toFixed(2)} cores, ${Math.max(0, fit.free).toFixed(2)} of its ${this.cpuBudget.toFixed(2)} are left; try again later or on another server`);
+    }
+    // Each recording stays in storage until deleted: a room that could start any number of
+    // them (a start/stop loop) could fill the storage.
+    const stored = this.index.countForRoom(roomId);
+    if (stored >= this.#config.maxRecordingsPerRoom) {
+      throw new TesseraError('REC_ERR_ROOM_LIMIT', `room ${roomId} has ${stored} recordings, the most a room may keep (TESSERA_MAX_RECORDINGS_PER_ROOM); delete some first`);
     }
     const layout = opts.layout ?? 'grid';
     if (!this.presets.has(layout)) throw new TesseraError('REC_ERR_UNKNOWN_LAYOUT', `unknown layout "${layout}"; known: ${[...this.presets.keys()].join(', ')}`);
@@ -137,7 +158,17 @@ export class Recorder extends EventEmitter<Events> {
         this.#publishDelta(rec);
         this.#lastStats.delete(rec.id);
         this.#active.delete(roomId);
-        this.#recent.set(info.id, info);
+        // What the recorder knows beyond the pipeline's manifest: the retention asked for and
+        // the consent answers. Written into the manifest now that the sink has written it.
+        const extra: Partial<RecordingInfo> = {};
+        if (days > 0) extra.retainUntil = new Date(Date.parse(info.startedAt) + days * 86_400_000).toISOString();
+        const consent = this.#consent.get(info.id);
+        if (consent) extra.consent = consent;
+        this.#consent.delete(info.id);
+        this.index.put({ ...info, ...extra });
+        if (Object.keys(extra).length) {
+          this.storage.updateManifest?.(info.location, extra).catch((err: unknown) => this.#log.error({ err, recordingId: info.id }, 'manifest update failed'));
+        }
         this.observer.recordingEnded?.(info, rec.stats);
       }
       this.emit('state', info);
@@ -147,20 +178,22 @@ export class Recorder extends EventEmitter<Events> {
     return rec;
   }
 
-  /** Every recording: active ones, then stored manifests (newest first). */
+  /** Every recording: active ones and the storage's index (newest first). */
   async list(roomId?: string): Promise<RecordingInfo[]> {
+    return (await this.page({ roomId, limit: Number.MAX_SAFE_INTEGER })).recordings;
+  }
+
+  /** One page of recordings, newest first (GET /api/recordings). */
+  async page(opts: { roomId?: string; limit: number; cursor?: string }): Promise<RecordingPage> {
     const byId = new Map<string, RecordingInfo>();
-    for (const m of (await this.storage.listManifests()) as RecordingInfo[]) if (m && typeof m.id === 'string') byId.set(m.id, strip(m));
-    for (const [id, info] of this.#recent) if (!byId.has(id)) byId.set(id, info);
+    for (const info of await this.index.all()) byId.set(info.id, info);
     for (const rec of this.#active.values()) byId.set(rec.id, rec.info());
-    return [...byId.values()]
-      .filter((r) => !roomId || r.roomId === roomId)
-      .sort((a, b) => (a.startedAt < b.startedAt ? 1 : a.startedAt > b.startedAt ? -1 : 0));
+    return paginate([...byId.values()].filter((r) => !opts.roomId || r.roomId === opts.roomId), opts);
   }
 
   async get(id: string): Promise<RecordingInfo | undefined> {
     for (const rec of this.#active.values()) if (rec.id === id) return rec.info();
-    return (await this.list()).find((r) => r.id === id);
+    return this.index.get(id);
   }
 
   async openMedia(id: string, range?: MediaRange) {
@@ -179,14 +212,69 @@ export class Recorder extends EventEmitter<Events> {
     return this.storage.status?.() ?? { kind: this.storage.kind, ok: true };
   }
 
-  async delete(id: string): Promise<void> {
+  async delete(id: string): Promise<RecordingInfo> {
     const info = await this.get(id);
     if (!info) throw new TesseraError('REC_ERR_NOT_FOUND', `no recording ${id}`);
     if (info.status !== 'available' && info.status !== 'failed') {
       throw new TesseraError('REC_ERR_ALREADY_RECORDING', `recording ${id} is still ${info.status}; stop it first`);
     }
+    if (info.legalHold) throw new TesseraError('REC_ERR_HELD', `recording ${id} is under legal hold; release the hold first`);
     await this.storage.deleteRecording(info.location);
-    this.#recent.delete(id);
+    this.index.remove(id);
+    return info;
+  }
+
+  /** Sets or releases a legal hold: a held recording is neither deleted nor expired. */
+  async setHold(id: string, hold: boolean): Promise<RecordingInfo> {
+    const info = await this.get(id);
+    if (!info) throw new TesseraError('REC_ERR_NOT_FOUND', `no recording ${id}`);
+    if (info.status !== 'available' && info.status !== 'failed') throw new TesseraError('REC_ERR_ALREADY_RECORDING', `recording ${id} is still ${info.status}`);
+    if (!this.storage.updateManifest) throw new TesseraError('REC_ERR_INTERNAL', 'this storage cannot hold recordings');
+    await this.storage.updateManifest(info.location, { legalHold: hold });
+    const { legalHold: _was, ...rest } = info;
+    const next: RecordingInfo = hold ? { ...rest, legalHold: true } : rest;
+    this.index.put(next);
+    return next;
+  }
+
+  /** Recordings a person appears in, by participant id or by name (case-insensitive). */
+  async findByPerson(who: { participantId?: string; name?: string }): Promise<RecordingInfo[]> {
+    const name = who.name?.trim().toLowerCase();
+    return (await this.list()).filter((r) => r.participants.some((p) => (who.participantId !== undefined && p.id === who.participantId) || (name !== undefined && p.name.trim().toLowerCase() === name)));
+  }
+
+  /**
+   * Retention: recordings whose `retainUntil` has passed and that are not held are deleted
+   * (file storage) or tagged for the bucket's lifecycle rule and hidden (S3). Runs every
+   * TESSERA_RETENTION_SWEEP_MS; `now` is injectable for tests. Returns what expired.
+   */
+  async sweepRetention(now = Date.now()): Promise<RecordingInfo[]> {
+    const expired: RecordingInfo[] = [];
+    for (const info of await this.index.all()) {
+      if (info.legalHold || !info.retainUntil || Date.parse(info.retainUntil) > now) continue;
+      if (info.status !== 'available' && info.status !== 'failed') continue;
+      try {
+        if (this.storage.markExpired) {
+          await this.storage.markExpired(info.location);
+          await this.storage.updateManifest?.(info.location, { expiredAt: new Date(now).toISOString() });
+        } else {
+          await this.storage.deleteRecording(info.location);
+        }
+        this.index.remove(info.id);
+        expired.push(info);
+        this.emit('expired', info);
+      } catch (err) {
+        this.#log.error({ err, recordingId: info.id }, 'retention: could not expire');
+      }
+    }
+    return expired;
+  }
+
+  /** A participant's consent answer for the room's running recording (kept in its manifest). */
+  noteConsent(recordingId: string, answer?: { participantId: string; name: string; accepted: boolean; at: string }): void {
+    let c = this.#consent.get(recordingId);
+    if (!c) this.#consent.set(recordingId, (c = { required: true, answers: [] }));
+    if (answer) c.answers.push(answer);
   }
 
   /** SIGTERM: accept nothing new, stop (drain) every recording, wait for them. */
@@ -204,18 +292,7 @@ export class Recorder extends EventEmitter<Events> {
   /** Stops the spare workers and timers (after drain(), or in tests). Idempotent. */
   close(): void {
     clearInterval(this.#statsTimer);
+    clearInterval(this.#sweepTimer);
     this.#pool.close();
   }
-}
-
-/** A stored manifest as the API's Recording (the manifest's extra fields stay in storage). */
-function strip(m: RecordingInfo): RecordingInfo {
-  const { id, roomId, status, startedAt, endedAt, availableAt, durationMs, bytes, layout, location, participants, error } = m;
-  const out: RecordingInfo = { id, roomId, status, startedAt, layout, location, participants };
-  if (endedAt) out.endedAt = endedAt;
-  if (availableAt) out.availableAt = availableAt;
-  if (durationMs !== undefined) out.durationMs = durationMs;
-  if (bytes !== undefined) out.bytes = bytes;
-  if (error) out.error = error;
-  return out;
 }

@@ -102,12 +102,17 @@ export abstract class SupervisedDecoder extends EventEmitter<DecoderEvents> {
     this.onSpawn(proc);
   }
 
-  /** Write to the current process; drops input (returns false) while none runs or it is backed up. */
-  protected write(buf: Buffer): boolean {
+  /**
+   * Write to the current process; drops input (returns false) while none runs or it is backed up.
+   * `media: false` for stream headers: they produce no output by themselves, so they must not
+   * arm the stall watch (a microphone that never sends a packet had its decoder killed as
+   * stalled and respawned every few seconds for the whole call).
+   */
+  protected write(buf: Buffer, media = true): boolean {
     const p = this.proc;
     if (!p || p.hasExited || !p.stdin.writable) return false;
     if (p.stdin.writableLength > 4 * 1024 * 1024) return false;
-    if (!this.#awaitingOutput) {
+    if (media && !this.#awaitingOutput) {
       // The oldest input not yet answered by any output (a flag, not timestamps compared: a
       // first write in the same millisecond as the spawn once hid a wedged decoder for good).
       this.#awaitingOutput = true;

@@ -24,6 +24,14 @@ export interface RecordingInfo {
   location: RecordingLocation;
   participants: RecordingParticipant[];
   error?: ErrorBody;
+  /** Deleted by the server (file storage) or tagged for the bucket's lifecycle (S3) after this. */
+  retainUntil?: string;
+  /** Held: neither deleted nor expired while true. */
+  legalHold?: boolean;
+  /** With consent required: who was asked, and what they answered when (the last answer counts). */
+  consent?: { required: true; answers: Array<{ participantId: string; name: string; accepted: boolean; at: string }> };
+  /** Set when retention expired on S3 (the lifecycle rule deletes it). */
+  expiredAt?: string;
 }
 
 /** The manifest beside the MP4: the Recording plus how it was made. */

@@ -3,7 +3,8 @@ import { RTCPeerConnection, type RTCRtpSender, type RTCRtpTransceiver } from 'we
 import type { Config } from '../config';
 import { TesseraError, toTesseraError } from '../errors';
 import type { Logger } from '../logger';
-import { closePeerConnection, releaseAbortStack, codecForForwarding, guardTransceivers, parseSignal, peerConfig, withoutDefaultStun, type ServerSignal, type TrackPurpose } from './negotiation';
+import { closePeerConnection, releaseAbortStack, codecForForwarding, guardTransceivers, parseSignal, peerConfig, publishedTracks, reuseInactiveSection, withoutDefaultStun, type ServerSignal, type TrackPurpose } from './negotiation';
+import { usableCandidate, usableCandidatesOnly } from './candidates';
 import type { RtcOptions } from './options';
 import { Publication } from './Publication';
 import { announcedCandidatesOnly, bundleInactiveSections, parseMediaSections } from './sdp';
@@ -16,6 +17,8 @@ export interface PeerEvents {
   unpublished: [Publication];
   /** ICE/DTLS failed or never connected: the participant has no media. */
   failed: [TesseraError];
+  /** The same identity joined again elsewhere and took this seat (the Peer closes next). */
+  replaced: [];
   close: [];
 }
 
@@ -40,6 +43,8 @@ interface Forward {
 export class Peer extends EventEmitter<PeerEvents> {
   readonly id: string;
   readonly name: string;
+  /** Who this is, from the room token (one seat per identity); null in development mode. */
+  readonly identity: string | null;
   readonly joinedAt = new Date();
   readonly #opts: RtcOptions;
   readonly #log: Logger;
@@ -59,8 +64,9 @@ export class Peer extends EventEmitter<PeerEvents> {
   /** Display names of other participants, for the tiles of the sub offer. */
   readonly #nameOf: (peerId: string) => string;
 
-  constructor(init: { id: string; name: string; config: Readonly<Config>; options: RtcOptions; logger: Logger; nameOf: (peerId: string) => string }) {
+  constructor(init: { id: string; name: string; identity?: string | null; config: Readonly<Config>; options: RtcOptions; logger: Logger; nameOf: (peerId: string) => string }) {
     super();
+    this.identity = init.identity ?? null;
     this.#nameOf = init.nameOf;
     this.#publicIp = init.config.publicIp;
     this.id = init.id;
@@ -99,6 +105,10 @@ export class Peer extends EventEmitter<PeerEvents> {
       if (msg.type === 'candidate') {
         const pc = msg.pc === 'pub' ? this.#pub : this.#sub;
         if (!msg.candidate || msg.candidate.candidate === '') return;
+        if (!usableCandidate(msg.candidate.candidate)) {
+          this.#log.debug({ candidate: msg.candidate.candidate.slice(0, 120) }, 'candidate skipped');
+          return;
+        }
         try {
           await pc.addIceCandidate({ candidate: msg.candidate.candidate, sdpMid: msg.candidate.sdpMid ?? undefined, sdpMLineIndex: msg.candidate.sdpMLineIndex ?? undefined });
         } catch (err) {
@@ -106,8 +116,8 @@ export class Peer extends EventEmitter<PeerEvents> {
         }
         return;
       }
-      if (msg.pc === 'pub') await this.#onPubOffer(msg.sdp, msg.tracks);
-      else await this.#onSubAnswer(msg.sdp);
+      if (msg.pc === 'pub') await this.#onPubOffer(usableCandidatesOnly(msg.sdp), msg.tracks);
+      else await this.#onSubAnswer(usableCandidatesOnly(msg.sdp));
     });
   }
 
@@ -122,7 +132,9 @@ export class Peer extends EventEmitter<PeerEvents> {
 
   async #onPubOffer(sdp: string, tracks: Record<string, TrackPurpose>): Promise<void> {
     if (this.#pub.signalingState !== 'stable') throw new TesseraError('REC_ERR_BAD_SIGNAL', 'signal: publish offer while another is being applied');
-    const sections = parseMediaSections(sdp);
+    // Checked before werift sees the offer: what it accepts becomes transceivers and, while
+    // recording, decoder processes.
+    const sending = publishedTracks(parseMediaSections(sdp), tracks);
     try {
       await this.#pub.setRemoteDescription({ type: 'offer', sdp });
     } catch (err) {
@@ -146,13 +158,6 @@ export class Peer extends EventEmitter<PeerEvents> {
     }
     this.emit('signal', { pc: 'pub', type: 'answer', sdp: answerSdp });
 
-    // what the client sends now, by mid
-    const sending = new Map<string, { kind: 'audio' | 'video'; ssrc?: number }>();
-    for (const s of sections) {
-      if (s.mid !== null && s.port !== 0 && (s.direction === 'sendonly' || s.direction === 'sendrecv') && (s.kind === 'audio' || s.kind === 'video')) {
-        sending.set(s.mid, { kind: s.kind, ssrc: s.ssrc });
-      }
-    }
     for (const [mid, pub] of this.#publications) {
       if (!sending.has(mid)) {
         this.#publications.delete(mid);
@@ -164,8 +169,7 @@ export class Peer extends EventEmitter<PeerEvents> {
       if (this.#publications.has(mid)) continue;
       const t = this.#pub.getTransceivers().find((x) => x.mid === mid);
       if (!t) continue;
-      const purpose: TrackPurpose = tracks[mid] ?? (info.kind === 'audio' ? 'mic' : 'camera');
-      if ((purpose === 'mic') !== (info.kind === 'audio')) throw new TesseraError('REC_ERR_BAD_SIGNAL', `signal: track ${mid} is ${info.kind} but labelled ${purpose}`);
+      const { purpose } = info;
       const mimeType = t.codecs[0]?.mimeType ?? (info.kind === 'audio' ? 'audio/opus' : 'video/VP8');
       const pub = new Publication({
         peerId: this.id,
@@ -188,6 +192,7 @@ export class Peer extends EventEmitter<PeerEvents> {
   /** Forward another participant's publication to this participant (renegotiates `sub`). */
   subscribe(pub: Publication): void {
     if (this.#closed || this.#forwards.has(pub.key)) return;
+    reuseInactiveSection(this.#sub, pub.kind);
     const transceiver = this.#sub.addTransceiver(pub.kind, { direction: 'sendonly' });
     transceiver.codecs = codecForForwarding(pub.kind, pub.mimeType);
     const sender = transceiver.sender;

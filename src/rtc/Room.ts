@@ -47,6 +47,12 @@ export class Room extends EventEmitter<RoomEvents> {
   #tap: RecordingTap | null = null;
   /** Recording sources: `${peerId}:camera` and `${peerId}:screen:${mid}`. */
   readonly #sources = new Map<string, WebRtcSource>();
+  /**
+   * Consent required for the running recording: only those who accepted are recorded (tile,
+   * voice, screen); whoever declined or has not answered is left out entirely.
+   */
+  #consentRequired = false;
+  readonly #consented = new Set<string>();
 
   constructor(init: { id: string; config: Readonly<Config>; options: RtcOptions; logger: Logger }) {
     super();
@@ -87,14 +93,25 @@ export class Room extends EventEmitter<RoomEvents> {
     return (this.#peers.get(peerId)?.publications ?? []).map((x) => ({ purpose: x.purpose, mimeType: x.mimeType }));
   }
 
-  join(name: string): Peer {
+  /**
+   * `identity` (from the room token) holds one seat: joining again with it — a reload, a second
+   * device, or one token handed around to fill the room — replaces the earlier participant.
+   */
+  join(name: string, identity: string | null = null): Peer {
     if (this.#closed) throw new TesseraError('REC_ERR_ROOM_NOT_FOUND', `room ${this.id} is closed`);
+    const earlier = identity === null ? undefined : [...this.#peers.values()].find((p) => p.identity === identity);
+    if (earlier) {
+      this.#log.info({ participantId: earlier.id }, 'same identity joined again: replacing');
+      earlier.emit('replaced');
+      this.leave(earlier.id, false);
+    }
     if (this.#peers.size >= this.#opts.maxParticipants) {
       throw new TesseraError('REC_ERR_CAPACITY', `room ${this.id} is full (${this.#opts.maxParticipants} participants)`);
     }
     const peer = new Peer({
       id: randomUUID(),
       name,
+      identity,
       config: this.#config,
       options: this.#opts,
       logger: this.#log,
@@ -110,26 +127,59 @@ export class Room extends EventEmitter<RoomEvents> {
       if (other === peer) continue;
       for (const pub of other.publications) peer.subscribe(pub);
     }
-    if (this.#tap) this.#addCameraSource(peer);
+    if (this.#tap && this.#recorded(peer.id)) this.#addCameraSource(peer);
     this.#emitParticipants();
     return peer;
   }
 
-  leave(peerId: string): void {
+  leave(peerId: string, emptyEnds = true): void {
     const peer = this.#peers.get(peerId);
     if (!peer) return;
     this.#peers.delete(peerId);
+    this.#consented.delete(peerId);
     metrics.rtcParticipants.dec();
+    this.#dropSourcesOf(peerId);
+    peer.close(); // closes its publications: the other peers' forwards go with them
+    this.#log.info({ participantId: peerId }, 'left');
+    this.#emitParticipants();
+    // A replacement about to join keeps the room (and its recording) alive.
+    if (this.#peers.size === 0 && emptyEnds) this.emit('empty');
+  }
+
+  #dropSourcesOf(peerId: string): void {
     for (const [key, src] of this.#sources) {
       if (src.participantId !== peerId) continue;
       this.#sources.delete(key);
       this.#removeFromTap(src.id);
       src.close();
     }
-    peer.close(); // closes its publications: the other peers' forwards go with them
-    this.#log.info({ participantId: peerId }, 'left');
-    this.#emitParticipants();
-    if (this.#peers.size === 0) this.emit('empty');
+  }
+
+  /** Whether this participant is in the running recording (always, unless consent is required). */
+  #recorded(peerId: string): boolean {
+    return !this.#consentRequired || this.#consented.has(peerId);
+  }
+
+  get consentRequired(): boolean {
+    return this.#tap !== null && this.#consentRequired;
+  }
+
+  /**
+   * A participant's answer while consent is required: accepting adds their camera, microphone
+   * and screen to the recording from now on; declining (also after accepting) takes them out.
+   */
+  setConsent(peerId: string, accepted: boolean): void {
+    const peer = this.#peers.get(peerId);
+    if (!peer || !this.consentRequired) return;
+    if (accepted) {
+      if (this.#consented.has(peerId)) return;
+      this.#consented.add(peerId);
+      this.#addCameraSource(peer);
+      for (const pub of peer.publications) if (pub.purpose === 'screen') this.#addScreenSource(peer, pub);
+    } else {
+      this.#consented.delete(peerId);
+      this.#dropSourcesOf(peerId);
+    }
   }
 
   #emitParticipants(): void {
@@ -138,7 +188,7 @@ export class Room extends EventEmitter<RoomEvents> {
 
   #onPublished(peer: Peer, pub: Publication): void {
     for (const other of this.#peers.values()) if (other !== peer) other.subscribe(pub);
-    if (this.#tap) {
+    if (this.#tap && this.#recorded(peer.id)) {
       if (pub.purpose === 'screen') this.#addScreenSource(peer, pub);
       else this.#attachToCamera(peer, pub);
     }
@@ -167,10 +217,13 @@ export class Room extends EventEmitter<RoomEvents> {
   // --- recording tap -----------------------------------------------------------------------
 
   /** Sources for everyone present, to start a recording with. Call attachRecording() next. */
-  createRecordingSources(): MediaSource[] {
+  createRecordingSources(consentRequired = false): MediaSource[] {
     if (this.#tap) throw new TesseraError('REC_ERR_ALREADY_RECORDING', `room ${this.id} is already recording`);
     this.#closeSources();
+    this.#consentRequired = consentRequired;
+    this.#consented.clear();
     for (const peer of this.#peers.values()) {
+      if (!this.#recorded(peer.id)) continue;
       this.#addCameraSource(peer, false);
       for (const pub of peer.publications) if (pub.purpose === 'screen') this.#addScreenSource(peer, pub, false);
     }
@@ -186,6 +239,8 @@ export class Room extends EventEmitter<RoomEvents> {
   detachRecording(recordingId?: string): void {
     if (recordingId && this.#tap && this.#tap.id !== recordingId) return;
     this.#tap = null;
+    this.#consentRequired = false;
+    this.#consented.clear();
     this.#closeSources();
   }
 

@@ -21,6 +21,8 @@ export interface ParticipantEvents {
   recording: [RecordingInfo | null];
   participants: [{ id: string; name: string }[]];
   notice: [{ level: string; code?: string; message: string }];
+  /** The room's recording asks for consent: answer with request('consent', { accept }). */
+  'consent:request': [{ roomId: string; recordingId: string }];
   close: [];
 }
 
@@ -93,6 +95,7 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
       this.emit('recording', s.recording);
     });
     this.#socket.on('participants', (list) => this.emit('participants', list));
+    this.#socket.on('consent:request', (r) => this.emit('consent:request', r));
     this.#socket.on('notice', (n) => {
       this.emit('notice', n);
       if (n.rejoin) void this.#rejoin(n.message);
@@ -231,7 +234,9 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
       // not reusable (werift's own test for "this slot once sent").
       for (const t of this.#sub.getTransceivers()) (t as unknown as { usedForSender: boolean }).usedForSender = true;
       await this.#sub.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
-      for (const t of this.#sub.getTransceivers()) this.#watch(t);
+      // A section the server reused for another publisher keeps its transceiver; werift gives the
+      // new sender's SSRC a track of its own in the same receiver.
+      for (const t of this.#sub.getTransceivers()) for (const track of t.receiver.tracks) this.#watch(t, track);
       const answer = await this.#sub.createAnswer();
       withoutDefaultStun(this.#sub);
       await this.#sub.setLocalDescription(answer);
@@ -242,8 +247,7 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
     }
   }
 
-  #watch(t: RTCRtpTransceiver): void {
-    const track = t.receiver.track;
+  #watch(t: RTCRtpTransceiver, track: MediaStreamTrack): void {
     if (this.#seenTracks.has(track.uuid)) return;
     this.#seenTracks.add(track.uuid);
     let assembler: FrameAssembler | null = null;

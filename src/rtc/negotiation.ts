@@ -15,7 +15,9 @@ import {
 import type { Config } from '../config';
 import { TesseraError } from '../errors';
 import type { VideoCodec } from '../media/types';
+import { SERVED_FAMILIES } from './candidates';
 import type { RtcOptions } from './options';
+import type { MediaSection } from './sdp';
 
 /**
  * Pure negotiation helpers: which codecs and header extensions Tessera's werift peers offer, the
@@ -101,8 +103,8 @@ export function peerConfig(config: Pick<Config, 'publicIp' | 'rtcMinPort' | 'rtc
   return {
     codecs: { audio: audioCodecs(role), video: videoCodecs(role) },
     headerExtensions: headerExtensions(role),
-    iceUseIpv4: true,
-    iceUseIpv6: false,
+    iceUseIpv4: SERVED_FAMILIES.ipv4,
+    iceUseIpv6: SERVED_FAMILIES.ipv6,
     iceServers: [],
     icePortRange: config.rtcMinPort !== null && config.rtcMaxPort !== null ? [config.rtcMinPort, config.rtcMaxPort] : undefined,
     iceAdditionalHostAddresses: additional.length ? additional : undefined,
@@ -188,6 +190,27 @@ export function parseSignal(raw: unknown, opts: Pick<RtcOptions, 'maxSdpBytes' |
 }
 
 /**
+ * What a publish offer sends, by mid, with each track's purpose (labelled by the client; an
+ * unlabelled audio track is the microphone, an unlabelled video track the camera). A participant
+ * publishes at most one camera, one microphone and one screen: each accepted track is forwarded
+ * to everyone and, while the room records, decoded by an FFmpeg of its own, so one offer with 63
+ * video sections had taken the server from 3 to 68 FFmpeg processes.
+ */
+export function publishedTracks(sections: MediaSection[], labels: Record<string, TrackPurpose>): Map<string, { kind: 'audio' | 'video'; ssrc?: number; purpose: TrackPurpose }> {
+  const out = new Map<string, { kind: 'audio' | 'video'; ssrc?: number; purpose: TrackPurpose }>();
+  const taken = new Set<TrackPurpose>();
+  for (const s of sections) {
+    if (s.mid === null || s.port === 0 || (s.direction !== 'sendonly' && s.direction !== 'sendrecv') || (s.kind !== 'audio' && s.kind !== 'video')) continue;
+    const purpose: TrackPurpose = labels[s.mid] ?? (s.kind === 'audio' ? 'mic' : 'camera');
+    if ((purpose === 'mic') !== (s.kind === 'audio')) throw bad(`signal: track ${s.mid} is ${s.kind} but labelled ${purpose}`);
+    if (taken.has(purpose)) throw bad(`signal: a participant publishes at most one camera, one microphone and one screen (a second ${purpose} in track ${s.mid})`);
+    taken.add(purpose);
+    out.set(s.mid, { kind: s.kind, ssrc: s.ssrc, purpose });
+  }
+  return out;
+}
+
+/**
  * Call before setLocalDescription (gathering starts there). werift's ICE agent asks a STUN
  * server for a server-reflexive candidate even when given none (`iceServers: []`): it falls back
  * to stun.l.google.com:19302. So every connection of a self-hosted recorder would contact Google,
@@ -256,6 +279,27 @@ export function guardTransceivers(pc: RTCPeerConnection): void {
       stopTransceiver(t);
     }
   });
+}
+
+/**
+ * Call before `addTransceiver` on a subscriber connection: the next forward of `kind` takes the
+ * section of a departed one. werift recycles an inactive section only if its transceiver never
+ * sent (`usedForSender`), which a forward always has, so every departure left a section behind
+ * for as long as the subscriber stayed; after about 32 departures the answer passed the
+ * 64-section limit and the subscriber never received anyone new. A section negotiated inactive
+ * may carry a new sender under the same mid (as `replaceTrack` and a direction change would; the
+ * answerer's transceiver fires `track` again). werift picks the first inactive section it may
+ * recycle, of any kind, so every other one is marked as not recyclable: a video section must
+ * never be turned into an audio one. The transceiver replaced is stopped by `guardTransceivers`.
+ */
+export function reuseInactiveSection(pc: RTCPeerConnection, kind: 'audio' | 'video'): void {
+  let chosen = false;
+  for (const t of pc.getTransceivers() as Array<Transceiver & { usedForSender: boolean }>) {
+    if (t.currentDirection !== 'inactive') continue;
+    const take: boolean = !chosen && t.kind === kind && t.direction === 'inactive';
+    t.usedForSender = !take;
+    chosen ||= take;
+  }
 }
 
 /** Close a connection so that nothing of it keeps running (see `guardTransceivers`). */

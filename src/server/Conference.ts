@@ -6,11 +6,16 @@ import type { RecordingInfo } from '../pipeline/types';
 import { RTC_DEFAULTS, type RtcOptions } from '../rtc/options';
 import type { Peer } from '../rtc/Peer';
 import { Room, type ParticipantInfo } from '../rtc/Room';
+import type { AuditActor, AuditLog } from './AuditLog';
 import type { RecorderApi } from './recorderApi';
+
+const SYSTEM: AuditActor = { kind: 'system', id: 'server', role: 'system' };
 
 export interface ConferenceEvents {
   'recording:state': [roomId: string, recording: RecordingInfo | null];
   participants: [roomId: string, list: ParticipantInfo[]];
+  /** A recording that needs consent started: ask everyone in the room. */
+  'consent:request': [roomId: string, recordingId: string];
 }
 
 const FINAL = new Set(['available', 'failed']);
@@ -27,11 +32,14 @@ export class Conference extends EventEmitter<ConferenceEvents> {
   readonly #log: Logger;
   readonly #rooms = new Map<string, Room>();
   readonly #onState: (info: RecordingInfo) => void;
+  readonly #onExpired: (info: RecordingInfo) => void;
+  readonly audit: AuditLog;
   #draining = false;
   #closed = false;
 
-  constructor(init: { config: Readonly<Config>; recorder: RecorderApi; logger: Logger; options?: Partial<RtcOptions> }) {
+  constructor(init: { config: Readonly<Config>; recorder: RecorderApi; logger: Logger; audit: AuditLog; options?: Partial<RtcOptions> }) {
     super();
+    this.audit = init.audit;
     this.#config = init.config;
     this.#recorder = init.recorder;
     this.#opts = { ...RTC_DEFAULTS, ...init.options };
@@ -42,6 +50,8 @@ export class Conference extends EventEmitter<ConferenceEvents> {
       this.emit('recording:state', info.roomId, info);
     };
     this.#recorder.on('state', this.#onState);
+    this.#onExpired = (info) => this.audit.record({ event: 'recording.expired', actor: SYSTEM, roomId: info.roomId, recordingId: info.id, detail: { retainUntil: info.retainUntil } });
+    this.#recorder.on('expired', this.#onExpired);
   }
 
   get draining(): boolean {
@@ -60,7 +70,7 @@ export class Conference extends EventEmitter<ConferenceEvents> {
     return this.#rooms.size;
   }
 
-  join(roomId: string, name: string): { room: Room; peer: Peer } {
+  join(roomId: string, name: string, identity: string | null = null): { room: Room; peer: Peer } {
     if (this.#closed) throw new TesseraError('REC_ERR_DRAINING', 'this server is shutting down; join again in a moment');
     let room = this.#rooms.get(roomId);
     // Draining: the calls here go on (someone reconnecting, a late joiner), but no new room opens.
@@ -72,7 +82,7 @@ export class Conference extends EventEmitter<ConferenceEvents> {
       r.on('participants', (list) => this.emit('participants', roomId, list));
       r.on('empty', () => this.#onEmpty(r));
     }
-    const peer = room.join(name);
+    const peer = room.join(name, identity);
     return { room, peer };
   }
 
@@ -84,6 +94,7 @@ export class Conference extends EventEmitter<ConferenceEvents> {
     const rec = this.#recorder.activeFor(room.id);
     if (rec) {
       this.#log.info({ roomId: room.id, recordingId: rec.id }, 'room empty: stopping its recording');
+      this.audit.record({ event: 'recording.stopped', actor: SYSTEM, roomId: room.id, recordingId: rec.id, detail: { reason: 'room empty' } });
       rec.stop().catch((err: unknown) => this.#log.warn({ err }, 'stop on empty room failed'));
     }
     this.#rooms.delete(room.id);
@@ -94,16 +105,22 @@ export class Conference extends EventEmitter<ConferenceEvents> {
     return this.#recorder.activeFor(roomId)?.info() ?? null;
   }
 
-  startRecording(roomId: string, layout?: string): RecordingInfo {
+  startRecording(roomId: string, layout: string | undefined, actor: AuditActor, opts: { retentionDays?: number; consent?: 'required' } = {}): RecordingInfo {
     if (this.#draining) throw new TesseraError('REC_ERR_DRAINING', 'this server is shutting down and takes no new recordings');
     const room = this.#rooms.get(roomId);
     if (!room || room.size === 0) throw new TesseraError('REC_ERR_ROOM_EMPTY', `room ${roomId} has nobody in it`);
     if (this.#recorder.activeFor(roomId)) throw new TesseraError('REC_ERR_ALREADY_RECORDING', `room ${roomId} is already recording`);
-    const sources = room.createRecordingSources();
+    const consentRequired = opts.consent === 'required';
+    const sources = room.createRecordingSources(consentRequired);
     try {
-      const rec = this.#recorder.start(roomId, { layout, sources });
+      const rec = this.#recorder.start(roomId, { layout, sources, retentionDays: opts.retentionDays });
       room.attachRecording(rec);
       const info = rec.info();
+      this.audit.record({ event: 'recording.started', actor, roomId, recordingId: rec.id, detail: { layout: info.layout, ...(opts.retentionDays ? { retentionDays: opts.retentionDays } : {}), ...(consentRequired ? { consent: 'required' } : {}) } });
+      if (consentRequired) {
+        this.#recorder.noteConsent?.(rec.id); // the manifest says consent was asked, answers or not
+        this.emit('consent:request', roomId, rec.id);
+      }
       this.#log.info({ roomId, recordingId: rec.id, layout: info.layout, sources: sources.length }, 'recording started');
       return info;
     } catch (err) {
@@ -112,9 +129,27 @@ export class Conference extends EventEmitter<ConferenceEvents> {
     }
   }
 
-  async stopRecording(roomId: string): Promise<RecordingInfo> {
+  /** The running recording of this room asks for consent: its id, else null. */
+  consentRequest(roomId: string): string | null {
+    const room = this.#rooms.get(roomId);
+    return room?.consentRequired ? room.recordingId : null;
+  }
+
+  /** A participant's answer to the consent request of the room's running recording. */
+  consent(roomId: string, peer: { id: string; name: string }, accepted: boolean, actor: AuditActor): void {
+    const room = this.#rooms.get(roomId);
+    const recordingId = this.consentRequest(roomId);
+    if (!room || !recordingId) throw new TesseraError('REC_ERR_NOT_RECORDING', 'no recording in this room asks for consent');
+    room.setConsent(peer.id, accepted);
+    const at = new Date().toISOString();
+    this.#recorder.noteConsent?.(recordingId, { participantId: peer.id, name: peer.name, accepted, at });
+    this.audit.record({ event: accepted ? 'consent.given' : 'consent.declined', actor, roomId, recordingId });
+  }
+
+  async stopRecording(roomId: string, actor: AuditActor): Promise<RecordingInfo> {
     const rec = this.#recorder.activeFor(roomId);
     if (!rec) throw new TesseraError('REC_ERR_NOT_RECORDING', `room ${roomId} is not recording`);
+    this.audit.record({ event: 'recording.stopped', actor, roomId, recordingId: rec.id });
     const info = await rec.stop();
     this.#rooms.get(roomId)?.detachRecording(rec.id);
     return info;
@@ -161,5 +196,6 @@ export class Conference extends EventEmitter<ConferenceEvents> {
     for (const room of this.#rooms.values()) room.close();
     this.#rooms.clear();
     this.#recorder.off('state', this.#onState);
+    this.#recorder.off('expired', this.#onExpired);
   }
 }

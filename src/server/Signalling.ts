@@ -7,7 +7,9 @@ import { metrics } from '../metrics';
 import type { Peer } from '../rtc/Peer';
 import type { Room } from '../rtc/Room';
 import { verifyRoomToken, type Role } from './auth';
+import type { AuditActor } from './AuditLog';
 import type { Conference } from './Conference';
+import { developmentRequestRefusal } from './origin';
 import type { ClientToServerEvents, ServerToClientEvents } from './events';
 import { isObject, validateLayout, validateName, validateRoomId } from './validation';
 
@@ -15,6 +17,8 @@ interface SocketData {
   roomId?: string;
   peer?: Peer;
   role?: Role;
+  /** A host token's `consent: "required"`: every recording this host starts asks for consent. */
+  consent?: 'required';
 }
 
 type TSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
@@ -25,6 +29,12 @@ export interface SignallingLimits {
 }
 
 const channel = (roomId: string) => `room:${roomId}`;
+
+/** The audit trail's actor for a participant's request. */
+function actorOf(socket: TSocket): AuditActor {
+  const { peer, role } = socket.data;
+  return { kind: 'participant', id: peer?.id ?? 'unknown', name: peer?.name, role: role ?? 'guest', source: socket.handshake.address };
+}
 
 /**
  * socket.io signalling (docs/api.md): join / signal / record:start / record:stop / leave, each
@@ -47,6 +57,12 @@ export class Signalling {
       serveClient: true,
       pingInterval: 10_000,
       pingTimeout: 10_000,
+      // A cross-site page may open a WebSocket to this server (no CORS for WebSockets).
+      allowRequest: (req, callback) => {
+        const refusal = developmentRequestRefusal(req.headers, init.config);
+        if (refusal) this.#log.info({ refusal }, 'connection refused');
+        callback(refusal, refusal === null);
+      },
     });
     this.io.on('connection', (s) => this.#onConnection(s));
     this.#conf.on('recording:state', (roomId, recording) => {
@@ -56,6 +72,7 @@ export class Signalling {
       }
     });
     this.#conf.on('participants', (roomId, list) => this.io.to(channel(roomId)).emit('participants', list));
+    this.#conf.on('consent:request', (roomId, recordingId) => this.io.to(channel(roomId)).emit('consent:request', { roomId, recordingId }));
   }
 
   #onConnection(socket: TSocket): void {
@@ -90,16 +107,26 @@ export class Signalling {
       const roomId = validateRoomId(req.roomId);
       let name = validateName(req.name);
       let role: Role = 'host';
+      let identity: string | null = null;
+      let consent: 'required' | undefined;
       if (this.#config.authSecret) {
-        const claims = verifyRoomToken(req.token, this.#config.authSecret);
+        const claims = verifyRoomToken(req.token, this.#config.authSecret, Date.now(), this.#config.roomTokenMaxTtlSec);
         if (claims.room !== roomId) throw new TesseraError('REC_ERR_FORBIDDEN', 'the token is for another room');
         name = validateName(claims.name);
         role = claims.role;
+        identity = claims.sub ?? claims.name;
+        if (claims.consent === 'required') consent = 'required';
       }
-      const { room, peer } = this.#conf.join(roomId, name);
-      socket.data = { roomId, peer, role };
+      const { room, peer } = this.#conf.join(roomId, name, identity);
+      socket.data = { roomId, peer, role, consent };
       void socket.join(channel(roomId));
       peer.on('signal', (msg) => socket.emit('signal', msg));
+      peer.on('replaced', () => {
+        if (socket.data.peer !== peer) return;
+        socket.data = {};
+        void socket.leave(channel(roomId));
+        socket.emit('notice', { level: 'error', code: 'REC_ERR_REPLACED', message: 'You joined this room again from elsewhere; this page has left it' });
+      });
       peer.on('failed', (err) => {
         // A participant whose media is dead is neither seen by the others nor recorded, yet
         // would stay in the room (and in the recording, as a name card) for the whole call.
@@ -109,6 +136,8 @@ export class Signalling {
       });
       const recording = this.#conf.recordingState(roomId);
       socket.emit('recording:state', { roomId, recording });
+      const asking = this.#conf.consentRequest(roomId);
+      if (asking) socket.emit('consent:request', { roomId, recordingId: asking });
       return { participantId: peer.id, roomId, name, participants: room.participants(), recording, canRecord: role === 'host' };
     });
 
@@ -122,13 +151,23 @@ export class Signalling {
       const { roomId } = joined();
       if (socket.data.role !== 'host') throw new TesseraError('REC_ERR_FORBIDDEN', 'only a host may record');
       const layout = validateLayout(isObject(req) ? req.layout : undefined);
-      return { recording: this.#conf.startRecording(roomId, layout) };
+      const asked = isObject(req) ? req.consent : undefined;
+      if (asked !== undefined && asked !== 'required') throw new TesseraError('REC_ERR_BAD_REQUEST', 'consent must be "required" or absent');
+      const consent = asked ?? socket.data.consent;
+      return { recording: this.#conf.startRecording(roomId, layout, actorOf(socket), { consent }) };
+    });
+
+    handle('consent', (req: unknown) => {
+      const { roomId, peer } = joined();
+      if (!isObject(req) || typeof req.accept !== 'boolean') throw new TesseraError('REC_ERR_BAD_REQUEST', 'consent needs { accept: true | false }');
+      this.#conf.consent(roomId, peer, req.accept, actorOf(socket));
+      return {};
     });
 
     handle('record:stop', async () => {
       const { roomId } = joined();
       if (socket.data.role !== 'host') throw new TesseraError('REC_ERR_FORBIDDEN', 'only a host may stop a recording');
-      return { recording: await this.#conf.stopRecording(roomId) };
+      return { recording: await this.#conf.stopRecording(roomId, actorOf(socket)) };
     });
 
     handle('leave', () => {

@@ -6,6 +6,7 @@ import { metrics } from '../metrics';
 import type { RtcOptions } from '../rtc/options';
 import { createApp } from './app';
 import { Conference } from './Conference';
+import { AuditLog, type AuditStore } from './AuditLog';
 import type { RecorderApi } from './recorderApi';
 import { Signalling } from './Signalling';
 
@@ -34,11 +35,17 @@ export class TesseraServer {
   #draining = false;
   #listening = false;
 
-  constructor(init: { config: Readonly<Config>; recorder: RecorderApi; logger: Logger; rtc?: Partial<RtcOptions>; limits?: Partial<ServerLimits> }) {
+  readonly audit: AuditLog;
+
+  constructor(init: { config: Readonly<Config>; recorder: RecorderApi; logger: Logger; rtc?: Partial<RtcOptions>; limits?: Partial<ServerLimits>; audit?: AuditLog }) {
     this.#config = init.config;
     this.#log = init.logger.child({ component: 'server' });
     const limits = { ...SERVER_LIMITS, ...init.limits };
-    this.conference = new Conference({ config: init.config, recorder: init.recorder, logger: init.logger, options: init.rtc });
+    // The audit trail goes beside the recordings when the recorder's storage keeps one.
+    const storage = (init.recorder as { storage?: Partial<AuditStore> }).storage;
+    const store = storage?.appendAudit && storage.readAudit ? (storage as AuditStore) : null;
+    this.audit = init.audit ?? new AuditLog({ store, logger: init.logger });
+    this.conference = new Conference({ config: init.config, recorder: init.recorder, logger: init.logger, options: init.rtc, audit: this.audit });
     const app = createApp({
       config: init.config,
       conference: this.conference,

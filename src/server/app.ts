@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Config } from '../config';
@@ -6,10 +7,17 @@ import type { Logger } from '../logger';
 import { registry } from '../metrics';
 import type { MediaRange } from '../storage/Sink';
 import { bearerMatches } from './auth';
+import { mediaSignatureValid, signedMediaPath } from './mediaUrl';
 import type { Conference } from './Conference';
-import { isObject, validateLayout, validateRoomId } from './validation';
+import { developmentRequestRefusal } from './origin';
+import type { AuditActor } from './AuditLog';
+import { isObject, validateLayout, validateName, validateRoomId } from './validation';
 
 export const PUBLIC_DIR = path.join(__dirname, 'public');
+
+/** GET /api/recordings: recordings per page by default, and at most. */
+const DEFAULT_PAGE = 100;
+const MAX_PAGE = 1000;
 
 export interface AppLimits {
   /** express.json() body limit. */
@@ -56,6 +64,17 @@ export function createApp(init: { config: Readonly<Config>; conference: Conferen
   app.disable('x-powered-by');
   app.set('trust proxy', false);
 
+  app.use((req, _res, next) => {
+    const refusal = developmentRequestRefusal(req.headers, config);
+    next(refusal ? new TesseraError('REC_ERR_FORBIDDEN', refusal) : undefined);
+  });
+
+  app.use((_req, res, next) => {
+    // Signed media URLs and room tokens travel in URLs: never hand them to another site.
+    res.set('Referrer-Policy', 'no-referrer');
+    next();
+  });
+
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true });
   });
@@ -95,11 +114,45 @@ export function createApp(init: { config: Readonly<Config>; conference: Conferen
 
   // --- REST --------------------------------------------------------------------------
   const api = express.Router();
+  /** Who is calling (the audit trail's actor) and with which role; set by the check below. */
+  const callers = new WeakMap<Request, AuditActor>();
+  const actor = (req: Request): AuditActor => callers.get(req) ?? { kind: 'api', id: 'api:unknown', role: 'none', source: req.socket.remoteAddress };
   api.use((req, _res, next) => {
-    if (config.apiToken && !bearerMatches(req.get('authorization'), config.apiToken)) {
-      next(new TesseraError('REC_ERR_UNAUTHORIZED', 'this API needs Authorization: Bearer <API_TOKEN>'));
+    const source = req.socket.remoteAddress;
+    // A signed media URL stands for a credential for that one recording's media (see mediaUrl.ts).
+    const media = /^\/recordings\/([A-Za-z0-9_-]{1,128})\/media$/.exec(req.path);
+    if (media && (req.method === 'GET' || req.method === 'HEAD') && req.query.sig !== undefined) {
+      const admins = config.apiCredentials.filter((c) => c.role === 'admin');
+      if (admins.some((c) => mediaSignatureValid(c.token, media[1], req.query.expires, req.query.sig))) {
+        callers.set(req, { kind: 'api', id: 'signed-url', role: 'read', source });
+        next();
+        return;
+      }
+    }
+    if (config.apiCredentials.length) {
+      const header = req.get('authorization');
+      const cred = config.apiCredentials.find((c) => bearerMatches(header, c.token));
+      if (!cred) {
+        next(new TesseraError('REC_ERR_UNAUTHORIZED', 'this API needs Authorization: Bearer <API_TOKEN or API_READ_TOKEN>'));
+        return;
+      }
+      // Read-only credentials read; changes, erasure and the audit trail need an admin one.
+      const reads = (req.method === 'GET' || req.method === 'HEAD') && !req.path.startsWith('/audit');
+      if (cred.role !== 'admin' && !reads) {
+        next(new TesseraError('REC_ERR_FORBIDDEN', 'this credential is read-only (API_READ_TOKEN); this call needs API_TOKEN'));
+        return;
+      }
+      callers.set(req, { kind: 'api', id: `api:${fingerprint(cred.token)}`, role: cred.role, source });
+      next();
       return;
     }
+    // Without a credential the API is this machine's only. Configuration refuses a wide HOST
+    // without API_TOKEN; this also holds when the server is made to listen wider some other way.
+    if (!isLoopbackAddress(source)) {
+      next(new TesseraError('REC_ERR_UNAUTHORIZED', 'without API_TOKEN this API answers requests from this machine only'));
+      return;
+    }
+    callers.set(req, { kind: 'api', id: 'api:local', role: 'admin', source });
     next();
   });
   api.use(express.json({ limit: init.limits.jsonLimit, strict: true }));
@@ -109,15 +162,26 @@ export function createApp(init: { config: Readonly<Config>; conference: Conferen
     const body: unknown = req.body ?? {};
     if (!isObject(body)) throw new TesseraError('REC_ERR_BAD_REQUEST', 'body must be a JSON object');
     const layout = validateLayout(body.layout);
-    res.status(201).json(conference.startRecording(roomId, layout));
+    const retentionDays = body.retentionDays;
+    if (retentionDays !== undefined && (typeof retentionDays !== 'number' || !Number.isInteger(retentionDays) || retentionDays < 1 || retentionDays > config.retention.maxDays)) {
+      throw new TesseraError('REC_ERR_BAD_REQUEST', `retentionDays must be an integer from 1 to ${config.retention.maxDays}`);
+    }
+    if (body.consent !== undefined && body.consent !== 'required') throw new TesseraError('REC_ERR_BAD_REQUEST', 'consent must be "required" or absent');
+    res.status(201).json(conference.startRecording(roomId, layout, actor(req), { retentionDays, consent: body.consent }));
   }));
   api.delete('/rooms/:roomId/recording', asyncRoute(async (req, res) => {
     const roomId = validateRoomId(req.params.roomId);
-    res.status(200).json(await conference.stopRecording(roomId));
+    res.status(200).json(await conference.stopRecording(roomId, actor(req)));
   }));
   api.get('/recordings', asyncRoute(async (req, res) => {
     const roomId = req.query.roomId === undefined ? undefined : validateRoomId(req.query.roomId);
-    res.json({ recordings: await recorder.list(roomId) });
+    const limitRaw = req.query.limit;
+    if (limitRaw !== undefined && (typeof limitRaw !== 'string' || !/^\d{1,4}$/.test(limitRaw) || Number(limitRaw) < 1 || Number(limitRaw) > MAX_PAGE)) {
+      throw new TesseraError('REC_ERR_BAD_REQUEST', `limit must be an integer from 1 to ${MAX_PAGE}`);
+    }
+    const cursor = req.query.cursor;
+    if (cursor !== undefined && (typeof cursor !== 'string' || !/^[A-Za-z0-9_-]{1,400}$/.test(cursor))) throw new TesseraError('REC_ERR_BAD_REQUEST', 'cursor must be a nextCursor from a previous page');
+    res.json(await recorder.page({ roomId, limit: limitRaw === undefined ? DEFAULT_PAGE : Number(limitRaw), cursor }));
   }));
   const recordingId = (v: unknown): string => {
     if (typeof v !== 'string' || !/^[A-Za-z0-9_-]{1,128}$/.test(v)) throw new TesseraError('REC_ERR_NOT_FOUND', 'no such recording');
@@ -127,6 +191,15 @@ export function createApp(init: { config: Readonly<Config>; conference: Conferen
     const info = await recorder.get(recordingId(req.params.id));
     if (!info) throw new TesseraError('REC_ERR_NOT_FOUND', 'no such recording');
     res.json(info);
+  }));
+  api.get('/recordings/:id/media-url', asyncRoute(async (req, res) => {
+    const id = recordingId(req.params.id);
+    if (!(await recorder.get(id))) throw new TesseraError('REC_ERR_NOT_FOUND', 'no such recording');
+    const expires = Math.floor(Date.now() / 1000) + config.mediaUrlTtlSec;
+    const url = config.apiToken ? signedMediaPath(config.apiToken, id, expires) : `/api/recordings/${encodeURIComponent(id)}/media`;
+    conference.audit.record({ event: 'recording.downloaded', actor: actor(req), recordingId: id, detail: { via: 'signed url', expiresAt: new Date(expires * 1000).toISOString() } });
+    res.set('Cache-Control', 'no-store');
+    res.json({ url, expiresAt: new Date(expires * 1000).toISOString() });
   }));
   api.get('/recordings/:id/media', asyncRoute(async (req, res) => {
     const id = recordingId(req.params.id);
@@ -139,6 +212,11 @@ export function createApp(init: { config: Readonly<Config>; conference: Conferen
     if (!whole) throw new TesseraError('REC_ERR_NOT_FOUND', 'no media for this recording');
     const size = whole.size;
     const range = parseRange(req.get('range'), size);
+    // One event per download, not per Range request of a player (a signed URL's issue is one).
+    const who = actor(req);
+    if (who.id !== 'signed-url' && req.method === 'GET' && (range === null || (range !== 'invalid' && range.start === 0))) {
+      conference.audit.record({ event: 'recording.downloaded', actor: who, recordingId: id });
+    }
     res.set('Accept-Ranges', 'bytes');
     res.set('Content-Type', 'video/mp4');
     res.set('Cache-Control', 'no-store');
@@ -174,8 +252,50 @@ export function createApp(init: { config: Readonly<Config>; conference: Conferen
     stream.pipe(res);
   }));
   api.delete('/recordings/:id', asyncRoute(async (req, res) => {
-    await recorder.delete(recordingId(req.params.id));
+    const id = recordingId(req.params.id);
+    const gone = await recorder.delete(id);
+    conference.audit.record({ event: 'recording.deleted', actor: actor(req), recordingId: id, roomId: gone ? gone.roomId : undefined });
     res.status(204).end();
+  }));
+  api.put('/recordings/:id/hold', asyncRoute(async (req, res) => {
+    const id = recordingId(req.params.id);
+    const body: unknown = req.body;
+    if (!isObject(body) || typeof body.hold !== 'boolean') throw new TesseraError('REC_ERR_BAD_REQUEST', 'body must be { "hold": true | false }');
+    if (!recorder.setHold) throw new TesseraError('REC_ERR_INTERNAL', 'this recorder has no legal hold');
+    const info = await recorder.setHold(id, body.hold);
+    conference.audit.record({ event: 'recording.hold', actor: actor(req), recordingId: id, roomId: info.roomId, detail: { hold: body.hold } });
+    res.json(info);
+  }));
+  // Erasure: every recording a person appears in, by participant id or name, deleted (held ones
+  // are reported and kept), each logged.
+  api.post('/erasure', asyncRoute(async (req, res) => {
+    const body: unknown = req.body;
+    if (!isObject(body)) throw new TesseraError('REC_ERR_BAD_REQUEST', 'body must be { "participantId" } or { "name" }');
+    const participantId = body.participantId;
+    const name = body.name;
+    if ((participantId === undefined) === (name === undefined)) throw new TesseraError('REC_ERR_BAD_REQUEST', 'give exactly one of participantId and name');
+    if (participantId !== undefined && (typeof participantId !== 'string' || participantId.length < 1 || participantId.length > 128)) throw new TesseraError('REC_ERR_BAD_REQUEST', 'participantId must be a string');
+    if (name !== undefined) validateName(name);
+    if (!recorder.findByPerson) throw new TesseraError('REC_ERR_INTERNAL', 'this recorder cannot search recordings by person');
+    const who = { participantId: participantId as string | undefined, name: name as string | undefined };
+    const erased: string[] = [];
+    const held: string[] = [];
+    for (const info of await recorder.findByPerson(who)) {
+      if (info.legalHold) {
+        held.push(info.id);
+        continue;
+      }
+      await recorder.delete(info.id);
+      erased.push(info.id);
+      conference.audit.record({ event: 'recording.erased', actor: actor(req), recordingId: info.id, roomId: info.roomId, detail: who });
+    }
+    res.json({ erased, held });
+  }));
+  api.get('/audit', asyncRoute(async (req, res) => {
+    const q = req.query;
+    if (q.recordingId !== undefined && (typeof q.recordingId !== 'string' || !/^[A-Za-z0-9_-]{1,128}$/.test(q.recordingId))) throw new TesseraError('REC_ERR_BAD_REQUEST', 'recordingId must be a recording id');
+    const roomId = q.roomId === undefined ? undefined : validateRoomId(q.roomId);
+    res.json({ events: await conference.audit.query({ recordingId: q.recordingId as string | undefined, roomId }) });
   }));
   api.use((_req, _res, next) => next(new TesseraError('REC_ERR_NOT_FOUND', 'no such API route')));
   app.use('/api', api);
@@ -197,6 +317,18 @@ export function createApp(init: { config: Readonly<Config>; conference: Conferen
     res.status(e.http).json({ error: e.toJSON() });
   });
   return app;
+}
+
+/** 127.0.0.0/8 and ::1, also as IPv4-mapped IPv6 (how a dual-stack socket reports them). */
+export function isLoopbackAddress(addr: string | undefined): boolean {
+  if (!addr) return false;
+  const a = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+  return a === '::1' || /^127\.\d+\.\d+\.\d+$/.test(a);
+}
+
+/** A credential's name in the audit trail: never the token, enough to tell two apart. */
+function fingerprint(token: string): string {
+  return createHash('sha256').update(token).digest('hex').slice(0, 8);
 }
 
 function destroy(s: NodeJS.ReadableStream): void {

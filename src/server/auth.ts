@@ -2,15 +2,22 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { TesseraError } from '../errors';
 
 /**
- * Room tokens: HS256 JWTs signed with AUTH_SECRET, claims `{ room, name, role, exp }`.
- * `role` is `host` (may record) or `guest` (may not). No token library: HS256 is a dozen lines.
+ * Room tokens: HS256 JWTs signed with AUTH_SECRET, claims `{ room, name, role, exp, sub? }`.
+ * `role` is `host` (may record) or `guest` (may not). `exp` is required and at most
+ * TESSERA_ROOM_TOKEN_MAX_TTL_SEC ahead: a token without one was valid for ever. `sub` (else
+ * `name`) is the identity, which holds one seat in a room. No token library: HS256 is a dozen
+ * lines.
  */
 export type Role = 'host' | 'guest';
 export interface RoomClaims {
   room: string;
   name: string;
   role: Role;
-  exp?: number;
+  exp: number;
+  /** Who this is (one seat per identity); `name` when absent. */
+  sub?: string;
+  /** On a host's token: every recording this host starts asks for consent. */
+  consent?: 'required';
 }
 
 const b64url = (b: Buffer | string): string => Buffer.from(b).toString('base64url');
@@ -22,7 +29,7 @@ export function signRoomToken(claims: RoomClaims, secret: string): string {
   return `${head}.${body}.${sig}`;
 }
 
-export function verifyRoomToken(token: unknown, secret: string, now = Date.now()): RoomClaims {
+export function verifyRoomToken(token: unknown, secret: string, now = Date.now(), maxTtlSec = 24 * 3600): RoomClaims {
   const unauthorized = (why: string) => new TesseraError('REC_ERR_UNAUTHORIZED', `room token ${why}`);
   if (typeof token !== 'string' || token.length > 4096) throw unauthorized('missing');
   const parts = token.split('.');
@@ -40,9 +47,12 @@ export function verifyRoomToken(token: unknown, secret: string, now = Date.now()
   const want = createHmac('sha256', secret).update(`${head}.${body}`).digest();
   const got = Buffer.from(sig, 'base64url');
   if (got.length !== want.length || !timingSafeEqual(got, want)) throw unauthorized('signature invalid');
-  if (typeof claims.exp === 'number' && claims.exp * 1000 < now) throw unauthorized('expired');
+  if (typeof claims.exp !== 'number' || !Number.isFinite(claims.exp)) throw unauthorized('lacks exp (expiry, seconds since 1970)');
+  if (claims.exp * 1000 < now) throw unauthorized('expired');
+  if (claims.exp * 1000 > now + maxTtlSec * 1000) throw unauthorized(`expires more than ${maxTtlSec} s ahead (TESSERA_ROOM_TOKEN_MAX_TTL_SEC)`);
   if (typeof claims.room !== 'string' || typeof claims.name !== 'string') throw unauthorized('lacks room or name');
-  return { room: claims.room, name: claims.name, role: claims.role === 'host' ? 'host' : 'guest', exp: claims.exp };
+  if (claims.sub !== undefined && (typeof claims.sub !== 'string' || claims.sub.length === 0 || claims.sub.length > 256)) throw unauthorized('has a sub that is not a string of 1–256 characters');
+  return { room: claims.room, name: claims.name, role: claims.role === 'host' ? 'host' : 'guest', exp: claims.exp, ...(claims.sub !== undefined ? { sub: claims.sub } : {}), ...(claims.consent === 'required' ? { consent: 'required' as const } : {}) };
 }
 
 /** Constant-time check of `Authorization: Bearer <token>`. */

@@ -19,7 +19,10 @@ export interface ClientToServerEvents {
   join: (req: JoinRequest, ack: Ack<{ participantId: string; roomId: string; name: string; participants: ParticipantInfo[]; recording: RecordingInfo | null; canRecord: boolean }>) => void;
   /** SDP and ICE; shape in src/rtc/negotiation.ts (SignalMessage). */
   signal: (msg: unknown, ack: Ack) => void;
-  'record:start': (req: { layout?: string }, ack: Ack<{ recording: RecordingInfo }>) => void;
+  /** `consent: "required"`: only those who accept are recorded (a host may ask; a host token may impose it). */
+  'record:start': (req: { layout?: string; consent?: 'required' }, ack: Ack<{ recording: RecordingInfo }>) => void;
+  /** The answer to `consent:request`: accepted people are recorded from now on, others not at all. */
+  consent: (req: { accept: boolean }, ack: Ack) => void;
   'record:stop': (req: object, ack: Ack<{ recording: RecordingInfo }>) => void;
   leave: (req: object, ack: Ack) => void;
 }
@@ -43,4 +46,6 @@ export interface ServerToClientEvents {
   signal: (msg: unknown) => void;
   /** Addition: something the person should see (connection failed, recording failed, server draining). */
   notice: (n: Notice) => void;
+  /** The room's recording needs this person's consent (at its start, or on joining during it). */
+  'consent:request': (r: { roomId: string; recordingId: string }) => void;
 }

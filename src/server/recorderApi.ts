@@ -18,11 +18,18 @@ export interface RecordingApi extends EventEmitter {
 }
 
 export interface RecorderApi extends EventEmitter {
-  start(roomId: string, opts: { layout?: string; sources: MediaSource[] }): RecordingApi;
+  start(roomId: string, opts: { layout?: string; sources: MediaSource[]; retentionDays?: number }): RecordingApi;
   activeFor(roomId: string): RecordingApi | undefined;
   get(id: string): Promise<RecordingInfo | undefined>;
   list(roomId?: string): Promise<RecordingInfo[]>;
-  delete(id: string): Promise<void>;
+  /** Newest first; `nextCursor` continues with older ones. */
+  page(opts: { roomId?: string; limit: number; cursor?: string }): Promise<{ recordings: RecordingInfo[]; nextCursor?: string }>;
+  /** Resolves with the recording deleted (the real Recorder) or nothing. */
+  delete(id: string): Promise<RecordingInfo | void>;
+  // Retention, legal hold, erasure and consent (the real Recorder; stand-ins may lack them).
+  setHold?(id: string, hold: boolean): Promise<RecordingInfo>;
+  findByPerson?(who: { participantId?: string; name?: string }): Promise<RecordingInfo[]>;
+  noteConsent?(recordingId: string, answer?: { participantId: string; name: string; accepted: boolean; at: string }): void;
   openMedia(id: string, range?: MediaRange): Promise<{ size: number; stream: NodeJS.ReadableStream } | null>;
   presignMedia(id: string): Promise<string | null>;
   drain(): Promise<void>;

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { FileSink, manifestPath } from './FileSink';
+import { FileSink, manifestPath, writeManifest } from './FileSink';
 import type { MediaRange, Storage } from './Sink';
 import type { RecordingLocation } from '../media/types';
 
@@ -68,6 +68,27 @@ export class FileStorage implements Storage {
     const file = this.#path(location);
     await fs.promises.rm(file, { force: true });
     await fs.promises.rm(manifestPath(file), { force: true });
+  }
+
+  /** Merges `patch` into a recording's manifest (retention, legal hold, consent). */
+  async updateManifest(location: RecordingLocation, patch: object): Promise<void> {
+    const file = this.#path(location);
+    const current = JSON.parse(await fs.promises.readFile(manifestPath(file), 'utf8')) as object;
+    await writeManifest(file, { ...current, ...patch });
+  }
+
+  /** The audit trail: `<dir>/.audit/audit.jsonl`, appended to (O_APPEND: whole lines). */
+  async appendAudit(line: string): Promise<void> {
+    await fs.promises.mkdir(path.join(this.dir, '.audit'), { recursive: true });
+    await fs.promises.appendFile(path.join(this.dir, '.audit', 'audit.jsonl'), line + '\n', { mode: 0o600 });
+  }
+
+  async readAudit(): Promise<string[]> {
+    try {
+      return (await fs.promises.readFile(path.join(this.dir, '.audit', 'audit.jsonl'), 'utf8')).split('\n').filter((l) => l.length);
+    } catch {
+      return [];
+    }
   }
 
   async close(): Promise<void> {

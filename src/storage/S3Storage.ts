@@ -8,13 +8,14 @@ import {
   ListObjectsV2Command,
   ListPartsCommand,
   PutObjectCommand,
+  PutObjectTaggingCommand,
   S3Client,
   UploadPartCommand,
   type Part,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -257,6 +258,60 @@ export class S3Storage implements Storage {
       }
     }
     return result;
+  }
+
+  /** Merges `patch` into a recording's manifest (retention, legal hold, consent). */
+  async updateManifest(location: RecordingLocation, patch: object): Promise<void> {
+    const key = this.manifestKey(location.key);
+    const current = await this.#getManifest(key);
+    if (!current) throw new TesseraError('REC_ERR_NOT_FOUND', `no manifest at ${key}`);
+    await this.#putManifest(location.bucket ?? this.#cfg.bucket, key, { ...current, ...patch } as Manifest);
+  }
+
+  /**
+   * Retention on S3: the server does not delete; it tags the MP4 and its manifest
+   * `tessera-expired=true` and the bucket's lifecycle rule (README "Retention") deletes tagged
+   * objects, so deletion follows the bucket's own policy and audit (and object lock, if any).
+   */
+  async markExpired(location: RecordingLocation): Promise<void> {
+    const bucket = location.bucket ?? this.#cfg.bucket;
+    for (const Key of [location.key, this.manifestKey(location.key)]) {
+      await this.#call('PutObjectTagging', (abortSignal) =>
+        this.client.send(
+          new PutObjectTaggingCommand({ Bucket: bucket, Key, Tagging: { TagSet: [{ Key: 'retention-class', Value: this.#cfg.retentionClass }, { Key: 'app', Value: 'tessera' }, { Key: 'tessera-expired', Value: 'true' }] } }),
+          { abortSignal },
+        ),
+      );
+    }
+  }
+
+  /**
+   * The audit trail: S3 cannot append, so one object per event, `<prefix>.audit/<time>-<random>.jsonl`
+   * (not a manifest: listManifests reads `.json` keys only). Keys sort by time.
+   */
+  async appendAudit(line: string): Promise<void> {
+    const key = `${this.#cfg.prefix}.audit/${new Date().toISOString()}-${randomBytes(4).toString('hex')}.jsonl`;
+    await this.#call('PutObject audit', (abortSignal) =>
+      this.client.send(new PutObjectCommand({ Bucket: this.#cfg.bucket, Key: key, Body: line + '\n', ContentType: 'application/x-ndjson', ServerSideEncryption: this.#cfg.sse ?? undefined, SSEKMSKeyId: this.#cfg.sse === 'aws:kms' ? (this.#cfg.kmsKeyId ?? undefined) : undefined }), { abortSignal }),
+    );
+  }
+
+  async readAudit(): Promise<string[]> {
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      const out = await this.#call('ListObjectsV2 audit', (abortSignal) =>
+        this.client.send(new ListObjectsV2Command({ Bucket: this.#cfg.bucket, Prefix: `${this.#cfg.prefix}.audit/`, ContinuationToken: token }), { abortSignal }),
+      );
+      for (const o of out.Contents ?? []) if (o.Key) keys.push(o.Key);
+      token = out.IsTruncated ? out.NextContinuationToken : undefined;
+    } while (token);
+    const lines: string[] = [];
+    for (const key of keys.sort()) {
+      const out = await this.#call('GetObject audit', (abortSignal) => this.client.send(new GetObjectCommand({ Bucket: this.#cfg.bucket, Key: key }), { abortSignal }));
+      lines.push(...(await (out.Body as { transformToString(): Promise<string> }).transformToString()).split('\n').filter((l) => l.length));
+    }
+    return lines;
   }
 
   async openMedia(location: RecordingLocation, range?: MediaRange): Promise<{ size: number; stream: NodeJS.ReadableStream } | null> {

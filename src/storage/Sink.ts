@@ -52,6 +52,13 @@ export interface Storage {
    * `ok: false` = it cannot store recordings as configured; null = not known yet.
    */
   status?(): { kind: 'file' | 's3'; ok: boolean | null };
+  /** Merges fields into a recording's manifest. */
+  updateManifest?(location: RecordingLocation, patch: object): Promise<void>;
+  /** Retention expired: mark for the store's own deletion (S3 lifecycle) instead of deleting. */
+  markExpired?(location: RecordingLocation): Promise<void>;
+  /** The audit trail beside the recordings: append one JSON line; read them all, in order. */
+  appendAudit?(line: string): Promise<void>;
+  readAudit?(): Promise<string[]>;
   /** Startup recovery (crash-interrupted uploads and the like). */
   recover?(): Promise<void>;
   close(): Promise<void>;

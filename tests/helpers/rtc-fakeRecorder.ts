@@ -83,6 +83,9 @@ export class FakeRecorder extends EventEmitter implements RecorderApi {
   async list(roomId?: string) {
     return [...this.recordings.values()].filter((r) => !roomId || r.roomId === roomId).map((r) => r.info()).reverse();
   }
+  async page(opts: { roomId?: string; limit: number; cursor?: string }) {
+    return { recordings: (await this.list(opts.roomId)).slice(0, opts.limit) };
+  }
   async delete(id: string) {
     if (!this.recordings.delete(id)) throw new TesseraError('REC_ERR_NOT_FOUND', 'no such recording');
   }

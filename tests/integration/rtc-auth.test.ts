@@ -11,8 +11,8 @@ import { participant, startServer } from '../helpers/rtc-harness';
 
 jest.setTimeout(60_000);
 
-const SECRET = 'test-secret-0123456789abcdef';
-const API_TOKEN = 'api-token-0123456789';
+const SECRET = 'test-secret-0123456789abcdef-0123456789';
+const API_TOKEN = 'api-token-0123456789-0123456789abcdef';
 let server: TesseraServer;
 let recorder: FakeRecorder;
 const open: WeriftParticipant[] = [];
@@ -41,6 +41,8 @@ test('joining needs a valid token for that room; refusals are clear errors', asy
     ['garbage', 'not.a.jwt', 'REC_ERR_UNAUTHORIZED'],
     ['wrong secret', token({ room: 'r1' }, 'another-secret-0123456789'), 'REC_ERR_UNAUTHORIZED'],
     ['expired', token({ room: 'r1', exp: Math.floor(Date.now() / 1000) - 5 }), 'REC_ERR_UNAUTHORIZED'],
+    ['no expiry', signRoomToken({ room: 'r1', name: 'X', role: 'host' } as RoomClaims, SECRET), 'REC_ERR_UNAUTHORIZED'],
+    ['expiry beyond a day', token({ room: 'r1', exp: Math.floor(Date.now() / 1000) + 2 * 86400 }), 'REC_ERR_UNAUTHORIZED'],
     ['another room', token({ room: 'r2' }), 'REC_ERR_FORBIDDEN'],
   ];
   for (const [what, tok, code] of cases) {
@@ -76,4 +78,24 @@ test('a guest may join but not toggle the recording; a host may; the REST API ne
   expect(ok.status).toBe(201);
   // the server carried on through all of it
   expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+});
+
+test('one seat per identity: joining again with the same token replaces the earlier participant', async () => {
+  const tok = token({ room: 'seats', name: 'Guest', role: 'guest' });
+  const first = await joinWith('seats', 'first', tok);
+  expect(first.ack.ok).toBe(true);
+  const notices: Array<{ code?: string }> = [];
+  first.p.on('notice', (n) => notices.push(n));
+  // one guest token tried for every seat of the room (16) and more
+  for (let i = 0; i < 17; i++) expect((await joinWith('seats', `again${i}`, tok)).ack.ok).toBe(true);
+  const room = server.conference.room('seats')!;
+  expect(room.participants().map((x) => x.name)).toEqual(['Guest']);
+  expect(notices.map((n) => n.code)).toEqual(['REC_ERR_REPLACED']);
+  // the replaced page is out: its requests are refused, the newest one is the participant
+  const stale = (await first.p.request('record:start', {})) as { ok: boolean; error?: { code: string } };
+  expect(stale.error?.code).toBe('REC_ERR_NOT_JOINED');
+  // another identity (sub) with the same display name is another seat
+  const other = await joinWith('seats', 'other', token({ room: 'seats', name: 'Guest', role: 'guest', sub: 'user-2' }));
+  expect(other.ack.ok).toBe(true);
+  expect(room.size).toBe(2);
 });

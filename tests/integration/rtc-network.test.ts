@@ -29,8 +29,8 @@ import { sleep, until } from '../helpers/rtc-harness';
 
 jest.setTimeout(180_000);
 
-const SECRET = 'netns-secret-0123456789abcdef';
-const API_TOKEN = 'netns-api-token-0123456789';
+const SECRET = 'netns-secret-0123456789abcdef-0123456789';
+const API_TOKEN = 'netns-api-token-0123456789-0123456789';
 const root = path.join(__dirname, '..', '..');
 const tsx = path.join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-net-'));

@@ -108,8 +108,9 @@ describe('config', () => {
       for (const v of ['PORT', 'VIDEO_WIDTH', 'S3_SSE', 'HOST', 'RTC_MIN_PORT']) expect(msg).toContain(v);
     }
   });
-  test('a wide HOST is allowed once AUTH_SECRET is set', () => {
-    expect(loadConfig({ HOST: '0.0.0.0', AUTH_SECRET: 's' }).host).toBe('0.0.0.0');
+  test('a wide HOST is allowed once AUTH_SECRET and API_TOKEN are set', () => {
+    expect(loadConfig({ HOST: '0.0.0.0', AUTH_SECRET: 's'.repeat(32), API_TOKEN: 't'.repeat(32) }).host).toBe('0.0.0.0');
+    expect(() => loadConfig({ HOST: '0.0.0.0', AUTH_SECRET: 's'.repeat(32) })).toThrow(/API_TOKEN/);
   });
 });
 

@@ -1,5 +1,7 @@
 import { parseRange } from '../../src/server/app';
-import { bearerMatches, signRoomToken, verifyRoomToken } from '../../src/server/auth';
+import { bearerMatches, signRoomToken, verifyRoomToken, type RoomClaims } from '../../src/server/auth';
+import { ConfigError, loadConfig } from '../../src/config';
+import { mediaSignatureValid, signedMediaPath } from '../../src/server/mediaUrl';
 import { validateName, validateRoomId } from '../../src/server/validation';
 
 describe('server validation', () => {
@@ -32,8 +34,39 @@ describe('server validation', () => {
     const old = signRoomToken({ room: 'r1', name: 'Ann', role: 'guest', exp: 1 }, 's3cret');
     expect(() => verifyRoomToken(old, 's3cret')).toThrow(/expired/);
     expect(() => verifyRoomToken('a.b', 's3cret')).toThrow(/malformed/);
+    // exp is required and bounded; sub, when present, is a short string
+    const forever = signRoomToken({ room: 'r1', name: 'Ann', role: 'host' } as RoomClaims, 's3cret');
+    expect(() => verifyRoomToken(forever, 's3cret')).toThrow(/lacks exp/);
+    const now = Date.now();
+    const far = signRoomToken({ room: 'r1', name: 'Ann', role: 'host', exp: Math.floor(now / 1000) + 3601 }, 's3cret');
+    expect(() => verifyRoomToken(far, 's3cret', now, 3600)).toThrow(/more than 3600 s ahead/);
+    expect(verifyRoomToken(far, 's3cret', now, 7200).exp).toBe(Math.floor(now / 1000) + 3601);
+    const badSub = signRoomToken({ room: 'r1', name: 'Ann', role: 'host', exp: Math.floor(now / 1000) + 60, sub: 5 as unknown as string }, 's3cret');
+    expect(() => verifyRoomToken(badSub, 's3cret')).toThrow(/sub/);
     expect(bearerMatches('Bearer abc', 'abc')).toBe(true);
     expect(bearerMatches('Bearer abd', 'abc')).toBe(false);
     expect(bearerMatches(undefined, 'abc')).toBe(false);
+  });
+  test('secrets have a minimum length', () => {
+    const short = 'x'.repeat(31);
+    const long = 'x'.repeat(32);
+    for (const name of ['AUTH_SECRET', 'API_TOKEN']) {
+      expect(() => loadConfig({ [name]: short })).toThrow(ConfigError);
+      expect(() => loadConfig({ [name]: short })).toThrow(new RegExp(`${name}: must be at least 32 characters`));
+      expect(() => loadConfig({ [name]: long })).not.toThrow();
+    }
+  });
+  test('signed media URLs: this recording, until they expire, with this token', () => {
+    const tok = 't'.repeat(32);
+    const now = 1_800_000_000_000;
+    const exp = now / 1000 + 300;
+    const q = new URL(signedMediaPath(tok, 'rec1', exp), 'http://x').searchParams;
+    const [e, sig] = [q.get('expires'), q.get('sig')];
+    expect(mediaSignatureValid(tok, 'rec1', e, sig, now)).toBe(true);
+    expect(mediaSignatureValid(tok, 'rec1', e, sig, now + 301_000)).toBe(false); // expired
+    expect(mediaSignatureValid(tok, 'rec2', e, sig, now)).toBe(false);
+    expect(mediaSignatureValid('u'.repeat(32), 'rec1', e, sig, now)).toBe(false); // token rotated
+    expect(mediaSignatureValid(tok, 'rec1', e, sig, now, 60)).toBe(false); // longer than allowed
+    expect(mediaSignatureValid(tok, 'rec1', [e], sig, now)).toBe(false);
   });
 });

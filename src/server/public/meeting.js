@@ -98,8 +98,21 @@
     btn.classList.toggle('active', active);
     btn.disabled = state.left || !state.me || !state.canRecord || (rec && rec.status === 'stopping') || btn.dataset.busy === '1';
   }
+  async function answerConsent(accept) {
+    try {
+      await request('consent', { accept });
+      $('consent').hidden = true;
+      notice(accept ? 'You are in the recording from now on.' : 'You are left out of the recording.');
+    } catch (e) {
+      showError(e);
+    }
+  }
+  $('consent-accept').onclick = () => answerConsent(true);
+  $('consent-decline').onclick = () => answerConsent(false);
+
   function onRecordingState(s) {
     if (!s || s.roomId !== roomId) return;
+    if (!(s.recording && ACTIVE.includes(s.recording.status))) $('consent').hidden = true;
     const was = state.recording && ACTIVE.includes(state.recording.status);
     state.recording = s.recording;
     const now = s.recording && ACTIVE.includes(s.recording.status);
@@ -399,6 +412,10 @@
       pruneTiles();
     });
     state.socket.on('signal', onSignal);
+    // A recording that needs consent: ask; whoever declines or does not answer is not recorded.
+    state.socket.on('consent:request', () => {
+      $('consent').hidden = false;
+    });
     state.socket.on('notice', (n) => {
       if (n.level === 'error') showError(n);
       else notice(n.message);

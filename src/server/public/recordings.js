@@ -1,10 +1,28 @@
-/* /recordings: lists GET /api/recordings and plays /api/recordings/:id/media (Range requests
- * are the browser's). With API_TOKEN set, open the page as /recordings?apiToken=TOKEN. */
+/* /recordings: lists GET /api/recordings and plays each recording through a short-lived signed
+ * URL (GET /api/recordings/:id/media-url; Range requests are the browser's). With API_TOKEN set
+ * the page asks for the token and keeps it in this tab's sessionStorage: never in a URL, where
+ * it would reach history, logs and Referer headers, and a <video> could not send it anyway. */
 'use strict';
 (function () {
   const $ = (id) => document.getElementById(id);
-  const token = new URLSearchParams(location.search).get('apiToken');
-  const headers = token ? { Authorization: 'Bearer ' + token } : {};
+  const KEY = 'tessera.apiToken';
+  const headers = () => {
+    const token = sessionStorage.getItem(KEY);
+    return token ? { Authorization: 'Bearer ' + token } : {};
+  };
+  $('token-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    sessionStorage.setItem(KEY, $('api-token').value.trim());
+    $('api-token').value = '';
+    $('token-form').hidden = true;
+    load();
+  });
+  async function mediaUrl(id) {
+    const res = await fetch('/api/recordings/' + encodeURIComponent(id) + '/media-url', { headers: headers() });
+    const body = await res.json();
+    if (!res.ok) throw new Error((body.error && body.error.code + ': ' + body.error.message) || res.statusText);
+    return body.url;
+  }
   function error(msg) {
     const d = document.createElement('div');
     d.className = 'notice error';
@@ -15,8 +33,13 @@
   const fmtMs = (ms) => (ms === undefined ? '' : Math.floor(ms / 60000) + ':' + String(Math.floor((ms / 1000) % 60)).padStart(2, '0'));
   async function load() {
     try {
-      const res = await fetch('/api/recordings', { headers });
+      const res = await fetch('/api/recordings', { headers: headers() });
       const body = await res.json();
+      if (res.status === 401) {
+        sessionStorage.removeItem(KEY);
+        $('token-form').hidden = false;
+        $('api-token').focus();
+      }
       if (!res.ok) throw new Error((body.error && body.error.code + ': ' + body.error.message) || res.statusText);
       const tbody = $('list');
       tbody.textContent = '';
@@ -34,16 +57,29 @@
           const play = document.createElement('button');
           play.textContent = 'Play';
           play.className = 'play';
-          play.onclick = () => {
-            const v = $('player');
-            v.hidden = false;
-            v.src = '/api/recordings/' + encodeURIComponent(r.id) + '/media';
-            v.play().catch((e) => error('Cannot play: ' + e.message));
+          play.onclick = async () => {
+            try {
+              const v = $('player');
+              v.hidden = false;
+              v.src = await mediaUrl(r.id);
+              await v.play();
+            } catch (e) {
+              error('Cannot play: ' + e.message);
+            }
           };
-          const a = document.createElement('a');
-          a.href = '/api/recordings/' + encodeURIComponent(r.id) + '/media';
-          a.textContent = 'download';
-          a.download = r.id + '.mp4';
+          const a = document.createElement('button');
+          a.textContent = 'Download';
+          a.className = 'download';
+          a.onclick = async () => {
+            try {
+              const link = document.createElement('a');
+              link.href = await mediaUrl(r.id);
+              link.download = r.id + '.mp4';
+              link.click();
+            } catch (e) {
+              error('Cannot download: ' + e.message);
+            }
+          };
           td.append(play, ' ', a);
         }
         tr.append(td);

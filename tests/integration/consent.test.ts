@@ -1,0 +1,113 @@
+/**
+ * Consent with real werift participants and the real recording pipeline: a recording started
+ * with `consent: "required"` records only those who accept. One declines: no tile, no tone of
+ * theirs in the MP4. One accepts late: in the recording from then on. The manifest says who
+ * answered what when, and the audit trail has each answer.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '../../src/config';
+import { logger } from '../../src/logger';
+import { participantStyle } from '../../src/media/SyntheticClip';
+import { Recorder } from '../../src/pipeline/Recorder';
+import type { Manifest, RecordingInfo } from '../../src/pipeline/types';
+import type { WeriftParticipant } from '../../src/rtc/WeriftParticipant';
+import { TesseraServer } from '../../src/server/TesseraServer';
+import { FileStorage } from '../../src/storage/FileStorage';
+import { allFrames, audioSamples, colourShare, decodeErrors, toneShare } from '../helpers/media';
+import { participant, sleep, until } from '../helpers/rtc-harness';
+
+jest.setTimeout(120_000);
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `tessera-consent-${process.pid}-`));
+let server: TesseraServer;
+let storage: FileStorage;
+const peers: WeriftParticipant[] = [];
+
+beforeAll(async () => {
+  const config = loadConfig({ ...process.env, PORT: '0', HOST: '127.0.0.1', RECORDINGS_DIR: path.join(tmp, 'rec'), VIDEO_WIDTH: '640', VIDEO_HEIGHT: '360', VIDEO_FPS: '15' });
+  storage = new FileStorage(config.recordingsDir);
+  server = new TesseraServer({ config, recorder: new Recorder({ config, storage, logger }), logger, rtc: { connectTimeoutMs: 15_000 } });
+  await server.listen(0, '127.0.0.1');
+});
+
+afterAll(async () => {
+  await Promise.all(peers.map((p) => p.close()));
+  await server?.drain();
+  await storage?.close();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('one declines (never in the MP4), one accepts late (in it from then on), the manifest and audit say so', async () => {
+  const room = 'consent';
+  const [red, green, blue] = await Promise.all([participant(server.url, room, 'Red', 1), participant(server.url, room, 'Green', 2), participant(server.url, room, 'Blue', 3)]);
+  peers.push(red, green, blue);
+  const asked: string[] = [];
+  for (const [p, name] of [[red, 'Red'], [green, 'Green'], [blue, 'Blue']] as const) {
+    p.on('consent:request', () => asked.push(name));
+    expect((await p.join()).ok).toBe(true);
+  }
+  await until(() => server.conference.room(room)?.participants().filter((p) => p.publishing.length >= 2).length === 3, 20_000, 'all publishing');
+
+  const start = (await red.request('record:start', { consent: 'required' })) as { ok: boolean; recording: RecordingInfo };
+  expect(start.ok).toBe(true);
+  await until(() => asked.length === 3, 5000, 'everyone asked');
+  expect((await red.request('consent', { accept: true })).ok).toBe(true);
+  expect((await green.request('consent', { accept: false })).ok).toBe(true);
+  await sleep(5000);
+  const blueAt = Date.now();
+  expect((await blue.request('consent', { accept: true })).ok).toBe(true);
+  // a late joiner is asked as they join, and is not recorded while they do not answer
+  const late = await participant(server.url, room, 'Late', 4);
+  peers.push(late);
+  late.on('consent:request', () => asked.push('Late'));
+  expect((await late.join()).ok).toBe(true);
+  await until(() => asked.includes('Late'), 5000, 'the late joiner asked');
+  await sleep(4000);
+  // everyone saw the indicator the whole time (recording:state is sent to all)
+  for (const p of [red, green, blue, late]) expect(p.recording?.status).toBe('recording');
+  const stop = (await red.request('record:stop', {})) as { ok: boolean; recording: RecordingInfo };
+  expect({ ok: stop.ok, status: stop.recording.status }).toEqual({ ok: true, status: 'available' });
+  const rec = stop.recording;
+
+  const file = path.join(tmp, 'consent.mp4');
+  fs.writeFileSync(file, Buffer.from(await (await fetch(`${server.url}/api/recordings/${rec.id}/media`)).arrayBuffer()));
+  expect(decodeErrors(file)).toBe('');
+  const { frames, fps } = allFrames(file, 8);
+  const share = (f: Buffer, i: number) => colourShare(f, participantStyle(i).hex);
+  const blueFrom = Math.round(((blueAt - Date.parse(rec.startedAt)) / 1000) * fps);
+  // Green: no tile, ever
+  expect(Math.max(...frames.map((f) => share(f, 2)))).toBeLessThan(0.005);
+  // Red: from its first second on; Blue: not before the answer, then to the end
+  expect(frames.slice(fps, blueFrom).filter((f) => share(f, 1) < 0.1).length).toBe(0);
+  expect(Math.max(...frames.slice(0, blueFrom).map((f) => share(f, 3)))).toBeLessThan(0.005);
+  expect(Math.max(...frames.map((f) => share(f, 4)))).toBeLessThan(0.005); // Late never answered
+  const lastSecond = frames.slice(-fps);
+  expect(lastSecond.filter((f) => share(f, 3) < 0.1 || share(f, 1) < 0.1).length).toBe(0);
+
+  // tones: Red's throughout, Green's never, Blue's only after the answer
+  const all = audioSamples(file);
+  const before = audioSamples(file, 0.5, Math.max(1, (blueAt - Date.parse(rec.startedAt)) / 1000 - 1));
+  const after = audioSamples(file, (blueAt - Date.parse(rec.startedAt)) / 1000 + 1.5);
+  const absent = toneShare(all, participantStyle(5).toneHz);
+  const tones = { red: toneShare(all, participantStyle(1).toneHz), green: toneShare(all, participantStyle(2).toneHz), blueBefore: toneShare(before, participantStyle(3).toneHz), blueAfter: toneShare(after, participantStyle(3).toneHz) };
+  // eslint-disable-next-line no-console
+  console.log('consent tone shares', JSON.stringify(tones), 'absent', absent);
+  expect(tones.red).toBeGreaterThan(Math.max(0.0005, absent * 20));
+  expect(tones.blueAfter).toBeGreaterThan(Math.max(0.0005, absent * 20));
+  // a tone that is mixed in holds tenths of the energy; what leaks from the others' tones (their
+  // beeps' spectral spread) is thousands of times less
+  expect(tones.green).toBeLessThan(tones.red / 500);
+  expect(tones.blueBefore).toBeLessThan(tones.blueAfter / 500);
+
+  // the manifest: consent required, each answer with its time; Green is not a participant of it
+  await until(() => (JSON.parse(fs.readFileSync(path.join(tmp, 'rec', room, `${rec.id}.json`), 'utf8')) as Manifest).consent !== undefined, 5000, 'consent in the manifest');
+  const manifest = JSON.parse(fs.readFileSync(path.join(tmp, 'rec', room, `${rec.id}.json`), 'utf8')) as Manifest;
+  expect(manifest.consent!.required).toBe(true);
+  expect(manifest.consent!.answers.map((a) => [a.name, a.accepted])).toEqual([['Red', true], ['Green', false], ['Blue', true]]);
+  expect(Math.abs(Date.parse(manifest.consent!.answers[2].at) - blueAt)).toBeLessThan(1000);
+  expect(manifest.participants.map((p) => p.name).sort()).toEqual(['Blue', 'Red']);
+  const audit = ((await (await fetch(`${server.url}/api/audit?recordingId=${rec.id}`)).json()) as { events: Array<{ event: string; actor: { name?: string } }> }).events;
+  expect(audit.map((e) => `${e.event}:${e.actor.name ?? ''}`)).toEqual(['recording.started:Red', 'consent.given:Red', 'consent.declined:Green', 'consent.given:Blue', 'recording.stopped:Red', 'recording.downloaded:']);
+});

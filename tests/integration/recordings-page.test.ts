@@ -1,0 +1,85 @@
+/**
+ * The recordings page with API_TOKEN set, in real headless Chromium: the token is asked for on
+ * the page (never in its URL), and the <video> plays through a short-lived signed URL, which it
+ * could not do when the page passed the token in its URL and the player had no header to send.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { loadConfig } from '../../src/config';
+import { logger } from '../../src/logger';
+import { Recorder } from '../../src/pipeline/Recorder';
+import { TesseraServer } from '../../src/server/TesseraServer';
+import { FileStorage } from '../../src/storage/FileStorage';
+import { CHROMIUM, CHROMIUM_ARGS } from '../helpers/player';
+import { FFMPEG } from '../helpers/rtc-harness';
+
+jest.setTimeout(90_000);
+
+const API_TOKEN = 'recordings-page-token-0123456789abcdef';
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `tessera-recpage-${process.pid}-`));
+let server: TesseraServer;
+let recorder: Recorder;
+let browser: Browser | undefined;
+
+beforeAll(async () => {
+  // one stored recording: a 3 s fragmented MP4 (H.264 + AAC, as the recorder writes) and its manifest
+  const dir = path.join(tmp, 'rec', 'room1');
+  fs.mkdirSync(dir, { recursive: true });
+  execFileSync(FFMPEG, ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=15', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000', '-t', '3', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-g', '30', '-c:a', 'aac', '-movflags', 'frag_keyframe+empty_moov+default_base_moof', path.join(dir, 'rec1.mp4')]);
+  const now = new Date().toISOString();
+  fs.writeFileSync(path.join(dir, 'rec1.json'), JSON.stringify({ id: 'rec1', roomId: 'room1', status: 'available', startedAt: now, endedAt: now, durationMs: 3000, layout: 'grid', location: { kind: 'file', key: 'room1/rec1.mp4' }, participants: [] }));
+  const config = loadConfig({ PORT: '0', API_TOKEN, RECORDINGS_DIR: path.join(tmp, 'rec') });
+  recorder = new Recorder({ config, storage: new FileStorage(config.recordingsDir), logger });
+  server = new TesseraServer({ config, recorder, logger });
+  await server.listen(0, '127.0.0.1');
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+  recorder?.close();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('with API_TOKEN set the page asks for the token and its <video> plays the recording', async () => {
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+  const page = await browser.newPage();
+  const requested: string[] = [];
+  page.on('request', (r) => requested.push(r.url()));
+  await page.goto(`${server.url}/recordings`);
+  await page.locator('#token-form').waitFor({ state: 'visible', timeout: 10_000 });
+  await page.fill('#api-token', API_TOKEN);
+  await page.click('#token-form button[type=submit]');
+  await page.locator('tr[data-id="rec1"] button.play').click();
+  await page.waitForFunction(() => {
+    const v = document.querySelector<HTMLVideoElement>('#player');
+    return !!v && v.readyState >= 2 && v.currentTime > 0.5 && v.videoWidth === 320;
+  }, undefined, { timeout: 20_000 });
+  // the token went in headers only, never in a URL
+  expect(requested.filter((u) => u.includes(API_TOKEN))).toEqual([]);
+  const src = await page.locator('#player').evaluate((v: HTMLVideoElement) => v.src);
+  expect(src).toMatch(/\/api\/recordings\/rec1\/media\?expires=\d+&sig=[\w-]+$/);
+});
+
+test('a signed media URL plays that recording only, for a while only; tampering is refused', async () => {
+  const auth = { authorization: `Bearer ${API_TOKEN}` };
+  const signed = (await (await fetch(`${server.url}/api/recordings/rec1/media-url`, { headers: auth })).json()) as { url: string; expiresAt: string };
+  expect(Date.parse(signed.expiresAt) - Date.now()).toBeLessThanOrEqual(300_000);
+  const ranged = await fetch(`${server.url}${signed.url}`, { headers: { range: 'bytes=0-99' } });
+  expect(ranged.status).toBe(206);
+  expect((await ranged.arrayBuffer()).byteLength).toBe(100);
+  const u = new URL(signed.url, server.url);
+  const expires = Number(u.searchParams.get('expires'));
+  const variants = [
+    u.href.replace('/rec1/', '/rec2/'), // another recording
+    u.href.replace(`expires=${expires}`, `expires=${expires + 3600}`), // a longer life
+    `${server.url}/api/recordings/rec1/media`, // no signature
+    `${server.url}/api/recordings?expires=${expires}&sig=${u.searchParams.get('sig')}`, // another route
+  ];
+  for (const url of variants) expect({ url, status: (await fetch(url)).status }).toEqual({ url, status: 401 });
+  expect((await fetch(`${server.url}${signed.url}`, { method: 'DELETE' })).status).toBe(401);
+  expect((await fetch(`${server.url}/api/recordings/rec1/media-url`)).status).toBe(401);
+});
