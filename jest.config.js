@@ -4,7 +4,7 @@
  *
  * The end-to-end meeting tests (e2e-browser: four headless Chromiums; e2e-participants: six
  * `npm run participant` processes) share 2 cores with the server under test; they run the
- * participants under SCHED_IDLE, as the load of people on other machines (README "Limits").
+ * participants under SCHED_IDLE, as the load of people on other machines (docs/testing.md).
  */
 module.exports = {
   // 'node', plus a check that each file stops what it starts (tests/helpers/leaks.js)
@@ -14,6 +14,9 @@ module.exports = {
   transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, diagnostics: false }] },
   testMatch: ['<rootDir>/tests/**/*.test.ts'],
   testPathIgnorePatterns: ['/node_modules/'],
+  // opus-decoder is an ES module, which Node requires but jest's module system cannot: tests
+  // that decode in-process load its CommonJS (UMD) build, the same code.
+  moduleNameMapper: { '^opus-decoder$': '<rootDir>/node_modules/opus-decoder/dist/opus-decoder.min.js' },
   testTimeout: 120000,
   maxWorkers: 1,
 };

@@ -155,7 +155,7 @@ describe('2. one camera, one microphone, one screen per participant; a silent mi
 
   test('an audio decoder given no packets waits instead of being killed as stalled, and decodes once they come', async () => {
     const clip = await clipFor(1);
-    const dec = new AudioDecoder({ ffmpegPath: FFMPEG, logger, stallMs: 500 });
+    const dec = new AudioDecoder({ logger });
     try {
       await sleep(2500); // five stall timeouts with nothing to decode
       expect(dec.restarts).toBe(0);
