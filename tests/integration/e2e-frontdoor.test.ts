@@ -15,7 +15,7 @@ import { Recorder } from '../../src/pipeline/Recorder';
 import { signRoomToken } from '../../src/server/auth';
 import { TesseraServer } from '../../src/server/TesseraServer';
 import { FileStorage } from '../../src/storage/FileStorage';
-import { launchIdentity, releaseBackgroundCgroup, sendStats } from '../helpers/browser-meeting';
+import { launchIdentity, sendStats } from '../helpers/browser-meeting';
 import { until } from '../helpers/rtc-harness';
 
 jest.setTimeout(90_000);
@@ -73,7 +73,8 @@ async function sendingVideo(page: Page): Promise<void> {
 beforeAll(async () => {
   open = await startServer({});
   invited = await startServer({ AUTH_SECRET: SECRET });
-  browser = await launchIdentity(tmp, 1);
+  // At normal priority, as a person's browser: no recording here for it to take the CPU from.
+  browser = await launchIdentity(tmp, 1, { normal: true });
   context = await browser.newContext();
 });
 
@@ -81,7 +82,6 @@ afterAll(async () => {
   for (const p of pages) await p.close().catch(() => undefined);
   await context?.close().catch(() => undefined);
   await browser?.close().catch(() => undefined);
-  releaseBackgroundCgroup();
   for (const s of servers) await s.drain();
   for (const s of storages) await s.close();
   fs.rmSync(tmp, { recursive: true, force: true });
@@ -99,6 +99,7 @@ test('open server: `/` → room and name → in the meeting; a bad room id is st
   await page.fill('#room', 'our room!');
   await page.fill('#name', 'Ada');
   await page.click('#join');
+  await page.waitForTimeout(300); // time for a navigation that must not happen
   expect(page.url()).toBe(`${open.url}/`);
   expect(await page.locator('#room').evaluate((el: HTMLInputElement) => el.validationMessage)).toMatch(/1–64 characters/);
 
@@ -138,6 +139,7 @@ test('server with AUTH_SECRET: the page asks for an invitation, and the link lea
   await page.fill('#token', 'hello');
   await page.click('#join-token');
   expect(await page.locator('.notice.error').textContent()).toMatch(/not an invitation/);
+  await page.waitForTimeout(300);
   expect(page.url()).toBe(`${invited.url}/`);
 
   const token = signRoomToken({ room: 'board', name: 'Grace', role: 'host', exp: Math.floor(Date.now() / 1000) + 600 }, SECRET);
