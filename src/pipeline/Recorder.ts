@@ -149,8 +149,8 @@ export class Recorder extends EventEmitter<Events> {
       workDir: path.join(this.#workBase, id),
     });
     this.#active.set(roomId, rec);
-    // A recording ends once: the worker's last state messages (participants leaving as it
-    // drains) can arrive after `available` and are passed on, but not counted again.
+    // A recording ends once: a state message from its worker can still arrive after
+    // `available`; it is passed on, but the recording is not counted again.
     let ended = false;
     rec.on('state', (info) => {
       if ((info.status === 'available' || info.status === 'failed') && !ended) {

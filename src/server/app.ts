@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Config } from '../config';
@@ -107,8 +108,12 @@ export function createApp(init: { config: Readonly<Config>; conference: Conferen
     void next;
   });
   app.get('/recordings', page('recordings.html'));
+  // The front door: start or join a meeting. The page is told whether this server admits
+  // people by invitation only (AUTH_SECRET set), where a room and a name alone are refused.
+  const frontDoor = fs.readFileSync(path.join(PUBLIC_DIR, 'index.html'), 'utf8').replace('{{AUTH}}', config.authSecret ? 'token' : 'open');
   app.get('/', (_req, res) => {
-    res.redirect(302, '/recordings');
+    res.set('Cache-Control', 'no-store');
+    res.type('html').send(frontDoor);
   });
   app.use('/static', express.static(PUBLIC_DIR, { index: false, maxAge: 0 }));
 
