@@ -21,7 +21,7 @@ import { until } from '../helpers/rtc-harness';
 jest.setTimeout(90_000);
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `tessera-frontdoor-${process.pid}-`));
-const SECRET = 'front-door-test-secret';
+const SECRET = 'front-door-test-secret-0123456789abcdef';
 const servers: TesseraServer[] = [];
 const storages: FileStorage[] = [];
 let open: TesseraServer;
