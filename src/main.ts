@@ -41,7 +41,9 @@ async function main(): Promise<void> {
   }
   await storage.recover?.();
   const recorder = new Recorder({ config, storage, logger });
-  await recorder.index.load(); // one read of the storage; per-room counts known before any request
+  // One read of the storage, so per-room counts are known before any request. A store that
+  // cannot be reached yet (the process then reports unready) is read at the first lookup instead.
+  await recorder.index.load().catch((err: unknown) => logger.warn({ err }, 'recordings index not read yet; it is read at the first lookup'));
   observeRecorder(recorder);
   recorder.warmUp();
   const server = new TesseraServer({ config, recorder, logger });
