@@ -255,8 +255,9 @@ export class Recorder extends EventEmitter<Events> {
       if (info.status !== 'available' && info.status !== 'failed') continue;
       try {
         if (this.storage.markExpired) {
-          await this.storage.markExpired(info.location);
+          // The manifest first: rewriting an object replaces its tags, so tagging comes last.
           await this.storage.updateManifest?.(info.location, { expiredAt: new Date(now).toISOString() });
+          await this.storage.markExpired(info.location);
         } else {
           await this.storage.deleteRecording(info.location);
         }
