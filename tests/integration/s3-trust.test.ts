@@ -36,6 +36,13 @@ test('expired: tagged tessera-expired=true and hidden; held: untouched; audit li
       await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key.replace(/\.mp4$/, '.json'), Body: JSON.stringify(manifest) }));
     }
     await recorder.index.load();
+    // lookups, a presigned URL and a ranged read cost no listing and no manifest GET
+    const before = server.requests.length;
+    for (let i = 0; i < 5; i++) expect((await recorder.get('rec_a'))?.id).toBe('rec_a');
+    expect(await recorder.presignMedia('rec_a')).toMatch(/^http/);
+    const part = await recorder.openMedia('rec_a', { start: 0, end: 9 });
+    part?.stream.resume();
+    expect(server.requests.slice(before).map((r) => r.op)).toEqual(['GetObject']);
     expect((await recorder.sweepRetention(T0 + 29 * DAY)).length).toBe(0);
     expect((await recorder.sweepRetention(T0 + 31 * DAY)).map((r) => r.id)).toEqual(['rec_a']);
     const tags = async (key: string) => Object.fromEntries(((await client.send(new GetObjectTaggingCommand({ Bucket: BUCKET, Key: key }))).TagSet ?? []).map((t) => [t.Key, t.Value]));
