@@ -49,6 +49,28 @@ test('#consent appears when a consent-required recording starts; nothing is reco
   }
 });
 
+test('"Leave me out": the dialog closes and nothing of the person is recorded', async () => {
+  const recorder = new FakeRecorder();
+  const server = await startServer(recorder);
+  try {
+    browser ??= await launchIdentity(tmp, 1);
+    const page = await joinMeeting(browser, server.url, 'consent-no', 'Red');
+    await until(() => (server.conference.room('consent-no')?.participants()[0]?.publishing.length ?? 0) >= 2, 20_000, 'the page publishing');
+    expect((await fetch(`${server.url}/api/rooms/consent-no/recording`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ consent: 'required' }) })).status).toBe(201);
+    await page.locator('#consent').waitFor({ state: 'visible', timeout: 10_000 });
+    await page.click('#consent-decline');
+    await page.locator('#consent').waitFor({ state: 'hidden', timeout: 10_000 });
+    await page.waitForFunction(() => (document.querySelector('#notices')?.textContent ?? '').includes('You are left out of the recording.'), undefined, { timeout: 10_000 });
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(recorder.activeFor('consent-no')!.sources.size).toBe(0);
+    expect(await page.locator('#recording-indicator').isVisible()).toBe(true);
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  } finally {
+    await server.close();
+  }
+});
+
 test('a page replaced by the same identity joining elsewhere says so and leaves', async () => {
   const SECRET = 'page-secret-0123456789abcdef-0123456789';
   const server = await startServer(new FakeRecorder(), { AUTH_SECRET: SECRET });
