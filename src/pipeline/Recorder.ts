@@ -149,15 +149,19 @@ export class Recorder extends EventEmitter<Events> {
       workDir: path.join(this.#workBase, id),
     });
     this.#active.set(roomId, rec);
-    // A recording ends once: a state message from its worker can still arrive after
-    // `available`; it is passed on, but the recording is not counted again.
     let ended = false;
     rec.on('state', (info) => {
-      if ((info.status === 'available' || info.status === 'failed') && !ended) {
+      // A recording ends once. The worker's own last State message can arrive after the server
+      // has finished the recording (and after the room started another): handled again, it took
+      // the room's new recording out of #active (never stopped when the room emptied, never
+      // drained, its worker running for good: found by the signalling fuzz), counted the
+      // recording twice, and told the room "not recording" while the new one ran.
+      if (ended) return;
+      if (info.status === 'available' || info.status === 'failed') {
         ended = true;
         this.#publishDelta(rec);
         this.#lastStats.delete(rec.id);
-        this.#active.delete(roomId);
+        if (this.#active.get(roomId) === rec) this.#active.delete(roomId);
         // What the recorder knows beyond the pipeline's manifest: the retention asked for and
         // the consent answers. Written into the manifest now that the sink has written it.
         const extra: Partial<RecordingInfo> = {};
@@ -255,8 +259,9 @@ export class Recorder extends EventEmitter<Events> {
       if (info.status !== 'available' && info.status !== 'failed') continue;
       try {
         if (this.storage.markExpired) {
-          await this.storage.markExpired(info.location);
+          // The manifest first: rewriting an object replaces its tags, so tagging comes last.
           await this.storage.updateManifest?.(info.location, { expiredAt: new Date(now).toISOString() });
+          await this.storage.markExpired(info.location);
         } else {
           await this.storage.deleteRecording(info.location);
         }

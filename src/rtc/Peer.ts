@@ -53,6 +53,8 @@ export class Peer extends EventEmitter<PeerEvents> {
   readonly #publications = new Map<string, Publication>(); // by mid
   readonly #forwards = new Map<string, Forward>(); // by publication key
   #queue: Promise<unknown> = Promise.resolve();
+  /** Remote candidates taken per connection (trickled and in SDPs), see maxRemoteCandidates. */
+  readonly #remoteCandidates = { pub: 0, sub: 0 };
   #closed = false;
   #subOfferPending = false; // an offer is out, waiting for the answer
   #subDirty = false; // something changed since the last offer
@@ -109,6 +111,12 @@ export class Peer extends EventEmitter<PeerEvents> {
           this.#log.debug({ candidate: msg.candidate.candidate.slice(0, 120) }, 'candidate skipped');
           return;
         }
+        // Each candidate is an address the server sends STUN checks to: a client gets a few
+        // (a browser sends one per interface and family), not a scan of a network.
+        if (++this.#remoteCandidates[msg.pc] > this.#opts.maxRemoteCandidates) {
+          this.#log.debug({ pc: msg.pc }, 'candidate skipped: too many');
+          return;
+        }
         try {
           await pc.addIceCandidate({ candidate: msg.candidate.candidate, sdpMid: msg.candidate.sdpMid ?? undefined, sdpMLineIndex: msg.candidate.sdpMLineIndex ?? undefined });
         } catch (err) {
@@ -116,8 +124,10 @@ export class Peer extends EventEmitter<PeerEvents> {
         }
         return;
       }
-      if (msg.pc === 'pub') await this.#onPubOffer(usableCandidatesOnly(msg.sdp), msg.tracks);
-      else await this.#onSubAnswer(usableCandidatesOnly(msg.sdp));
+      const sdp = usableCandidatesOnly(msg.sdp, this.#opts.maxRemoteCandidates - this.#remoteCandidates[msg.pc]);
+      this.#remoteCandidates[msg.pc] += (sdp.match(/^a=candidate:/gm) ?? []).length;
+      if (msg.pc === 'pub') await this.#onPubOffer(sdp, msg.tracks);
+      else await this.#onSubAnswer(sdp);
     });
   }
 

@@ -28,11 +28,12 @@ export function usableCandidate(line: string): boolean {
   return false;
 }
 
-/** A client's SDP without the candidate lines `usableCandidate` refuses. */
-export function usableCandidatesOnly(sdp: string): string {
+/** A client's SDP without the candidate lines `usableCandidate` refuses, and at most `max` of the others. */
+export function usableCandidatesOnly(sdp: string, max = Infinity): string {
   const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
+  let kept = 0;
   return sdp
     .split(/\r?\n/)
-    .filter((l) => !l.startsWith('a=candidate:') || usableCandidate(l))
+    .filter((l) => !l.startsWith('a=candidate:') || (usableCandidate(l) && kept++ < max))
     .join(eol);
 }

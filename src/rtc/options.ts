@@ -15,6 +15,8 @@ export interface RtcOptions {
   /** While a source waits for a keyframe, re-send the PLI this often. */
   pliRetryMs: number;
   maxSdpBytes: number;
+  /** Remote ICE candidates a connection takes from its client (each is an address the server checks with STUN). */
+  maxRemoteCandidates: number;
   maxMediaSections: number;
   /** ICE + DTLS must connect within this, or the participant is told and dropped. */
   connectTimeoutMs: number;
@@ -35,6 +37,7 @@ export const RTC_DEFAULTS: RtcOptions = {
   pliMinIntervalMs: 300,
   pliRetryMs: 1000,
   maxSdpBytes: 64 * 1024,
+  maxRemoteCandidates: 32,
   maxMediaSections: 64,
   connectTimeoutMs: 20_000,
   maxParticipants: 16,

@@ -199,10 +199,11 @@ export function createApp(init: { config: Readonly<Config>; conference: Conferen
   }));
   api.get('/recordings/:id/media-url', asyncRoute(async (req, res) => {
     const id = recordingId(req.params.id);
-    if (!(await recorder.get(id))) throw new TesseraError('REC_ERR_NOT_FOUND', 'no such recording');
+    const found = await recorder.get(id);
+    if (!found) throw new TesseraError('REC_ERR_NOT_FOUND', 'no such recording');
     const expires = Math.floor(Date.now() / 1000) + config.mediaUrlTtlSec;
     const url = config.apiToken ? signedMediaPath(config.apiToken, id, expires) : `/api/recordings/${encodeURIComponent(id)}/media`;
-    conference.audit.record({ event: 'recording.downloaded', actor: actor(req), recordingId: id, detail: { via: 'signed url', expiresAt: new Date(expires * 1000).toISOString() } });
+    conference.audit.record({ event: 'recording.downloaded', actor: actor(req), roomId: found.roomId, recordingId: id, detail: { via: 'signed url', expiresAt: new Date(expires * 1000).toISOString() } });
     res.set('Cache-Control', 'no-store');
     res.json({ url, expiresAt: new Date(expires * 1000).toISOString() });
   }));
@@ -220,7 +221,7 @@ export function createApp(init: { config: Readonly<Config>; conference: Conferen
     // One event per download, not per Range request of a player (a signed URL's issue is one).
     const who = actor(req);
     if (who.id !== 'signed-url' && req.method === 'GET' && (range === null || (range !== 'invalid' && range.start === 0))) {
-      conference.audit.record({ event: 'recording.downloaded', actor: who, recordingId: id });
+      conference.audit.record({ event: 'recording.downloaded', actor: who, roomId: (await recorder.get(id))?.roomId, recordingId: id });
     }
     res.set('Accept-Ranges', 'bytes');
     res.set('Content-Type', 'video/mp4');

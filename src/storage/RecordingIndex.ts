@@ -1,3 +1,4 @@
+import { TesseraError } from '../errors';
 import type { RecordingInfo } from '../pipeline/types';
 import type { Storage } from './Sink';
 
@@ -112,7 +113,7 @@ export function paginate(list: RecordingInfo[], opts: { limit: number; cursor?: 
 export function decodeCursor(cursor: string): [string, string] {
   const s = Buffer.from(cursor, 'base64url').toString('utf8');
   const i = s.lastIndexOf('|');
-  if (i < 0) throw new Error('bad cursor');
+  if (i < 0) throw new TesseraError('REC_ERR_BAD_REQUEST', 'cursor must be a nextCursor from a previous page');
   return [s.slice(0, i), s.slice(i + 1)];
 }
 

@@ -12,7 +12,7 @@ import { writeAll } from '../../src/storage/writeAll';
  * with the behaviour of S3 that Tessera relies on (and that `s3rver` lacks):
  * CreateMultipartUpload / UploadPart / CompleteMultipartUpload (part order, ETags, the 5 MiB
  * minimum for all parts but the last) / AbortMultipartUpload / ListMultipartUploads / ListParts,
- * PutObject, GetObject (Range), HeadObject, DeleteObject(s), ListObjectsV2, GetObjectTagging.
+ * PutObject, GetObject (Range), HeadObject, DeleteObject(s), ListObjectsV2, GetObjectTagging, PutObjectTagging.
  * SSE, metadata and tagging headers given at creation are stored and echoed like S3 does; every
  * request is recorded so tests can assert which headers arrived.
  *
@@ -24,7 +24,7 @@ import { writeAll } from '../../src/storage/writeAll';
 export type S3Op =
   | 'CreateMultipartUpload' | 'UploadPart' | 'CompleteMultipartUpload' | 'AbortMultipartUpload'
   | 'ListMultipartUploads' | 'ListParts' | 'PutObject' | 'GetObject' | 'HeadObject'
-  | 'DeleteObject' | 'DeleteObjects' | 'ListObjectsV2' | 'GetObjectTagging' | 'HeadBucket' | 'Unknown';
+  | 'DeleteObject' | 'DeleteObjects' | 'ListObjectsV2' | 'GetObjectTagging' | 'PutObjectTagging' | 'HeadBucket' | 'Unknown';
 
 export interface RecordedRequest {
   op: S3Op;
@@ -248,6 +248,7 @@ export class S3TestServer {
     if (method === 'DELETE' && 'uploadId' in q) return 'AbortMultipartUpload';
     if (method === 'GET' && 'uploadId' in q) return 'ListParts';
     if (method === 'GET' && 'tagging' in q) return 'GetObjectTagging';
+    if (method === 'PUT' && 'tagging' in q) return 'PutObjectTagging';
     if (method === 'PUT' && !('tagging' in q)) return 'PutObject';
     if (method === 'GET') return 'GetObject';
     if (method === 'HEAD') return 'HeadObject';
@@ -480,6 +481,15 @@ export class S3TestServer {
         const tags = o.tags.map(([k, v]) => `<Tag><Key>${xmlEscape(k)}</Key><Value>${xmlEscape(v)}</Value></Tag>`).join('');
         res.writeHead(200, { 'content-type': 'application/xml' });
         res.end(`<?xml version="1.0" encoding="UTF-8"?>\n<Tagging xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><TagSet>${tags}</TagSet></Tagging>`);
+        return;
+      }
+      case 'PutObjectTagging': {
+        const o = this.#objects.get(`${bucket}/${key}`);
+        if (!o) throw new S3Error(404, 'NoSuchKey', 'The specified key does not exist.');
+        const xml = body.toString('utf8');
+        o.tags = [...xml.matchAll(/<Tag><Key>([^<]*)<\/Key><Value>([^<]*)<\/Value><\/Tag>/g)].map((m) => [m[1], m[2]] as [string, string]);
+        res.writeHead(200);
+        res.end();
         return;
       }
       case 'DeleteObject': {

@@ -79,6 +79,7 @@ test('pages of the index, newest first; lookups and Range requests never scan th
   expect((await getJson('/api/recordings?roomId=other')).body.recordings.map((r) => r.id)).toEqual(['rec_029', 'rec_028', 'rec_027', 'rec_026', 'rec_025']);
   expect((await getJson('/api/recordings?limit=0')).status).toBe(400);
   expect((await getJson('/api/recordings?cursor=..')).status).toBe(400);
+  expect((await getJson('/api/recordings?cursor=abc')).status).toBe(400); // well-formed, meaningless
   for (const id of seen) expect((await getJson(`/api/recordings/${id}`)).body).toMatchObject({ id });
   for (let i = 0; i < 3; i++) {
     const res = await fetch(`${server.url}/api/recordings/rec_029/media`, { headers: { range: 'bytes=0-9' } });

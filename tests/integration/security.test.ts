@@ -314,3 +314,46 @@ describe('8. client ICE candidates: IP literals of the served family only, never
     }
   });
 });
+
+describe('8b. a client names a few candidates, not a network to scan', () => {
+  test('beyond maxRemoteCandidates a connection takes no more candidates: no STUN goes to them', async () => {
+    const config = loadConfig({ PORT: '0' });
+    const server = new TesseraServer({ config, recorder: new FakeRecorder(), logger, rtc: { connectTimeoutMs: 15_000, maxRemoteCandidates: 3 } });
+    await server.listen(0, '127.0.0.1');
+    const sockets: dgram.Socket[] = [];
+    const pcs: RTCPeerConnection[] = [];
+    const people: WeriftParticipant[] = [];
+    try {
+      const hostile = await participant(server.url, 'scan', 'Scanner', 1, { publish: false });
+      people.push(hostile);
+      expect((await hostile.join()).ok).toBe(true);
+      const targets = await Promise.all(Array.from({ length: 6 }, async () => {
+        const sock = dgram.createSocket('udp4');
+        sockets.push(sock);
+        const seen = { stun: 0, port: 0 };
+        sock.on('message', (m) => m.length >= 20 && m.readUInt16BE(0) === 0x0001 && seen.stun++);
+        await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', () => resolve()));
+        seen.port = sock.address().port;
+        return seen;
+      }));
+      const pc = new RTCPeerConnection({});
+      pcs.push(pc);
+      pc.addTransceiver('video', { direction: 'sendonly' });
+      await pc.setLocalDescription(await pc.createOffer());
+      const sdp = pc.localDescription!.sdp.split('\r\n').filter((l) => !l.startsWith('a=candidate:') && l !== 'a=end-of-candidates').join('\r\n');
+      expect((await hostile.request('signal', { pc: 'pub', type: 'offer', sdp, tracks: {} })).ok).toBe(true);
+      for (const [i, t] of targets.entries()) {
+        const ack = await hostile.request('signal', { pc: 'pub', type: 'candidate', candidate: { candidate: `candidate:${i} 1 udp 2122260223 127.0.0.1 ${t.port} typ host`, sdpMid: '0', sdpMLineIndex: 0 } });
+        expect(ack.ok).toBe(true);
+      }
+      await until(() => targets.slice(0, 3).every((t) => t.stun > 0), 10_000, 'checks to the first three');
+      await sleep(2000);
+      expect(targets.slice(3).map((t) => t.stun)).toEqual([0, 0, 0]);
+    } finally {
+      await Promise.all(people.map((p) => p.close()));
+      await Promise.all(pcs.map((pc) => closePeerConnection(pc)));
+      for (const s of sockets) s.close();
+      await server.close();
+    }
+  });
+});

@@ -82,7 +82,7 @@ test('audit: downloads and deletions are logged with actor, role, source and tim
   expect((await call('DELETE', '/api/recordings/rec_cy', NEXT_ADMIN)).status).toBe(204);
   const { body } = await call('GET', '/api/audit?recordingId=rec_cy', ADMIN);
   const events = body.events as AuditEvent[];
-  expect(events.map((e) => [e.event, e.actor.role])).toEqual([['recording.downloaded', 'read'], ['recording.deleted', 'admin']]);
+  expect(events.map((e) => [e.event, e.actor.role, e.roomId])).toEqual([['recording.downloaded', 'read', 'r3'], ['recording.deleted', 'admin', 'r3']]);
   for (const e of events) {
     expect(e.actor.source).toMatch(/127\.0\.0\.1/);
     expect(e.actor.id).toMatch(/^api:[0-9a-f]{8}$/);

@@ -420,6 +420,8 @@
       if (n.level === 'error') showError(n);
       else notice(n.message);
       if (n.rejoin) rejoin('the server lost your media');
+      // The same person joined from elsewhere and took this seat: this page is out of the room.
+      if (n.code === 'REC_ERR_REPLACED') leave();
     });
     state.socket.on('disconnect', (reason) => {
       if (state.left) return;

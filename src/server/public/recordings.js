@@ -15,7 +15,7 @@
     sessionStorage.setItem(KEY, $('api-token').value.trim());
     $('api-token').value = '';
     $('token-form').hidden = true;
-    load();
+    load(false);
   });
   async function mediaUrl(id) {
     const res = await fetch('/api/recordings/' + encodeURIComponent(id) + '/media-url', { headers: headers() });
@@ -31,9 +31,11 @@
   }
   const fmtBytes = (b) => (b === undefined ? '' : b > 1e6 ? (b / 1e6).toFixed(1) + ' MB' : Math.round(b / 1e3) + ' kB');
   const fmtMs = (ms) => (ms === undefined ? '' : Math.floor(ms / 60000) + ':' + String(Math.floor((ms / 1000) % 60)).padStart(2, '0'));
-  async function load() {
+  let cursor = null;
+  async function load(more) {
     try {
-      const res = await fetch('/api/recordings', { headers: headers() });
+      if (!more) cursor = null;
+      const res = await fetch('/api/recordings' + (cursor ? '?cursor=' + encodeURIComponent(cursor) : ''), { headers: headers() });
       const body = await res.json();
       if (res.status === 401) {
         sessionStorage.removeItem(KEY);
@@ -42,7 +44,9 @@
       }
       if (!res.ok) throw new Error((body.error && body.error.code + ': ' + body.error.message) || res.statusText);
       const tbody = $('list');
-      tbody.textContent = '';
+      if (!more) tbody.textContent = '';
+      cursor = body.nextCursor || null;
+      $('more').hidden = !cursor;
       for (const r of body.recordings) {
         const tr = document.createElement('tr');
         tr.dataset.id = r.id;
@@ -85,7 +89,7 @@
         tr.append(td);
         tbody.append(tr);
       }
-      if (!body.recordings.length) {
+      if (!more && !body.recordings.length) {
         const tr = document.createElement('tr');
         tr.innerHTML = '<td colspan="7">No recordings yet.</td>';
         tbody.append(tr);
@@ -95,6 +99,7 @@
     }
   }
   $('player').addEventListener('error', () => error('The player could not decode this recording.'));
-  $('refresh').onclick = load;
-  load();
+  $('refresh').onclick = () => load(false);
+  $('more').onclick = () => load(true);
+  load(false);
 })();
