@@ -6,7 +6,7 @@ import type { Logger } from '../logger';
 import { closePeerConnection, releaseAbortStack, codecForForwarding, guardTransceivers, parseSignal, peerConfig, withoutDefaultStun, type ServerSignal, type TrackPurpose } from './negotiation';
 import type { RtcOptions } from './options';
 import { Publication } from './Publication';
-import { announcedCandidatesOnly, bundleInactiveSections, parseMediaSections } from './sdp';
+import { announcedCandidatesOnly, bundleInactiveSections, isMdnsCandidate, isRejected, parseMediaSections, withoutMdnsCandidates } from './sdp';
 import { enlargeRecvBuffers } from './udpBuffers';
 import './weriftFixes'; // before any connection exists (see the file)
 
@@ -99,6 +99,11 @@ export class Peer extends EventEmitter<PeerEvents> {
       if (msg.type === 'candidate') {
         const pc = msg.pc === 'pub' ? this.#pub : this.#sub;
         if (!msg.candidate || msg.candidate.candidate === '') return;
+        if (isMdnsCandidate(msg.candidate.candidate)) {
+          // not resolved; learnt from the browser's checks instead (see withoutMdnsCandidates)
+          this.#log.debug({ pc: msg.pc }, 'mDNS candidate skipped');
+          return;
+        }
         try {
           await pc.addIceCandidate({ candidate: msg.candidate.candidate, sdpMid: msg.candidate.sdpMid ?? undefined, sdpMLineIndex: msg.candidate.sdpMLineIndex ?? undefined });
         } catch (err) {
@@ -124,7 +129,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     if (this.#pub.signalingState !== 'stable') throw new TesseraError('REC_ERR_BAD_SIGNAL', 'signal: publish offer while another is being applied');
     const sections = parseMediaSections(sdp);
     try {
-      await this.#pub.setRemoteDescription({ type: 'offer', sdp });
+      await this.#pub.setRemoteDescription({ type: 'offer', sdp: this.#withoutMdns('pub', sdp) });
     } catch (err) {
       throw new TesseraError('REC_ERR_BAD_SIGNAL', `signal: offer refused: ${(err as Error).message}`);
     }
@@ -149,7 +154,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     // what the client sends now, by mid
     const sending = new Map<string, { kind: 'audio' | 'video'; ssrc?: number }>();
     for (const s of sections) {
-      if (s.mid !== null && s.port !== 0 && (s.direction === 'sendonly' || s.direction === 'sendrecv') && (s.kind === 'audio' || s.kind === 'video')) {
+      if (s.mid !== null && !isRejected(s) && (s.direction === 'sendonly' || s.direction === 'sendrecv') && (s.kind === 'audio' || s.kind === 'video')) {
         sending.set(s.mid, { kind: s.kind, ssrc: s.ssrc });
       }
     }
@@ -246,7 +251,7 @@ export class Peer extends EventEmitter<PeerEvents> {
       throw new TesseraError('REC_ERR_BAD_SIGNAL', 'signal: answer without a pending offer from the server');
     }
     try {
-      await this.#sub.setRemoteDescription({ type: 'answer', sdp });
+      await this.#sub.setRemoteDescription({ type: 'answer', sdp: this.#withoutMdns('sub', sdp) });
     } catch (err) {
       throw new TesseraError('REC_ERR_BAD_SIGNAL', `signal: answer refused: ${(err as Error).message}`);
     }
@@ -260,6 +265,12 @@ export class Peer extends EventEmitter<PeerEvents> {
       else f.sender.onReady.once(() => f.pub.requestKeyframe('subscriber-start', true));
     }
     if (this.#subDirty) this.#renegotiate();
+  }
+
+  #withoutMdns(pc: 'pub' | 'sub', sdp: string): string {
+    const r = withoutMdnsCandidates(sdp);
+    if (r.skipped) this.#log.debug({ pc, skipped: r.skipped }, 'mDNS candidates skipped; the browser\'s checks will be answered');
+    return r.sdp;
   }
 
   async #gathered(pc: RTCPeerConnection): Promise<void> {
