@@ -62,7 +62,7 @@ export function applyWeriftFixes(): void {
     const c = this as unknown as ConnectionInternals;
     if (!c.iceLite && !somethingToCheck(c)) {
       const until = Date.now() + NO_CANDIDATE_WAIT_MS;
-      while (!somethingToCheck(c) && c.state !== 'closed' && Date.now() < until) await sleep(25);
+      while (!somethingToCheck(c) && c.state !== 'closed' && Date.now() < until) await sleep(25, undefined, { ref: false });
     }
     return connect.call(this);
   };
