@@ -55,8 +55,10 @@ export async function joinFirefoxMeeting(browser: Browser, baseUrl: string, room
     // text() shows an object argument as "JSHandle@object": print the values too
     void Promise.all(m.args().map((a) => a.jsonValue().catch(() => '?'))).then((values) => console.error(`[${name}] console:`, JSON.stringify(values)));
   });
-  await page.goto(`${baseUrl}/r/${roomId}?name=${encodeURIComponent(name)}`);
-  await page.waitForSelector('body[data-joined="1"]', { timeout: 30_000 });
+  // Generous: Firefox runs as background load, and on a busy 2-core machine its first page load
+  // took over 30 s once.
+  await page.goto(`${baseUrl}/r/${roomId}?name=${encodeURIComponent(name)}`, { timeout: 60_000 });
+  await page.waitForSelector('body[data-joined="1"]', { timeout: 45_000 });
   return page;
 }
 
