@@ -12,6 +12,17 @@ import type { Logger } from '../logger';
 const KEYFRAME_REASK_MS = 1000;
 /** At most this many frames are held for a decoder that is starting (2 s at 30 fps). */
 const MAX_EARLY_FRAMES = 60;
+/**
+ * Frames a decoder process keeps inside however fast it decodes. Debian's FFmpeg 5.1 returns each
+ * picture only once the next frame has been written (measured: one frame in, nothing out after
+ * 1.5 s; the second in, the first out); the bundled 4.1 returns it at once. So after a pause in a
+ * sender's frames (a browser short of CPU or bandwidth, an encoder dropping frames after a big
+ * keyframe, a camera turned off) the last frame before it is still inside, its write time ages,
+ * and the decoder looked more than a second behind real time although it had nothing to do: it
+ * then threw away every frame until a keyframe (the tile held one picture for seconds, and the
+ * keyframe's own picture again waited inside for the next frame).
+ */
+export const DECODER_HOLD_FRAMES = 1;
 
 /**
  * Decodes one source's video into fixed-size raw yuv420p frames and keeps the latest one for the
@@ -166,10 +177,13 @@ export class VideoDecoder extends SupervisedDecoder {
       return;
     }
     const now = Date.now();
-    if (this.#producing && this.#writeTimes.length && now - this.#writeTimes[0] > this.maxLagMs && !this.#needKeyframe && !loopStalledWithin(this.maxLagMs)) {
-      // Behind real time (or a frame the decoder rejected never came out): a tile showing
+    // The oldest frame not out yet should have come out once DECODER_HOLD_FRAMES more were
+    // written: lateness counts from then, not from its own write (see DECODER_HOLD_FRAMES).
+    const dueSince = this.#writeTimes[DECODER_HOLD_FRAMES];
+    if (this.#producing && dueSince !== undefined && now - dueSince > this.maxLagMs && !this.#needKeyframe && !loopStalledWithin(this.maxLagMs)) {
+      // Behind real time (or frames the decoder rejected never came out): a tile showing
       // old video as live is worse than a skip. Drop to the next keyframe, asked for now.
-      this.log.warn({ lagMs: now - this.#writeTimes[0], queued: this.#writeTimes.length }, 'decoder behind real time; skipping to a keyframe');
+      this.log.warn({ lagMs: now - dueSince, queued: this.#writeTimes.length }, 'decoder behind real time; skipping to a keyframe');
       this.#writeTimes = [];
       this.framesSkipped++;
       this.#needKeyframe = true;

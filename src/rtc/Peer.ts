@@ -7,7 +7,7 @@ import { closePeerConnection, releaseAbortStack, codecForForwarding, guardTransc
 import { usableCandidate, usableCandidatesOnly } from './candidates';
 import type { RtcOptions } from './options';
 import { Publication } from './Publication';
-import { announcedCandidatesOnly, bundleInactiveSections, parseMediaSections } from './sdp';
+import { announcedCandidatesOnly, bundleInactiveSections, isMdnsCandidate, isRejected, parseMediaSections, withoutMdnsCandidates } from './sdp';
 import { enlargeRecvBuffers } from './udpBuffers';
 import './weriftFixes'; // before any connection exists (see the file)
 
@@ -146,7 +146,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     // recording, decoder processes.
     const sending = publishedTracks(parseMediaSections(sdp), tracks);
     try {
-      await this.#pub.setRemoteDescription({ type: 'offer', sdp });
+      await this.#pub.setRemoteDescription({ type: 'offer', sdp: this.#withoutMdns('pub', sdp) });
     } catch (err) {
       throw new TesseraError('REC_ERR_BAD_SIGNAL', `signal: offer refused: ${(err as Error).message}`);
     }
@@ -261,7 +261,7 @@ export class Peer extends EventEmitter<PeerEvents> {
       throw new TesseraError('REC_ERR_BAD_SIGNAL', 'signal: answer without a pending offer from the server');
     }
     try {
-      await this.#sub.setRemoteDescription({ type: 'answer', sdp });
+      await this.#sub.setRemoteDescription({ type: 'answer', sdp: this.#withoutMdns('sub', sdp) });
     } catch (err) {
       throw new TesseraError('REC_ERR_BAD_SIGNAL', `signal: answer refused: ${(err as Error).message}`);
     }
@@ -275,6 +275,12 @@ export class Peer extends EventEmitter<PeerEvents> {
       else f.sender.onReady.once(() => f.pub.requestKeyframe('subscriber-start', true));
     }
     if (this.#subDirty) this.#renegotiate();
+  }
+
+  #withoutMdns(pc: 'pub' | 'sub', sdp: string): string {
+    const r = withoutMdnsCandidates(sdp);
+    if (r.skipped) this.#log.debug({ pc, skipped: r.skipped }, 'mDNS candidates skipped; the browser\'s checks will be answered');
+    return r.sdp;
   }
 
   async #gathered(pc: RTCPeerConnection): Promise<void> {

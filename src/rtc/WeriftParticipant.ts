@@ -41,6 +41,9 @@ export interface WeriftParticipantInit {
   corruptVideoEvery?: number;
   /** Also publish this clip as a screen share (same codec as `clip`). */
   screenClip?: SyntheticClip;
+  /** Rewrite the SDP we send (tests: shape it as a browser would, e.g. Firefox's bundle-only
+   * sections and mDNS host candidates). */
+  rewriteSdp?: (sdp: string, pc: 'pub' | 'sub') => string;
 }
 
 type Ack = { ok: true; [k: string]: unknown } | { ok: false; error: { code: string; message: string } };
@@ -150,7 +153,8 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
     await pc.setLocalDescription(offer);
     if (pc.iceGatheringState !== 'complete') await pc.iceGatheringStateChange.watch((s) => s === 'complete', 10_000);
     enlargeRecvBuffers(pc, RTC_DEFAULTS.udpRecvBufferBytes, this.#log);
-    const ack = await this.request('signal', { pc: 'pub', type: 'offer', sdp: pc.localDescription!.sdp, tracks: { [vt.mid!]: 'camera', [at.mid!]: 'mic', ...(st ? { [st.mid!]: 'screen' } : {}) } });
+    const rewrite = this.#init.rewriteSdp ?? ((sdp: string) => sdp);
+    const ack = await this.request('signal', { pc: 'pub', type: 'offer', sdp: rewrite(pc.localDescription!.sdp, 'pub'), tracks: { [vt.mid!]: 'camera', [at.mid!]: 'mic', ...(st ? { [st.mid!]: 'screen' } : {}) } });
     if (!ack.ok) throw new Error(`publish refused: ${ack.error.code} ${ack.error.message}`);
     // werift drops RTP written before DTLS is up, so a clip started now loses its opening
     // keyframe and the server sees nothing decodable until it asks (PLI) and we answer: over a
@@ -242,7 +246,8 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
       await this.#sub.setLocalDescription(answer);
       if (this.#sub.iceGatheringState !== 'complete') await this.#sub.iceGatheringStateChange.watch((s) => s === 'complete', 10_000);
       enlargeRecvBuffers(this.#sub, RTC_DEFAULTS.udpRecvBufferBytes, this.#log);
-      const ack = await this.request('signal', { pc: 'sub', type: 'answer', sdp: this.#sub.localDescription!.sdp });
+      const rewrite = this.#init.rewriteSdp ?? ((sdp: string) => sdp);
+      const ack = await this.request('signal', { pc: 'sub', type: 'answer', sdp: rewrite(this.#sub.localDescription!.sdp, 'sub') });
       if (!ack.ok) this.#log.warn({ error: ack.error }, 'answer refused');
     }
   }

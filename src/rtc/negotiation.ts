@@ -200,7 +200,7 @@ export function publishedTracks(sections: MediaSection[], labels: Record<string,
   const out = new Map<string, { kind: 'audio' | 'video'; ssrc?: number; purpose: TrackPurpose }>();
   const taken = new Set<TrackPurpose>();
   for (const s of sections) {
-    if (s.mid === null || s.port === 0 || (s.direction !== 'sendonly' && s.direction !== 'sendrecv') || (s.kind !== 'audio' && s.kind !== 'video')) continue;
+    if (s.mid === null || isRejected(s) || (s.direction !== 'sendonly' && s.direction !== 'sendrecv') || (s.kind !== 'audio' && s.kind !== 'video')) continue;
     const purpose: TrackPurpose = labels[s.mid] ?? (s.kind === 'audio' ? 'mic' : 'camera');
     if ((purpose === 'mic') !== (s.kind === 'audio')) throw bad(`signal: track ${s.mid} is ${s.kind} but labelled ${purpose}`);
     if (taken.has(purpose)) throw bad(`signal: a participant publishes at most one camera, one microphone and one screen (a second ${purpose} in track ${s.mid})`);

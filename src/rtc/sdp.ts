@@ -8,6 +8,19 @@ export interface MediaSection {
   ssrc?: number;
   /** Codec names by payload type (a=rtpmap). */
   rtpmap: Record<number, string>;
+  /** `a=bundle-only`: port 0 here means "only within the BUNDLE group", not rejected. */
+  bundleOnly: boolean;
+}
+
+/**
+ * Whether an offered section is rejected (RFC 8866 §5.14: port 0). Not when it carries
+ * `a=bundle-only` (RFC 8843 §6, RFC 8829 §5.2.1): an offerer using max-bundle (Firefox; Chrome
+ * uses port 9 on every section) gives every section after the group's first port 0 plus that
+ * attribute, meaning "send this over the bundle's transport only". Read as rejected, Firefox's
+ * camera was never published although the answer accepted it.
+ */
+export function isRejected(s: Pick<MediaSection, 'port' | 'bundleOnly'>): boolean {
+  return s.port === 0 && !s.bundleOnly;
 }
 
 export function parseMediaSections(sdp: string): MediaSection[] {
@@ -17,7 +30,7 @@ export function parseMediaSections(sdp: string): MediaSection[] {
   for (const line of sdp.split(/\r?\n/)) {
     const m = /^m=(\w+) (\d+)/.exec(line);
     if (m) {
-      cur = { kind: m[1], port: Number(m[2]), mid: null, direction: session, rtpmap: {} };
+      cur = { kind: m[1], port: Number(m[2]), mid: null, direction: session, rtpmap: {}, bundleOnly: false };
       out.push(cur);
       continue;
     }
@@ -28,6 +41,7 @@ export function parseMediaSections(sdp: string): MediaSection[] {
       continue;
     }
     if (!cur) continue;
+    if (line === 'a=bundle-only') cur.bundleOnly = true;
     const mid = /^a=mid:(\S+)/.exec(line);
     if (mid) cur.mid = mid[1];
     const ssrc = /^a=ssrc:(\d+) /.exec(line);
@@ -83,4 +97,27 @@ export function announcedCandidatesOnly(sdp: string, address: string | null): st
   if (!lines.some((l) => isCandidate(l) && onAddress(l))) return sdp;
   const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
   return lines.filter((l) => !isCandidate(l) || onAddress(l)).join(eol);
+}
+
+/** An ICE candidate (SDP attribute value or line) whose address is an mDNS name (`….local`). */
+export function isMdnsCandidate(candidate: string): boolean {
+  const address = candidate.replace(/^a=/, '').split(' ')[4];
+  return address !== undefined && /\.local\.?$/i.test(address);
+}
+
+/**
+ * Drop the remote candidates that carry an mDNS name instead of an address. Browsers hide their
+ * host addresses behind random `….local` names (RFC 8828 mode 2; Firefox, Chrome and Safari by
+ * default) that only resolve on the browser's own link. The server does not resolve them: it is
+ * rarely on that link, and werift's resolver opens a multicast socket on UDP 5353 per connection
+ * and waits up to 10 s per name. Nothing is lost: the browser's connectivity checks reach the
+ * server from those very addresses, and the server learns each one from them as a peer-reflexive
+ * candidate (RFC 8445 §7.3.1.3; draft-ietf-mmusic-mdns-ice-candidates §3.2.2 says an endpoint
+ * that does not resolve a name ignores the candidate). Returns how many were dropped.
+ */
+export function withoutMdnsCandidates(sdp: string): { sdp: string; skipped: number } {
+  const lines = sdp.split(/\r?\n/);
+  const kept = lines.filter((l) => !(l.startsWith('a=candidate:') && isMdnsCandidate(l)));
+  if (kept.length === lines.length) return { sdp, skipped: 0 };
+  return { sdp: kept.join(sdp.includes('\r\n') ? '\r\n' : '\n'), skipped: lines.length - kept.length };
 }

@@ -22,6 +22,13 @@ export function enlargeRecvBuffers(pc: RTCPeerConnection, bytes: number, log: Lo
       const socket = p.transport?.socket;
       if (!socket || enlarged.has(socket)) continue;
       try {
+        // A connection that failed or closed while gathering has closed its sockets; Node then
+        // throws a TypeError ("reading 'bufferSize'") rather than a socket error.
+        socket.address();
+      } catch {
+        continue;
+      }
+      try {
         socket.setRecvBufferSize(bytes);
         enlarged.add(socket);
         log.debug({ asked: bytes, got: socket.getRecvBufferSize() }, 'udp receive buffer');

@@ -1,4 +1,5 @@
-import { TransportWideCC } from 'werift';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Connection, TransportWideCC } from 'werift';
 
 /**
  * Fixes to werift 0.24.4 behaviour we depend on, applied once when the RTC code loads.
@@ -12,8 +13,37 @@ import { TransportWideCC } from 'werift';
  * congestion control lost most of the feedback it is negotiated for. RFC 3550 §6.4.1: pad to a
  * multiple of four, set P, the last byte counts the padding. werift pads correctly when the
  * header's padding flag is set, so set it exactly when padding is needed.
+ *
+ * ICE with nothing to pair. werift's `connect()` forms pairs from the remote candidates it has
+ * and, when there are none, declares the connection failed at once (its wait for a result is
+ * skipped when the check list is empty). That is the normal case with a browser hiding its host
+ * addresses behind mDNS `.local` names (Firefox and Chrome by default, Safari too), which the
+ * server does not resolve (see `withoutMdnsCandidates`): the browser's own connectivity checks
+ * are about to arrive, and RFC 8445 §7.3.1.3 has the receiver learn a peer-reflexive candidate
+ * from each and answer it with a triggered check. werift does all of that (`checkIncoming`) —
+ * checks that come before `connect()` are answered and kept as "early checks" — but only if
+ * `connect()` has not given up first. So with no pairable remote candidate, `connect()` first
+ * waits until a check or a trickled candidate arrives or the connection is closed (the Peer's
+ * connect timeout closes it), at most NO_CANDIDATE_WAIT_MS, then proceeds as werift would.
  */
 let applied = false;
+
+/** Upper bound of the wait for a first check when no remote candidate can be paired. */
+export const NO_CANDIDATE_WAIT_MS = 30_000;
+
+interface ConnectionInternals {
+  iceLite: boolean;
+  state: string;
+  checkList: unknown[];
+  remoteCandidates: unknown[];
+  earlyChecks: unknown[];
+  protocols: Array<{ localCandidate?: { canPairWith(c: unknown): boolean } }>;
+}
+
+function somethingToCheck(c: ConnectionInternals): boolean {
+  if (c.checkList.length > 0 || c.earlyChecks.length > 0) return true;
+  return c.remoteCandidates.some((r) => c.protocols.some((p) => p.localCandidate?.canPairWith(r)));
+}
 
 export function applyWeriftFixes(): void {
   if (applied) return;
@@ -25,6 +55,16 @@ export function applyWeriftFixes(): void {
     if (plain.length % 4 === 0) return plain;
     this.header.padding = true;
     return serialize.call(this);
+  };
+
+  const connect = Connection.prototype.connect;
+  Connection.prototype.connect = async function (this: Connection): Promise<void> {
+    const c = this as unknown as ConnectionInternals;
+    if (!c.iceLite && !somethingToCheck(c)) {
+      const until = Date.now() + NO_CANDIDATE_WAIT_MS;
+      while (!somethingToCheck(c) && c.state !== 'closed' && Date.now() < until) await sleep(25, undefined, { ref: false });
+    }
+    return connect.call(this);
   };
 }
 

@@ -65,13 +65,14 @@ export function releaseBackgroundCgroup(): void {
   }
 }
 
-function backgroundChromium(dir: string): string {
-  const wrapper = path.join(dir, 'chromium-background.sh');
+/** A launcher script that runs `binary` (Chromium, Firefox) as background load, as above. */
+export function backgroundBrowser(dir: string, binary = CHROMIUM): string {
+  const wrapper = path.join(dir, `${path.basename(binary)}-background.sh`);
   if (!fs.existsSync(wrapper)) {
     const drop = process.getuid?.() === 0 ? 'setpriv --bounding-set=-sys_nice --inh-caps=-sys_nice ' : '';
     const procs = backgroundCgroup();
     const join = procs ? `echo $$ > ${procs}\n` : '';
-    fs.writeFileSync(wrapper, `#!/bin/sh\n${join}exec chrt --idle 0 ${drop}${CHROMIUM} "$@"\n`, { mode: 0o755 });
+    fs.writeFileSync(wrapper, `#!/bin/sh\n${join}exec chrt --idle 0 ${drop}${binary} "$@"\n`, { mode: 0o755 });
   }
   return wrapper;
 }
@@ -84,7 +85,7 @@ function backgroundChromium(dir: string): string {
 export async function launchIdentity(dir: string, index: number, opts: { normal?: boolean } = {}): Promise<Browser> {
   const f = fakeMediaFiles(dir, index);
   return chromium.launch({
-    executablePath: opts.normal ? CHROMIUM : backgroundChromium(dir),
+    executablePath: opts.normal ? CHROMIUM : backgroundBrowser(dir),
     args: [
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',

@@ -44,7 +44,7 @@ afterAll(async () => {
 /** Start `npm run participant` for participant i (its own process, real werift WebRTC). */
 function startParticipant(room: string, i: number): ChildProcess {
   // SCHED_IDLE: the participants stand in for people on their own machines; on 2 cores they
-  // must not take the CPU from the server under test (see backgroundChromium()).
+  // must not take the CPU from the server under test (see backgroundBrowser()).
   const c = spawn('chrt', ['--idle', '0', process.execPath, path.join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs'), 'src/cli/participant.ts', '--url', server.url, '--room', room, '--index', String(i), '--name', `P${i}`, '--seconds', '120', '--size', '320x180', '--fps', '15'], {
     cwd: root,
     env: { ...process.env, LOG_LEVEL: 'warn' },

@@ -1,5 +1,5 @@
 import { closePeerConnection, guardTransceivers, parseSignal, validateSdp, peerConfig } from '../../src/rtc/negotiation';
-import { announcedCandidatesOnly, bundleInactiveSections, parseMediaSections } from '../../src/rtc/sdp';
+import { announcedCandidatesOnly, bundleInactiveSections, isMdnsCandidate, isRejected, parseMediaSections, withoutMdnsCandidates } from '../../src/rtc/sdp';
 import { RTC_DEFAULTS } from '../../src/rtc/options';
 import { PacketStatus, RTCPeerConnection, RecvDelta, RtcpPacketConverter, RtcpTransportLayerFeedback, RunLengthChunk, TransportWideCC } from 'werift';
 import { applyWeriftFixes } from '../../src/rtc/weriftFixes';
@@ -57,6 +57,52 @@ describe('negotiation', () => {
     expect(fb).not.toContain('transport-cc');
     expect(pc.codecs!.audio!.flatMap((c) => c.rtcpFeedback)).toEqual([]);
     expect([...pc.headerExtensions!.video!, ...pc.headerExtensions!.audio!].map((h) => h.uri)).toEqual(['urn:ietf:params:rtp-hdrext:sdes:mid', 'urn:ietf:params:rtp-hdrext:sdes:mid']);
+  });
+});
+
+describe('Firefox offers: bundle-only sections and mDNS host candidates', () => {
+  // The shape of Firefox's max-bundle offer (JSEP §5.2.1): the section after the first is port 0
+  // with a=bundle-only; host candidates carry random `.local` names (RFC 8828).
+  const FIREFOX = [
+    'v=0', 'o=mozilla...THIS_IS_SDPARTA-99.0 1 0 IN IP4 0.0.0.0', 's=-', 't=0 0', 'a=sendrecv', 'a=fingerprint:sha-256 00:11', 'a=group:BUNDLE 0 1', 'a=ice-options:trickle',
+    'm=audio 9 UDP/TLS/RTP/SAVPF 109', 'c=IN IP4 0.0.0.0',
+    'a=candidate:0 1 UDP 2122187007 a22ec9bd-2c2c-48e9-957b-8c78e8be2cfb.local 41394 typ host',
+    'a=candidate:1 1 UDP 2122252543 10.0.0.7 55691 typ host',
+    'a=candidate:2 1 TCP 2105458943 a22ec9bd-2c2c-48e9-957b-8c78e8be2cfb.local 9 typ host tcptype active',
+    'a=sendrecv', 'a=end-of-candidates', 'a=ice-pwd:3cdf69a9c5cb5311150eacaedcce0161', 'a=ice-ufrag:d008d8d2', 'a=mid:0', 'a=rtpmap:109 opus/48000/2', 'a=ssrc:3264070692 cname:{x}',
+    'm=video 0 UDP/TLS/RTP/SAVPF 120', 'c=IN IP4 0.0.0.0', 'a=bundle-only', 'a=sendrecv', 'a=mid:1', 'a=rtpmap:120 VP8/90000', 'a=ssrc:4134656503 cname:{x}',
+    'm=video 0 UDP/TLS/RTP/SAVPF 120', 'c=IN IP4 0.0.0.0', 'a=sendonly', 'a=mid:2', 'a=rtpmap:120 VP8/90000',
+    '',
+  ].join('\r\n');
+
+  test('a port-0 section with a=bundle-only is bundled, not rejected; port 0 alone is rejected', () => {
+    const s = parseMediaSections(FIREFOX);
+    expect(s.map((x) => [x.mid, x.port, x.bundleOnly, x.direction, x.ssrc])).toEqual([
+      ['0', 9, false, 'sendrecv', 3264070692],
+      ['1', 0, true, 'sendrecv', 4134656503],
+      ['2', 0, false, 'sendonly', undefined],
+    ]);
+    expect(s.map(isRejected)).toEqual([false, false, true]);
+    expect(parseSignal({ pc: 'pub', type: 'offer', sdp: FIREFOX }, RTC_DEFAULTS)).toMatchObject({ pc: 'pub', type: 'offer' });
+  });
+
+  test('mDNS candidates are dropped from an SDP, address candidates kept, line endings kept', () => {
+    const { sdp, skipped } = withoutMdnsCandidates(FIREFOX);
+    expect(skipped).toBe(2);
+    const candidates = sdp.split('\r\n').filter((l) => l.startsWith('a=candidate:'));
+    expect(candidates).toEqual(['a=candidate:1 1 UDP 2122252543 10.0.0.7 55691 typ host']);
+    expect(sdp.split('\r\n').filter((l) => !l.startsWith('a=candidate:'))).toEqual(FIREFOX.split('\r\n').filter((l) => !l.startsWith('a=candidate:')));
+    expect(withoutMdnsCandidates(SDP)).toEqual({ sdp: SDP, skipped: 0 });
+    const lf = FIREFOX.replace(/\r\n/g, '\n');
+    expect(withoutMdnsCandidates(lf).sdp).not.toContain('\r');
+  });
+
+  test('a trickled candidate is recognised as mDNS by its address, with or without "a="', () => {
+    expect(isMdnsCandidate('candidate:0 1 UDP 2122187007 a22ec9bd-2c2c-48e9-957b-8c78e8be2cfb.local 41394 typ host')).toBe(true);
+    expect(isMdnsCandidate('a=candidate:0 1 UDP 2122187007 host-x.local. 41394 typ host')).toBe(true);
+    expect(isMdnsCandidate('candidate:1 1 UDP 2122252543 10.0.0.7 55691 typ host')).toBe(false);
+    expect(isMdnsCandidate('candidate:1 1 UDP 1686052607 203.0.113.9 55691 typ srflx raddr 0.0.0.0 rport 0')).toBe(false);
+    expect(isMdnsCandidate('')).toBe(false);
   });
 });
 
