@@ -17,7 +17,7 @@ import { TesseraError } from '../errors';
 import type { VideoCodec } from '../media/types';
 import { SERVED_FAMILIES } from './candidates';
 import type { RtcOptions } from './options';
-import type { MediaSection } from './sdp';
+import { isRejected, type MediaSection } from './sdp';
 
 /**
  * Pure negotiation helpers: which codecs and header extensions Tessera's werift peers offer, the
