@@ -318,10 +318,12 @@ export class Recording extends EventEmitter<Events> {
     const enc = new AudioEncoder({ ffmpegPath, audioBitrate: config.audioBitrate, drainMs: config.stopTimeoutMs, logger: this.#log.child({ proc: 'aenc' }) });
     this.#audioEnc = enc;
     // Audio block b of this worker starts at sample (blockBase + b) × 960 of the recording, less
-    // what the audio waited in the jitter buffers beyond the picture's own delay: the buffers
-    // hold between their prebuffer and a block less (60 → 40 ms), a tile's newest frame is about
-    // a frame old. Measured: audio 41–60 ms late without this; with 60 ms, −5…−55 ms (4 people).
-    const lead = AUDIO_PREBUFFER_MS - 20;
+    // what the audio waited in the jitter buffers beyond the picture's own delay (the buffers
+    // hold between their prebuffer and a block less). Measured in the benchmark's output, worst
+    // participant: audio 41–60 ms late without this. With 40 ms it was +15 ms while the worker's
+    // garbage collection delayed pictures; once pooled frames removed those pauses, +28 (4 and 9
+    // people) and +43 (two recordings at once) — hence the whole prebuffer.
+    const lead = AUDIO_PREBUFFER_MS;
     const audioBase = Math.round((this.#tickBase * 48000) / this.#fps) - (lead * 48000) / 1000;
     enc.on('packet', (frame, pos) => {
       if (audioBase + pos >= 0) this.#o.out.audio(audioBase + pos, frame);
