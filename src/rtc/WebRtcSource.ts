@@ -110,14 +110,21 @@ export class WebRtcSource extends EventEmitter<MediaSourceEvents> implements Med
     return this.#video !== null;
   }
 
+  /**
+   * A decoder starting (or still waiting, once a second) asks for a keyframe. Not throttled: the
+   * keyframe answering a request made just before — this source's own loss or resync request, or
+   * the tap of a recording that had not yet taken the source in (a participant who consents a
+   * moment after the start) — may have gone by before this decoder existed, and a dropped ask cost
+   * the decoder's re-ask interval (a participant absent for the first 1.2 s of the file).
+   */
   requestKeyframe(): void {
-    this.#pli('decoder');
+    this.#pli('decoder', true);
   }
 
-  #pli(reason: string): void {
+  #pli(reason: string, force = false): void {
     if (this.#closed || !this.#video) return;
     const now = Date.now();
-    if (now - this.#lastPliAt < this.#opts.pliMinIntervalMs) return;
+    if (!force && now - this.#lastPliAt < this.#opts.pliMinIntervalMs) return;
     this.#lastPliAt = now;
     metrics.rtcKeyframeRequests.inc({ reason });
     try {
