@@ -58,6 +58,8 @@ export interface Config {
   mediaUrlTtlSec: number;
   /** Recordings a room may keep in storage; more are refused (REC_ERR_ROOM_LIMIT). */
   maxRecordingsPerRoom: number;
+  /** Record every participant's tracks beside the composite unless a start says otherwise (TESSERA_TRACKS). */
+  tracks: boolean;
   /** The recordings index re-reads the storage at most this often (other processes' writes). */
   indexRefreshMs: number;
   /** Retention: days a recording is kept (0: until deleted), the most a request may ask, sweep period. */
@@ -128,6 +130,7 @@ export const DEFAULTS: Config = {
   roomTokenMaxTtlSec: 24 * 3600,
   mediaUrlTtlSec: 300,
   maxRecordingsPerRoom: 500,
+  tracks: false,
   indexRefreshMs: 30_000,
   retention: { defaultDays: 0, maxDays: 3650, sweepMs: 3600_000 },
   video: { width: 1280, height: 720, fps: 30, bitrate: 2_500_000 },
@@ -288,6 +291,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     roomTokenMaxTtlSec: int('TESSERA_ROOM_TOKEN_MAX_TTL_SEC', d.roomTokenMaxTtlSec, 60, 30 * 24 * 3600),
     mediaUrlTtlSec: int('TESSERA_MEDIA_URL_TTL_SEC', d.mediaUrlTtlSec, 10, 24 * 3600),
     maxRecordingsPerRoom: int('TESSERA_MAX_RECORDINGS_PER_ROOM', d.maxRecordingsPerRoom, 1, 1_000_000),
+    tracks: bool('TESSERA_TRACKS', d.tracks),
     indexRefreshMs: int('TESSERA_INDEX_REFRESH_MS', d.indexRefreshMs, 0, 24 * 3600_000),
     retention: {
       defaultDays: int('TESSERA_RETENTION_DAYS', d.retention.defaultDays, 0, 36_500),

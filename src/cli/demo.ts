@@ -4,12 +4,12 @@ import { logger } from '../logger';
 import { resolveFfmpegPath } from '../pipeline/ffmpegPath';
 import { runSyntheticSession } from '../media/syntheticSession';
 
-const USAGE = 'usage: npm run demo -- --participants N --seconds S --out FILE [--churn] [--layout grid|speaker|screenshare]';
+const USAGE = 'usage: npm run demo -- --participants N --seconds S --out FILE [--churn] [--layout grid|speaker|screenshare] [--tracks]';
 
 async function main(): Promise<number> {
   let a: Record<string, string | number | boolean>;
   try {
-    a = parseArgs(process.argv.slice(2), { participants: 'number', seconds: 'number', out: 'string', churn: 'boolean', layout: 'string' });
+    a = parseArgs(process.argv.slice(2), { participants: 'number', seconds: 'number', out: 'string', churn: 'boolean', layout: 'string', tracks: 'boolean' });
   } catch (err) {
     console.error(`${(err as Error).message}\n${USAGE}`);
     return 2;
@@ -29,6 +29,7 @@ async function main(): Promise<number> {
     out: a.out,
     churn: a.churn === true,
     layout: typeof a.layout === 'string' ? a.layout : undefined,
+    tracks: a.tracks === true,
     config,
     ffmpegPath,
     logger: log,
@@ -49,6 +50,7 @@ async function main(): Promise<number> {
       // ms from the recording's start at which each participant joined and left
       timeline: r.timeline.map((t) => ({ index: t.index, joinedMs: t.joinedMs === undefined ? null : Math.round(t.joinedMs), leftMs: t.leftMs === undefined ? null : Math.round(t.leftMs) })),
       stats: r.recording.stats,
+      ...(info.tracks ? { tracks: info.tracks } : {}),
     }),
   );
   return 0;

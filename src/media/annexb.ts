@@ -76,3 +76,112 @@ export class AccessUnitSplitter {
     return rest.length > 5 && nalTypes(rest).some((t) => t === 1 || t === 5) ? Buffer.from(rest) : null;
   }
 }
+
+/**
+ * The picture size an access unit's SPS (type 7) declares, cropping applied, or null without an
+ * SPS. Written for the per-track recordings, whose container header states the size (browsers
+ * send H.264 without telling it otherwise). Follows the SPS syntax of ITU-T H.264 7.3.2.1.1.
+ */
+export function avcPictureSize(au: Buffer): { width: number; height: number } | null {
+  for (const n of nalStarts(au)) {
+    if (n.type !== 7) continue;
+    const start = n.at + (au[n.at + 2] === 1 ? 4 : 5);
+    let end = au.length;
+    for (const m of nalStarts(au, start)) {
+      end = m.at;
+      break;
+    }
+    try {
+      return readSpsSize(unescapeRbsp(au.subarray(start, end)));
+    } catch {
+      return null;
+    }
+  }
+  return null;
+}
+
+/** Removes emulation prevention bytes (00 00 03 → 00 00). */
+function unescapeRbsp(b: Buffer): Buffer {
+  const out = Buffer.alloc(b.length);
+  let o = 0;
+  let zeros = 0;
+  for (const byte of b) {
+    if (zeros >= 2 && byte === 3) {
+      zeros = 0;
+      continue;
+    }
+    out[o++] = byte;
+    zeros = byte === 0 ? zeros + 1 : 0;
+  }
+  return out.subarray(0, o);
+}
+
+function readSpsSize(rbsp: Buffer): { width: number; height: number } {
+  let bit = 0;
+  const u = (n: number): number => {
+    let v = 0;
+    for (let i = 0; i < n; i++, bit++) {
+      if (bit >> 3 >= rbsp.length) throw new Error('SPS ends early');
+      v = v * 2 + ((rbsp[bit >> 3] >> (7 - (bit & 7))) & 1);
+    }
+    return v;
+  };
+  const ue = (): number => {
+    let zeros = 0;
+    while (u(1) === 0) if (++zeros > 31) throw new Error('bad exp-Golomb code');
+    return (1 << zeros) - 1 + u(zeros);
+  };
+  const se = (): number => {
+    const k = ue();
+    return k & 1 ? (k + 1) / 2 : -k / 2;
+  };
+  const profile = u(8);
+  u(16); // constraint flags, level
+  ue(); // seq_parameter_set_id
+  let chroma = 1;
+  let separatePlanes = 0;
+  if ([100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135].includes(profile)) {
+    chroma = ue();
+    if (chroma === 3) separatePlanes = u(1);
+    ue(); // bit_depth_luma_minus8
+    ue(); // bit_depth_chroma_minus8
+    u(1); // qpprime_y_zero_transform_bypass_flag
+    if (u(1)) {
+      for (let i = 0; i < (chroma !== 3 ? 8 : 12); i++) {
+        if (!u(1)) continue;
+        let last = 8;
+        let next = 8;
+        for (let j = 0; j < (i < 6 ? 16 : 64); j++) {
+          if (next !== 0) next = (last + se() + 256) % 256;
+          last = next === 0 ? last : next;
+        }
+      }
+    }
+  }
+  ue(); // log2_max_frame_num_minus4
+  const pocType = ue();
+  if (pocType === 0) ue();
+  else if (pocType === 1) {
+    u(1);
+    se();
+    se();
+    const cycle = ue();
+    for (let i = 0; i < cycle; i++) se();
+  }
+  ue(); // max_num_ref_frames
+  u(1); // gaps_in_frame_num_value_allowed_flag
+  const widthMbs = ue() + 1;
+  const heightMapUnits = ue() + 1;
+  const frameMbsOnly = u(1);
+  if (!frameMbsOnly) u(1);
+  u(1); // direct_8x8_inference_flag
+  let crop = [0, 0, 0, 0];
+  if (u(1)) crop = [ue(), ue(), ue(), ue()];
+  const arrayType = separatePlanes ? 0 : chroma;
+  const cropX = arrayType === 0 ? 1 : arrayType === 3 ? 1 : 2;
+  const cropY = (arrayType === 0 ? 1 : arrayType === 1 ? 2 : 1) * (2 - frameMbsOnly);
+  const width = widthMbs * 16 - cropX * (crop[0] + crop[1]);
+  const height = (2 - frameMbsOnly) * heightMapUnits * 16 - cropY * (crop[2] + crop[3]);
+  if (width <= 0 || height <= 0) throw new Error('bad SPS size');
+  return { width, height };
+}

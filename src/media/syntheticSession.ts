@@ -4,6 +4,8 @@ import crypto from 'node:crypto';
 import { WorkerRecording } from '../worker/WorkerRecording';
 import { WorkerPool } from '../worker/WorkerPool';
 import { FileSink } from '../storage/FileSink';
+import { FileTrackTarget } from '../storage/FileTrackTarget';
+import { tracksPrefixOf } from '../storage/trackKeys';
 import { SyntheticSource } from './SyntheticSource';
 import { makeSyntheticClip, type SyntheticClip } from './SyntheticClip';
 import type { Config } from '../config';
@@ -36,6 +38,8 @@ export interface SyntheticSessionOptions {
   /** Length of each participant's looped clip (whole seconds; its one keyframe starts each loop). */
   clipSeconds?: number;
   events?: SyntheticEvent[];
+  /** Also write every participant's tracks (into `<out>.tracks/`, as file storage lays them out). */
+  tracks?: boolean;
   config: Readonly<Config>;
   ffmpegPath: string;
   logger: Logger;
@@ -91,6 +95,7 @@ export async function runSyntheticSession(o: SyntheticSessionOptions): Promise<S
     config: o.config,
     ffmpegPath: o.ffmpegPath,
     sink: new FileSink(path.dirname(out), path.basename(out)),
+    tracks: o.tracks ? (_id, file) => new FileTrackTarget(path.dirname(out), tracksPrefixOf(path.basename(out)) + file) : undefined,
     logger: o.logger,
     workDir: path.join(os.tmpdir(), `tessera-${process.pid}`, id),
   });

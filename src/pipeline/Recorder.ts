@@ -115,7 +115,7 @@ export class Recorder extends EventEmitter<Events> {
   }
 
   /** Start recording a room. Resolves once the pipeline is spawned (status `starting`). */
-  start(roomId: string, opts: { layout?: string; sources?: MediaSource[]; retentionDays?: number } = {}): WorkerRecording {
+  start(roomId: string, opts: { layout?: string; sources?: MediaSource[]; retentionDays?: number; tracks?: boolean } = {}): WorkerRecording {
     const days = opts.retentionDays ?? this.#config.retention.defaultDays;
     if (opts.retentionDays !== undefined && (!Number.isInteger(days) || days < 1 || days > this.#config.retention.maxDays)) {
       throw new TesseraError('REC_ERR_BAD_REQUEST', `retentionDays must be an integer from 1 to ${this.#config.retention.maxDays}`);
@@ -137,14 +137,19 @@ export class Recorder extends EventEmitter<Events> {
     const layout = opts.layout ?? 'grid';
     if (!this.presets.has(layout)) throw new TesseraError('REC_ERR_UNKNOWN_LAYOUT', `unknown layout "${layout}"; known: ${[...this.presets.keys()].join(', ')}`);
     const id = `rec_${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}_${crypto.randomBytes(4).toString('hex')}`;
+    const withTracks = opts.tracks ?? this.#config.tracks;
+    const storage = this.storage;
+    if (withTracks && !storage.createTrackTarget) throw new TesseraError('REC_ERR_BAD_REQUEST', 'this storage cannot keep tracks');
+    const sink = this.storage.createSink(id, roomId);
     const rec = new WorkerRecording({
       id,
       roomId,
       layout,
+      tracks: withTracks ? (trackId, file) => storage.createTrackTarget!({ id, location: sink.location }, trackId, file) : undefined,
       pool: this.#pool,
       config: this.#config,
       ffmpegPath: this.ffmpegPath,
-      sink: this.storage.createSink(id, roomId),
+      sink,
       logger: this.#log,
       workDir: path.join(this.#workBase, id),
     });

@@ -1,5 +1,6 @@
 import type { ErrorBody } from '../errors';
 import type { RecordingLocation } from '../media/types';
+import type { TrackInfo } from '../tracks/TrackWriter';
 
 export type RecordingStatus = 'starting' | 'recording' | 'stopping' | 'available' | 'failed';
 
@@ -32,6 +33,10 @@ export interface RecordingInfo {
   consent?: { required: true; answers: Array<{ participantId: string; name: string; accepted: boolean; at: string }> };
   /** Set when retention expired on S3 (the lifecycle rule deletes it). */
   expiredAt?: string;
+  /** With `tracks: true`: every participant's camera, screen and microphone as they arrived (docs/tracks.md). */
+  tracks?: TrackInfo[];
+  /** MP4s composed later from the tracks with another layout. */
+  renders?: RenderInfo[];
 }
 
 /** The manifest beside the MP4: the Recording plus how it was made. */
@@ -47,4 +52,16 @@ export interface Manifest extends RecordingInfo {
    * lost (made from name cards instead of the participants' pictures).
    */
   interruptions?: { at: number; gapMs: number; reason: string }[];
+}
+
+export interface RenderInfo {
+  id: string;
+  layout: string;
+  status: 'rendering' | 'available' | 'failed';
+  createdAt: string;
+  availableAt?: string;
+  location: RecordingLocation;
+  bytes?: number;
+  durationMs?: number;
+  error?: ErrorBody;
 }

@@ -105,7 +105,7 @@ export class Conference extends EventEmitter<ConferenceEvents> {
     return this.#recorder.activeFor(roomId)?.info() ?? null;
   }
 
-  startRecording(roomId: string, layout: string | undefined, actor: AuditActor, opts: { retentionDays?: number; consent?: 'required' } = {}): RecordingInfo {
+  startRecording(roomId: string, layout: string | undefined, actor: AuditActor, opts: { retentionDays?: number; consent?: 'required'; tracks?: boolean } = {}): RecordingInfo {
     if (this.#draining) throw new TesseraError('REC_ERR_DRAINING', 'this server is shutting down and takes no new recordings');
     const room = this.#rooms.get(roomId);
     if (!room || room.size === 0) throw new TesseraError('REC_ERR_ROOM_EMPTY', `room ${roomId} has nobody in it`);
@@ -113,10 +113,10 @@ export class Conference extends EventEmitter<ConferenceEvents> {
     const consentRequired = opts.consent === 'required';
     const sources = room.createRecordingSources(consentRequired);
     try {
-      const rec = this.#recorder.start(roomId, { layout, sources, retentionDays: opts.retentionDays });
+      const rec = this.#recorder.start(roomId, { layout, sources, retentionDays: opts.retentionDays, tracks: opts.tracks });
       room.attachRecording(rec);
       const info = rec.info();
-      this.audit.record({ event: 'recording.started', actor, roomId, recordingId: rec.id, detail: { layout: info.layout, ...(opts.retentionDays ? { retentionDays: opts.retentionDays } : {}), ...(consentRequired ? { consent: 'required' } : {}) } });
+      this.audit.record({ event: 'recording.started', actor, roomId, recordingId: rec.id, detail: { layout: info.layout, ...(info.tracks ? { tracks: true } : {}), ...(opts.retentionDays ? { retentionDays: opts.retentionDays } : {}), ...(consentRequired ? { consent: 'required' } : {}) } });
       if (consentRequired) {
         this.#recorder.noteConsent?.(rec.id); // the manifest says consent was asked, answers or not
         this.emit('consent:request', roomId, rec.id);

@@ -154,7 +154,9 @@ export class Signalling {
       const asked = isObject(req) ? req.consent : undefined;
       if (asked !== undefined && asked !== 'required') throw new TesseraError('REC_ERR_BAD_REQUEST', 'consent must be "required" or absent');
       const consent = asked ?? socket.data.consent;
-      return { recording: this.#conf.startRecording(roomId, layout, actorOf(socket), { consent }) };
+      const tracks = isObject(req) ? req.tracks : undefined;
+      if (tracks !== undefined && typeof tracks !== 'boolean') throw new TesseraError('REC_ERR_BAD_REQUEST', 'tracks must be true or false');
+      return { recording: this.#conf.startRecording(roomId, layout, actorOf(socket), { consent, tracks }) };
     });
 
     handle('consent', (req: unknown) => {

@@ -172,7 +172,8 @@ export function createApp(init: { config: Readonly<Config>; conference: Conferen
       throw new TesseraError('REC_ERR_BAD_REQUEST', `retentionDays must be an integer from 1 to ${config.retention.maxDays}`);
     }
     if (body.consent !== undefined && body.consent !== 'required') throw new TesseraError('REC_ERR_BAD_REQUEST', 'consent must be "required" or absent');
-    res.status(201).json(conference.startRecording(roomId, layout, actor(req), { retentionDays, consent: body.consent }));
+    if (body.tracks !== undefined && typeof body.tracks !== 'boolean') throw new TesseraError('REC_ERR_BAD_REQUEST', 'tracks must be true or false');
+    res.status(201).json(conference.startRecording(roomId, layout, actor(req), { retentionDays, consent: body.consent, tracks: body.tracks }));
   }));
   api.delete('/rooms/:roomId/recording', asyncRoute(async (req, res) => {
     const roomId = validateRoomId(req.params.roomId);

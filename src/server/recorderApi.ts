@@ -18,7 +18,7 @@ export interface RecordingApi extends EventEmitter {
 }
 
 export interface RecorderApi extends EventEmitter {
-  start(roomId: string, opts: { layout?: string; sources: MediaSource[]; retentionDays?: number }): RecordingApi;
+  start(roomId: string, opts: { layout?: string; sources: MediaSource[]; retentionDays?: number; tracks?: boolean }): RecordingApi;
   activeFor(roomId: string): RecordingApi | undefined;
   get(id: string): Promise<RecordingInfo | undefined>;
   list(roomId?: string): Promise<RecordingInfo[]>;

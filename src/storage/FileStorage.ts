@@ -3,8 +3,14 @@ import path from 'node:path';
 import { FileSink, manifestPath, writeManifest } from './FileSink';
 import type { MediaRange, Storage } from './Sink';
 import type { RecordingLocation } from '../media/types';
+import { FileTrackTarget } from './FileTrackTarget';
+import { rendersPrefixOf, tracksPrefixOf } from './trackKeys';
+import type { TrackTarget } from '../tracks/TrackWriter';
 
-/** Local directory storage (the default): `<dir>/<roomId>/<recordingId>.mp4` + `.json`. */
+/**
+ * Local directory storage (the default): `<dir>/<roomId>/<recordingId>.mp4` + `.json`, and when
+ * asked for, `<recordingId>.tracks/` (one file per track) and `<recordingId>.renders/`.
+ */
 export class FileStorage implements Storage {
   readonly kind = 'file' as const;
   readonly dir: string;
@@ -16,6 +22,12 @@ export class FileStorage implements Storage {
 
   createSink(recordingId: string, roomId: string): FileSink {
     return new FileSink(this.dir, `${roomId}/${recordingId}.mp4`);
+  }
+
+  createTrackTarget(recording: { id: string; location: RecordingLocation }, _trackId: string, file: string): TrackTarget {
+    const key = tracksPrefixOf(recording.location.key) + file;
+    this.#path({ kind: 'file', key }); // refuses a key outside the directory
+    return new FileTrackTarget(this.dir, key);
   }
 
   #path(location: RecordingLocation): string {
@@ -68,6 +80,9 @@ export class FileStorage implements Storage {
     const file = this.#path(location);
     await fs.promises.rm(file, { force: true });
     await fs.promises.rm(manifestPath(file), { force: true });
+    for (const dir of [tracksPrefixOf(location.key), rendersPrefixOf(location.key)]) {
+      await fs.promises.rm(this.#path({ kind: 'file', key: dir }), { recursive: true, force: true });
+    }
   }
 
   /** Merges `patch` into a recording's manifest (retention, legal hold, consent). */

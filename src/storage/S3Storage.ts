@@ -31,6 +31,9 @@ import { fragmentEndMs, lastMoofOffset, parseInit, wholeFragmentsLength } from '
 import { probeCapabilities, sendTagged, unknownCapabilities, type S3Capabilities, type StoreFeatures } from './s3/capabilities';
 import { FINAL_FILE, PART_FILE_RE, S3Sink, STATE_FILE, retentionTags, type S3Settings, type SpoolState } from './s3/S3Sink';
 import { retryOptions, withRetry, type RetryOptions } from './s3/withRetry';
+import { S3TrackTarget, TRACK_STATE_SUFFIX, type TrackSpoolState } from './s3/S3TrackTarget';
+import { rendersPrefixOf, tracksPrefixOf } from './trackKeys';
+import type { TrackInfo, TrackTarget } from '../tracks/TrackWriter';
 
 export interface S3StorageOptions {
   logger?: Logger;
@@ -64,18 +67,25 @@ const REPROBE_MS = 30_000;
 
 const MANIFEST_SUFFIX = '.json';
 const MEDIA_SUFFIX = '.mp4';
+const TRACKS_INFIX = '.tracks/';
 
 /**
  * Recordings in S3 (or any S3-compatible endpoint). Key layout, under S3_PREFIX:
  *   <prefix><roomId>/<recordingId>.mp4    the MP4 (multipart upload while recording)
  *   <prefix><roomId>/<recordingId>.json   its manifest (the contract's Recording; status
  *                                         "recording" + an `upload` block while in flight)
+ *   <prefix><roomId>/<recordingId>.tracks/<track>.webm|.mkv   per-track recordings, when asked for
  * Every request goes through withRetry (own backoff, per-attempt abort); the SDK's own retries are
  * off (maxAttempts 1) so a deadline means what it says.
  */
 export class S3Storage implements Storage {
   readonly kind = 's3' as const;
   readonly client: S3Client;
+  /**
+   * The client of the per-track uploads (lib-storage's Upload): the SDK's own retries on, since
+   * Upload sends its parts itself; a track's part that fails for good leaves the track to recovery.
+   */
+  readonly trackClient: S3Client;
   readonly spool: Spool;
   #cfg: S3Settings;
   #log: Logger;
@@ -117,6 +127,38 @@ export class S3Storage implements Storage {
       },
       ...opts.clientConfig,
     });
+    this.trackClient = new S3Client({
+      region: cfg.region,
+      endpoint: cfg.endpoint ?? undefined,
+      forcePathStyle: cfg.forcePathStyle,
+      maxAttempts: 6,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: { requestTimeout: cfg.requestTimeoutMs, connectionTimeout: Math.min(cfg.requestTimeoutMs, 10_000), throwOnRequestTimeout: true },
+      ...opts.clientConfig,
+    });
+  }
+
+  /** A track of a recording, beside its MP4 (`<recording>.tracks/<file>`). */
+  createTrackTarget(recording: { id: string; location: RecordingLocation }, trackId: string, file: string): TrackTarget {
+    if (this.#closed) throw new TesseraError('REC_ERR_SHUTDOWN', 'storage is closed');
+    const key = tracksPrefixOf(recording.location.key) + file;
+    return new S3TrackTarget({
+      client: this.trackClient,
+      bucket: recording.location.bucket ?? this.#cfg.bucket,
+      key,
+      contentType: file.endsWith('.webm') ? 'video/webm' : 'video/x-matroska',
+      partSizeBytes: this.#cfg.partSizeBytes,
+      sse: this.#cfg.sse,
+      kmsKeyId: this.#cfg.kmsKeyId,
+      spoolDir: this.#trackSpoolDir(),
+      state: { recordingId: recording.id, manifestKey: this.manifestKey(recording.location.key), trackId, instanceId: this.#instanceId },
+      logger: this.#log,
+    });
+  }
+
+  #trackSpoolDir(): string {
+    return path.join(this.#cfg.spoolDir, '.tracks');
   }
 
   mediaKey(roomId: string, recordingId: string): string {
@@ -348,6 +390,52 @@ export class S3Storage implements Storage {
     for (const key of [location.key, this.manifestKey(location.key)]) {
       await this.#call('DeleteObject', (abortSignal) => this.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }));
     }
+    await this.#deleteTracks(bucket, location.key);
+  }
+
+  /** A recording's tracks and re-renders go with it: objects, uploads in flight and local spool copies. */
+  async #deleteTracks(bucket: string, mediaKey: string): Promise<void> {
+    const prefixes = [tracksPrefixOf(mediaKey), rendersPrefixOf(mediaKey)];
+    for (const prefix of prefixes) {
+      for (const u of await this.#listUploads(prefix)) if (u.Key && u.UploadId) await this.#abortUpload(bucket, u.Key, u.UploadId);
+      for (const key of await this.#listKeys(prefix)) {
+        await this.#call('DeleteObject', (abortSignal) => this.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }));
+      }
+    }
+    const manifestKey = this.manifestKey(mediaKey);
+    for (const state of await this.#trackSpools()) {
+      if (state.s.manifestKey === manifestKey) await removeTrackSpool(state.file);
+    }
+  }
+
+  async #listKeys(prefix: string): Promise<string[]> {
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      const out = await this.#call('ListObjectsV2', (abortSignal) =>
+        this.client.send(new ListObjectsV2Command({ Bucket: this.#cfg.bucket, Prefix: prefix, ContinuationToken: token }), { abortSignal }),
+      );
+      for (const o of out.Contents ?? []) if (o.Key) keys.push(o.Key);
+      token = out.IsTruncated ? out.NextContinuationToken : undefined;
+    } while (token);
+    return keys;
+  }
+
+  /** Track spool copies on this host: their state files. */
+  async #trackSpools(): Promise<Array<{ file: string; s: TrackSpoolState }>> {
+    const dir = this.#trackSpoolDir();
+    let names: string[];
+    try {
+      names = await fsp.readdir(dir);
+    } catch {
+      return [];
+    }
+    const out: Array<{ file: string; s: TrackSpoolState }> = [];
+    for (const n of names.filter((n) => n.endsWith(TRACK_STATE_SUFFIX))) {
+      const s = await readJson<TrackSpoolState>(path.join(dir, n));
+      if (s) out.push({ file: path.join(dir, n.slice(0, -TRACK_STATE_SUFFIX.length) + '.mkv'), s });
+    }
+    return out;
   }
 
   /**
@@ -398,6 +486,7 @@ export class S3Storage implements Storage {
     await this.#recovering?.catch(() => undefined);
     await this.#probing?.catch(() => undefined);
     this.client.destroy();
+    this.trackClient.destroy();
   }
 
   // ---- recovery --------------------------------------------------------------------------
@@ -412,9 +501,27 @@ export class S3Storage implements Storage {
         this.#log.error({ dir, err: (err as Error).message }, 'recovery of a spool directory failed');
       }
     }
+    const trackKeys = new Set<string>();
+    for (const t of await this.#trackSpools()) {
+      try {
+        const key = await this.#recoverTrackSpool(t.file, t.s, report);
+        if (key) trackKeys.add(key);
+      } catch (err) {
+        this.#log.error({ key: t.s.key, err: (err as Error).message }, 'recovery of a track failed');
+      }
+    }
     const live = new Set([...this.#sinks.values()].map((s) => s.uploadId));
     for (const u of await this.#listUploads(this.#cfg.prefix)) {
       if (!u.Key || !u.UploadId || handled.has(u.UploadId) || live.has(u.UploadId)) continue;
+      if (u.Key.includes(TRACKS_INFIX)) {
+        if (trackKeys.has(u.Key)) continue;
+        try {
+          await this.#recoverRemoteTrack(u.Key, u.UploadId, u.Initiated ?? new Date(0), report);
+        } catch (err) {
+          this.#log.error({ key: u.Key, err: (err as Error).message }, 'recovery of a track upload failed');
+        }
+        continue;
+      }
       try {
         await this.#recoverRemote(u.Key, u.UploadId, u.Initiated ?? new Date(0), report);
       } catch (err) {
@@ -507,6 +614,80 @@ export class S3Storage implements Storage {
     await this.#completeRecovered(state.bucket, state.key, state.manifestKey, state.uploadId, parts, base, !!final, log);
     report.completed.push(state.recordingId);
     await fsp.rm(dir, { recursive: true, force: true });
+  }
+
+  /**
+   * A track whose recorder died: its spool file holds every byte written. Returns the key when
+   * it was handled (or is live), so its multipart upload is not also recovered from its parts.
+   */
+  async #recoverTrackSpool(file: string, s: TrackSpoolState, report: RecoveryReport): Promise<string | null> {
+    if (s.instanceId === this.#instanceId) return s.key; // ours, running
+    if (s.host === os.hostname() && s.pid !== process.pid && pidAlive(s.pid)) {
+      const st = await fsp.stat(file).catch(() => null);
+      if (st && Date.now() - st.mtimeMs < this.#cfg.staleAfterMs) return s.key; // another live recorder's
+    }
+    const manifest = await this.#getManifest(s.manifestKey);
+    if (!manifest) {
+      // The recording was deleted (or never got a manifest): nothing to recover into.
+      await removeTrackSpool(file);
+      return s.key;
+    }
+    for (const u of await this.#listUploads(s.key)) if (u.Key === s.key && u.UploadId) await this.#abortUpload(s.bucket, s.key, u.UploadId);
+    const body = await fsp.readFile(file).catch(() => null);
+    if (!body || body.length === 0) {
+      await removeTrackSpool(file);
+      return s.key;
+    }
+    await this.#call('PutObject track', (abortSignal) =>
+      this.client.send(
+        new PutObjectCommand({ Bucket: s.bucket, Key: s.key, Body: body, ContentLength: body.length, ContentType: s.key.endsWith('.webm') ? 'video/webm' : 'video/x-matroska', ServerSideEncryption: this.#cfg.sse ?? undefined, SSEKMSKeyId: this.#cfg.sse === 'aws:kms' ? (this.#cfg.kmsKeyId ?? undefined) : undefined }),
+        { abortSignal },
+      ),
+    );
+    await this.#noteRecoveredTrack(s.manifestKey, s.key, body.length);
+    await removeTrackSpool(file);
+    report.completed.push(`${s.recordingId}:${s.trackId}`);
+    this.#log.warn({ key: s.key, bytes: body.length }, 'recovery: track uploaded from its spool copy');
+    return s.key;
+  }
+
+  /** A track upload left without its spool copy (the machine was lost): complete it from its parts. */
+  async #recoverRemoteTrack(key: string, uploadId: string, initiated: Date, report: RecoveryReport): Promise<void> {
+    const bucket = this.#cfg.bucket;
+    const mediaKey = key.slice(0, key.indexOf(TRACKS_INFIX)) + MEDIA_SUFFIX;
+    const manifestKey = this.manifestKey(mediaKey);
+    const manifest = await this.#getManifest(manifestKey);
+    const upload = manifest?.upload as { checkpointAt?: string } | undefined;
+    const lastSign = upload?.checkpointAt ? Date.parse(upload.checkpointAt) : initiated.getTime();
+    if (manifest?.status === 'recording' && Date.now() - lastSign < this.#cfg.staleAfterMs) {
+      report.skipped.push(uploadId);
+      return;
+    }
+    const listed = await this.#listParts(bucket, key, uploadId);
+    if (listed === null) return;
+    const parts = contiguousPrefix(listed);
+    if (!manifest || parts.length === 0) {
+      if (!manifest || Date.now() - initiated.getTime() > this.#cfg.orphanMaxAgeMs) {
+        await this.#abortUpload(bucket, key, uploadId);
+        report.aborted.push(uploadId);
+      } else report.skipped.push(uploadId);
+      return;
+    }
+    await this.#call('CompleteMultipartUpload track', (abortSignal) =>
+      this.client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.PartNumber, ETag: p.ETag })) } }), { abortSignal }),
+    );
+    const bytes = parts.reduce((sum, p) => sum + (p.Size ?? 0), 0);
+    await this.#noteRecoveredTrack(manifestKey, key, bytes);
+    report.completed.push(key);
+    this.#log.warn({ key, parts: parts.length, bytes }, 'recovery: track completed from its uploaded parts');
+  }
+
+  /** The manifest's entry for a recovered track: its size now, and `incomplete` (cut short). */
+  async #noteRecoveredTrack(manifestKey: string, key: string, bytes: number): Promise<void> {
+    const m = await this.#getManifest(manifestKey);
+    if (!m || !Array.isArray(m.tracks)) return;
+    const tracks = (m.tracks as TrackInfo[]).map((t) => (t.location?.key === key ? { ...t, bytes, state: 'incomplete' as const } : t));
+    await this.#putManifest(this.#cfg.bucket, manifestKey, { ...m, tracks });
   }
 
   async #recoverRemote(key: string, uploadId: string, initiated: Date, report: RecoveryReport): Promise<void> {
@@ -737,6 +918,11 @@ function contiguousPrefix(parts: Part[]): Part[] {
     out.push(p);
   }
   return out;
+}
+
+async function removeTrackSpool(mediaFile: string): Promise<void> {
+  await fsp.rm(mediaFile, { force: true });
+  await fsp.rm(mediaFile.replace(/\.mkv$/, TRACK_STATE_SUFFIX), { force: true });
 }
 
 function pidAlive(pid: number): boolean {

@@ -1,4 +1,5 @@
 import type { RecordingLocation } from '../media/types';
+import type { TrackTarget } from '../tracks/TrackWriter';
 
 /**
  * A piece of the encoder's fragmented MP4, cut on box boundaries by Mp4Splitter:
@@ -40,12 +41,15 @@ export interface MediaRange {
 export interface Storage {
   readonly kind: 'file' | 's3';
   createSink(recordingId: string, roomId: string): Sink;
+  /** Where one track of a recording goes, beside its MP4 (`<recording>.tracks/<file>`). */
+  createTrackTarget?(recording: { id: string; location: RecordingLocation }, trackId: string, file: string): TrackTarget;
   /** Manifests of every recording stored (for listing after a restart). */
   listManifests(): Promise<object[]>;
   /** Size and a stream of the MP4 (or of a byte range of it). */
   openMedia(location: RecordingLocation, range?: MediaRange): Promise<{ size: number; stream: NodeJS.ReadableStream } | null>;
   /** A URL to redirect a player to instead of proxying, when the storage has one. */
   presignMedia?(location: RecordingLocation): Promise<string | null>;
+  /** Deletes the MP4, its manifest, its tracks and its re-renders. */
   deleteRecording(location: RecordingLocation): Promise<void>;
   /**
    * For /readyz: what the storage found when it checked itself (S3: the bucket's capabilities).

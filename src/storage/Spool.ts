@@ -41,7 +41,8 @@ export class Spool {
   async listRecordingDirs(): Promise<string[]> {
     try {
       const entries = await fsp.readdir(this.dir, { withFileTypes: true });
-      return entries.filter((e) => e.isDirectory()).map((e) => path.join(this.dir, e.name));
+      // Dot directories are not a recording's (`.tracks`: the per-track copies, recovered apart).
+      return entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => path.join(this.dir, e.name));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;

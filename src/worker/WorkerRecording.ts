@@ -11,6 +11,7 @@ import type { Logger } from '../logger';
 import type { EncodedVideoFrame, MediaSource, OpusPacket } from '../media/types';
 import type { Sink } from '../storage/Sink';
 import type { Manifest, RecordingInfo, RecordingStatus } from '../pipeline/types';
+import { TrackRecorder, type TrackTargetFactory } from '../tracks/TrackRecorder';
 
 export interface WorkerRecordingOptions {
   id: string;
@@ -22,6 +23,8 @@ export interface WorkerRecordingOptions {
   logger: Logger;
   workDir: string;
   pool: WorkerPool;
+  /** Also write every source's tracks as they arrive (`tracks: true`), to targets made by this. */
+  tracks?: TrackTargetFactory;
 }
 
 interface Events {
@@ -97,6 +100,7 @@ export class WorkerRecording extends EventEmitter<Events> {
   /** When the worker last sent a picture: a worker alive but silent this long is hung. */
   #lastPictureAt = 0;
   #watchdog: NodeJS.Timeout | null = null;
+  #tracks: TrackRecorder | null = null;
 
   constructor(opts: WorkerRecordingOptions) {
     super();
@@ -108,6 +112,7 @@ export class WorkerRecording extends EventEmitter<Events> {
     this.#done = new Promise((r) => (this.#resolveDone = r));
     this.#sinkChain = Promise.resolve();
     const { fps, width, height } = opts.config.video;
+    if (opts.tracks) this.#tracks = new TrackRecorder({ create: opts.tracks, logger: this.#log });
     this.#muxer = new Mp4Muxer({ fps, width, height, fragmentMs: opts.config.fragmentMs, onSegment: (seg) => this.#onSegment(seg.kind, seg.data) });
   }
 
@@ -135,6 +140,7 @@ export class WorkerRecording extends EventEmitter<Events> {
     if (this.#bytes) info.bytes = this.#bytes;
     if (this.#error) info.error = { ...this.#error };
     else delete info.error;
+    if (this.#tracks) info.tracks = this.#tracks.snapshot();
     return info;
   }
 
@@ -183,6 +189,7 @@ export class WorkerRecording extends EventEmitter<Events> {
     };
     this.#taps.set(source.id, tap);
     this.#byN.set(tap.n, tap);
+    this.#tracks?.add(source);
     this.#worker?.send(ToWorker.AddSource, this.#sourceMessage(tap));
   }
 
@@ -195,6 +202,7 @@ export class WorkerRecording extends EventEmitter<Events> {
   #untap(sourceId: string): Tap | undefined {
     const tap = this.#taps.get(sourceId);
     if (!tap) return undefined;
+    this.#tracks?.remove(sourceId);
     tap.off();
     this.#taps.delete(sourceId);
     this.#byN.delete(tap.n);
@@ -302,7 +310,10 @@ export class WorkerRecording extends EventEmitter<Events> {
     switch (m.type) {
       case FromWorker.State: {
         const { info, t0Wall } = m.header as { info: RecordingInfo; t0Wall: number };
-        if (t0Wall && !this.#t0Wall) this.#t0Wall = t0Wall;
+        if (t0Wall && !this.#t0Wall) {
+          this.#t0Wall = t0Wall;
+          this.#tracks?.setClock(t0Wall);
+        }
         if (info.status === 'failed' && info.error) this.#workerError = info.error;
         const { status, error, bytes, location, ...rest } = info;
         void error, bytes, location;
@@ -416,6 +427,7 @@ export class WorkerRecording extends EventEmitter<Events> {
     try {
       await this.#muxer.finalize();
       await this.#sinkChain;
+      await this.#tracks?.end();
       if (this.#status === 'failed') return;
       const final = this.#withSinkFields({ ...manifest, status: 'available', availableAt: new Date().toISOString() });
       const result = await this.#o.sink.finish(final);
@@ -439,6 +451,7 @@ export class WorkerRecording extends EventEmitter<Events> {
     try {
       await this.#muxer.finalize();
       await this.#sinkChain;
+      await this.#tracks?.end();
       if (this.#status === 'failed') return;
       if (this.#fragments === 0) throw new TesseraError('REC_ERR_ENCODER_DIED', `nothing was recorded: ${reason}`);
       this.#log.warn({ reason }, 'finishing with what the workers made');
@@ -469,7 +482,13 @@ export class WorkerRecording extends EventEmitter<Events> {
   /** What only the server knows: the bytes written and the length of what is in the sink. */
   #withSinkFields(m: Manifest): Manifest {
     const frames = this.#framesWritten();
-    return { ...m, bytes: this.#bytes, ...(frames ? { durationMs: Math.round((frames * 1000) / this.#o.config.video.fps) } : {}), video: { ...m.video, frames } };
+    return {
+      ...m,
+      bytes: this.#bytes,
+      ...(frames ? { durationMs: Math.round((frames * 1000) / this.#o.config.video.fps) } : {}),
+      video: { ...m.video, frames },
+      ...(this.#tracks ? { tracks: this.#tracks.snapshot() } : {}),
+    };
   }
 
   #fail(err: TesseraError): void {
@@ -483,6 +502,7 @@ export class WorkerRecording extends EventEmitter<Events> {
     this.#aborting = this.#muxer
       .finalize()
       .then(() => this.#sinkChain)
+      .then(() => this.#tracks?.abort(err))
       .then(() => {
         const manifest = this.#withSinkFields({ ...this.#baseManifest(), status: 'failed', error: this.#error!, endReason: 'failed' });
         this.#info = { ...this.#info, durationMs: manifest.durationMs };

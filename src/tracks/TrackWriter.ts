@@ -1,0 +1,246 @@
+import { AppendOnlyStreamTarget, EncodedAudioPacketSource, EncodedPacket, EncodedVideoPacketSource, MkvOutputFormat, Output, WebMOutputFormat } from 'mediabunny';
+import { avcCodecString, avcPictureSize } from '../media/annexb';
+import { vp8KeyframeInfo } from '../media/ivf';
+import { opusPacketSamples } from '../media/opus';
+import type { EncodedVideoFrame, OpusPacket, RecordingLocation } from '../media/types';
+
+export type TrackKind = 'camera' | 'screen' | 'microphone' | 'screen-audio';
+export type TrackCodec = 'vp8' | 'h264' | 'opus';
+
+/**
+ * Where one track's bytes go (a file, or an S3 object by multipart upload). Bytes come in order
+ * and only ever at the end: a Matroska stream written append-only, so any prefix of it is a
+ * readable file up to its last whole block.
+ */
+export interface TrackTarget {
+  readonly location: RecordingLocation;
+  write(data: Buffer): void;
+  /** Every byte was written: make the file or object complete. Resolves to its size. */
+  finish(): Promise<number>;
+  /** Give up, keeping what is stored (a file as it is; an upload's parts for recovery). Never throws. */
+  abort(reason: Error): Promise<void>;
+}
+
+/** One track as the manifest lists it. Times are ms on the recording's clock (0 = the MP4's start). */
+export interface TrackInfo {
+  id: string;
+  participantId: string;
+  name: string;
+  /** The room's source it came from (a camera or a screen share, with the camera's microphone). */
+  sourceId: string;
+  kind: TrackKind;
+  codec: TrackCodec;
+  container: 'webm' | 'mkv';
+  /** Wall clock of the track's first media. */
+  startedAt: string;
+  endedAt?: string;
+  /** Where the track's time 0 lies on the recording's clock (ms from the MP4's start; < 0 = before it). */
+  start: number;
+  /** Where its last media ends on the recording's clock. */
+  end?: number;
+  location: RecordingLocation;
+  bytes?: number;
+  /** Frames (video) or packets (audio) written. */
+  packets: number;
+  width?: number;
+  height?: number;
+  /** `complete`: finished; `incomplete`: cut short (a failure or crash), readable up to its end. */
+  state: 'recording' | 'complete' | 'incomplete';
+}
+
+/** A timestamp further than this from the packet's arrival re-anchors the track (a sender reset its RTP clock). */
+const MAX_DRIFT_MS = 2000;
+
+/**
+ * One participant's track written as it arrives, without re-encoding: VP8 or H.264 frames, or
+ * Opus packets, into Matroska (WebM for VP8 and Opus) with mediabunny, append-only (clusters of
+ * about a second; no seek index rewritten at the end, so the file streams to its target and a
+ * crash leaves a readable prefix).
+ *
+ * Timestamps: the track's time 0 is the wall clock when its first media arrived; each packet is
+ * placed by its RTP timestamp from there (the sender's own cadence, not network jitter). A pause
+ * (mute, camera off) keeps the RTP clock running, so the gap is carried in the timestamps: one
+ * file per source, however often it pauses. A jump of the RTP clock (more than 2 s away from the
+ * arrival time) re-anchors on the arrival time.
+ */
+export class TrackWriter {
+  readonly info: TrackInfo;
+  #target: TrackTarget;
+  #output: Output | null = null;
+  #video: EncodedVideoPacketSource | null = null;
+  #audio: EncodedAudioPacketSource | null = null;
+  #chain: Promise<void> = Promise.resolve();
+  #clock: number;
+  #t0Wall = 0;
+  /** The RTP timestamp (unwrapped) and wall time a track's time is counted from. */
+  #anchor: { rtp: number; wall: number } | null = null;
+  #lastRtp = 0;
+  #unwrapped = 0;
+  #lastTs = -1;
+  #endTs = 0;
+  #ended = false;
+  #error: Error | null = null;
+
+  constructor(o: { id: string; participantId: string; name: string; sourceId: string; kind: TrackKind; codec: TrackCodec; target: TrackTarget }) {
+    this.#target = o.target;
+    this.#clock = o.codec === 'opus' ? 48000 : 90000;
+    const container = o.codec === 'h264' ? 'mkv' : 'webm';
+    this.info = { id: o.id, participantId: o.participantId, name: o.name, sourceId: o.sourceId, kind: o.kind, codec: o.codec, container, startedAt: '', start: 0, location: o.target.location, packets: 0, state: 'recording' };
+  }
+
+  /** The first error (media the muxer refused, or the target's), if any. */
+  get error(): Error | null {
+    return this.#error;
+  }
+
+  /** Wall-clock ms of the track's time 0 (0 before its first media). */
+  get startWall(): number {
+    return this.#t0Wall;
+  }
+
+  video(f: EncodedVideoFrame, arrival = Date.now()): void {
+    if (this.#ended) return;
+    if (!this.#output) {
+      // A track starts at a keyframe, with the size the container header must state.
+      if (!f.keyframe) return;
+      const size = f.codec === 'vp8' ? vp8KeyframeInfo(f.data) : avcPictureSize(f.data);
+      if (!size) return;
+      this.#open(arrival);
+      this.info.width = size.width;
+      this.info.height = size.height;
+      const source = new EncodedVideoPacketSource(f.codec === 'vp8' ? 'vp8' : 'avc');
+      this.#video = source;
+      this.#output!.addVideoTrack(source);
+      this.#startOutput();
+      const codec = f.codec === 'vp8' ? 'vp8' : (avcCodecString(f.data) ?? 'avc1.42e01f');
+      this.#add(f.data, f.keyframe, this.#timestamp(f.rtpTimestamp, arrival), 0, { decoderConfig: { codec, codedWidth: size.width, codedHeight: size.height } });
+      return;
+    }
+    this.#add(f.data, f.keyframe, this.#timestamp(f.rtpTimestamp, arrival), 0);
+  }
+
+  audio(p: OpusPacket, arrival = Date.now()): void {
+    if (this.#ended) return;
+    const samples = opusPacketSamples(p.data);
+    if (!samples) return; // not an Opus packet this track can time
+    let meta: object | undefined;
+    if (!this.#output) {
+      this.#open(arrival);
+      const source = new EncodedAudioPacketSource('opus');
+      this.#audio = source;
+      this.#output!.addAudioTrack(source);
+      this.#startOutput();
+      meta = { decoderConfig: { codec: 'opus', numberOfChannels: 2, sampleRate: 48000 } };
+    }
+    this.#add(p.data, true, this.#timestamp(p.rtpTimestamp, arrival), samples / 48000, meta);
+  }
+
+  /**
+   * The track ends (its source left, or the recording stopped). `t0Wall` is the recording's
+   * clock origin, to place the track on it. Resolves when the file or object is complete; never throws.
+   */
+  async end(t0Wall: number): Promise<TrackInfo> {
+    if (!this.#ended) {
+      this.#ended = true;
+      this.info.endedAt = new Date().toISOString();
+      this.#chain = this.#chain.then(async () => {
+        if (!this.#output) return;
+        try {
+          await this.#output.finalize();
+        } catch (err) {
+          this.#error ??= err as Error;
+        }
+      });
+      await this.#chain;
+      try {
+        if (this.#error) throw this.#error;
+        this.info.bytes = await this.#target.finish();
+        this.info.state = 'complete';
+      } catch (err) {
+        this.#error ??= err as Error;
+        await this.#target.abort(this.#error);
+        this.info.state = 'incomplete';
+      }
+    }
+    this.#place(t0Wall);
+    return { ...this.info };
+  }
+
+  /** The recording failed: keep what was written, complete or not. Never throws. */
+  async abort(t0Wall: number, reason: Error): Promise<TrackInfo> {
+    if (!this.#ended) {
+      this.#ended = true;
+      this.info.endedAt = new Date().toISOString();
+      await this.#chain;
+      await this.#target.abort(reason);
+      this.info.state = 'incomplete';
+    }
+    this.#place(t0Wall);
+    return { ...this.info };
+  }
+
+  /** The entry as it stands, for checkpoints of the manifest while recording. */
+  snapshot(t0Wall: number): TrackInfo {
+    this.#place(t0Wall);
+    return { ...this.info };
+  }
+
+  #place(t0Wall: number): void {
+    if (!this.#t0Wall) return;
+    this.info.start = t0Wall ? this.#t0Wall - t0Wall : 0;
+    this.info.end = Math.round(this.info.start + this.#endTs * 1000);
+  }
+
+  #open(arrival: number): void {
+    this.#t0Wall = arrival;
+    this.info.startedAt = new Date(arrival).toISOString();
+    const options = { appendOnly: true, minimumClusterDuration: 1 };
+    this.#output = new Output({
+      format: this.info.container === 'webm' ? new WebMOutputFormat(options) : new MkvOutputFormat(options),
+      target: new AppendOnlyStreamTarget(
+        new WritableStream<Uint8Array>({
+          write: (chunk) => this.#target.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)),
+        }),
+      ),
+    });
+  }
+
+  #startOutput(): void {
+    const output = this.#output!;
+    this.#chain = this.#chain.then(() => output.start()).catch((err: Error) => {
+      this.#error ??= err;
+    });
+  }
+
+  /** Seconds from the track's time 0 for an RTP timestamp that arrived at `arrival`. */
+  #timestamp(rtp: number, arrival: number): number {
+    if (!this.#anchor) {
+      this.#lastRtp = rtp;
+      this.#unwrapped = rtp;
+      this.#anchor = { rtp, wall: arrival };
+      return 0;
+    }
+    // 32-bit RTP timestamps wrap; a step is the signed difference from the last one.
+    this.#unwrapped += ((rtp - this.#lastRtp + 2 ** 31) >>> 0) - 2 ** 31;
+    this.#lastRtp = rtp;
+    const wall = this.#anchor.wall + ((this.#unwrapped - this.#anchor.rtp) * 1000) / this.#clock;
+    if (Math.abs(wall - arrival) > MAX_DRIFT_MS) this.#anchor = { rtp: this.#unwrapped, wall: arrival };
+    const at = this.#anchor.wall + ((this.#unwrapped - this.#anchor.rtp) * 1000) / this.#clock;
+    return (at - this.#t0Wall) / 1000;
+  }
+
+  #add(data: Buffer, key: boolean, ts: number, duration: number, meta?: object): void {
+    // Matroska blocks go forward in time: a packet that would go back (reordered, late) is dropped.
+    if (ts <= this.#lastTs) return;
+    this.#lastTs = ts;
+    this.#endTs = Math.max(this.#endTs, ts + duration);
+    this.info.packets++;
+    const packet = new EncodedPacket(data, key ? 'key' : 'delta', ts, duration);
+    const source = (this.#video ?? this.#audio)!;
+    this.#chain = this.#chain
+      .then(() => (source as EncodedVideoPacketSource).add(packet, meta as never))
+      .catch((err: Error) => {
+        this.#error ??= err;
+      });
+  }
+}
