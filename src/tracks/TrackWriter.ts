@@ -50,6 +50,11 @@ export interface TrackInfo {
 
 /** A timestamp further than this from the packet's arrival re-anchors the track (a sender reset its RTP clock). */
 const MAX_DRIFT_MS = 2000;
+/**
+ * Over its first seconds a track's place on the wall clock is refined (the earliest its packets
+ * imply); after that it is fixed, so a sender's clock drift cannot move it.
+ */
+const SETTLE_S = 5;
 
 /**
  * One participant's track written as it arrives, without re-encoding: VP8 or H.264 frames, or
@@ -57,11 +62,11 @@ const MAX_DRIFT_MS = 2000;
  * about a second; no seek index rewritten at the end, so the file streams to its target and a
  * crash leaves a readable prefix).
  *
- * Timestamps: the track's time 0 is the wall clock when its first media arrived; each packet is
- * placed by its RTP timestamp from there (the sender's own cadence, not network jitter). A pause
- * (mute, camera off) keeps the RTP clock running, so the gap is carried in the timestamps: one
- * file per source, however often it pauses. A jump of the RTP clock (more than 2 s away from the
- * arrival time) re-anchors on the arrival time.
+ * Timestamps: each packet is placed by its RTP timestamp from the track's first (the sender's
+ * own cadence, not network jitter); the manifest places the track's time 0 on the recording's
+ * clock. A pause (mute, camera off) keeps the RTP clock running, so the gap is carried in the
+ * timestamps: one file per source, however often it pauses. A jump of the RTP clock (more than
+ * 2 s away from the arrival time) goes on from the arrival time.
  */
 export class TrackWriter {
   readonly info: TrackInfo;
@@ -74,6 +79,8 @@ export class TrackWriter {
   #t0Wall = 0;
   /** The RTP timestamp (unwrapped) and wall time a track's time is counted from. */
   #anchor: { rtp: number; wall: number } | null = null;
+  /** The file time at #anchor.rtp (0, until a jump of the RTP clock re-anchors). */
+  #anchorTs = 0;
   #lastRtp = 0;
   #unwrapped = 0;
   #lastTs = -1;
@@ -105,7 +112,7 @@ export class TrackWriter {
       if (!f.keyframe) return;
       const size = f.codec === 'vp8' ? vp8KeyframeInfo(f.data) : avcPictureSize(f.data);
       if (!size) return;
-      this.#open(arrival);
+      this.#open();
       this.info.width = size.width;
       this.info.height = size.height;
       const source = new EncodedVideoPacketSource(f.codec === 'vp8' ? 'vp8' : 'avc');
@@ -125,7 +132,7 @@ export class TrackWriter {
     if (!samples) return; // not an Opus packet this track can time
     let meta: object | undefined;
     if (!this.#output) {
-      this.#open(arrival);
+      this.#open();
       const source = new EncodedAudioPacketSource('opus');
       this.#audio = source;
       this.#output!.addAudioTrack(source);
@@ -187,13 +194,12 @@ export class TrackWriter {
 
   #place(t0Wall: number): void {
     if (!this.#t0Wall) return;
-    this.info.start = t0Wall ? this.#t0Wall - t0Wall : 0;
-    this.info.end = Math.round(this.info.start + this.#endTs * 1000);
+    const start = t0Wall ? this.#t0Wall - t0Wall : 0;
+    this.info.start = Math.round(start);
+    this.info.end = Math.round(start + this.#endTs * 1000);
   }
 
-  #open(arrival: number): void {
-    this.#t0Wall = arrival;
-    this.info.startedAt = new Date(arrival).toISOString();
+  #open(): void {
     const options = { appendOnly: true, minimumClusterDuration: 1 };
     this.#output = new Output({
       format: this.info.container === 'webm' ? new WebMOutputFormat(options) : new MkvOutputFormat(options),
@@ -212,21 +218,39 @@ export class TrackWriter {
     });
   }
 
-  /** Seconds from the track's time 0 for an RTP timestamp that arrived at `arrival`. */
+  /**
+   * Seconds from the track's time 0 for an RTP timestamp that arrived at `arrival`. Time in the
+   * file is the sender's RTP clock; where time 0 lies on the wall clock is the earliest the
+   * packets imply over the track's first seconds (arrival − RTP time, least over packets): the
+   * first packets often come in a burst (queued while the recording started), so the first
+   * arrival alone places a track up to ~0.1 s late.
+   */
   #timestamp(rtp: number, arrival: number): number {
     if (!this.#anchor) {
       this.#lastRtp = rtp;
       this.#unwrapped = rtp;
       this.#anchor = { rtp, wall: arrival };
+      this.#setWall0(arrival);
       return 0;
     }
     // 32-bit RTP timestamps wrap; a step is the signed difference from the last one.
     this.#unwrapped += ((rtp - this.#lastRtp + 2 ** 31) >>> 0) - 2 ** 31;
     this.#lastRtp = rtp;
-    const wall = this.#anchor.wall + ((this.#unwrapped - this.#anchor.rtp) * 1000) / this.#clock;
-    if (Math.abs(wall - arrival) > MAX_DRIFT_MS) this.#anchor = { rtp: this.#unwrapped, wall: arrival };
-    const at = this.#anchor.wall + ((this.#unwrapped - this.#anchor.rtp) * 1000) / this.#clock;
-    return (at - this.#t0Wall) / 1000;
+    let ts = (this.#unwrapped - this.#anchor.rtp) / this.#clock + this.#anchorTs;
+    if (Math.abs(this.#t0Wall + ts * 1000 - arrival) > MAX_DRIFT_MS) {
+      // The sender's RTP clock jumped: go on from the arrival time.
+      ts = Math.max(this.#lastTs + 0.001, (arrival - this.#t0Wall) / 1000);
+      this.#anchor = { rtp: this.#unwrapped, wall: arrival };
+      this.#anchorTs = ts;
+    } else if (ts < SETTLE_S && arrival - ts * 1000 < this.#t0Wall) {
+      this.#setWall0(arrival - ts * 1000);
+    }
+    return ts;
+  }
+
+  #setWall0(wall: number): void {
+    this.#t0Wall = wall;
+    this.info.startedAt = new Date(Math.round(wall)).toISOString();
   }
 
   #add(data: Buffer, key: boolean, ts: number, duration: number, meta?: object): void {
