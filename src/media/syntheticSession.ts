@@ -95,7 +95,7 @@ export async function runSyntheticSession(o: SyntheticSessionOptions): Promise<S
     config: o.config,
     ffmpegPath: o.ffmpegPath,
     sink: new FileSink(path.dirname(out), path.basename(out)),
-    tracks: o.tracks ? (_id, file) => new FileTrackTarget(path.dirname(out), tracksPrefixOf(path.basename(out)) + file) : undefined,
+    tracks: o.tracks ? (_meta, file) => new FileTrackTarget(path.dirname(out), tracksPrefixOf(path.basename(out)) + file) : undefined,
     logger: o.logger,
     workDir: path.join(os.tmpdir(), `tessera-${process.pid}`, id),
   });

@@ -145,7 +145,7 @@ export class Recorder extends EventEmitter<Events> {
       id,
       roomId,
       layout,
-      tracks: withTracks ? (trackId, file) => storage.createTrackTarget!({ id, location: sink.location }, trackId, file) : undefined,
+      tracks: withTracks ? (meta, file) => storage.createTrackTarget!({ id, location: sink.location }, meta, file) : undefined,
       pool: this.#pool,
       config: this.#config,
       ffmpegPath: this.ffmpegPath,

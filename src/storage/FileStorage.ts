@@ -5,7 +5,7 @@ import type { MediaRange, Storage } from './Sink';
 import type { RecordingLocation } from '../media/types';
 import { FileTrackTarget } from './FileTrackTarget';
 import { rendersPrefixOf, tracksPrefixOf } from './trackKeys';
-import type { TrackTarget } from '../tracks/TrackWriter';
+import type { TrackMeta, TrackTarget } from '../tracks/TrackWriter';
 
 /**
  * Local directory storage (the default): `<dir>/<roomId>/<recordingId>.mp4` + `.json`, and when
@@ -24,7 +24,7 @@ export class FileStorage implements Storage {
     return new FileSink(this.dir, `${roomId}/${recordingId}.mp4`);
   }
 
-  createTrackTarget(recording: { id: string; location: RecordingLocation }, _trackId: string, file: string): TrackTarget {
+  createTrackTarget(recording: { id: string; location: RecordingLocation }, _track: TrackMeta, file: string): TrackTarget {
     const key = tracksPrefixOf(recording.location.key) + file;
     this.#path({ kind: 'file', key }); // refuses a key outside the directory
     return new FileTrackTarget(this.dir, key);

@@ -33,7 +33,7 @@ import { FINAL_FILE, PART_FILE_RE, S3Sink, STATE_FILE, retentionTags, type S3Set
 import { retryOptions, withRetry, type RetryOptions } from './s3/withRetry';
 import { S3TrackTarget, TRACK_STATE_SUFFIX, type TrackSpoolState } from './s3/S3TrackTarget';
 import { rendersPrefixOf, tracksPrefixOf } from './trackKeys';
-import type { TrackInfo, TrackTarget } from '../tracks/TrackWriter';
+import type { TrackInfo, TrackMeta, TrackTarget } from '../tracks/TrackWriter';
 
 export interface S3StorageOptions {
   logger?: Logger;
@@ -140,7 +140,7 @@ export class S3Storage implements Storage {
   }
 
   /** A track of a recording, beside its MP4 (`<recording>.tracks/<file>`). */
-  createTrackTarget(recording: { id: string; location: RecordingLocation }, trackId: string, file: string): TrackTarget {
+  createTrackTarget(recording: { id: string; location: RecordingLocation }, track: TrackMeta, file: string): TrackTarget {
     if (this.#closed) throw new TesseraError('REC_ERR_SHUTDOWN', 'storage is closed');
     const key = tracksPrefixOf(recording.location.key) + file;
     return new S3TrackTarget({
@@ -152,7 +152,7 @@ export class S3Storage implements Storage {
       sse: this.#cfg.sse,
       kmsKeyId: this.#cfg.kmsKeyId,
       spoolDir: this.#trackSpoolDir(),
-      state: { recordingId: recording.id, manifestKey: this.manifestKey(recording.location.key), trackId, instanceId: this.#instanceId },
+      state: { recordingId: recording.id, manifestKey: this.manifestKey(recording.location.key), trackId: track.id, track, instanceId: this.#instanceId },
       logger: this.#log,
     });
   }
@@ -644,7 +644,7 @@ export class S3Storage implements Storage {
         { abortSignal },
       ),
     );
-    await this.#noteRecoveredTrack(s.manifestKey, s.key, body.length);
+    await this.#noteRecoveredTrack(s.manifestKey, s.key, body.length, s.track);
     await removeTrackSpool(file);
     report.completed.push(`${s.recordingId}:${s.trackId}`);
     this.#log.warn({ key: s.key, bytes: body.length }, 'recovery: track uploaded from its spool copy');
@@ -682,11 +682,22 @@ export class S3Storage implements Storage {
     this.#log.warn({ key, parts: parts.length, bytes }, 'recovery: track completed from its uploaded parts');
   }
 
-  /** The manifest's entry for a recovered track: its size now, and `incomplete` (cut short). */
-  async #noteRecoveredTrack(manifestKey: string, key: string, bytes: number): Promise<void> {
+  /**
+   * The manifest's entry for a recovered track: its size now, and `incomplete` (cut short). A
+   * track the manifest does not list yet (the crash came before a checkpoint listed it) is added
+   * with what is known of it; its place on the recording's clock (`start`) is then unknown.
+   */
+  async #noteRecoveredTrack(manifestKey: string, key: string, bytes: number, meta?: TrackMeta): Promise<void> {
     const m = await this.#getManifest(manifestKey);
-    if (!m || !Array.isArray(m.tracks)) return;
-    const tracks = (m.tracks as TrackInfo[]).map((t) => (t.location?.key === key ? { ...t, bytes, state: 'incomplete' as const } : t));
+    if (!m) return;
+    const listed = Array.isArray(m.tracks) ? (m.tracks as TrackInfo[]) : [];
+    const location = { kind: 's3' as const, bucket: this.#cfg.bucket, key };
+    let tracks = listed.map((t) => (t.location?.key === key ? { ...t, bytes, state: 'incomplete' as const } : t));
+    if (!listed.some((t) => t.location?.key === key)) {
+      const file = key.slice(key.lastIndexOf('/') + 1);
+      const kind = (meta?.kind ?? /^\d+-([a-z-]+?)-/.exec(file)?.[1] ?? 'camera') as TrackInfo['kind'];
+      tracks = [...tracks, { id: meta?.id ?? file, participantId: meta?.participantId ?? '', name: meta?.name ?? '', sourceId: meta?.sourceId ?? '', kind, codec: meta?.codec ?? (file.endsWith('.mkv') ? 'h264' : kind === 'microphone' || kind === 'screen-audio' ? 'opus' : 'vp8'), container: file.endsWith('.mkv') ? 'mkv' : 'webm', startedAt: '', location, bytes, packets: 0, state: 'incomplete' } as unknown as TrackInfo];
+    }
     await this.#putManifest(this.#cfg.bucket, manifestKey, { ...m, tracks });
   }
 

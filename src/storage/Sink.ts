@@ -1,5 +1,5 @@
 import type { RecordingLocation } from '../media/types';
-import type { TrackTarget } from '../tracks/TrackWriter';
+import type { TrackMeta, TrackTarget } from '../tracks/TrackWriter';
 
 /**
  * A piece of the encoder's fragmented MP4, cut on box boundaries by Mp4Splitter:
@@ -42,7 +42,7 @@ export interface Storage {
   readonly kind: 'file' | 's3';
   createSink(recordingId: string, roomId: string): Sink;
   /** Where one track of a recording goes, beside its MP4 (`<recording>.tracks/<file>`). */
-  createTrackTarget?(recording: { id: string; location: RecordingLocation }, trackId: string, file: string): TrackTarget;
+  createTrackTarget?(recording: { id: string; location: RecordingLocation }, track: TrackMeta, file: string): TrackTarget;
   /** Manifests of every recording stored (for listing after a restart). */
   listManifests(): Promise<object[]>;
   /** Size and a stream of the MP4 (or of a byte range of it). */

@@ -1,9 +1,9 @@
 import type { Logger } from '../logger';
 import type { EncodedVideoFrame, MediaSource, OpusPacket } from '../media/types';
-import { TrackWriter, type TrackCodec, type TrackInfo, type TrackKind, type TrackTarget } from './TrackWriter';
+import { TrackWriter, type TrackCodec, type TrackInfo, type TrackKind, type TrackMeta, type TrackTarget } from './TrackWriter';
 
 /** Makes the target of one track: `file` is its name within the recording's tracks. */
-export type TrackTargetFactory = (trackId: string, file: string) => TrackTarget;
+export type TrackTargetFactory = (meta: TrackMeta, file: string) => TrackTarget;
 
 interface Attached {
   source: MediaSource;
@@ -101,16 +101,17 @@ export class TrackRecorder {
     const id = `t${n}`;
     const ext = codec === 'h264' ? 'mkv' : 'webm';
     const file = `${String(n).padStart(3, '0')}-${kind}-${safe(a.source.participantId)}.${ext}`;
+    const meta: TrackMeta = { id, participantId: a.source.participantId, name: a.source.name, sourceId: a.source.id, kind, codec };
     let target: TrackTarget;
     try {
-      target = this.#create(id, file);
+      target = this.#create(meta, file);
     } catch (err) {
       // Without a target this track is not kept; the composite and the other tracks go on.
       this.#log.error({ err: (err as Error).message, file }, 'cannot create a track');
-      a.writers.set(kind, new TrackWriter({ id, participantId: a.source.participantId, name: a.source.name, sourceId: a.source.id, kind, codec, target: nullTarget(file) }));
+      a.writers.set(kind, new TrackWriter({ ...meta, target: nullTarget(file) }));
       return undefined;
     }
-    const w = new TrackWriter({ id, participantId: a.source.participantId, name: a.source.name, sourceId: a.source.id, kind, codec, target });
+    const w = new TrackWriter({ ...meta, target, requestKeyframe: () => a.source.requestKeyframe() });
     a.writers.set(kind, w);
     this.#writers.push(w);
     return w;

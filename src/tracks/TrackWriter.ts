@@ -21,6 +21,9 @@ export interface TrackTarget {
   abort(reason: Error): Promise<void>;
 }
 
+/** What a track is, known before its first byte. */
+export type TrackMeta = Pick<TrackInfo, 'id' | 'participantId' | 'name' | 'sourceId' | 'kind' | 'codec'>;
+
 /** One track as the manifest lists it. Times are ms on the recording's clock (0 = the MP4's start). */
 export interface TrackInfo {
   id: string;
@@ -88,8 +91,15 @@ export class TrackWriter {
   #ended = false;
   #error: Error | null = null;
 
-  constructor(o: { id: string; participantId: string; name: string; sourceId: string; kind: TrackKind; codec: TrackCodec; target: TrackTarget }) {
+  /** Video waits for a keyframe (after a pause: what follows may refer to pictures never sent). */
+  #needKey = false;
+  #lastVideoRtp: number | null = null;
+  #askKey: () => void;
+  #askedAt = -Infinity;
+
+  constructor(o: TrackMeta & { target: TrackTarget; requestKeyframe?: () => void }) {
     this.#target = o.target;
+    this.#askKey = o.requestKeyframe ?? (() => undefined);
     this.#clock = o.codec === 'opus' ? 48000 : 90000;
     const container = o.codec === 'h264' ? 'mkv' : 'webm';
     this.info = { id: o.id, participantId: o.participantId, name: o.name, sourceId: o.sourceId, kind: o.kind, codec: o.codec, container, startedAt: '', start: 0, location: o.target.location, packets: 0, state: 'recording' };
@@ -120,9 +130,24 @@ export class TrackWriter {
       this.#output!.addVideoTrack(source);
       this.#startOutput();
       const codec = f.codec === 'vp8' ? 'vp8' : (avcCodecString(f.data) ?? 'avc1.42e01f');
+      this.#lastVideoRtp = f.rtpTimestamp;
       this.#add(f.data, f.keyframe, this.#timestamp(f.rtpTimestamp, arrival), 0, { decoderConfig: { codec, codedWidth: size.width, codedHeight: size.height } });
       return;
     }
+    // A pause of more than a second (camera off, a sender's hiccup): resume at a keyframe, so the
+    // file never holds a picture that refers to one it does not have.
+    const gap = this.#lastVideoRtp === null ? 0 : ((f.rtpTimestamp - this.#lastVideoRtp) >>> 0) / 90000;
+    this.#lastVideoRtp = f.rtpTimestamp;
+    if (gap > 1 && gap < 2 ** 31 / 90000) this.#needKey = true;
+    if (this.#needKey && !f.keyframe) {
+      // Asked at most twice a second: a sender answers the first ask; more would only cost it bits.
+      if (arrival - this.#askedAt >= 500) {
+        this.#askedAt = arrival;
+        this.#askKey();
+      }
+      return;
+    }
+    this.#needKey = false;
     this.#add(f.data, f.keyframe, this.#timestamp(f.rtpTimestamp, arrival), 0);
   }
 

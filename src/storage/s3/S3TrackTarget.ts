@@ -6,7 +6,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { Logger } from '../../logger';
 import type { RecordingLocation } from '../../media/types';
-import type { TrackTarget } from '../../tracks/TrackWriter';
+import type { TrackMeta, TrackTarget } from '../../tracks/TrackWriter';
 
 /** What a track's spool directory keeps so that recovery can finish it after a crash. */
 export interface TrackSpoolState {
@@ -17,6 +17,8 @@ export interface TrackSpoolState {
   /** The recording's manifest key, whose `tracks` entry recovery updates. */
   manifestKey: string;
   trackId: string;
+  /** What the track is (the manifest's entry is rebuilt from it if no checkpoint listed the track). */
+  track?: TrackMeta;
   pid: number;
   host: string;
   instanceId: string;
