@@ -170,11 +170,11 @@ async function tesseraRun(ffmpeg: string, dir: string, n: number, seconds: numbe
 }
 
 /** Records one run; the output is analysed apart (analyse), so that decoding one run's file never loads another run still recording. */
-async function recordRun(ffmpeg: string, dir: string, n: number, seconds: number, config: ReturnType<typeof loadConfig>, name: string) {
+async function recordRun(ffmpeg: string, dir: string, n: number, seconds: number, config: ReturnType<typeof loadConfig>, name: string, tracks = false) {
   const rss = rssSampler(() => pool.sparePids);
   let cpuStart = 0, ownStart = 0, tStart = 0, startCall = 0, recordingAt = 0, stopCall = 0, availableAt = 0;
   const r = await runSyntheticSession({
-    participants: n, seconds, out: path.join(dir, `${name}.mp4`), config, ffmpegPath: ffmpeg, logger, pool,
+    participants: n, seconds, out: path.join(dir, `${name}.mp4`), config, ffmpegPath: ffmpeg, logger, pool, tracks,
     events: [{ at: 0, action: (c) => {
       cpuStart = treeCpuSeconds(); ownStart = ownCpuSeconds(); tStart = performance.now();
       c.recording.on('state', (info) => {
@@ -306,6 +306,18 @@ async function main() {
         const q = await tesseraRun(ffmpeg, dir, n, 10, { ...config, x264Psnr: true }, 'psnr');
         c.psnrDb = q.stats.psnrDb ?? null;
         console.log(JSON.stringify({ name: c.name, psnrDb: c.psnrDb }));
+        // Tracks (`tracks: true`): what writing every participant's tracks adds. They are written
+        // in the server process (no decoding), so the cost is the server's CPU with tracks less
+        // without, as a share of the whole recording's; memory likewise.
+        const tr = await recordRun(ffmpeg, dir, n, seconds, config, 'tracks', true);
+        const tracksCores = Math.max(0, tr.serverCores - t.serverCores);
+        const tracksCase = {
+          name: `grid-${n}-tracks`, participants: n, recordings: 1, tracks: (tr.r.info.tracks ?? []).length,
+          tracksCoresAdded: round(tracksCores), tracksCpuShare: round(tracksCores / t.cores), tracksRssMBAdded: Math.round(tr.mem - t.rssMB),
+          tracksBytes: (tr.r.info.tracks ?? []).reduce((s, x) => s + (x.bytes ?? 0), 0), status: tr.r.info.status,
+        };
+        results.push(tracksCase);
+        console.log(JSON.stringify(tracksCase));
         const th = await throttledRun(dir, n, seconds);
         if (th) {
           results.push(th);
