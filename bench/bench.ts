@@ -8,9 +8,10 @@
  * - tessera: the real pipeline fed by synthetic participants in real time: this process plays
  *   the server (it forwards encoded media to the recording's worker process and writes the
  *   worker's MP4 to the file sink); the worker runs decoders, pacer, compositor and encoder.
- *   coresPerRecording is the whole tree; serverCoresPerRecording this process alone, less what
- *   the synthetic participants themselves cost it (measured alone, side by side: in a real
- *   server that is the SFU receiving their RTP, which it does whether or not anyone records).
+ *   coresPerRecording is the whole tree, serverCoresPerRecording this process alone, each less
+ *   what the synthetic participants themselves cost it (measured alone, side by side: in a real
+ *   server that is the SFU receiving their RTP, which it does whether or not anyone records;
+ *   coresWithParticipants keeps the tree's figure with them).
  * - two recordings of the same size at once in one server (`recordings: 2`), per recording.
  * - throttled: one recording with churn, the whole tree (`npm run demo`) in a cgroup v1 CPU
  *   quota of 0.45 cores (a Kubernetes CPU limit); needs a writable cgroup (root).
@@ -274,7 +275,11 @@ async function main() {
       const c = {
         name: `grid-${n}-${config.video.width}x${config.video.height}@${config.video.fps}`,
         participants: n, width: config.video.width, height: config.video.height, fps: config.video.fps, recordings: 1,
-        coresPerRecording: round(t.cores), floorCoresPerRecording: round(floor.cores), ratioToFloor: round(t.cores / floor.cores),
+        // The tree includes this process, which also plays the participants: what they cost it
+        // alone (measured side by side) is not the recording's — in a server it is the SFU
+        // receiving their media, recorded or not — and the floor, reading files, has no such cost.
+        coresPerRecording: round(t.cores - participantsCores), floorCoresPerRecording: round(floor.cores), ratioToFloor: round((t.cores - participantsCores) / floor.cores),
+        coresWithParticipants: round(t.cores),
         realtimeFactor: round(t.realtimeFactor), framesDropped: t.stats.framesDropped, framesDuplicated: t.stats.framesDuplicated,
         rssMBPerRecording: Math.round(t.rssMB), pssMBPerRecording: Math.round(t.pssMB), spareWorkerMB: spareWorkerMB(), floorRssMB: Math.round(floor.rssMB), startLatencyMs: Math.round(t.startLatencyMs), timeToAvailableMs: Math.round(t.timeToAvailableMs),
         avOffsetMs: Math.round(t.avOffsetMs), repeatedShare: round(t.repeatedShare), serverCoresPerRecording: round(Math.max(0, t.serverCores - participantsCores)), serverCoresWithParticipants: round(t.serverCores), psnrDb: null as number | null, status: t.info.status,
@@ -290,7 +295,7 @@ async function main() {
         const both = runs.map(analyse);
         const two = {
           name: `grid-${n}-x2`, participants: n, width: config.video.width, height: config.video.height, fps: config.video.fps, recordings: 2,
-          coresPerRecording: round(treeCores / 2), floorCoresPerRecording: round(floor.cores), ratioToFloor: round(treeCores / 2 / floor.cores),
+          coresPerRecording: round((treeCores - 2 * participantsCores) / 2), floorCoresPerRecording: round(floor.cores), ratioToFloor: round((treeCores - 2 * participantsCores) / 2 / floor.cores),
           realtimeFactor: round(Math.min(...both.map((b) => b.realtimeFactor))),
           framesDropped: both.reduce((s, b) => s + b.stats.framesDropped, 0), framesDuplicated: both.reduce((s, b) => s + b.stats.framesDuplicated, 0),
           repeatedShare: round(Math.max(...both.map((b) => b.repeatedShare))),
@@ -313,7 +318,7 @@ async function main() {
         const tracksCores = Math.max(0, tr.serverCores - t.serverCores);
         const tracksCase = {
           name: `grid-${n}-tracks`, participants: n, recordings: 1, tracks: (tr.r.info.tracks ?? []).length,
-          tracksCoresAdded: round(tracksCores), tracksCpuShare: round(tracksCores / t.cores), tracksRssMBAdded: Math.round(tr.mem - t.rssMB),
+          tracksCoresAdded: round(tracksCores), tracksCpuShare: round(tracksCores / (t.cores - participantsCores)), tracksRssMBAdded: Math.round(tr.mem - t.rssMB),
           tracksBytes: (tr.r.info.tracks ?? []).reduce((s, x) => s + (x.bytes ?? 0), 0), status: tr.r.info.status,
         };
         results.push(tracksCase);

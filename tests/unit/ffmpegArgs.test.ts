@@ -42,7 +42,7 @@ describe('argv builders', () => {
     const s = a.join(' ');
     expect(s).toContain('-f rawvideo -pix_fmt yuv420p -s 1280x720 -framerate 30 -thread_queue_size 512 -i pipe:0');
     expect(s).toContain('-f s16le -ar 48000 -ac 1 -channel_layout mono -thread_queue_size 512 -i pipe:3');
-    expect(s).toContain('-c:v libx264 -preset superfast -x264-params mbtree=1:rc-lookahead=10:bframes=0 -profile:v high -pix_fmt yuv420p -b:v 2500k -maxrate 2500k -bufsize 5000k -g 60 -keyint_min 60 -sc_threshold 0');
+    expect(s).toContain('-c:v libx264 -threads 1 -preset superfast -x264-params mbtree=1:rc-lookahead=10:bframes=0 -profile:v high -pix_fmt yuv420p -b:v 2500k -maxrate 2500k -bufsize 5000k -g 60 -keyint_min 60 -sc_threshold 0');
     expect(s).toContain('-c:a aac -b:a 96k');
     expect(s.endsWith('-f mp4 -movflags empty_moov+default_base_moof -frag_duration 1000000 pipe:1')).toBe(true);
     expect(encoderArgs({ width: 640, height: 360, fps: 25, videoBitrate: 1e6, audioBitrate: 64e3, preset: 'ultrafast', tune: 'zerolatency', x264Params: '', fragmentMs: 1000, keyframeMs: 2000 }).join(' ')).toContain('-preset ultrafast -tune zerolatency -x264-params trellis=0 ');
