@@ -211,6 +211,12 @@ export class Recorder extends EventEmitter<Events> {
     return this.storage.openMedia(info.location, range);
   }
 
+  async openTrack(id: string, trackId: string, range?: MediaRange) {
+    const track = (await this.get(id))?.tracks?.find((t) => t.id === trackId);
+    if (!track) return null;
+    return this.storage.openMedia(track.location, range);
+  }
+
   async presignMedia(id: string): Promise<string | null> {
     const info = await this.get(id);
     if (!info || !this.storage.presignMedia) return null;

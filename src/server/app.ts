@@ -215,48 +215,27 @@ export function createApp(init: { config: Readonly<Config>; conference: Conferen
       res.redirect(302, url);
       return;
     }
-    const whole = await recorder.openMedia(id);
-    if (!whole) throw new TesseraError('REC_ERR_NOT_FOUND', 'no media for this recording');
-    const size = whole.size;
-    const range = parseRange(req.get('range'), size);
-    // One event per download, not per Range request of a player (a signed URL's issue is one).
-    const who = actor(req);
-    if (who.id !== 'signed-url' && req.method === 'GET' && (range === null || (range !== 'invalid' && range.start === 0))) {
-      conference.audit.record({ event: 'recording.downloaded', actor: who, roomId: (await recorder.get(id))?.roomId, recordingId: id });
-    }
-    res.set('Accept-Ranges', 'bytes');
-    res.set('Content-Type', 'video/mp4');
-    res.set('Cache-Control', 'no-store');
-    if (range === 'invalid') {
-      destroy(whole.stream);
-      res.status(416).set('Content-Range', `bytes */${size}`).end();
-      return;
-    }
-    let stream = whole.stream;
-    if (range) {
-      destroy(whole.stream);
-      const part = await recorder.openMedia(id, range);
-      if (!part) throw new TesseraError('REC_ERR_NOT_FOUND', 'no media for this recording');
-      stream = part.stream;
-      const end = range.end ?? size - 1;
-      res.status(206);
-      res.set('Content-Range', `bytes ${range.start}-${end}/${size}`);
-      res.set('Content-Length', String(end - range.start + 1));
-    } else {
-      res.status(200);
-      res.set('Content-Length', String(size));
-    }
-    if (req.method === 'HEAD') {
-      destroy(stream);
-      res.end();
-      return;
-    }
-    res.on('close', () => destroy(stream));
-    (stream as NodeJS.ReadableStream & { on: (e: string, f: (err: Error) => void) => void }).on('error', (err: Error) => {
-      log.warn({ err }, 'media stream failed');
-      res.destroy(err);
-    });
-    stream.pipe(res);
+    await sendMedia(req, res, 'video/mp4', (range) => recorder.openMedia(id, range), async (range) => {
+      // One event per download, not per Range request of a player (a signed URL's issue is one).
+      const who = actor(req);
+      if (who.id !== 'signed-url' && req.method === 'GET' && (range === null || (range !== 'invalid' && range.start === 0))) {
+        conference.audit.record({ event: 'recording.downloaded', actor: who, roomId: (await recorder.get(id))?.roomId, recordingId: id });
+      }
+    }, log);
+  }));
+  api.get('/recordings/:id/tracks/:trackId/media', asyncRoute(async (req, res) => {
+    const id = recordingId(req.params.id);
+    const trackId = req.params.trackId;
+    if (typeof trackId !== 'string' || !/^t\d{1,6}$/.test(trackId)) throw new TesseraError('REC_ERR_BAD_REQUEST', 'trackId must look like t1');
+    if (!recorder.openTrack) throw new TesseraError('REC_ERR_NOT_FOUND', 'this recorder keeps no tracks');
+    const info = await recorder.get(id);
+    const track = info?.tracks?.find((t) => t.id === trackId);
+    if (!info || !track) throw new TesseraError('REC_ERR_NOT_FOUND', 'no such track');
+    await sendMedia(req, res, track.container === 'mkv' ? 'video/x-matroska' : track.kind === 'microphone' || track.kind === 'screen-audio' ? 'audio/webm' : 'video/webm', (range) => recorder.openTrack!(id, trackId, range), async (range) => {
+      if (req.method === 'GET' && (range === null || (range !== 'invalid' && range.start === 0))) {
+        conference.audit.record({ event: 'recording.downloaded', actor: actor(req), roomId: info.roomId, recordingId: id, detail: { track: trackId } });
+      }
+    }, log);
   }));
   api.delete('/recordings/:id', asyncRoute(async (req, res) => {
     const id = recordingId(req.params.id);
@@ -336,6 +315,58 @@ export function isLoopbackAddress(addr: string | undefined): boolean {
 /** A credential's name in the audit trail: never the token, enough to tell two apart. */
 function fingerprint(token: string): string {
   return createHash('sha256').update(token).digest('hex').slice(0, 8);
+}
+
+/**
+ * Serves a stored file (a recording's MP4, one of its tracks) with Range support: 200 whole, 206
+ * for a range, 416 for a range it cannot satisfy. `opened` hears of each request (for audit).
+ */
+async function sendMedia(
+  req: Request,
+  res: Response,
+  contentType: string,
+  open: (range?: MediaRange) => Promise<{ size: number; stream: NodeJS.ReadableStream } | null>,
+  opened: (range: MediaRange | null | 'invalid') => Promise<void>,
+  log: Logger,
+): Promise<void> {
+  const whole = await open();
+  if (!whole) throw new TesseraError('REC_ERR_NOT_FOUND', 'no media for this recording');
+  const size = whole.size;
+  const range = parseRange(req.get('range'), size);
+  await opened(range);
+  res.set('Accept-Ranges', 'bytes');
+  res.set('Content-Type', contentType);
+  res.set('Cache-Control', 'no-store');
+  if (range === 'invalid') {
+    destroy(whole.stream);
+    res.status(416).set('Content-Range', `bytes */${size}`).end();
+    return;
+  }
+  let stream = whole.stream;
+  if (range) {
+    destroy(whole.stream);
+    const part = await open(range);
+    if (!part) throw new TesseraError('REC_ERR_NOT_FOUND', 'no media for this recording');
+    stream = part.stream;
+    const end = range.end ?? size - 1;
+    res.status(206);
+    res.set('Content-Range', `bytes ${range.start}-${end}/${size}`);
+    res.set('Content-Length', String(end - range.start + 1));
+  } else {
+    res.status(200);
+    res.set('Content-Length', String(size));
+  }
+  if (req.method === 'HEAD') {
+    destroy(stream);
+    res.end();
+    return;
+  }
+  res.on('close', () => destroy(stream));
+  (stream as NodeJS.ReadableStream & { on: (e: string, f: (err: Error) => void) => void }).on('error', (err: Error) => {
+    log.warn({ err }, 'media stream failed');
+    res.destroy(err);
+  });
+  stream.pipe(res);
 }
 
 function destroy(s: NodeJS.ReadableStream): void {

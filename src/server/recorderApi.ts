@@ -32,6 +32,8 @@ export interface RecorderApi extends EventEmitter {
   noteConsent?(recordingId: string, answer?: { participantId: string; name: string; accepted: boolean; at: string }): void;
   openMedia(id: string, range?: MediaRange): Promise<{ size: number; stream: NodeJS.ReadableStream } | null>;
   presignMedia(id: string): Promise<string | null>;
+  /** One of a recording's tracks (the real Recorder). */
+  openTrack?(id: string, trackId: string, range?: MediaRange): Promise<{ size: number; stream: NodeJS.ReadableStream } | null>;
   drain(): Promise<void>;
   /** For /readyz: the storage's own check (S3: what the bucket supports); ok false = cannot store recordings. */
   storageStatus?(): { kind: 'file' | 's3'; ok: boolean | null };

@@ -29,8 +29,13 @@ beforeAll(async () => {
   const dir = path.join(tmp, 'rec', 'room1');
   fs.mkdirSync(dir, { recursive: true });
   execFileSync(FFMPEG, ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=15', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000', '-t', '3', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-g', '30', '-c:a', 'aac', '-movflags', 'frag_keyframe+empty_moov+default_base_moof', path.join(dir, 'rec1.mp4')]);
+  // and one track of it, as `tracks: true` keeps them
+  fs.mkdirSync(path.join(dir, 'rec1.tracks'));
+  execFileSync(FFMPEG, ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=15', '-t', '2', '-c:v', 'libvpx', '-b:v', '300k', '-f', 'webm', path.join(dir, 'rec1.tracks', '001-camera-p1.webm')]);
+  const trackBytes = fs.statSync(path.join(dir, 'rec1.tracks', '001-camera-p1.webm')).size;
   const now = new Date().toISOString();
-  fs.writeFileSync(path.join(dir, 'rec1.json'), JSON.stringify({ id: 'rec1', roomId: 'room1', status: 'available', startedAt: now, endedAt: now, durationMs: 3000, layout: 'grid', location: { kind: 'file', key: 'room1/rec1.mp4' }, participants: [] }));
+  const track = { id: 't1', participantId: 'p1', name: 'Alice', sourceId: 'p1', kind: 'camera', codec: 'vp8', container: 'webm', startedAt: now, start: 0, end: 2000, location: { kind: 'file', key: 'room1/rec1.tracks/001-camera-p1.webm' }, bytes: trackBytes, packets: 30, state: 'complete' };
+  fs.writeFileSync(path.join(dir, 'rec1.json'), JSON.stringify({ id: 'rec1', roomId: 'room1', status: 'available', startedAt: now, endedAt: now, durationMs: 3000, layout: 'grid', location: { kind: 'file', key: 'room1/rec1.mp4' }, participants: [], tracks: [track] }));
   const config = loadConfig({ PORT: '0', API_TOKEN, RECORDINGS_DIR: path.join(tmp, 'rec') });
   recorder = new Recorder({ config, storage: new FileStorage(config.recordingsDir), logger });
   server = new TesseraServer({ config, recorder, logger });
@@ -82,4 +87,33 @@ test('a signed media URL plays that recording only, for a while only; tampering 
   for (const url of variants) expect({ url, status: (await fetch(url)).status }).toEqual({ url, status: 401 });
   expect((await fetch(`${server.url}${signed.url}`, { method: 'DELETE' })).status).toBe(401);
   expect((await fetch(`${server.url}/api/recordings/rec1/media-url`)).status).toBe(401);
+});
+
+test("a recording's tracks: listed on the page and downloaded with the token in a header; over REST with ranges", async () => {
+  browser ??= await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+  const page = await browser.newPage();
+  const requested: string[] = [];
+  page.on('request', (r) => requested.push(r.url()));
+  await page.goto(`${server.url}/recordings`);
+  await page.locator('#token-form').waitFor({ state: 'visible', timeout: 10_000 });
+  await page.fill('#api-token', API_TOKEN);
+  await page.click('#token-form button[type=submit]');
+  await page.locator('tr[data-id="rec1"] button.show-tracks').click();
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 10_000 }), page.locator('tr.tracks button.track').first().click()]);
+  expect(download.suggestedFilename()).toBe('001-camera-p1.webm');
+  const saved = path.join(tmp, 'downloaded.webm');
+  await download.saveAs(saved);
+  expect(fs.readFileSync(saved).equals(fs.readFileSync(path.join(tmp, 'rec', 'room1', 'rec1.tracks', '001-camera-p1.webm')))).toBe(true);
+  expect(requested.filter((u) => u.includes(API_TOKEN))).toEqual([]);
+
+  const url = `${server.url}/api/recordings/rec1/tracks/t1/media`;
+  const auth = { Authorization: `Bearer ${API_TOKEN}` };
+  const whole = await fetch(url, { headers: auth });
+  expect({ status: whole.status, type: whole.headers.get('content-type'), bytes: (await whole.arrayBuffer()).byteLength }).toEqual({ status: 200, type: 'video/webm', bytes: fs.statSync(saved).size });
+  const part = await fetch(url, { headers: { ...auth, Range: 'bytes=0-99' } });
+  expect({ status: part.status, bytes: (await part.arrayBuffer()).byteLength }).toEqual({ status: 206, bytes: 100 });
+  expect((await fetch(url)).status).toBe(401);
+  expect((await fetch(`${server.url}/api/recordings/rec1/tracks/t9/media`, { headers: auth })).status).toBe(404);
+  expect((await fetch(`${server.url}/api/recordings/rec1/tracks/..%2F..%2Fetc/media`, { headers: auth })).status).toBe(400);
+  await page.close();
 });

@@ -88,6 +88,41 @@
         }
         tr.append(td);
         tbody.append(tr);
+        if (r.tracks && r.tracks.length) {
+          // The participants' own tracks, under the recording: fetched with the token (a header,
+          // never a URL) and handed to the browser as a file.
+          const sub = document.createElement('tr');
+          sub.className = 'tracks';
+          sub.hidden = true;
+          const cell = document.createElement('td');
+          cell.colSpan = 7;
+          for (const t of r.tracks) {
+            const b = document.createElement('button');
+            b.className = 'track';
+            b.textContent = t.kind + ' · ' + t.name + ' · ' + t.codec.toUpperCase() + ' · ' + fmtBytes(t.bytes) + (t.state === 'incomplete' ? ' (incomplete)' : '');
+            b.onclick = async () => {
+              try {
+                const res = await fetch('/api/recordings/' + encodeURIComponent(r.id) + '/tracks/' + encodeURIComponent(t.id) + '/media', { headers: headers() });
+                if (!res.ok) throw new Error(res.status + ' ' + res.statusText);
+                const link = document.createElement('a');
+                link.href = URL.createObjectURL(await res.blob());
+                link.download = t.location.key.split('/').pop();
+                link.click();
+                setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+              } catch (e) {
+                error('Cannot download the track: ' + e.message);
+              }
+            };
+            cell.append(b, ' ');
+          }
+          sub.append(cell);
+          const toggle = document.createElement('button');
+          toggle.textContent = 'Tracks (' + r.tracks.length + ')';
+          toggle.className = 'show-tracks';
+          toggle.onclick = () => (sub.hidden = !sub.hidden);
+          td.append(' ', toggle);
+          tbody.append(sub);
+        }
       }
       if (!more && !body.recordings.length) {
         const tr = document.createElement('tr');
