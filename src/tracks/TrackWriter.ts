@@ -118,8 +118,12 @@ export class TrackWriter {
   video(f: EncodedVideoFrame, arrival = Date.now()): void {
     if (this.#ended) return;
     if (!this.#output) {
-      // A track starts at a keyframe, with the size the container header must state.
-      if (!f.keyframe) return;
+      // A track starts at a keyframe, with the size the container header must state. (A source
+      // that starts sending mid-stream — consent given later — is asked for one.)
+      if (!f.keyframe) {
+        this.#askKeyframe(arrival);
+        return;
+      }
       const size = f.codec === 'vp8' ? vp8KeyframeInfo(f.data) : avcPictureSize(f.data);
       if (!size) return;
       this.#open();
@@ -140,15 +144,18 @@ export class TrackWriter {
     this.#lastVideoRtp = f.rtpTimestamp;
     if (gap > 1 && gap < 2 ** 31 / 90000) this.#needKey = true;
     if (this.#needKey && !f.keyframe) {
-      // Asked at most twice a second: a sender answers the first ask; more would only cost it bits.
-      if (arrival - this.#askedAt >= 500) {
-        this.#askedAt = arrival;
-        this.#askKey();
-      }
+      this.#askKeyframe(arrival);
       return;
     }
     this.#needKey = false;
     this.#add(f.data, f.keyframe, this.#timestamp(f.rtpTimestamp, arrival), 0);
+  }
+
+  /** Asked at most twice a second: a sender answers the first ask; more would only cost it bits. */
+  #askKeyframe(now: number): void {
+    if (now - this.#askedAt < 500) return;
+    this.#askedAt = now;
+    this.#askKey();
   }
 
   audio(p: OpusPacket, arrival = Date.now()): void {

@@ -50,7 +50,7 @@ test('one declines (never in the MP4), one accepts late (in it from then on), th
   }
   await until(() => server.conference.room(room)?.participants().filter((p) => p.publishing.length >= 2).length === 3, 20_000, 'all publishing');
 
-  const start = (await red.request('record:start', { consent: 'required' })) as { ok: boolean; recording: RecordingInfo };
+  const start = (await red.request('record:start', { consent: 'required', tracks: true })) as { ok: boolean; recording: RecordingInfo };
   expect(start.ok).toBe(true);
   await until(() => asked.length === 3, 5000, 'everyone asked');
   expect((await red.request('consent', { accept: true })).ok).toBe(true);
@@ -108,6 +108,11 @@ test('one declines (never in the MP4), one accepts late (in it from then on), th
   expect(manifest.consent!.answers.map((a) => [a.name, a.accepted])).toEqual([['Red', true], ['Green', false], ['Blue', true]]);
   expect(Math.abs(Date.parse(manifest.consent!.answers[2].at) - blueAt)).toBeLessThan(1000);
   expect(manifest.participants.map((p) => p.name).sort()).toEqual(['Blue', 'Red']);
+  // Tracks follow consent too: none for Green or Late; Blue's begin only once Blue said yes.
+  const tracks = manifest.tracks ?? [];
+  expect(tracks.map((t) => `${t.name}:${t.kind}`).sort()).toEqual(['Blue:camera', 'Blue:microphone', 'Red:camera', 'Red:microphone']);
+  for (const t of tracks.filter((x) => x.name === 'Blue')) expect(Date.parse(t.startedAt)).toBeGreaterThanOrEqual(blueAt - 100);
+  for (const t of tracks) expect(fs.statSync(path.join(tmp, 'rec', t.location.key)).size).toBe(t.bytes);
   const audit = ((await (await fetch(`${server.url}/api/audit?recordingId=${rec.id}`)).json()) as { events: Array<{ event: string; actor: { name?: string } }> }).events;
   expect(audit.map((e) => `${e.event}:${e.actor.name ?? ''}`)).toEqual(['recording.started:Red', 'consent.given:Red', 'consent.declined:Green', 'consent.given:Blue', 'recording.stopped:Red', 'recording.downloaded:']);
 });
