@@ -13,6 +13,7 @@ import { nextStatus } from './status';
 export { nextStatus };
 import { Pacer } from './Pacer';
 import { StrideController } from './StrideController';
+import { EpochSchedule, type ScheduledEpoch } from './EpochSchedule';
 import type { GridPreset } from '../../compositor/presets';
 import { TesseraError, toTesseraError, type ErrorBody } from '../errors';
 import type { Config } from '../config';
@@ -24,12 +25,6 @@ import type { Manifest, RecordingInfo, RecordingStatus, RecordingParticipant } f
 /** Decoded tile sizes: cameras are small (cheap to decode and scale), screens keep detail. */
 export const TILE_SIZE = { camera: { w: 640, h: 360 }, screen: { w: 1280, h: 720 } } as const;
 const WAITING_ID = '__waiting';
-/**
- * Marks a tick that no epoch is fed (shed for lack of CPU, see StrideController): nothing is
- * encoded for it and the previous picture lasts one tick longer in the MP4 (its timestamps stay
- * on wall time), so the file has fewer distinct pictures, not a shorter duration.
- */
-const REPEAT = { au: Buffer.alloc(0), key: false };
 /** Epoch deaths within EPOCH_DEATH_WINDOW_MS that mean its encoder cannot be restarted here. */
 const MAX_EPOCH_DEATHS = 3;
 const EPOCH_DEATH_WINDOW_MS = 60_000;
@@ -69,11 +64,6 @@ export interface RecordingStats {
   psnrDb?: number;
 }
 
-interface Encoded {
-  au: Buffer;
-  key: boolean;
-}
-
 interface SourceState {
   source: MediaSource;
   video: VideoDecoder;
@@ -82,27 +72,7 @@ interface SourceState {
   unsubscribe: () => void;
 }
 
-interface Epoch {
-  comp: EpochEncoder;
-  /** First tick it may be fed. */
-  feedFrom: number;
-  /** Ticks from here on are not fed (the compositor is ended after feeding feedUntil - 1). */
-  feedUntil: number;
-  /** Ticks [ownFrom, ownUntil) are taken from this epoch's output. */
-  ownFrom: number;
-  ownUntil: number;
-  dead: boolean;
-  /** Ticks fed and not yet answered, oldest first: its next output answers fed[0]. */
-  fed: number[];
-  /** performance.now() of its last output (or of its start): how a hang is told from slowness. */
-  lastOutputAt: number;
-  startedAt: number;
-  /**
-   * Ticks fed before its first picture came out: its encoder's own delay (x264's lookahead and
-   * frame threads, the pipes). Owing that many is normal; owing more is falling behind.
-   */
-  depth: number;
-}
+type Epoch = ScheduledEpoch<EpochEncoder>;
 
 interface Events {
   state: [RecordingInfo];
@@ -175,12 +145,9 @@ export class Recording extends EventEmitter<Events> {
   #audioEnc: AudioEncoder | null = null;
   #epochDeaths: number[] = [];
   #mixer = new Mixer();
-  #epochs: Epoch[] = [];
-  #pendingOut = new Map<number, Encoded>();
+  /** The layout epochs and the order pictures leave in (make-before-break; see EpochSchedule). */
+  #epochs: EpochSchedule<EpochEncoder>;
   #waitingCard: Buffer;
-  /** Next tick to feed the compositors; also the number of ticks so far. */
-  /** Next tick to hand to the encoder. */
-  #encNext = 0;
   /** Date.now() at the pacer's t0. */
   #t0Wall = 0;
   /** Frames made by the workers before this one (see RecordingResume). */
@@ -190,15 +157,12 @@ export class Recording extends EventEmitter<Events> {
   #pacer: Pacer;
   #stopPromise: Promise<RecordingInfo> | null = null;
   #drainResolve: (() => void) | null = null;
-  #finalTick = -1;
   #speakers = new SpeakerDetector();
   #closed = false;
   #compRestartBackoff = 0;
   /** Repeats/drops of sources that already left (their decoders are gone). */
   #goneRepeated = 0;
   #goneDropped = 0;
-  /** Whole composites repeated because a compositor died or hung, or shed. */
-  #compositeRepeats = 0;
   /** Backlog samples for #lagFloor. */
   #lagSamples: { at: number; lag: number }[] = [];
   /** Every `stride`-th tick is composed; the others repeat the last composite. */
@@ -216,6 +180,18 @@ export class Recording extends EventEmitter<Events> {
     this.#fps = opts.config.video.fps;
     this.#pacer = new Pacer({ fps: this.#fps, hooks: { video: (t) => this.#videoTick(t), audio: (b) => this.#audioTick(b), checked: () => this.#checkLag() } });
     this.#strides = new StrideController({ fps: this.#fps, maxStride: 2, upAfterMs: 2000, downAfterMs: 5000 });
+    this.#epochs = new EpochSchedule<EpochEncoder>({
+      now: () => performance.now(),
+      ticks: () => this.#pacer.ticks,
+      emit: (tick, au, key) => {
+        this.#compRestartBackoff = 0;
+        this.#o.out.video(this.#tickBase + tick, au, key);
+        if (this.#status === 'starting') this.#setStatus('recording');
+      },
+      drained: () => this.#drainResolve?.(),
+    });
+    // Shed ticks are counted where they leave (the schedule); the stats read them live.
+    Object.defineProperty(this.stats, 'framesShed', { enumerable: true, get: () => this.#epochs.shed });
     this.#waitingCard = solidFrame(TILE_SIZE.camera.w, TILE_SIZE.camera.h, PLACEHOLDER_COLOUR);
     const r = opts.resume;
     if (r) {
@@ -234,7 +210,7 @@ export class Recording extends EventEmitter<Events> {
 
   /** Video ticks the recording holds: the earlier workers' and this one's. */
   get framesEncoded(): number {
-    return this.#tickBase + this.#encNext;
+    return this.#tickBase + this.#epochs.next;
   }
 
   /** Wall-clock ms the recording captured: from its clock's start to the stop request. */
@@ -249,7 +225,7 @@ export class Recording extends EventEmitter<Events> {
       repeated += s.video.framesRepeated;
       dropped += s.video.framesDropped;
     }
-    this.stats.framesDuplicated = repeated + this.#compositeRepeats + this.stats.framesShed;
+    this.stats.framesDuplicated = repeated + this.#epochs.repeats + this.#epochs.shed;
     this.stats.framesDropped = dropped;
   }
 
@@ -269,7 +245,7 @@ export class Recording extends EventEmitter<Events> {
     };
     if (this.#endedAt) info.endedAt = this.#endedAt.toISOString();
     if (this.#availableAt) info.availableAt = this.#availableAt.toISOString();
-    if (this.#encNext || this.#tickBase) info.durationMs = Math.round((this.framesEncoded * 1000) / this.#fps);
+    if (this.#epochs.next || this.#tickBase) info.durationMs = Math.round((this.framesEncoded * 1000) / this.#fps);
     if (this.#bytes) info.bytes = this.#bytes;
     if (this.#error) info.error = { ...this.#error };
     return info;
@@ -439,14 +415,14 @@ export class Recording extends EventEmitter<Events> {
   /** Test and operator hooks: kill a child as if it crashed. */
   /** `compositor`: the epoch in charge (it composes and encodes the video); `encoder`: the audio encoder. */
   debugKill(what: 'compositor' | 'encoder' | { decoder: string }): void {
-    if (what === 'compositor') this.#owner(this.#encNext)?.comp.kill();
+    if (what === 'compositor') this.#epochs.owner(this.#epochs.next)?.handle.kill();
     else if (what === 'encoder') this.#audioEnc?.kill();
     else this.#sources.get(what.decoder)?.video.killProcess();
   }
 
   /** For fault tests: SIGSTOP the compositor in charge (a hung graph: alive, producing nothing). */
   debugHangCompositor(): void {
-    this.#owner(this.#encNext)?.comp.proc.kill('SIGSTOP');
+    this.#epochs.owner(this.#epochs.next)?.handle.proc.kill('SIGSTOP');
   }
 
   /** Drain: stop the clock, compose and encode what was captured, finish the sink. */
@@ -478,23 +454,14 @@ export class Recording extends EventEmitter<Events> {
       frameOf.set(id, f);
       return f;
     };
-    const shed = !this.#strides.composes(tick);
-    if (shed) this.#pendingOut.set(tick, REPEAT);
-    for (const e of this.#epochs) {
-      if (e.dead || tick < e.feedFrom || tick >= e.feedUntil) continue;
-      if (!shed) {
-        e.fed.push(tick);
-        e.comp.write(e.comp.tiles.map((t) => frameFor(t.sourceId)));
-      }
-      if (tick === e.feedUntil - 1) void e.comp.end();
-    }
+    if (!this.#audioEnc) return;
+    this.#epochs.feed(tick, !this.#strides.composes(tick), (e) => e.handle.write(e.handle.tiles.map((t) => frameFor(t.sourceId))));
     if (this.#departed.size > 0) {
       // Forget a departed tile once no graph that is still fed has it.
       for (const id of this.#departed.keys()) {
-        if (!this.#epochs.some((e) => !e.dead && tick + 1 < e.feedUntil && e.comp.tiles.some((t) => t.sourceId === id))) this.#departed.delete(id);
+        if (!this.#epochs.stillFed(tick, (e) => e.handle.tiles.some((t) => t.sourceId === id))) this.#departed.delete(id);
       }
     }
-    this.#flush();
     this.#updateFrameStats();
   }
 
@@ -550,18 +517,12 @@ export class Recording extends EventEmitter<Events> {
 
   /**
    * Start an epoch for the current layout. It takes over from its first tick once its first
-   * picture (an IDR) is out; until then nothing from that tick on is sent (#flush stops there),
+   * picture (an IDR) is out; until then nothing from that tick on is sent (the schedule holds them),
    * so the old epoch's pictures for those ticks can still be used if the new one fails.
    */
   #relayout(): void {
-    if (this.#closed || this.#finalTick >= 0 || !this.#audioEnc) return;
+    if (this.#closed || this.#epochs.finalTick >= 0 || !this.#audioEnc) return;
     const { layout, tiles } = this.#currentLayout();
-    // A newer layout replaces one still warming up (it never owned a tick).
-    for (const e of this.#epochs.filter((e) => e.ownFrom === Infinity && !e.dead)) {
-      e.dead = true;
-      e.comp.kill();
-    }
-    this.#epochs = this.#epochs.filter((e) => !(e.dead && e.ownFrom === Infinity));
     const comp = new EpochEncoder({
       ffmpegPath: this.#o.ffmpegPath,
       layout,
@@ -573,104 +534,40 @@ export class Recording extends EventEmitter<Events> {
       settings: this.#encoderSettings(),
       logger: this.#log.child({ proc: 'epoch' }),
     });
-    const epoch: Epoch = { comp, feedFrom: this.#pacer.ticks, feedUntil: Infinity, ownFrom: Infinity, ownUntil: Infinity, dead: false, fed: [], lastOutputAt: 0, startedAt: 0, depth: 0 };
-    epoch.lastOutputAt = epoch.startedAt = performance.now();
-    const live = this.#owner(this.#pacer.ticks);
-    if (!live || live.dead) {
-      // Nothing alive to show meanwhile: own from the first tick (the encoder waits for it).
-      if (live) live.ownUntil = epoch.feedFrom;
-      epoch.ownFrom = epoch.feedFrom;
-    }
-    this.#epochs.push(epoch);
+    // A newer layout replaces one still warming up; with nothing alive to show meanwhile, the
+    // new one owns from its first tick (the encoder waits for it).
+    const epoch = this.#epochs.begin(comp);
     this.#layouts.push({ at: new Date().toISOString(), preset: layout.preset, tiles: tiles.map((t) => t.sourceId) });
     this.#log.debug({ tick: this.#pacer.ticks, tiles: tiles.length }, 'epoch starting');
     comp.on('frame', (au, key) => this.#onEncoded(epoch, au, key));
     comp.on('progress', (p) => {
-      if (p.speed !== undefined && this.#owner(this.#encNext) === epoch) this.stats.encoderSpeed = p.speed;
+      if (p.speed !== undefined && this.#epochs.owner(this.#epochs.next) === epoch) this.stats.encoderSpeed = p.speed;
     });
     comp.on('psnr', (db) => (this.stats.psnrDb = db));
     comp.on('exit', (exit) => this.#onCompositorExit(epoch, exit));
   }
 
-  #owner(tick: number): Epoch | undefined {
-    return this.#epochs.find((e) => e.ownFrom <= tick && tick < e.ownUntil);
-  }
-
   #onEncoded(epoch: Epoch, au: Buffer, key: boolean): void {
-    if (epoch.lastOutputAt === epoch.startedAt) epoch.depth = epoch.fed.length;
-    const tick = epoch.fed.shift() ?? -1;
-    epoch.lastOutputAt = performance.now();
-    if (epoch.ownFrom === Infinity && !epoch.dead) {
-      // Make-before-break: the new epoch works. It owns from its own first tick (its first
-      // picture is an IDR there; #flush has held that tick back); the old one is fed no more.
-      const switchTick = epoch.feedFrom;
-      for (const e of this.#epochs) {
-        if (e !== epoch && e.ownUntil === Infinity) {
-          e.ownUntil = switchTick;
-          e.feedUntil = Math.min(e.feedUntil, this.#pacer.ticks);
-          void e.comp.end();
-        }
-      }
-      epoch.ownFrom = switchTick;
-      for (const t of this.#pendingOut.keys()) if (t >= switchTick) this.#pendingOut.delete(t);
-      this.#log.debug({ switchTick, preset: epoch.comp.layout.preset }, 'layout switched');
-    }
-    if (tick >= epoch.ownFrom && tick < epoch.ownUntil && tick >= this.#encNext) this.#pendingOut.set(tick, { au, key });
-    this.#flush();
+    if (!this.#audioEnc) return;
+    if (this.#epochs.output(epoch, au, key)) this.#log.debug({ switchTick: epoch.ownFrom, preset: epoch.handle.layout.preset }, 'layout switched');
   }
 
   #onCompositorExit(epoch: Epoch, exit: { kind: string; stderr: string }): void {
-    // Ended after its last tick, killed by us (superseded while warming up), or draining.
-    const expected = epoch.feedUntil !== Infinity || epoch.dead || this.#finalTick >= 0;
-    epoch.dead = true;
-    if (!expected && !this.#closed) {
-      this.stats.compositorRestarts++;
-      const now = Date.now();
-      this.#epochDeaths = [...this.#epochDeaths.filter((t) => now - t < EPOCH_DEATH_WINDOW_MS), now];
-      if (this.#epochDeaths.length >= MAX_EPOCH_DEATHS) {
-        this.#fail(new TesseraError('REC_ERR_ENCODER_DIED', `the video encoder died ${this.#epochDeaths.length} times within ${EPOCH_DEATH_WINDOW_MS / 1000} s: ${exit.stderr}`));
-        return;
-      }
-      this.#log.warn({ exit }, 'epoch died; replacing it');
-      const wasOwner = epoch.ownFrom !== Infinity;
-      if (wasOwner || !this.#epochs.some((e) => !e.dead && e.ownFrom === Infinity)) {
-        const delay = Math.min(2000, 50 * 2 ** Math.min(this.#compRestartBackoff++, 5));
-        setTimeout(() => this.#relayout(), delay);
-      }
+    // Ended after its last tick, killed by us (superseded while warming up), or draining: expected.
+    const { unexpected, replace } = this.#epochs.exited(epoch, this.#closed);
+    if (!unexpected) return;
+    this.stats.compositorRestarts++;
+    const now = Date.now();
+    this.#epochDeaths = [...this.#epochDeaths.filter((t) => now - t < EPOCH_DEATH_WINDOW_MS), now];
+    if (this.#epochDeaths.length >= MAX_EPOCH_DEATHS) {
+      this.#fail(new TesseraError('REC_ERR_ENCODER_DIED', `the video encoder died ${this.#epochDeaths.length} times within ${EPOCH_DEATH_WINDOW_MS / 1000} s: ${exit.stderr}`));
+      return;
     }
-    this.#epochs = this.#epochs.filter((e) => !(e.dead && e.ownUntil <= this.#encNext) && !(e.dead && e.ownFrom === Infinity));
-    this.#flush();
-  }
-
-  /**
-   * Send every picture that is due, in tick order. A tick shed for lack of CPU, or owned by an
-   * epoch that died, sends nothing (the previous picture lasts longer). Stops at a tick that is
-   * still owed, and at the first tick of an epoch still warming up (see #relayout).
-   */
-  #flush(): void {
-    if (!this.#audioEnc) return;
-    let limit = this.#finalTick >= 0 ? this.#finalTick : this.#pacer.ticks;
-    for (const e of this.#epochs) if (e.ownFrom === Infinity && !e.dead) limit = Math.min(limit, e.feedFrom);
-    while (this.#encNext < limit) {
-      const t = this.#encNext;
-      const out = this.#pendingOut.get(t);
-      if (out === REPEAT) {
-        this.#pendingOut.delete(t);
-        this.stats.framesShed++;
-      } else if (out) {
-        this.#pendingOut.delete(t);
-        this.#compRestartBackoff = 0;
-        this.#o.out.video(this.#tickBase + t, out.au, out.key);
-        if (this.#status === 'starting') this.#setStatus('recording');
-      } else {
-        const owner = this.#owner(t);
-        if (owner && !owner.dead) break;
-        // The epoch that owned this tick is gone: the last picture stays, the count is kept.
-        this.#compositeRepeats++;
-      }
-      this.#encNext++;
+    this.#log.warn({ exit }, 'epoch died; replacing it');
+    if (replace) {
+      const delay = Math.min(2000, 50 * 2 ** Math.min(this.#compRestartBackoff++, 5));
+      setTimeout(() => this.#relayout(), delay);
     }
-    if (this.#finalTick >= 0 && this.#encNext >= this.#finalTick) this.#drainResolve?.();
   }
 
   /** The lowest backlog of the last 10 s (sampled once a second), including `lag` now. */
@@ -694,14 +591,14 @@ export class Recording extends EventEmitter<Events> {
     const { stallTimeoutMs } = this.#o.config;
     const stallTicks = Math.ceil((stallTimeoutMs * this.#fps) / 1000);
     const maxBacklog = Math.ceil(((stallTimeoutMs + 1000) * this.#fps) / 1000);
-    const lag = this.#pacer.ticks - this.#encNext;
-    const owner = this.#owner(this.#encNext);
+    const lag = this.#pacer.ticks - this.#epochs.next;
+    const owner = this.#epochs.owner(this.#epochs.next);
     const silentMs = owner ? performance.now() - owner.lastOutputAt : 0;
     // (A starting epoch is not "far behind": a continuing worker feeds it the ticks it missed at once.)
-    const starting = owner && !owner.dead && owner.lastOutputAt === owner.startedAt;
+    const starting = this.#epochs.starting(owner);
     if (owner && !owner.dead && ((lag > stallTicks && silentMs > stallTimeoutMs) || (lag > maxBacklog * 2 && !starting))) {
       this.#log.warn({ lagTicks: lag, silentMs: Math.round(silentMs) }, 'compositor stalled or far behind; replacing it');
-      owner.comp.kill();
+      owner.handle.kill();
     }
     if (this.#closed) return;
     // An epoch that has not put out its first picture yet is starting, not short of CPU. Owing
@@ -738,15 +635,8 @@ export class Recording extends EventEmitter<Events> {
       // Capture everything up to now, then stop feeding.
       this.#stopAt = performance.now();
       this.#pacer.stop(this.#stopAt);
-      this.#finalTick = this.#pacer.ticks;
       const drained = new Promise<void>((r) => (this.#drainResolve = r));
-      for (const e of this.#epochs) {
-        if (e.ownFrom === Infinity) {
-          e.dead = true;
-          e.comp.kill();
-        } else if (!e.dead) void e.comp.end();
-      }
-      this.#flush();
+      this.#epochs.drain();
       await drained;
       if (this.#isFailed()) return this.info();
       // Every picture is out; the audio encoder flushes its last frames and exits.
@@ -823,9 +713,7 @@ export class Recording extends EventEmitter<Events> {
     if (this.#closed) return;
     this.#closed = true;
     this.#pacer.stop();
-    for (const e of this.#epochs) if (!e.comp.proc.hasExited) e.comp.kill();
-    this.#epochs = [];
-    this.#pendingOut.clear();
+    this.#epochs.clear((e) => !e.handle.proc.hasExited);
     this.#closeSources();
     if (this.#audioEnc && !this.#audioEnc.proc.hasExited && this.#status === 'failed') this.#audioEnc.kill();
     fs.rm(this.#o.workDir, { recursive: true, force: true }, () => undefined);
