@@ -111,32 +111,12 @@ export class S3Storage implements Storage {
     this.#caps = unknownCapabilities(cfg.sse);
     this.#features = { caps: this.#caps, tagsRefused: (err) => this.#noTagging(err) };
     this.client = new S3Client({
-      region: cfg.region,
-      endpoint: cfg.endpoint ?? undefined,
-      forcePathStyle: cfg.forcePathStyle,
+      ...clientSettings(cfg),
       // Our retry loop owns retries (deadlines, spool); the SDK's would multiply with it.
       maxAttempts: 1,
-      // Checksums only where S3 requires them: keeps parts as plain bodies for any S3-compatible endpoint.
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      // A hung request must fail, not warn (the handler's default only logs).
-      requestHandler: {
-        requestTimeout: cfg.requestTimeoutMs,
-        connectionTimeout: Math.min(cfg.requestTimeoutMs, 10_000),
-        throwOnRequestTimeout: true,
-      },
       ...opts.clientConfig,
     });
-    this.trackClient = new S3Client({
-      region: cfg.region,
-      endpoint: cfg.endpoint ?? undefined,
-      forcePathStyle: cfg.forcePathStyle,
-      maxAttempts: 6,
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      requestHandler: { requestTimeout: cfg.requestTimeoutMs, connectionTimeout: Math.min(cfg.requestTimeoutMs, 10_000), throwOnRequestTimeout: true },
-      ...opts.clientConfig,
-    });
+    this.trackClient = new S3Client({ ...clientSettings(cfg), maxAttempts: 6, ...opts.clientConfig });
   }
 
   /** A track of a recording, beside its MP4 (`<recording>.tracks/<file>`). */
@@ -929,6 +909,24 @@ function contiguousPrefix(parts: Part[]): Part[] {
     out.push(p);
   }
   return out;
+}
+
+/** What both of the storage's S3 clients share: the endpoint, plain bodies, timeouts that fail. */
+function clientSettings(cfg: Readonly<Config['s3']>): S3ClientConfig {
+  return {
+    region: cfg.region,
+    endpoint: cfg.endpoint ?? undefined,
+    forcePathStyle: cfg.forcePathStyle,
+    // Checksums only where S3 requires them: keeps parts as plain bodies for any S3-compatible endpoint.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    // A hung request must fail, not warn (the handler's default only logs).
+    requestHandler: {
+      requestTimeout: cfg.requestTimeoutMs,
+      connectionTimeout: Math.min(cfg.requestTimeoutMs, 10_000),
+      throwOnRequestTimeout: true,
+    },
+  };
 }
 
 async function removeTrackSpool(mediaFile: string): Promise<void> {

@@ -157,17 +157,26 @@ export function avOffsetMs(file: string, marker: Rect, toneHz: number, from = 0.
   const on = v.frames.map((f) => colourDistance(meanColourFull({ w: v.w, h: v.h, rgb: f }, marker, scale), [255, 255, 255]) < 80);
   const videoEdges: number[] = [];
   for (let k = 1; k < on.length; k++) if (on[k] && !on[k - 1] && k / v.fps >= from && k / v.fps < to) videoEdges.push((k * 1000) / v.fps);
-  const pcm = audioSamples(file);
+  return medianNearestOffset(videoEdges, beepEdgesMs(audioSamples(file), toneHz), 240);
+}
+
+/** Rising edges (ms) of a tone in 48 kHz audio: where the synthetic participants' beeps start. */
+export function beepEdgesMs(pcm: Float32Array, toneHz: number): number[] {
   const hop = 240; // 5 ms
   const power: number[] = [];
   for (let o = 0; o + hop * 2 <= pcm.length; o += hop) power.push(toneShare(pcm.subarray(o, o + hop * 2), toneHz) * energy(pcm.subarray(o, o + hop * 2)));
   const max = Math.max(...power);
-  const audioEdges: number[] = [];
-  for (let k = 1; k < power.length; k++) if (power[k] > max * 0.25 && power[k - 1] <= max * 0.25) audioEdges.push((k * hop * 1000) / 48000);
+  const edges: number[] = [];
+  for (let k = 1; k < power.length; k++) if (power[k] > max * 0.25 && power[k - 1] <= max * 0.25) edges.push((k * hop * 1000) / 48000);
+  return edges;
+}
+
+/** Median over `ref` of (the nearest `other` within `within` ms − ref), and how many were paired. */
+export function medianNearestOffset(ref: number[], other: number[], within: number): { medianMs: number; pairs: number } {
   const offsets: number[] = [];
-  for (const ve of videoEdges) {
+  for (const r of ref) {
     let best: number | null = null;
-    for (const ae of audioEdges) if (Math.abs(ae - ve) <= 240 && (best === null || Math.abs(ae - ve) < Math.abs(best))) best = ae - ve;
+    for (const o of other) if (Math.abs(o - r) <= within && (best === null || Math.abs(o - r) < Math.abs(best))) best = o - r;
     if (best !== null) offsets.push(best);
   }
   offsets.sort((a, b) => a - b);

@@ -4,6 +4,8 @@ import { makeSyntheticClip, type SyntheticClip } from '../../src/media/Synthetic
 import type { VideoCodec } from '../../src/media/types';
 import { WeriftParticipant, type WeriftParticipantInit } from '../../src/rtc/WeriftParticipant';
 import { TesseraServer } from '../../src/server/TesseraServer';
+import { Recorder } from '../../src/pipeline/Recorder';
+import { FileStorage } from '../../src/storage/FileStorage';
 import type { RecorderApi } from '../../src/server/recorderApi';
 
 export const FFMPEG = process.env.FFMPEG_PATH ?? '/usr/bin/ffmpeg';
@@ -41,3 +43,15 @@ export async function until(cond: () => boolean, timeoutMs: number, what: string
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A server recording into `recordingsDir` with the real Recorder and file storage, at 640×360
+ * 15 fps (small, for tests of what is in the picture). `close()` drains it and its storage.
+ */
+export async function startRecordingServer(recordingsDir: string, env: Record<string, string> = {}): Promise<{ server: TesseraServer; storage: FileStorage; close: () => Promise<void> }> {
+  const config = loadConfig({ ...process.env, PORT: '0', HOST: '127.0.0.1', RECORDINGS_DIR: recordingsDir, VIDEO_WIDTH: '640', VIDEO_HEIGHT: '360', VIDEO_FPS: '15', ...env });
+  const storage = new FileStorage(config.recordingsDir);
+  const server = new TesseraServer({ config, recorder: new Recorder({ config, storage, logger }), logger, rtc: { connectTimeoutMs: 15_000 } });
+  await server.listen(0, '127.0.0.1');
+  return { server, storage, close: async () => (await server.drain(), await storage.close()) };
+}

@@ -49,8 +49,9 @@ afterAll(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-test('with API_TOKEN set the page asks for the token and its <video> plays the recording', async () => {
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+/** The recordings page in Chromium, the token typed into its form; every URL it requests is kept. */
+async function openPageWithToken() {
+  browser ??= await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
   const page = await browser.newPage();
   const requested: string[] = [];
   page.on('request', (r) => requested.push(r.url()));
@@ -58,6 +59,11 @@ test('with API_TOKEN set the page asks for the token and its <video> plays the r
   await page.locator('#token-form').waitFor({ state: 'visible', timeout: 10_000 });
   await page.fill('#api-token', API_TOKEN);
   await page.click('#token-form button[type=submit]');
+  return { page, requested };
+}
+
+test('with API_TOKEN set the page asks for the token and its <video> plays the recording', async () => {
+  const { page, requested } = await openPageWithToken();
   await page.locator('tr[data-id="rec1"] button.play').click();
   await page.waitForFunction(() => {
     const v = document.querySelector<HTMLVideoElement>('#player');
@@ -90,14 +96,7 @@ test('a signed media URL plays that recording only, for a while only; tampering 
 });
 
 test("a recording's tracks: listed on the page and downloaded with the token in a header; over REST with ranges", async () => {
-  browser ??= await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
-  const page = await browser.newPage();
-  const requested: string[] = [];
-  page.on('request', (r) => requested.push(r.url()));
-  await page.goto(`${server.url}/recordings`);
-  await page.locator('#token-form').waitFor({ state: 'visible', timeout: 10_000 });
-  await page.fill('#api-token', API_TOKEN);
-  await page.click('#token-form button[type=submit]');
+  const { page, requested } = await openPageWithToken();
   await page.locator('tr[data-id="rec1"] button.show-tracks').click();
   const [download] = await Promise.all([page.waitForEvent('download', { timeout: 10_000 }), page.locator('tr.tracks button.track').first().click()]);
   expect(download.suggestedFilename()).toBe('001-camera-p1.webm');

@@ -9,37 +9,30 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadConfig } from '../../src/config';
 import { logger } from '../../src/logger';
 import { makeSyntheticClip, participantStyle } from '../../src/media/SyntheticClip';
-import { Recorder } from '../../src/pipeline/Recorder';
 import type { Manifest, RecordingInfo } from '../../src/pipeline/types';
 import type { WeriftParticipant } from '../../src/rtc/WeriftParticipant';
 import { TesseraServer } from '../../src/server/TesseraServer';
-import { FileStorage } from '../../src/storage/FileStorage';
 import type { TrackInfo } from '../../src/tracks/TrackWriter';
-import { FFPROBE, allFrames, audioSamples, colourShare, decodeErrors, frameAt, meanColour, colourDistance, toneShare } from '../helpers/media';
-import { FFMPEG, participant, sleep, until } from '../helpers/rtc-harness';
+import { FFPROBE, allFrames, audioSamples, beepEdgesMs, colourShare, decodeErrors, frameAt, meanColour, colourDistance, medianNearestOffset, toneShare } from '../helpers/media';
+import { FFMPEG, participant, sleep, startRecordingServer, until } from '../helpers/rtc-harness';
 
 jest.setTimeout(120_000);
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-tracks-'));
 const recDir = path.join(tmp, 'rec');
 let server: TesseraServer;
-let storage: FileStorage;
+let closeServer: () => Promise<void> = async () => undefined;
 const peers: WeriftParticipant[] = [];
 
 beforeAll(async () => {
-  const config = loadConfig({ ...process.env, PORT: '0', HOST: '127.0.0.1', RECORDINGS_DIR: recDir, VIDEO_WIDTH: '640', VIDEO_HEIGHT: '360', VIDEO_FPS: '15' });
-  storage = new FileStorage(config.recordingsDir);
-  server = new TesseraServer({ config, recorder: new Recorder({ config, storage, logger }), logger, rtc: { connectTimeoutMs: 15_000 } });
-  await server.listen(0, '127.0.0.1');
+  ({ server, close: closeServer } = await startRecordingServer(recDir));
 });
 
 afterAll(async () => {
   await Promise.all(peers.map((p) => p.close()));
-  await server?.drain();
-  await storage?.close();
+  await closeServer();
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -48,34 +41,6 @@ function packetSpan(file: string): { first: number; last: number; count: number 
   const out = execFileSync(FFPROBE, ['-v', 'error', '-select_streams', '0', '-show_entries', 'packet=pts_time', '-of', 'csv=p=0', file], { encoding: 'utf8' });
   const ts = out.split('\n').filter(Boolean).map((l) => Number(l) * 1000);
   return { first: ts[0], last: ts[ts.length - 1], count: ts.length };
-}
-
-/** Rising edges (ms) of a tone in audio: where the synthetic participants' 250 ms beeps start. */
-function beepEdges(samples: Float32Array, hz: number): number[] {
-  const hop = 240; // 5 ms
-  const power: number[] = [];
-  for (let o = 0; o + hop * 2 <= samples.length; o += hop) {
-    const w = samples.subarray(o, o + hop * 2);
-    let e = 0;
-    for (const x of w) e += x * x;
-    power.push(toneShare(w, hz) * e);
-  }
-  const max = Math.max(...power);
-  const edges: number[] = [];
-  for (let k = 1; k < power.length; k++) if (power[k] > max * 0.25 && power[k - 1] <= max * 0.25) edges.push((k * hop * 1000) / 48000);
-  return edges;
-}
-
-/** Median of (composite edge − nearest track edge) over the track's beeps. */
-function medianLag(composite: number[], track: number[]): { ms: number; pairs: number } {
-  const lags: number[] = [];
-  for (const t of track) {
-    let best: number | null = null;
-    for (const c of composite) if (Math.abs(c - t) <= 200 && (best === null || Math.abs(c - t) < Math.abs(best))) best = c - t;
-    if (best !== null) lags.push(best);
-  }
-  lags.sort((a, b) => a - b);
-  return { ms: lags.length ? lags[lags.length >> 1] : NaN, pairs: lags.length };
 }
 
 test('tracks: true — one clean file per camera, screen and microphone, with its participant in it, lined up with the composite', async () => {
@@ -140,11 +105,11 @@ test('tracks: true — one clean file per camera, screen and microphone, with it
       const pcm = audioSamples(file);
       expect({ file: t.location.key, tone: toneShare(pcm, want.toneHz) > 0.5 }).toEqual({ file: t.location.key, tone: true });
       // Lined up with the composite: its beeps, placed at `start`, fall where the composite's are.
-      const lag = medianLag(beepEdges(compositePcm, want.toneHz), beepEdges(pcm, want.toneHz).map((e) => e + t.start));
+      const lag = medianNearestOffset(beepEdgesMs(pcm, want.toneHz).map((e) => e + t.start), beepEdgesMs(compositePcm, want.toneHz), 200);
       // eslint-disable-next-line no-console
-      console.log(`${t.location.key}: composite − track ${lag.ms} ms over ${lag.pairs} beeps`);
+      console.log(`${t.location.key}: composite − track ${lag.medianMs} ms over ${lag.pairs} beeps`);
       expect(lag.pairs).toBeGreaterThanOrEqual(3);
-      expect(Math.abs(lag.ms)).toBeLessThanOrEqual(67); // a frame at 15 fps
+      expect(Math.abs(lag.medianMs)).toBeLessThanOrEqual(67); // a frame at 15 fps
     }
   }
   // A camera appears in the composite shortly after its track starts: the composite waits for the
