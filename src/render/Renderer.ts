@@ -21,6 +21,14 @@ import type { TrackInfo } from '../tracks/TrackWriter';
 import { TrackAudioReader } from './TrackAudioReader';
 import { TrackVideoReader } from './TrackVideoReader';
 
+/** What a render takes from the configuration: the live recorder's encoder and tile settings. */
+export type RenderSettings = Pick<Config, 'video' | 'audioBitrate' | 'x264Preset' | 'x264Tune' | 'x264Params' | 'fragmentMs' | 'keyframeMs' | 'fontFile' | 'videoTimeoutMs'>;
+
+export function renderSettingsOf(c: Readonly<Config>): RenderSettings {
+  const { video, audioBitrate, x264Preset, x264Tune, x264Params, fragmentMs, keyframeMs, fontFile, videoTimeoutMs } = c;
+  return { video, audioBitrate, x264Preset, x264Tune, x264Params, fragmentMs, keyframeMs, fontFile, videoTimeoutMs };
+}
+
 export interface RenderOptions {
   /** The recording's manifest (its `tracks`, `video` block and duration). */
   manifest: Manifest;
@@ -30,7 +38,7 @@ export interface RenderOptions {
   /** Where the MP4 goes (a local file). */
   out: string;
   presets: Map<string, GridPreset>;
-  config: Readonly<Config>;
+  config: Readonly<RenderSettings>;
   ffmpegPath: string;
   logger: Logger;
   /** Scratch directory (made and removed by the renderer). */
@@ -91,7 +99,7 @@ export async function renderRecording(o: RenderOptions): Promise<RenderResult> {
 
     // 2. The plan, and the name cards the live recording would show.
     const epochs = planEpochs({ preset, width, height, fps, totalTicks, sources, speakers });
-    log.info({ sources: sources.length, epochs: epochs.length, speakerChanges: speakers.length, ticks: totalTicks }, 'render planned');
+    log.info({ sources: sources.length, epochs: epochs.length, speakerChanges: speakers.length, ticks: totalTicks, audioMs: Math.round(performance.now() - t0) }, 'render planned');
     const cards = new Map<string, Buffer>();
     await Promise.all([
       ...sources.map(async (s) => cards.set(s.id, await renderNameCard(o.ffmpegPath, TILE_SIZE[s.kind], s.kind === 'screen' ? `${s.name} (screen)` : s.name, o.config.fontFile, log))),
@@ -228,7 +236,7 @@ async function drained(comp: EpochEncoder): Promise<void> {
   }
 }
 
-function encoderSettings(config: Readonly<Config>, v: { width: number; height: number; fps: number }): EncoderSettings {
+function encoderSettings(config: Readonly<RenderSettings>, v: { width: number; height: number; fps: number }): EncoderSettings {
   return {
     width: v.width,
     height: v.height,

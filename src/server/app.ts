@@ -258,6 +258,34 @@ export function createApp(init: { config: Readonly<Config>; conference: Conferen
     });
     stream.pipe(res);
   }));
+  // Re-renders: a finished recording with tracks composed again with another layout (a job).
+  api.post('/recordings/:id/renders', asyncRoute(async (req, res) => {
+    const id = recordingId(req.params.id);
+    const body: unknown = req.body ?? {};
+    if (!isObject(body) || typeof body.layout !== 'string') throw new TesseraError('REC_ERR_BAD_REQUEST', 'body must be { "layout": "<preset>" }');
+    const layout = validateLayout(body.layout)!;
+    if (!recorder.startRender) throw new TesseraError('REC_ERR_INTERNAL', 'this recorder cannot re-render');
+    const render = await recorder.startRender(id, layout);
+    conference.audit.record({ event: 'recording.rendered', actor: actor(req), recordingId: id, roomId: (await recorder.get(id))?.roomId, detail: { renderId: render.id, layout } });
+    res.status(202).json(render);
+  }));
+  api.get('/recordings/:id/renders/:renderId/media', asyncRoute(async (req, res) => {
+    const id = recordingId(req.params.id);
+    const renderId = req.params.renderId;
+    if (typeof renderId !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(renderId)) throw new TesseraError('REC_ERR_NOT_FOUND', 'no such render');
+    if (!recorder.openRender) throw new TesseraError('REC_ERR_NOT_FOUND', 'this recorder keeps no renders');
+    const url = await recorder.presignRender?.(id, renderId);
+    if (url) {
+      res.redirect(302, url);
+      return;
+    }
+    // A render shows the same people as its recording: its download is audited alike.
+    const r = req.get('range');
+    if (req.method === 'GET' && (!r || /^bytes=0-/.test(r))) {
+      conference.audit.record({ event: 'recording.downloaded', actor: actor(req), recordingId: id, roomId: (await recorder.get(id))?.roomId, detail: { renderId } });
+    }
+    await sendMp4(req, res, (range) => recorder.openRender!(id, renderId, range), log);
+  }));
   api.delete('/recordings/:id', asyncRoute(async (req, res) => {
     const id = recordingId(req.params.id);
     const gone = await recorder.delete(id);
@@ -336,6 +364,43 @@ export function isLoopbackAddress(addr: string | undefined): boolean {
 /** A credential's name in the audit trail: never the token, enough to tell two apart. */
 function fingerprint(token: string): string {
   return createHash('sha256').update(token).digest('hex').slice(0, 8);
+}
+
+/** An MP4 from storage with Range support (206, or 416 for a range outside it). */
+async function sendMp4(req: Request, res: Response, open: (range?: MediaRange) => Promise<{ size: number; stream: NodeJS.ReadableStream } | null>, log: Logger): Promise<void> {
+  const whole = await open();
+  if (!whole) throw new TesseraError('REC_ERR_NOT_FOUND', 'no media');
+  const range = parseRange(req.get('range'), whole.size);
+  res.set('Accept-Ranges', 'bytes');
+  res.set('Content-Type', 'video/mp4');
+  res.set('Cache-Control', 'no-store');
+  if (range === 'invalid') {
+    destroy(whole.stream);
+    res.status(416).set('Content-Range', `bytes */${whole.size}`).end();
+    return;
+  }
+  let stream = whole.stream;
+  if (range) {
+    destroy(whole.stream);
+    const part = await open(range);
+    if (!part) throw new TesseraError('REC_ERR_NOT_FOUND', 'no media');
+    stream = part.stream;
+    const end = range.end ?? whole.size - 1;
+    res.status(206).set('Content-Range', `bytes ${range.start}-${end}/${whole.size}`).set('Content-Length', String(end - range.start + 1));
+  } else {
+    res.status(200).set('Content-Length', String(whole.size));
+  }
+  if (req.method === 'HEAD') {
+    destroy(stream);
+    res.end();
+    return;
+  }
+  res.on('close', () => destroy(stream));
+  (stream as NodeJS.ReadableStream & { on: (e: string, f: (err: Error) => void) => void }).on('error', (err: Error) => {
+    log.warn({ err }, 'media stream failed');
+    res.destroy(err);
+  });
+  stream.pipe(res);
 }
 
 function destroy(s: NodeJS.ReadableStream): void {
