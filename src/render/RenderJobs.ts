@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { TesseraError } from '../errors';
 import type { Logger } from '../logger';
-import type { RecordingInfo, RenderInfo } from '../pipeline/types';
+import type { Manifest, RecordingInfo, RenderInfo } from '../pipeline/types';
 import type { MediaRange, Storage } from '../storage/Sink';
 import type { RenderJobMessage, RenderChildMessage } from './main';
 import type { RenderResult, RenderSettings } from './Renderer';
@@ -65,9 +65,11 @@ export class RenderJobs {
     if (!manifest) throw new TesseraError('REC_ERR_NOT_FOUND', `recording ${info.id} has no manifest in storage`);
     const refusal = renderRefusal(manifest);
     if (refusal) throw refusal;
+    await this.#failStale(manifest);
     if (this.#jobs.size >= this.#o.maxJobs) {
       throw new TesseraError('REC_ERR_CAPACITY', `this server renders ${this.#o.maxJobs} recording${this.#o.maxJobs > 1 ? 's' : ''} at a time and is busy; try again when it is done`);
     }
+    // (No await between the capacity check and taking the slot: two requests at once get one.)
     const render = newRender(manifest, layout);
     const job: Job = { recordingId: info.id, render, child: null, cancelled: null, done: Promise.resolve(render) };
     this.#jobs.set(render.location.key, job);
@@ -86,6 +88,21 @@ export class RenderJobs {
       onChange: (renders) => this.#o.onChange(info.id, renders),
     }).finally(() => this.#jobs.delete(render.location.key));
     return render;
+  }
+
+  /**
+   * Entries left `rendering` by a process that stopped mid-render (a restart, a crash) would stay
+   * so for good: one far older than any render of this recording takes (10 minutes plus four
+   * times its duration; renders run faster than real time) and not running here is marked failed.
+   */
+  async #failStale(m: Manifest): Promise<void> {
+    const limit = 10 * 60_000 + 4 * (m.durationMs ?? 0);
+    const running = new Set(this.#jobs.keys());
+    for (const r of m.renders ?? []) {
+      if (r.status !== 'rendering' || running.has(r.location.key) || Date.now() - Date.parse(r.createdAt) < limit) continue;
+      const failed: RenderInfo = { ...r, status: 'failed', error: { code: 'REC_ERR_INTERRUPTED', message: 'the render was cut short (its process stopped); start it again' } };
+      this.#o.onChange(m.id, await saveRender(this.#o.storage, m.location, failed));
+    }
   }
 
   /** The recording is being deleted: its renders in progress stop (their entries go with it). */

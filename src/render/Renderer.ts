@@ -56,6 +56,13 @@ export interface RenderResult {
   speed: number;
 }
 
+/**
+ * A render that makes no progress for this long is hung (an FFmpeg that stopped answering): it
+ * fails rather than holding the server's one render slot for good. Generous: a render runs at
+ * low priority and may be starved by live recordings for a while, which is not a hang.
+ */
+const STALL_MS = 60_000;
+
 /** Bytes a tile's input may hold queued in Node before the renderer waits for FFmpeg to read. */
 const PIPE_QUEUE_FRAMES = 2;
 
@@ -89,6 +96,7 @@ export async function renderRecording(o: RenderOptions): Promise<RenderResult> {
   const enc = new AudioEncoder({ ffmpegPath: o.ffmpegPath, audioBitrate: o.config.audioBitrate, logger: log.child({ proc: 'aenc' }) });
   const readers = new Map<string, TrackVideoReader>();
   const epochsAlive = new Set<EpochEncoder>();
+  let stopWatchdog = () => undefined as void;
   try {
     // 1. Audio: mixed as live, its levels deciding the speaker; AAC kept for the muxer.
     const aac: { pos: number; frame: Buffer }[] = [];
@@ -128,6 +136,7 @@ export async function renderRecording(o: RenderOptions): Promise<RenderResult> {
     const pending: Map<number, { au: Buffer; key: boolean }[]> = new Map();
     let emitted = 0; // AUs handed to the muxer in the epoch being flushed
     const deliver = (e: number, au: Buffer, key: boolean) => {
+      activity = performance.now();
       if (e === flushAt) {
         muxVideo(outputs[e].epoch.fromTick + emitted++, au, key);
         return;
@@ -177,6 +186,15 @@ export async function renderRecording(o: RenderOptions): Promise<RenderResult> {
       }
       return (await r.frameAt((tick * 1000) / fps, o.config.videoTimeoutMs)) ?? card;
     };
+    let activity = performance.now();
+    const watchdog = setInterval(() => {
+      if (performance.now() - activity < STALL_MS || failure) return;
+      failure = new TesseraError('REC_ERR_ENCODER_STALLED', `the render made no progress for ${STALL_MS / 1000} s`);
+      for (const c of epochsAlive) c.kill();
+      for (const r of readers.values()) void r.close();
+    }, 5000);
+    watchdog.unref();
+    stopWatchdog = () => clearInterval(watchdog);
     const exits: Promise<unknown>[] = [];
     for (let e = 0; e < epochs.length && !failure; e++) {
       const epoch = epochs[e];
@@ -196,6 +214,7 @@ export async function renderRecording(o: RenderOptions): Promise<RenderResult> {
         for (const id of epoch.tiles) frames.push(await frameFor(id, tick));
         comp.write(frames);
         await drained(comp);
+        activity = performance.now();
         if (o.onProgress && performance.now() - lastProgress > 1000) {
           lastProgress = performance.now();
           o.onProgress({ ticks: tick, totalTicks });
@@ -221,6 +240,7 @@ export async function renderRecording(o: RenderOptions): Promise<RenderResult> {
     log.info({ durationMs, bytes, wallMs: Math.round(wallS * 1000), epochs: epochs.length }, 'render finished');
     return { durationMs, bytes, ticks: totalTicks, epochs: epochs.length, speed: durationMs / 1000 / wallS };
   } finally {
+    stopWatchdog();
     enc.kill();
     for (const r of readers.values()) void r.close();
     for (const c of epochsAlive) c.kill();

@@ -98,6 +98,7 @@ export class TrackVideoReader {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#ended = true;
     if (!this.proc.hasExited) this.proc.kill('SIGKILL');
     for (const f of this.#frames) releaseFrame(f);
     this.#frames = [];
