@@ -92,14 +92,15 @@ export class TrackAudioReader {
     while (!this.#ended && this.#end < to) await this.#decodeNext();
     // Pieces that end before this block are done with.
     while (this.#pieces.length && this.#pieces[0].at + this.#pieces[0].pcm.length <= from) this.#pieces.shift();
-    let out: Buffer | null = null;
+    let out: Int16Array | null = null;
     for (const piece of this.#pieces) {
       if (piece.at >= to) break;
-      out ??= Buffer.alloc(BLOCK_SAMPLES * 2);
+      // s16le: Int16Array is the machine's order, little-endian on every platform Node runs on here.
+      out ??= new Int16Array(BLOCK_SAMPLES);
       const a = Math.max(from, piece.at), z = Math.min(to, piece.at + piece.pcm.length);
-      for (let s = a; s < z; s++) out.writeInt16LE(piece.pcm[s - piece.at], (s - from) * 2);
+      if (z > a) out.set(piece.pcm.subarray(a - piece.at, z - piece.at), a - from);
     }
-    return out;
+    return out && Buffer.from(out.buffer, out.byteOffset, out.byteLength);
   }
 
   close(): void {

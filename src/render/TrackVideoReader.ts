@@ -36,15 +36,23 @@ export class TrackVideoReader {
     this.#startMs = o.startMs;
     this.#log = o.logger;
     this.#reader = new RawFrameReader((o.size.w * o.size.h * 3) / 2);
-    this.proc = new FfmpegProcess({ ffmpegPath: o.ffmpegPath, args: trackDecoderArgs(o.file, o.size, `0x${o.background.replace('#', '')}`), stopBy: 'eof', gracefulMs: 2000, logger: o.logger, stderrLines: 20 });
+    const onFrame = (f: Buffer) => {
+      this.#frames.push(f);
+      if (this.#frames.length >= AHEAD) this.proc.stdout.pause();
+      this.#poke();
+    };
+    this.proc = new FfmpegProcess({
+      ffmpegPath: o.ffmpegPath,
+      args: trackDecoderArgs(o.file, o.size, `0x${o.background.replace('#', '')}`),
+      stopBy: 'eof',
+      gracefulMs: 2000,
+      logger: o.logger,
+      stderrLines: 20,
+      // Reads land in one reused buffer and are copied straight into pooled frames (as the live
+      // decoders): a Buffer per read was most of a render's garbage.
+      stdoutInto: { buffer: Buffer.allocUnsafeSlow(256 * 1024), onChunk: (c) => this.#reader.push(c, onFrame) },
+    });
     this.proc.stdin.end();
-    this.proc.stdout.on('data', (c: Buffer) =>
-      this.#reader.push(c, (f) => {
-        this.#frames.push(f);
-        if (this.#frames.length >= AHEAD) this.proc.stdout.pause();
-        this.#poke();
-      }),
-    );
     this.proc.on('line', (line) => {
       const t = parseShowinfoTime(line);
       if (t !== null) {
