@@ -97,6 +97,7 @@ export async function renderRecording(o: RenderOptions): Promise<RenderResult> {
   const readers = new Map<string, TrackVideoReader>();
   const epochsAlive = new Set<EpochEncoder>();
   let stopWatchdog = () => undefined as void;
+  let fd: number | null = null;
   try {
     // 1. Audio: mixed as live, its levels deciding the speaker; AAC kept for the muxer.
     const aac: { pos: number; frame: Buffer }[] = [];
@@ -116,8 +117,9 @@ export async function renderRecording(o: RenderOptions): Promise<RenderResult> {
 
     // 3. Video: epoch by epoch, into the muxer with the audio.
     const tmp = path.join(o.workDir, 'render.fmp4');
-    const fd = fs.openSync(tmp, 'w');
-    const muxer = new Mp4Muxer({ fps, width, height, fragmentMs: o.config.fragmentMs, onSegment: (s) => fs.writeSync(fd, s.data) });
+    fd = fs.openSync(tmp, 'w');
+    const out = fd;
+    const muxer = new Mp4Muxer({ fps, width, height, fragmentMs: o.config.fragmentMs, onSegment: (s) => fs.writeSync(out, s.data) });
     let audioNext = 0;
     const totalSamples = Math.round((totalTicks * SAMPLE_RATE) / fps);
     const muxVideo = (tick: number, au: Buffer, key: boolean) => {
@@ -226,6 +228,7 @@ export async function renderRecording(o: RenderOptions): Promise<RenderResult> {
     if (failure) throw failure;
     await muxer.finalize();
     fs.closeSync(fd);
+    fd = null;
     if (muxer.error) throw new TesseraError('REC_ERR_SINK', `muxing the render failed: ${muxer.error.message}`);
     if (muxer.ticks !== totalTicks) throw new TesseraError('REC_ERR_ENCODER_DIED', `the render holds ${muxer.ticks} of ${totalTicks} pictures`);
 
@@ -241,6 +244,7 @@ export async function renderRecording(o: RenderOptions): Promise<RenderResult> {
     return { durationMs, bytes, ticks: totalTicks, epochs: epochs.length, speed: durationMs / 1000 / wallS };
   } finally {
     stopWatchdog();
+    if (fd !== null) fs.closeSync(fd);
     enc.kill();
     for (const r of readers.values()) void r.close();
     for (const c of epochsAlive) c.kill();

@@ -10,13 +10,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { loadConfig } from '../../src/config';
 import { logger } from '../../src/logger';
 import { runSyntheticSession, participantName } from '../../src/media/syntheticSession';
 import { makeSyntheticClip, participantStyle } from '../../src/media/SyntheticClip';
 import { SyntheticSource } from '../../src/media/SyntheticSource';
 import { renderRecording, type RenderResult } from '../../src/render/Renderer';
-import type { Manifest } from '../../src/pipeline/types';
+import type { Manifest, RenderInfo } from '../../src/pipeline/types';
 import { computeLayout, type Layout, type TileInput } from '../../compositor/layout';
 import { loadPresets } from '../../compositor/presets';
 import { BUNDLED_FFMPEG, DEBIAN_FFMPEG, allFrames, avOffsetMs, colourDistance, colourShare, decodeErrors, markerRect, meanColour, probe } from '../helpers/media';
@@ -196,3 +197,17 @@ function cropRgb(v: { w: number; h: number; frames: Buffer[] }, r: { x: number; 
   }
   return out;
 }
+
+test('npm run render -- --manifest rec.json --layout grid, as the README gives it: stored beside the recording and listed in its manifest; bad arguments exit 2', () => {
+  const root = path.resolve(__dirname, '..', '..');
+  const run = (args: string[]) => spawnSync('npm', ['run', '--silent', 'render', '--', ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, LOG_LEVEL: 'warn', FFMPEG_PATH: DEBIAN_FFMPEG, TESSERA_X264_PRESET: 'ultrafast' }, timeout: 90_000 });
+  const r = run(['--manifest', path.join(dir, 'rec.json'), '--layout', 'grid']);
+  expect(r.status).toBe(0);
+  const render = JSON.parse(r.stdout.trim().split('\n').pop()!) as RenderInfo;
+  expect(render).toMatchObject({ id: 'grid-1', status: 'available', location: { kind: 'file', key: 'rec.renders/grid-1.mp4' }, durationMs: recordingMs });
+  expect(fs.statSync(path.join(dir, 'rec.renders', 'grid-1.mp4')).size).toBe(render.bytes);
+  expect((JSON.parse(fs.readFileSync(path.join(dir, 'rec.json'), 'utf8')) as Manifest).renders).toEqual([render]);
+  const bad = run(['--manifest', path.join(dir, 'rec.json'), '--layout', 'mosaic']);
+  expect({ status: bad.status, stderr: bad.stderr }).toEqual({ status: 2, stderr: expect.stringMatching(/unknown layout "mosaic"; known: grid, screenshare, speaker/) });
+  expect(run(['--layout', 'grid']).status).toBe(2);
+});
