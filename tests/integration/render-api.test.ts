@@ -117,11 +117,17 @@ test('a render job: 202 rendering, listed while it runs, then available and serv
   expect(part.headers.get('content-range')).toBe(`bytes 100-199/${done.bytes}`);
   expect(Buffer.from(await part.arrayBuffer()).equals(fs.readFileSync(file).subarray(100, 200))).toBe(true);
 
-  // Deleting the recording deletes its renders.
+  // Deleting the recording deletes its renders, and stops one in progress (which then stores nothing).
   const rendersDir = path.join(tmp, 'rec', room, `${rec.id}.renders`);
   expect(fs.existsSync(path.join(rendersDir, 'speaker-1.mp4'))).toBe(true);
+  expect((await post(`/recordings/${rec.id}/renders`, { layout: 'grid' })).status).toBe(202);
   expect((await api(`/recordings/${rec.id}`, { method: 'DELETE' })).status).toBe(204);
+  expect((server.conference.recorder as Recorder).renders.running).toBe(0); // stopped, its slot free
   expect(fs.existsSync(rendersDir)).toBe(false);
+  await sleep(3000);
+  expect(fs.existsSync(rendersDir)).toBe(false);
+  expect(fs.readdirSync(path.join(tmp, 'rec', room)).filter((f) => f.startsWith(rec.id))).toEqual([]);
+  expect(await error(await post(`/recordings/${rec.id}/renders`, { layout: 'grid' }))).toEqual([404, 'REC_ERR_NOT_FOUND']);
   expect(await error(await api(`/recordings/${rec.id}/renders/speaker-1/media`))).toEqual([404, 'REC_ERR_NOT_FOUND']);
 });
 
