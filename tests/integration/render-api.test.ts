@@ -1,8 +1,9 @@
 /**
- * The re-render as a REST job, end to end on a real server: two werift participants recorded
- * with tracks through the REST API, then `POST /api/recordings/:id/renders` → 202 `rendering`,
- * listed under the recording while it runs, `available` with its MP4 served (Range too) once
- * done, and gone with the recording. Bad input: an unknown recording, an unknown layout, a
+ * The re-render as a REST job, end to end on a real server: three werift participants, one
+ * sharing a screen, recorded with tracks through the REST API, then
+ * `POST /api/recordings/:id/renders` → 202 `rendering`, listed under the recording while it runs,
+ * `available` with its MP4 served (Range too) once done — with the speaker layout, then the
+ * screenshare layout (the share on the stage) — and gone with the recording. Bad input: an unknown recording, an unknown layout, a
  * malformed body, a second render while one runs, a recording made without tracks.
  */
 import fs from 'node:fs';
@@ -10,14 +11,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config';
 import { logger } from '../../src/logger';
-import { participantStyle } from '../../src/media/SyntheticClip';
+import { makeSyntheticClip, participantStyle } from '../../src/media/SyntheticClip';
 import { Recorder } from '../../src/pipeline/Recorder';
 import type { RecordingInfo, RenderInfo } from '../../src/pipeline/types';
 import type { WeriftParticipant } from '../../src/rtc/WeriftParticipant';
 import { TesseraServer } from '../../src/server/TesseraServer';
 import { FileStorage } from '../../src/storage/FileStorage';
 import { allFrames, colourShare, decodeErrors, probe } from '../helpers/media';
-import { participant, sleep, until } from '../helpers/rtc-harness';
+import { FFMPEG, participant, sleep, until } from '../helpers/rtc-harness';
 
 jest.setTimeout(120_000);
 
@@ -32,12 +33,15 @@ beforeAll(async () => {
   storage = new FileStorage(config.recordingsDir);
   server = new TesseraServer({ config, recorder: new Recorder({ config, storage, logger }), logger, rtc: { connectTimeoutMs: 15_000 } });
   await server.listen(0, '127.0.0.1');
-  for (const [name, i] of [['Red', 1], ['Green', 2]] as const) {
-    const p = await participant(server.url, room, name, i);
+  // Blue also shares a screen (participant 5's colour, magenta).
+  const screenClip = await makeSyntheticClip(FFMPEG, { index: 5, codec: 'vp8', seconds: 2, width: 640, height: 360, fps: 15 }, logger);
+  for (const [name, i] of [['Red', 1], ['Green', 2], ['Blue', 3]] as const) {
+    const p = await participant(server.url, room, name, i, i === 3 ? { screenClip } : {});
     peers.push(p);
     await p.join();
   }
-  await until(() => server.conference.room(room)?.participants().filter((p) => p.publishing.length >= 2).length === 2, 20_000, 'both publishing');
+  await until(() => server.conference.room(room)?.participants().filter((p) => p.publishing.length >= 2).length === 3, 20_000, 'all publishing');
+  await until(() => server.conference.room(room)?.participants().some((p) => p.publishing.length >= 3) ?? false, 20_000, 'the screen share');
 });
 
 afterAll(async () => {
@@ -66,7 +70,7 @@ async function record(ms: number, tracks: boolean): Promise<RecordingInfo> {
 test('a render job: 202 rendering, listed while it runs, then available and served; one at a time; gone with the recording', async () => {
   const rec = await record(5000, true);
   const manifest = JSON.parse(fs.readFileSync(path.join(tmp, 'rec', rec.location.key.replace(/\.mp4$/, '.json')), 'utf8')) as { tracks: { kind: string }[] };
-  expect(manifest.tracks.map((t) => t.kind).sort()).toEqual(['camera', 'camera', 'microphone', 'microphone']);
+  expect(manifest.tracks.map((t) => t.kind).sort()).toEqual(['camera', 'camera', 'camera', 'microphone', 'microphone', 'microphone', 'screen']);
 
   // Bad input first (none of it starts anything).
   expect(await error(await post('/recordings/rec_nope/renders', { layout: 'grid' }))).toEqual([404, 'REC_ERR_NOT_FOUND']);
@@ -107,15 +111,31 @@ test('a render job: 202 rendering, listed while it runs, then available and serv
   const p = probe(file);
   expect({ w: p.width, h: p.height, fps: p.frameRate }).toEqual({ w: 640, h: 360, fps: 15 });
   expect(Math.abs(p.videoDuration * 1000 - rec.durationMs!)).toBeLessThanOrEqual(1000 / 15);
-  // Both participants are in it (the stage and the strip) once their video arrived.
+  // Everyone is in it (the stage and the strip) once their video arrived.
   const { frames } = allFrames(file, 4);
   const last = frames[frames.length - 8];
-  expect([1, 2].map((i) => colourShare(last, participantStyle(i).hex) > 0.01)).toEqual([true, true]);
+  expect([1, 2, 3, 5].map((i) => colourShare(last, participantStyle(i).hex) > 0.005)).toEqual([true, true, true, true]);
 
   const part = await api(`/recordings/${rec.id}/renders/speaker-1/media`, { headers: { range: 'bytes=100-199' } });
   expect(part.status).toBe(206);
   expect(part.headers.get('content-range')).toBe(`bytes 100-199/${done.bytes}`);
   expect(Buffer.from(await part.arrayBuffer()).equals(fs.readFileSync(file).subarray(100, 200))).toBe(true);
+
+  // The same recording with the screenshare layout: the werift share on the stage, the cameras in the strip.
+  expect((await post(`/recordings/${rec.id}/renders`, { layout: 'screenshare' })).status).toBe(202);
+  let shared: RenderInfo | undefined;
+  for (const t1 = Date.now(); !shared || shared.status === 'rendering'; await sleep(250)) {
+    if (Date.now() - t1 > 60_000) throw new Error('the screenshare render did not finish within 60 s');
+    shared = ((await (await api(`/recordings/${rec.id}`)).json()) as RecordingInfo).renders?.find((r) => r.id === 'screenshare-1');
+  }
+  expect(shared.status).toBe('available');
+  const shareFile = path.join(tmp, 'share.mp4');
+  fs.writeFileSync(shareFile, Buffer.from(await (await api(`/recordings/${rec.id}/renders/screenshare-1/media`)).arrayBuffer()));
+  const s = allFrames(shareFile, 8);
+  for (const f of s.frames.slice(-Math.round(1.5 * s.fps))) {
+    const got = [5, 1, 2, 3].map((i) => colourShare(f, participantStyle(i).hex));
+    expect({ stage: got[0] > 0.4, strip: got.slice(1).every((x) => x > 0.005 && x < 0.1) }).toEqual({ stage: true, strip: true });
+  }
 
   // Deleting the recording deletes its renders, and stops one in progress (which then stores nothing).
   const rendersDir = path.join(tmp, 'rec', room, `${rec.id}.renders`);
