@@ -1,7 +1,8 @@
 /**
  * Re-rendering (issue 12): a recording made with tracks — three synthetic participants with
  * churn (participant 3 joins at 4 s, participant 2 leaves at 8 s) and a screen share from 1.5 s
- * — composed again from its tracks with the screenshare, speaker and grid layouts. Every check
+ * — composed again from its tracks with the screenshare, speaker and grid layouts (participant 2
+ * sends H.264, so one track is Matroska, the others WebM). Every check
  * decodes the MP4 a user gets: each participant's colour in the cell the layout code computes at
  * times before and after the join and the leave, the screen share on the whole stage, the speaker
  * on the stage as the audio says (participant 1 talks until 4 s, participant 3 after), lip sync
@@ -54,6 +55,8 @@ beforeAll(async () => {
     seconds: SECONDS,
     churn: true,
     tracks: true,
+    // Participant 2 sends H.264 (its track is Matroska), the others VP8 (WebM).
+    codec: (i) => (i === 2 ? 'h264' : 'vp8'),
     out,
     config,
     ffmpegPath: DEBIAN_FFMPEG,
@@ -77,6 +80,7 @@ beforeAll(async () => {
   expect(r.info.status).toBe('available');
   manifest = JSON.parse(fs.readFileSync(path.join(dir, 'rec.json'), 'utf8')) as Manifest;
   recordingMs = manifest.durationMs!;
+  expect(manifest.tracks!.find((t) => t.sourceId === 'p2' && t.kind === 'camera')).toMatchObject({ codec: 'h264', container: 'mkv' });
   // eslint-disable-next-line no-console
   console.log(`recorded ${recordingMs} ms with ${manifest.tracks!.length} tracks: ${manifest.tracks!.map((t) => `${t.kind} of ${t.sourceId} ${t.start}…${t.end} ms`).join(', ')}`);
   const renderWith = async (layout: string, bin: string) => {
