@@ -118,7 +118,12 @@ export async function runStoredRender(o: {
 
 /** A track as a local file: in place for file storage, else downloaded into `dir`. */
 async function localTrack(storage: Storage, t: TrackInfo, dir: string): Promise<string> {
-  if (storage instanceof FileStorage) return path.join(storage.dir, t.location.key);
+  if (storage instanceof FileStorage) {
+    const file = path.join(storage.dir, t.location.key);
+    // A missing track would render as its name card all along: say so instead.
+    if (!fs.existsSync(file)) throw new TesseraError('REC_ERR_NOT_FOUND', `track ${t.id} is missing from storage (${t.location.key})`);
+    return file;
+  }
   const opened = await storage.openMedia(t.location);
   if (!opened) throw new TesseraError('REC_ERR_NOT_FOUND', `track ${t.id} is missing from storage (${t.location.key})`);
   const file = path.join(dir, `${t.id}.${t.container}`);
