@@ -108,6 +108,8 @@ export class TrackVideoReader {
     this.#closed = true;
     this.#ended = true;
     if (!this.proc.hasExited) this.proc.kill('SIGKILL');
+    // A paused stdout never reads its end: close it, or its pipe outlives the process.
+    this.proc.stdout.destroy();
     for (const f of this.#frames) releaseFrame(f);
     this.#frames = [];
     if (this.#current) releaseFrame(this.#current.frame);

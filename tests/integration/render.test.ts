@@ -21,7 +21,8 @@ import { renderRecording, type RenderResult } from '../../src/render/Renderer';
 import type { Manifest, RenderInfo } from '../../src/pipeline/types';
 import { computeLayout, type Layout, type TileInput } from '../../compositor/layout';
 import { loadPresets } from '../../compositor/presets';
-import { BUNDLED_FFMPEG, DEBIAN_FFMPEG, allFrames, avOffsetMs, colourDistance, colourShare, decodeErrors, markerRect, meanColour, probe } from '../helpers/media';
+import { BUNDLED_FFMPEG, DEBIAN_FFMPEG, allFrames, avOffsetMs, colourDistance, colourShare, decodeErrors, hexRgb, markerRect, meanColour, probe } from '../helpers/media';
+import { PLACEHOLDER_COLOUR } from '../../src/pipeline/placeholder';
 
 jest.setTimeout(120_000);
 
@@ -214,4 +215,32 @@ test('npm run render -- --manifest rec.json --layout grid, as the README gives i
   const bad = run(['--manifest', path.join(dir, 'rec.json'), '--layout', 'mosaic']);
   expect({ status: bad.status, stderr: bad.stderr }).toEqual({ status: 2, stderr: expect.stringMatching(/unknown layout "mosaic"; known: grid, screenshare, speaker/) });
   expect(run(['--layout', 'grid']).status).toBe(2);
+});
+
+test('a track cut short (a crash mid-write) renders up to its cut, then its name card, as live for a sender gone quiet', async () => {
+  const cutDir = path.join(dir, 'cut');
+  fs.mkdirSync(cutDir);
+  const cam = manifest.tracks!.find((t) => t.sourceId === 'p3' && t.kind === 'camera')!;
+  const cutFile = path.join(cutDir, 'p3-camera.webm');
+  const whole = fs.readFileSync(path.join(dir, cam.location.key));
+  fs.writeFileSync(cutFile, whole.subarray(0, Math.floor(whole.length * 0.6))); // about 4.0 + 0.6 × 7.9 s ≈ 8.8 s
+  const file = path.join(cutDir, 'grid.mp4');
+  await renderRecording({
+    manifest: { ...manifest, tracks: manifest.tracks!.map((t) => (t.id === cam.id ? { ...t, state: 'incomplete' as const } : t)) },
+    trackFile: (t) => (t.id === cam.id ? cutFile : path.join(dir, t.location.key)),
+    layout: 'grid',
+    out: file,
+    presets,
+    config: loadConfig({ FFMPEG_PATH: DEBIAN_FFMPEG, TESSERA_X264_PRESET: 'ultrafast' }),
+    ffmpegPath: DEBIAN_FFMPEG,
+    logger,
+    workDir: path.join(cutDir, 'work'),
+  });
+  expect(decodeErrors(file)).toBe('');
+  const grid = computeLayout(presets.get('grid')!, { width: W, height: H, tiles: present(10.5) });
+  expect(misses(file, computeLayout(presets.get('grid')!, { width: W, height: H, tiles: present(6) }), 6)).toEqual([]);
+  const v = framesOf(file);
+  const p3 = meanColour({ w: v.w, h: v.h, rgb: v.frames[Math.round(11.5 * v.fps)] }, grid.tiles.find((t) => t.id === 'p3')!.video, 4);
+  expect(colourDistance(p3, hexRgb(PLACEHOLDER_COLOUR))).toBeLessThan(45);
+  expect(misses(file, grid, 10.5).filter((m) => (m as { tile: string }).tile !== 'p3')).toEqual([]);
 });
