@@ -318,7 +318,9 @@ export class S3Storage implements Storage {
    */
   async markExpired(location: RecordingLocation): Promise<void> {
     const bucket = location.bucket ?? this.#cfg.bucket;
-    for (const Key of [location.key, this.manifestKey(location.key)]) {
+    // Its tracks and re-renders go with it: the same rule deletes them (untagged, they would outlive it).
+    const beside = [...(await this.#listKeys(tracksPrefixOf(location.key))), ...(await this.#listKeys(rendersPrefixOf(location.key)))];
+    for (const Key of [location.key, this.manifestKey(location.key), ...beside]) {
       await this.#call('PutObjectTagging', (abortSignal) =>
         this.client.send(
           new PutObjectTaggingCommand({ Bucket: bucket, Key, Tagging: { TagSet: [{ Key: 'retention-class', Value: this.#cfg.retentionClass }, { Key: 'app', Value: 'tessera' }, { Key: 'tessera-expired', Value: 'true' }] } }),

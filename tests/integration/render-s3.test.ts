@@ -2,7 +2,8 @@
  * A re-render of a recording kept in S3 (the real SDK over real HTTP, tests/helpers/s3server.ts),
  * with a fault on each side: the tracks are downloaded (the first GET fails with a 500 and is
  * retried), composed, and the MP4 uploaded beside the recording (the first PUT's connection is
- * reset and the SDK sends it again), listed in the manifest, and deleted with the recording.
+ * reset and the SDK sends it again), listed in the manifest, tagged for the lifecycle rule when
+ * the recording expires, and deleted with the recording.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -81,6 +82,10 @@ test('tracks downloaded from S3, the render uploaded beside the recording and li
   await pipeline(got!.stream as NodeJS.ReadableStream, fs.createWriteStream(file));
   expect(decodeErrors(file)).toBe('');
   expect(Math.abs(probe(file).videoDuration * 1000 - m.durationMs!)).toBeLessThanOrEqual(34);
+
+  // Retention on S3 tags the recording for the bucket's lifecycle rule: its render and tracks too.
+  await storage.markExpired(moved.location);
+  for (const k of [final.location.key, moved.tracks![0].location.key]) expect(server.objectInfo(BUCKET, k)?.tags).toContainEqual(['tessera-expired', 'true']);
 
   await storage.deleteRecording(moved.location);
   expect(server.listKeys(BUCKET).filter((k) => k.includes(m.id))).toEqual([]);
