@@ -38,6 +38,7 @@ import { encoderArgs } from '../compositor/ffmpegArgs';
 import { computeLayout } from '../compositor/layout';
 import { loadPresets } from '../compositor/presets';
 import { allFrames, avOffsetMs, markerRect } from '../tests/helpers/media';
+import { measureRender } from './render';
 
 const TICK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
@@ -323,6 +324,10 @@ async function main() {
         };
         results.push(tracksCase);
         console.log(JSON.stringify(tracksCase));
+        // The re-render of a recording of this case (made with tracks), unpaced.
+        const rr = await measureRender({ ffmpeg, dir, n, seconds, config, pool, cpuSeconds: treeCpuSeconds });
+        Object.assign(c, { renderSpeed: round(rr.renderSpeed), renderCores: round(rr.renderCores) });
+        console.log(JSON.stringify({ name: c.name, renderSpeed: round(rr.renderSpeed), renderCores: round(rr.renderCores) }));
         const th = await throttledRun(dir, n, seconds);
         if (th) {
           results.push(th);

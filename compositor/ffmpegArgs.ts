@@ -133,3 +133,33 @@ export function nameCardsArgs(size: { w: number; h: number }, background: string
   );
   return [...COMMON, '-f', 'lavfi', '-i', `color=c=${bg}:s=${size.w}x${size.h}:r=1:d=${n}`, '-vf', draw.join(','), '-frames:v', String(n), '-f', 'rawvideo', '-pix_fmt', 'yuv420p', 'pipe:1'];
 }
+
+/**
+ * Decoder of one recorded track for a re-render: the track's file (WebM/Matroska) → raw yuv420p
+ * frames of a fixed size on stdout, letterboxed like the live decoders (videoDecoderArgs), one
+ * per frame in the file (no frame-rate conversion). `showinfo` logs each frame's timestamp
+ * before it is scaled (stderr at `info`): the renderer pairs the n-th line with the n-th frame
+ * and places the frame on the recording's clock itself, as the live pacer does with arrivals.
+ */
+export function trackDecoderArgs(file: string, out: { w: number; h: number }, background = '0x181818'): string[] {
+  return [
+    '-hide_banner', '-nostats', '-loglevel', 'info',
+    '-threads', '1',
+    '-i', file,
+    '-an', '-sn', '-dn',
+    '-vf', `showinfo,scale=${out.w}:${out.h}:force_original_aspect_ratio=decrease,pad=${out.w}:${out.h}:(ow-iw)/2:(oh-ih)/2:color=${background},format=yuv420p`,
+    '-vsync', 'passthrough',
+    '-f', 'rawvideo', '-pix_fmt', 'yuv420p', 'pipe:1',
+  ];
+}
+
+/** A frame's timestamp in a `showinfo` line (FFmpeg 4.1 and 5.1 alike), in seconds; null for other lines. */
+export function parseShowinfoTime(line: string): number | null {
+  const m = /\bn:\s*\d+\s+pts:\s*-?\d+\s+pts_time:\s*(-?[\d.]+(?:e-?\d+)?)/.exec(line);
+  return m && line.includes('showinfo') ? Number(m[1]) : null;
+}
+
+/** A finished MP4 rewritten with its index first (`+faststart`): plays and seeks at once over HTTP. */
+export function faststartRemuxArgs(input: string, output: string): string[] {
+  return [...COMMON, '-i', input, '-map', '0', '-c', 'copy', '-movflags', '+faststart', '-f', 'mp4', '-y', output];
+}

@@ -20,6 +20,8 @@ export const ERRORS = {
   /** The recording is under legal hold: it cannot be deleted or erased until released. */
   REC_ERR_HELD: { http: 409, who: 'user', retry: false },
   REC_ERR_NOT_JOINED: { http: 409, who: 'user', retry: false },
+  /** A re-render was asked of a recording made without tracks (or whose tracks hold nothing). */
+  REC_ERR_NO_TRACKS: { http: 409, who: 'user', retry: false },
   REC_ERR_UNKNOWN_LAYOUT: { http: 400, who: 'user', retry: false },
   REC_ERR_BAD_SIGNAL: { http: 400, who: 'user', retry: false },
   /** The same identity joined the room again elsewhere: this seat was given to the new join. */

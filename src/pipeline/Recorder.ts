@@ -15,7 +15,9 @@ import type { Logger } from '../logger';
 import type { MediaSource } from '../media/types';
 import { paginate, RecordingIndex, type RecordingPage } from '../storage/RecordingIndex';
 import type { MediaRange, Storage } from '../storage/Sink';
-import type { RecordingInfo } from './types';
+import type { RecordingInfo, RenderInfo } from './types';
+import { RenderJobs } from '../render/RenderJobs';
+import { renderSettingsOf } from '../render/Renderer';
 
 /** Hooks the metrics module attaches to (kept optional so the pipeline has no metrics dependency). */
 export interface RecorderObserver {
@@ -48,6 +50,8 @@ export class Recorder extends EventEmitter<Events> {
   readonly storage: Storage;
   /** The stored recordings by id (lookups never scan the storage). */
   readonly index: RecordingIndex;
+  /** Re-renders of finished recordings from their tracks (one at a time). */
+  readonly renders: RenderJobs;
   observer: RecorderObserver = {};
   #config: Readonly<Config>;
   #log: Logger;
@@ -72,6 +76,17 @@ export class Recorder extends EventEmitter<Events> {
     this.#workBase = path.join(os.tmpdir(), `tessera-${process.pid}`);
     this.#pool = new WorkerPool({ logger: this.#log });
     this.index = new RecordingIndex(opts.storage, { refreshMs: opts.config.indexRefreshMs });
+    this.renders = new RenderJobs({
+      storage: opts.storage,
+      settings: renderSettingsOf(opts.config),
+      presets: new Set(this.presets.keys()),
+      ffmpegPath: this.ffmpegPath,
+      logger: this.#log,
+      maxJobs: 1,
+      onChange: (id, renders) => {
+        void this.index.get(id).then((info) => info && this.index.put({ ...info, renders }), () => undefined);
+      },
+    });
     this.#statsTimer = setInterval(() => this.#publishStats(), 5000);
     this.#statsTimer.unref();
     this.#sweepTimer = setInterval(() => {
@@ -227,6 +242,27 @@ export class Recorder extends EventEmitter<Events> {
     return this.storage.status?.() ?? { kind: this.storage.kind, ok: true };
   }
 
+  /** Starts re-rendering a finished recording from its tracks with `layout` (POST …/renders). */
+  async startRender(id: string, layout: string): Promise<RenderInfo> {
+    const info = await this.get(id);
+    if (!info) throw new TesseraError('REC_ERR_NOT_FOUND', `no recording ${id}`);
+    if (this.#draining) throw new TesseraError('REC_ERR_DRAINING', 'this server is shutting down and starts no renders');
+    return this.renders.start(info, layout);
+  }
+
+  /** A render's MP4 (or a presigned URL for it): only once it is available. */
+  async openRender(id: string, renderId: string, range?: MediaRange) {
+    const info = await this.get(id);
+    if (!info) throw new TesseraError('REC_ERR_NOT_FOUND', `no recording ${id}`);
+    return this.renders.openMedia(await this.renders.find(info, renderId), range);
+  }
+
+  async presignRender(id: string, renderId: string): Promise<string | null> {
+    const info = await this.get(id);
+    if (!info) throw new TesseraError('REC_ERR_NOT_FOUND', `no recording ${id}`);
+    return this.renders.presignMedia(await this.renders.find(info, renderId));
+  }
+
   async delete(id: string): Promise<RecordingInfo> {
     const info = await this.get(id);
     if (!info) throw new TesseraError('REC_ERR_NOT_FOUND', `no recording ${id}`);
@@ -234,6 +270,8 @@ export class Recorder extends EventEmitter<Events> {
       throw new TesseraError('REC_ERR_ALREADY_RECORDING', `recording ${id} is still ${info.status}; stop it first`);
     }
     if (info.legalHold) throw new TesseraError('REC_ERR_HELD', `recording ${id} is under legal hold; release the hold first`);
+    // A render in progress stops first, so it cannot store its MP4 after the recording is gone.
+    await this.renders.cancel(id);
     await this.storage.deleteRecording(info.location);
     this.index.remove(id);
     return info;
@@ -297,6 +335,7 @@ export class Recorder extends EventEmitter<Events> {
   async drain(): Promise<void> {
     this.#draining = true;
     await Promise.all([...this.#active.values()].map((r) => r.stop()));
+    await this.renders.close();
     this.close();
   }
 
@@ -307,6 +346,7 @@ export class Recorder extends EventEmitter<Events> {
 
   /** Stops the spare workers and timers (after drain(), or in tests). Idempotent. */
   close(): void {
+    void this.renders.close();
     clearInterval(this.#statsTimer);
     clearInterval(this.#sweepTimer);
     this.#pool.close();

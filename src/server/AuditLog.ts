@@ -19,6 +19,7 @@ export type AuditEventName =
   | 'recording.expired'
   | 'recording.erased'
   | 'recording.hold'
+  | 'recording.rendered'
   | 'consent.given'
   | 'consent.declined';
 

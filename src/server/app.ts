@@ -237,6 +237,34 @@ export function createApp(init: { config: Readonly<Config>; conference: Conferen
       }
     }, log);
   }));
+  // Re-renders: a finished recording with tracks composed again with another layout (a job).
+  api.post('/recordings/:id/renders', asyncRoute(async (req, res) => {
+    const id = recordingId(req.params.id);
+    const body: unknown = req.body ?? {};
+    if (!isObject(body) || typeof body.layout !== 'string') throw new TesseraError('REC_ERR_BAD_REQUEST', 'body must be { "layout": "<preset>" }');
+    const layout = validateLayout(body.layout)!;
+    if (!recorder.startRender) throw new TesseraError('REC_ERR_INTERNAL', 'this recorder cannot re-render');
+    const render = await recorder.startRender(id, layout);
+    conference.audit.record({ event: 'recording.rendered', actor: actor(req), recordingId: id, roomId: (await recorder.get(id))?.roomId, detail: { renderId: render.id, layout } });
+    res.status(202).json(render);
+  }));
+  api.get('/recordings/:id/renders/:renderId/media', asyncRoute(async (req, res) => {
+    const id = recordingId(req.params.id);
+    const renderId = req.params.renderId;
+    if (typeof renderId !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(renderId)) throw new TesseraError('REC_ERR_NOT_FOUND', 'no such render');
+    if (!recorder.openRender) throw new TesseraError('REC_ERR_NOT_FOUND', 'this recorder keeps no renders');
+    const url = await recorder.presignRender?.(id, renderId);
+    if (url) {
+      res.redirect(302, url);
+      return;
+    }
+    await sendMedia(req, res, 'video/mp4', (range) => recorder.openRender!(id, renderId, range), async (range) => {
+      // A render shows the same people as its recording: its download is audited alike.
+      if (req.method === 'GET' && (range === null || (range !== 'invalid' && range.start === 0))) {
+        conference.audit.record({ event: 'recording.downloaded', actor: actor(req), recordingId: id, roomId: (await recorder.get(id))?.roomId, detail: { renderId } });
+      }
+    }, log);
+  }));
   api.delete('/recordings/:id', asyncRoute(async (req, res) => {
     const id = recordingId(req.params.id);
     const gone = await recorder.delete(id);
@@ -318,7 +346,7 @@ function fingerprint(token: string): string {
 }
 
 /**
- * Serves a stored file (a recording's MP4, one of its tracks) with Range support: 200 whole, 206
+ * Serves a stored file (a recording's MP4, one of its tracks or re-renders) with Range support: 200 whole, 206
  * for a range, 416 for a range it cannot satisfy. `opened` hears of each request (for audit).
  */
 async function sendMedia(

@@ -1,6 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import type { MediaSource } from '../media/types';
-import type { RecordingInfo } from '../pipeline/types';
+import type { RecordingInfo, RenderInfo } from '../pipeline/types';
 import type { MediaRange } from '../storage/Sink';
 
 /**
@@ -30,6 +30,10 @@ export interface RecorderApi extends EventEmitter {
   setHold?(id: string, hold: boolean): Promise<RecordingInfo>;
   findByPerson?(who: { participantId?: string; name?: string }): Promise<RecordingInfo[]>;
   noteConsent?(recordingId: string, answer?: { participantId: string; name: string; accepted: boolean; at: string }): void;
+  // Re-renders from a recording's tracks (the real Recorder; stand-ins may lack them).
+  startRender?(id: string, layout: string): Promise<RenderInfo>;
+  openRender?(id: string, renderId: string, range?: MediaRange): Promise<{ size: number; stream: NodeJS.ReadableStream } | null>;
+  presignRender?(id: string, renderId: string): Promise<string | null>;
   openMedia(id: string, range?: MediaRange): Promise<{ size: number; stream: NodeJS.ReadableStream } | null>;
   presignMedia(id: string): Promise<string | null>;
   /** One of a recording's tracks (the real Recorder). */

@@ -85,6 +85,22 @@ export class FileStorage implements Storage {
     }
   }
 
+  /** A finished file (a re-render) copied in whole, then renamed: never seen half-written. */
+  async putFile(location: RecordingLocation, file: string): Promise<number> {
+    const target = this.#path(location);
+    await fs.promises.mkdir(path.dirname(target), { recursive: true });
+    const tmp = `${target}.tmp-${process.pid}`;
+    await fs.promises.copyFile(file, tmp);
+    const fd = await fs.promises.open(tmp, 'r+');
+    try {
+      await fd.sync();
+    } finally {
+      await fd.close();
+    }
+    await fs.promises.rename(tmp, target);
+    return (await fs.promises.stat(target)).size;
+  }
+
   /** Merges `patch` into a recording's manifest (retention, legal hold, consent). */
   async updateManifest(location: RecordingLocation, patch: object): Promise<void> {
     const file = this.#path(location);

@@ -119,7 +119,7 @@ export function decodeCursor(cursor: string): [string, string] {
 
 /** A stored manifest as the API's Recording (the manifest's extra fields stay in storage). */
 export function strip(m: RecordingInfo): RecordingInfo {
-  const { id, roomId, status, startedAt, endedAt, availableAt, durationMs, bytes, layout, location, participants, error, retainUntil, legalHold, consent, tracks } = m;
+  const { id, roomId, status, startedAt, endedAt, availableAt, durationMs, bytes, layout, location, participants, error, retainUntil, legalHold, consent, tracks, renders } = m;
   const out: RecordingInfo = { id, roomId, status, startedAt, layout, location, participants };
   if (endedAt) out.endedAt = endedAt;
   if (availableAt) out.availableAt = availableAt;
@@ -130,5 +130,6 @@ export function strip(m: RecordingInfo): RecordingInfo {
   if (legalHold) out.legalHold = true;
   if (consent) out.consent = consent;
   if (tracks?.length) out.tracks = tracks;
+  if (renders?.length) out.renders = renders;
   return out;
 }

@@ -16,7 +16,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { createReadStream, promises as fsp } from 'node:fs';
+import { Upload } from '@aws-sdk/lib-storage';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -297,7 +298,9 @@ export class S3Storage implements Storage {
    */
   async markExpired(location: RecordingLocation): Promise<void> {
     const bucket = location.bucket ?? this.#cfg.bucket;
-    for (const Key of [location.key, this.manifestKey(location.key)]) {
+    // Its tracks and re-renders go with it: the same rule deletes them (untagged, they would outlive it).
+    const beside = [...(await this.#listKeys(tracksPrefixOf(location.key))), ...(await this.#listKeys(rendersPrefixOf(location.key)))];
+    for (const Key of [location.key, this.manifestKey(location.key), ...beside]) {
       await this.#call('PutObjectTagging', (abortSignal) =>
         this.client.send(
           new PutObjectTaggingCommand({ Bucket: bucket, Key, Tagging: { TagSet: [{ Key: 'retention-class', Value: this.#cfg.retentionClass }, { Key: 'app', Value: 'tessera' }, { Key: 'tessera-expired', Value: 'true' }] } }),
@@ -355,6 +358,29 @@ export class S3Storage implements Storage {
     return getSignedUrl(this.client, new GetObjectCommand({ Bucket: location.bucket ?? this.#cfg.bucket, Key: location.key }), {
       expiresIn: this.#cfg.presignExpiresSec,
     });
+  }
+
+  /**
+   * A finished local file (a re-render) uploaded with lib-storage's Upload (multipart for large
+   * files, with the SDK's retries), encrypted as configured. A failed upload leaves nothing.
+   */
+  async putFile(location: RecordingLocation, file: string, contentType: string): Promise<number> {
+    const size = (await fsp.stat(file)).size;
+    const upload = new Upload({
+      client: this.trackClient,
+      params: {
+        Bucket: location.bucket ?? this.#cfg.bucket,
+        Key: location.key,
+        Body: createReadStream(file),
+        ContentType: contentType,
+        ServerSideEncryption: this.#cfg.sse ?? undefined,
+        SSEKMSKeyId: this.#cfg.sse === 'aws:kms' ? (this.#cfg.kmsKeyId ?? undefined) : undefined,
+      },
+      partSize: Math.max(5 * 1024 * 1024, this.#cfg.partSizeBytes),
+      queueSize: 2,
+    });
+    await upload.done();
+    return size;
   }
 
   async deleteRecording(location: RecordingLocation): Promise<void> {

@@ -56,6 +56,8 @@ export interface Storage {
    * `ok: false` = it cannot store recordings as configured; null = not known yet.
    */
   status?(): { kind: 'file' | 's3'; ok: boolean | null };
+  /** Stores a finished local file at `location` (a re-render beside its recording). Resolves to its size. */
+  putFile?(location: RecordingLocation, file: string, contentType: string): Promise<number>;
   /** Merges fields into a recording's manifest. */
   updateManifest?(location: RecordingLocation, patch: object): Promise<void>;
   /** Retention expired: mark for the store's own deletion (S3 lifecycle) instead of deleting. */
