@@ -53,35 +53,6 @@ export function parseMediaSections(sdp: string): MediaSection[] {
 }
 
 /**
- * Keep the sections of departed publishers bundled and inactive instead of rejected. werift
- * writes an inactive transceiver (a forward whose publisher left) with port 0, i.e. rejected,
- * yet keeps its mid in the BUNDLE group. Chrome refuses such offers: with the group's first
- * (offerer-tagged) mid rejected, "The m= section with mid='2' should be rejected"; with every
- * section rejected (the last other person left a two-person meeting), "max-bundle is used but no
- * bundle group found" — and then never hears of anyone who joins later. (werift's own answerer
- * failed on such offers for another reason, its slot recycling: see WeriftParticipant.) An inactive section may stay in the group
- * (RFC 9143 §7.3.3 only excludes rejected ones), so the port becomes 9 again; the a=inactive
- * line already says no media flows.
- */
-export function bundleInactiveSections(sdp: string): string {
-  const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
-  const lines = sdp.split(/\r?\n/);
-  const inactive = new Set(parseMediaSections(sdp).filter((x) => x.port === 0 && x.direction === 'inactive' && x.mid !== null).map((x) => x.mid!));
-  if (inactive.size === 0) return sdp;
-  let section = -1;
-  const sections = parseMediaSections(sdp);
-  return lines
-    .map((line) => {
-      const m = /^m=(\w+) 0 (.*)$/.exec(line);
-      if (!/^m=/.test(line)) return line;
-      section++;
-      const mid = sections[section]?.mid;
-      return m && mid && inactive.has(mid) ? `m=${m[1]} 9 ${m[2]}` : line;
-    })
-    .join(eol);
-}
-
-/**
  * With PUBLIC_IP set, offer clients only the candidates on that address. The others are the
  * server's own interface addresses — a pod's or container's private IP that clients outside
  * cannot reach — and each one a client tries first costs it a failed connectivity check before
