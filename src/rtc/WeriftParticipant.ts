@@ -247,7 +247,7 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
   #watch(t: RTCRtpTransceiver, track: MediaStreamTrack): void {
     if (this.#seenTracks.has(track.uuid)) return;
     this.#seenTracks.add(track.uuid);
-    let assembler: FrameAssembler | null = null;
+    let assembler: { codec: 'vp8' | 'h264'; frames: FrameAssembler } | null = null;
     const who = () => (t.mid ? this.#sources[t.mid] : undefined);
     const stats = () => {
       const w = who();
@@ -266,8 +266,9 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
       }
       const codecName = t.codecs.find((c) => c.payloadType === rtp.header.payloadType)?.mimeType.toLowerCase();
       const codec = codecName === 'video/h264' ? 'h264' : 'vp8';
-      assembler ??= new FrameAssembler(codec, { latencyMs: RTC_DEFAULTS.jitterLatencyMs, maxPackets: RTC_DEFAULTS.jitterMaxPackets, maxFrameBytes: RTC_DEFAULTS.maxFrameBytes });
-      const out = assembler.push({ sequenceNumber: rtp.header.sequenceNumber, timestamp: rtp.header.timestamp, marker: rtp.header.marker, payload: rtp.payload }, Date.now());
+      // A section the server reuses may carry the next publisher in another codec.
+      if (assembler?.codec !== codec) assembler = { codec, frames: new FrameAssembler(codec, { latencyMs: RTC_DEFAULTS.jitterLatencyMs, maxPackets: RTC_DEFAULTS.jitterMaxPackets, maxFrameBytes: RTC_DEFAULTS.maxFrameBytes }) };
+      const out = assembler.frames.push({ sequenceNumber: rtp.header.sequenceNumber, timestamp: rtp.header.timestamp, marker: rtp.header.marker, payload: rtp.payload }, Date.now());
       if (out.needKeyframe && rtp.header.ssrc) t.receiver.sendRtcpPLI(rtp.header.ssrc).catch(() => undefined);
       for (const frame of out.frames) {
         const s = stats();
