@@ -7,7 +7,7 @@ import { codecForForwarding, endForward, parseSignal, peerConfig, preferOfferedV
 import { usableCandidate, usableCandidatesOnly } from './candidates';
 import type { RtcOptions } from './options';
 import { Publication } from './Publication';
-import { announcedCandidatesOnly, parseMediaSections, withoutMdnsCandidates } from './sdp';
+import { announcedCandidatesOnly, bundleOnlyAsBundled, parseMediaSections, withoutMdnsCandidates } from './sdp';
 import { enlargeRecvBuffers } from './udpBuffers';
 import './weriftFixes'; // before any connection exists (see the file)
 
@@ -145,7 +145,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     const sending = publishedTracks(parseMediaSections(sdp), tracks);
     try {
       preferOfferedVideoCodecs(this.#pub, sdp);
-      await this.#pub.setRemoteDescription({ type: 'offer', sdp: this.#withoutMdns('pub', sdp) });
+      await this.#pub.setRemoteDescription({ type: 'offer', sdp: bundleOnlyAsBundled(this.#withoutMdns('pub', sdp)) });
     } catch (err) {
       throw new TesseraError('REC_ERR_BAD_SIGNAL', `signal: offer refused: ${(err as Error).message}`);
     }

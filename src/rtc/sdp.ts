@@ -53,6 +53,31 @@ export function parseMediaSections(sdp: string): MediaSection[] {
 }
 
 /**
+ * A client's offer as werift can read it: a section of the BUNDLE group offered with port 0 and
+ * `a=bundle-only` (Firefox's offers under max-bundle, RFC 8829 §5.2.1) gets port 9. werift (0.25)
+ * reads port 0 as rejected whatever follows, and answered Firefox's second section, its
+ * microphone or its camera, as rejected: nothing of it reached the others or the recording. Port 9
+ * is what Chrome offers for every bundled section and means the same here: the media goes over the
+ * bundle's transport. Only offers carry `a=bundle-only`; line endings are kept.
+ */
+export function bundleOnlyAsBundled(sdp: string): string {
+  const sections = parseMediaSections(sdp);
+  if (!sections.some((x) => x.port === 0 && x.bundleOnly)) return sdp;
+  const bundled = new Set(/^a=group:BUNDLE (.*)$/m.exec(sdp)?.[1].trim().split(/\s+/) ?? []);
+  const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
+  let section = -1;
+  return sdp
+    .split(/\r?\n/)
+    .map((line) => {
+      if (!line.startsWith('m=')) return line;
+      section++;
+      const s = sections[section];
+      return s && s.port === 0 && s.bundleOnly && s.mid !== null && bundled.has(s.mid) ? line.replace(/^(m=\w+) 0 /, '$1 9 ') : line;
+    })
+    .join(eol);
+}
+
+/**
  * With PUBLIC_IP set, offer clients only the candidates on that address. The others are the
  * server's own interface addresses — a pod's or container's private IP that clients outside
  * cannot reach — and each one a client tries first costs it a failed connectivity check before

@@ -1,5 +1,5 @@
 import { parseSignal, validateSdp, peerConfig, preferOfferedVideoCodecs, videoCodecs } from '../../src/rtc/negotiation';
-import { announcedCandidatesOnly, isMdnsCandidate, isRejected, parseMediaSections, withoutMdnsCandidates } from '../../src/rtc/sdp';
+import { announcedCandidatesOnly, bundleOnlyAsBundled, isMdnsCandidate, isRejected, parseMediaSections, withoutMdnsCandidates } from '../../src/rtc/sdp';
 import { RTC_DEFAULTS } from '../../src/rtc/options';
 import { PacketStatus, RTCPeerConnection, RecvDelta, RtcpPacketConverter, RtcpTransportLayerFeedback, RunLengthChunk, TransportWideCC } from 'werift';
 import { applyWeriftFixes } from '../../src/rtc/weriftFixes';
@@ -84,6 +84,25 @@ describe('Firefox offers: bundle-only sections and mDNS host candidates', () => 
     ]);
     expect(s.map(isRejected)).toEqual([false, false, true]);
     expect(parseSignal({ pc: 'pub', type: 'offer', sdp: FIREFOX }, RTC_DEFAULTS)).toMatchObject({ pc: 'pub', type: 'offer' });
+  });
+
+  test('werift answers the bundle-only section as accepted once it is given port 9; the rejected one stays rejected', async () => {
+    const answered = async (offer: string) => {
+      const pc = new RTCPeerConnection({ ...peerConfig({ publicIp: null, rtcMinPort: null, rtcMaxPort: null, host: '127.0.0.1' }), iceAdditionalHostAddresses: undefined });
+      try {
+        await pc.setRemoteDescription({ type: 'offer', sdp: offer });
+        return parseMediaSections((await pc.createAnswer()).sdp).map((x) => [x.mid, x.port > 0, x.direction]);
+      } finally {
+        await pc.close();
+      }
+    };
+    const fixed = bundleOnlyAsBundled(FIREFOX);
+    expect(parseMediaSections(fixed).map((x) => x.port)).toEqual([9, 9, 0]);
+    expect(fixed.replace('m=video 9 UDP/TLS/RTP/SAVPF 120\r\nc=IN IP4 0.0.0.0\r\na=bundle-only', 'm=video 0 UDP/TLS/RTP/SAVPF 120\r\nc=IN IP4 0.0.0.0\r\na=bundle-only')).toBe(FIREFOX);
+    expect(await answered(fixed)).toEqual([['0', true, 'recvonly'], ['1', true, 'recvonly'], ['2', false, 'inactive']]);
+    // werift alone reads the camera's section as rejected
+    expect((await answered(FIREFOX))[1]).toEqual(['1', false, 'inactive']);
+    expect(bundleOnlyAsBundled(SDP)).toBe(SDP);
   });
 
   test('mDNS candidates are dropped from an SDP, address candidates kept, line endings kept', () => {
