@@ -201,7 +201,9 @@ export class Peer extends EventEmitter<PeerEvents> {
   /** Forward another participant's publication to this participant (renegotiates `sub`). */
   subscribe(pub: Publication): void {
     if (this.#closed || this.#forwards.has(pub.key)) return;
-    const transceiver = reuseInactiveSection(this.#sub, pub.kind) ?? this.#sub.addTransceiver(pub.kind, { direction: 'sendonly' });
+    const reused = reuseInactiveSection(this.#sub, pub.kind);
+    if (reused) this.#log.debug({ mid: reused.mid, from: pub.key }, 'forward takes a departed one\'s section');
+    const transceiver = reused ?? this.#sub.addTransceiver(pub.kind, { direction: 'sendonly' });
     transceiver.codecs = codecForForwarding(pub.kind, pub.mimeType);
     const sender = transceiver.sender;
     const onPubClose = () => this.unsubscribe(pub.key);
