@@ -3,11 +3,11 @@ import { RTCPeerConnection, type RTCRtpSender, type RTCRtpTransceiver } from 'we
 import type { Config } from '../config';
 import { TesseraError, toTesseraError } from '../errors';
 import type { Logger } from '../logger';
-import { closePeerConnection, releaseAbortStack, codecForForwarding, guardTransceivers, parseSignal, peerConfig, publishedTracks, reuseInactiveSection, withoutDefaultStun, type ServerSignal, type TrackPurpose } from './negotiation';
+import { codecForForwarding, endForward, parseSignal, peerConfig, preferOfferedVideoCodecs, publishedTracks, reuseInactiveSection, withoutDefaultStun, type ServerSignal, type TrackPurpose } from './negotiation';
 import { usableCandidate, usableCandidatesOnly } from './candidates';
 import type { RtcOptions } from './options';
 import { Publication } from './Publication';
-import { announcedCandidatesOnly, bundleInactiveSections, isMdnsCandidate, isRejected, parseMediaSections, withoutMdnsCandidates } from './sdp';
+import { announcedCandidatesOnly, bundleOnlyAsBundled, parseMediaSections, withoutMdnsCandidates } from './sdp';
 import { enlargeRecvBuffers } from './udpBuffers';
 import './weriftFixes'; // before any connection exists (see the file)
 
@@ -77,8 +77,6 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.#log = init.logger.child({ participantId: init.id });
     this.#pub = new RTCPeerConnection(peerConfig(init.config, 'pub'));
     this.#sub = new RTCPeerConnection(peerConfig(init.config, 'sub'));
-    guardTransceivers(this.#pub);
-    guardTransceivers(this.#sub);
     for (const [role, conn] of [['pub', this.#pub], ['sub', this.#sub]] as const) {
       conn.connectionStateChange.subscribe((state) => {
         this.#log.debug({ pc: role, state }, 'connection state');
@@ -146,7 +144,8 @@ export class Peer extends EventEmitter<PeerEvents> {
     // recording, decoder processes.
     const sending = publishedTracks(parseMediaSections(sdp), tracks);
     try {
-      await this.#pub.setRemoteDescription({ type: 'offer', sdp: this.#withoutMdns('pub', sdp) });
+      preferOfferedVideoCodecs(this.#pub, sdp);
+      await this.#pub.setRemoteDescription({ type: 'offer', sdp: bundleOnlyAsBundled(this.#withoutMdns('pub', sdp)) });
     } catch (err) {
       throw new TesseraError('REC_ERR_BAD_SIGNAL', `signal: offer refused: ${(err as Error).message}`);
     }
@@ -202,8 +201,9 @@ export class Peer extends EventEmitter<PeerEvents> {
   /** Forward another participant's publication to this participant (renegotiates `sub`). */
   subscribe(pub: Publication): void {
     if (this.#closed || this.#forwards.has(pub.key)) return;
-    reuseInactiveSection(this.#sub, pub.kind);
-    const transceiver = this.#sub.addTransceiver(pub.kind, { direction: 'sendonly' });
+    const reused = reuseInactiveSection(this.#sub, pub.kind);
+    if (reused) this.#log.debug({ mid: reused.mid, from: pub.key }, 'forward takes a departed one\'s section');
+    const transceiver = reused ?? this.#sub.addTransceiver(pub.kind, { direction: 'sendonly' });
     transceiver.codecs = codecForForwarding(pub.kind, pub.mimeType);
     const sender = transceiver.sender;
     const onPubClose = () => this.unsubscribe(pub.key);
@@ -219,13 +219,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.#forwards.delete(pubKey);
     f.pub.removeSubscriber(this.id);
     f.pub.off('close', f.onPubClose);
-    try {
-      this.#sub.removeTrack(f.sender);
-      releaseAbortStack(f.sender); // the stopped sender stays in #sub (see releaseAbortStack)
-      f.transceiver.setDirection('inactive');
-    } catch (err) {
-      this.#log.debug({ err }, 'removeTrack');
-    }
+    endForward(f.transceiver);
     this.#renegotiate();
   }
 
@@ -253,7 +247,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     for (const f of this.#forwards.values()) {
       if (f.transceiver.mid !== null) sources[f.transceiver.mid] = { participantId: f.pub.peerId, name: this.#nameOf(f.pub.peerId), purpose: f.pub.purpose };
     }
-    this.emit('signal', { pc: 'sub', type: 'offer', sdp: announcedCandidatesOnly(bundleInactiveSections(this.#sub.localDescription!.sdp), this.#publicIp), sources });
+    this.emit('signal', { pc: 'sub', type: 'offer', sdp: announcedCandidatesOnly(this.#sub.localDescription!.sdp, this.#publicIp), sources });
   }
 
   async #onSubAnswer(sdp: string): Promise<void> {
@@ -315,8 +309,8 @@ export class Peer extends EventEmitter<PeerEvents> {
       f.pub.off('close', f.onPubClose);
     }
     this.#forwards.clear();
-    closePeerConnection(this.#pub).catch(() => undefined);
-    closePeerConnection(this.#sub).catch(() => undefined);
+    this.#pub.close().catch(() => undefined);
+    this.#sub.close().catch(() => undefined);
     this.emit('close');
     this.removeAllListeners();
   }

@@ -13,13 +13,13 @@ export interface PublicationEvents {
  * One track a participant publishes (camera video, microphone, screen) and its forwarding to the
  * other participants' subscriber connections.
  *
- * werift 0.24 hands the same RtpPacket object to every subscriber of a track, and
- * `RTCRtpSender.sendRtp` rewrites that object in place (SSRC, payload type, sequence number,
- * header extensions) and keeps it in its NACK history. With two subscribers, subscriber A's
- * history then holds a packet carrying B's SSRC and sequence number, so A's retransmissions go
- * out as B's stream (or not at all). We therefore give every sender its own clone, and strip the
- * publisher's header extensions (their ids are the publisher's negotiation, not the
- * subscriber's; werift would also copy the publisher's transport-cc sequence over its own).
+ * werift (since 0.25) clones each packet in `RTCRtpSender.sendRtp` before rewriting it for its
+ * subscriber (SSRC, payload type, sequence number), so one packet object can go to every sender.
+ * But the sender still copies each header extension of the packet it is given over its own, by
+ * id, and the ids are each connection's own: Chrome offers abs-send-time as 2, which is our
+ * subscriber connections' mid, so a Chrome publisher's send time would replace the mid the
+ * subscriber demultiplexes by. So each packet is cloned once (other taps of the track, the
+ * recording among them, see the original) and its extensions are stripped.
  */
 export class Publication extends EventEmitter<PublicationEvents> {
   readonly key: string;
@@ -65,10 +65,10 @@ export class Publication extends EventEmitter<PublicationEvents> {
     this.#log = init.logger.child({ mid: init.mid, purpose: init.purpose });
     const counter = metrics.rtcPacketsForwarded.labels({ kind: init.kind });
     const { unSubscribe } = this.track.onReceiveRtp.subscribe((rtp: RtpPacket) => {
-      if (this.#closed) return;
+      if (this.#closed || this.#subscribers.size === 0) return;
+      const copy = rtp.clone();
+      copy.header.extensions = [];
       for (const sender of this.#subscribers.values()) {
-        const copy = rtp.clone();
-        copy.header.extensions = [];
         sender.sendRtp(copy).catch(() => {
           /* the subscriber's transport closed under us: its Peer cleans up */
         });

@@ -8,7 +8,7 @@ import type { EncodedVideoFrame } from '../media/types';
 import type { RecordingInfo } from '../pipeline/types';
 import type { ClientToServerEvents, ServerToClientEvents } from '../server/events';
 import { FrameAssembler } from './FrameAssembler';
-import { audioCodecs, closePeerConnection, guardTransceivers, headerExtensions, videoCodecs, withoutDefaultStun, type ServerSignal } from './negotiation';
+import { audioCodecs, headerExtensions, videoCodecs, withoutDefaultStun, type ServerSignal } from './negotiation';
 import { RTC_DEFAULTS } from './options';
 import { packetize } from './packetize';
 import { enlargeRecvBuffers } from './udpBuffers';
@@ -131,11 +131,10 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
       headerExtensions: headerExtensions(),
       iceUseIpv6: false,
       bundlePolicy: 'max-bundle',
-      // werift 0.24.4 drops a packet when `outboundPacketLoss / 100 < Math.random()`, i.e. the knob is
+      // werift (0.24, 0.25) drops a packet when `outboundPacketLoss / 100 < Math.random()`, i.e. the knob is
       // the percentage *kept*: 95 means 5% loss (SRTP/SRTCP only; DTLS and STUN are untouched)
       debug: this.#init.outboundLoss ? { outboundPacketLoss: 100 - this.#init.outboundLoss * 100 } : {},
     });
-    guardTransceivers(pc);
     this.#pub = pc;
     const vt = pc.addTransceiver(this.#videoTrack, { direction: 'sendonly' });
     const at = pc.addTransceiver(this.#audioTrack, { direction: 'sendonly' });
@@ -228,18 +227,11 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
     if (msg.pc === 'sub' && msg.type === 'offer') {
       if (!this.#sub) {
         this.#sub = new RTCPeerConnection({ codecs: { audio: audioCodecs('sub'), video: videoCodecs('sub') }, headerExtensions: headerExtensions('sub'), iceUseIpv6: false, bundlePolicy: 'max-bundle' });
-        guardTransceivers(this.#sub);
       }
       this.#sources = { ...this.#sources, ...msg.sources };
-      // werift recycles an inactive transceiver's slot (and mid) for the next new section, which
-      // suits an offerer; as the answerer we must keep every mid of the offer, the departed
-      // publisher's inactive one included, or createAnswer throws "Transceiver with mid=0 not
-      // found" and we never hear of anyone joining after someone left. Flag the existing ones as
-      // not reusable (werift's own test for "this slot once sent").
-      for (const t of this.#sub.getTransceivers()) (t as unknown as { usedForSender: boolean }).usedForSender = true;
       await this.#sub.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
-      // A section the server reused for another publisher keeps its transceiver; werift gives the
-      // new sender's SSRC a track of its own in the same receiver.
+      // A section the server reused for another publisher keeps its transceiver, its track and
+      // its SSRC (see reuseInactiveSection); `#sources` says whose it is now.
       for (const t of this.#sub.getTransceivers()) for (const track of t.receiver.tracks) this.#watch(t, track);
       const answer = await this.#sub.createAnswer();
       withoutDefaultStun(this.#sub);
@@ -255,7 +247,7 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
   #watch(t: RTCRtpTransceiver, track: MediaStreamTrack): void {
     if (this.#seenTracks.has(track.uuid)) return;
     this.#seenTracks.add(track.uuid);
-    let assembler: FrameAssembler | null = null;
+    let assembler: { codec: 'vp8' | 'h264'; frames: FrameAssembler } | null = null;
     const who = () => (t.mid ? this.#sources[t.mid] : undefined);
     const stats = () => {
       const w = who();
@@ -274,8 +266,9 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
       }
       const codecName = t.codecs.find((c) => c.payloadType === rtp.header.payloadType)?.mimeType.toLowerCase();
       const codec = codecName === 'video/h264' ? 'h264' : 'vp8';
-      assembler ??= new FrameAssembler(codec, { latencyMs: RTC_DEFAULTS.jitterLatencyMs, maxPackets: RTC_DEFAULTS.jitterMaxPackets, maxFrameBytes: RTC_DEFAULTS.maxFrameBytes });
-      const out = assembler.push({ sequenceNumber: rtp.header.sequenceNumber, timestamp: rtp.header.timestamp, marker: rtp.header.marker, payload: rtp.payload }, Date.now());
+      // A section the server reuses may carry the next publisher in another codec.
+      if (assembler?.codec !== codec) assembler = { codec, frames: new FrameAssembler(codec, { latencyMs: RTC_DEFAULTS.jitterLatencyMs, maxPackets: RTC_DEFAULTS.jitterMaxPackets, maxFrameBytes: RTC_DEFAULTS.maxFrameBytes }) };
+      const out = assembler.frames.push({ sequenceNumber: rtp.header.sequenceNumber, timestamp: rtp.header.timestamp, marker: rtp.header.marker, payload: rtp.payload }, Date.now());
       if (out.needKeyframe && rtp.header.ssrc) t.receiver.sendRtcpPLI(rtp.header.ssrc).catch(() => undefined);
       for (const frame of out.frames) {
         const s = stats();
@@ -308,7 +301,7 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
       this.#screenTrack = new MediaStreamTrack({ kind: 'video' });
       this.#frameIndex = 0;
       this.#screenIndex = 0;
-      await Promise.all(old.map((pc) => (pc ? closePeerConnection(pc).catch(() => undefined) : undefined)));
+      await Promise.all(old.map((pc) => pc?.close().catch(() => undefined)));
       if (this.#closed) return;
       // The server has normally taken us out already; if only our side failed, leave first.
       await this.request('leave', {}, 5000).catch(() => undefined);
@@ -333,7 +326,7 @@ export class WeriftParticipant extends EventEmitter<ParticipantEvents> {
     this.#closed = true;
     for (const t of this.#timers) clearInterval(t);
     this.#socket.disconnect();
-    await Promise.all([this.#pub, this.#sub].map((pc) => (pc ? closePeerConnection(pc).catch(() => undefined) : undefined)));
+    await Promise.all([this.#pub, this.#sub].map((pc) => pc?.close().catch(() => undefined)));
     this.emit('close');
     this.removeAllListeners();
   }

@@ -224,89 +224,63 @@ export function withoutDefaultStun(pc: RTCPeerConnection): void {
 }
 
 type Transceiver = ReturnType<RTCPeerConnection['getTransceivers']>[number];
-const everAdded = new WeakMap<RTCPeerConnection, Set<Transceiver>>();
+
+/** When each forward's sender last carried a publisher (see `reuseInactiveSection`). */
+const idleSince = new WeakMap<Transceiver, number>();
 
 /**
- * werift stops a sender's or receiver's RTCP loop with `rtcpCancel.abort()`; the AbortError it
- * keeps as the signal's reason captured the stack, and until that stack is read V8 keeps every
- * call site's `this` reachable. A stopped forward stays in its subscriber's connection (the
- * section turns inactive and, having sent, is never recycled), so each departed participant's
- * Peer, connections and all, stayed in memory while anyone they had met stayed: measured, 24 of
- * 24 departed Peers still reachable after 24 joins and leaves. Reading the stack once turns it
- * into a string and lets them go.
+ * End a forward on a subscriber connection: its section turns inactive at the next offer and
+ * waits there for the next forward of its kind (`reuseInactiveSection`). The sender is left
+ * running, not stopped: it is the one the next forward sends through.
  */
-export function releaseAbortStack(part: { stop(): void }): void {
-  const reason = (part as unknown as { rtcpCancel?: AbortController }).rtcpCancel?.signal.reason as { stack?: unknown } | undefined;
-  void reason?.stack;
-}
-
-function stopTransceiver(t: Transceiver): void {
-  t.receiver.stop();
-  t.sender.stop();
-  releaseAbortStack(t.receiver);
-  releaseAbortStack(t.sender);
+export function endForward(t: Transceiver): void {
+  t.setDirection('inactive');
+  idleSince.set(t, Date.now());
 }
 
 /**
- * Call on every new connection: werift 0.24.4 leaves transceivers running that it no longer
- * owns. A new transceiver takes the list slot of an inactive one (a departed publisher's section
- * reused for the next one), and the one replaced is simply dropped from the list; and a section
- * a description removes is marked `stopped` without stopping it, which `close()` then skips.
- * Either way its receiver's or sender's RTCP report loop (a timer every 0.5–1.5 s) runs for as
- * long as the process: a leak per screen share or departure on a long-lived server, and a test
- * run that never exited (CI timed out after every test had passed). This stops a transceiver as
- * soon as it leaves the list, and `closePeerConnection` stops every one the connection ever had.
+ * The section of a departed publisher's forward, for the next forward of `kind`: a subscriber
+ * connection must not grow by a section per departure. werift (0.25) recycles only a *stopped*
+ * section's m-line (port 0, then a new mid), and we do not stop forwards: a stopped section leaves
+ * the BUNDLE group, and when the last other person leaves every section would be stopped, an offer
+ * with no BUNDLE group at all, which Chrome refuses under max-bundle ("max-bundle is used but no
+ * bundle group found"), so the one who stayed would never hear of anyone joining later. An
+ * inactive section stays bundled (werift writes it with port 9). So the next forward takes the
+ * inactive section itself: same mid, same sender and SSRC, direction back to `sendonly` (the
+ * answerer's transceiver fires `track` again, as for any direction change). The sender carries
+ * on its sequence numbers and timestamps (`replaceRTP`), advanced by the time it was idle, so the
+ * receiver sees one stream that paused rather than a stream whose numbers jumped backwards (its
+ * jitter buffer would drop them as old). Only sections whose inactive direction has been
+ * negotiated are taken: the receiver must have seen the old publisher go. Returns null when there
+ * is none; the caller then adds a transceiver.
  */
-export function guardTransceivers(pc: RTCPeerConnection): void {
-  const all = new Set<Transceiver>(pc.getTransceivers());
-  everAdded.set(pc, all);
-  pc.onTransceiverAdded.subscribe((t) => {
-    all.add(t);
-    const current = new Set(pc.getTransceivers());
-    for (const old of all) {
-      if (current.has(old)) continue;
-      stopTransceiver(old);
-      all.delete(old);
-    }
-  });
-  // Sections a description removed: werift has marked them `stopped` by the time it is stable.
-  const ended = new WeakSet<Transceiver>();
-  pc.signalingStateChange.subscribe((state) => {
-    if (state !== 'stable') return;
-    for (const t of pc.getTransceivers()) {
-      if (!t.stopped || ended.has(t)) continue;
-      ended.add(t);
-      stopTransceiver(t);
-    }
-  });
+export function reuseInactiveSection(pc: RTCPeerConnection, kind: 'audio' | 'video'): Transceiver | null {
+  const t = pc.getTransceivers().find((x) => x.kind === kind && !x.stopping && !x.stopped && x.direction === 'inactive' && x.currentDirection === 'inactive' && idleSince.has(x));
+  if (!t) return null;
+  const clockRate = t.codecs[0]?.clockRate ?? (kind === 'audio' ? 48000 : 90000);
+  const idleMs = Date.now() - idleSince.get(t)!;
+  idleSince.delete(t);
+  t.sender.replaceRTP({ sequenceNumber: 0, timestamp: 0 }, true, Math.max(1, Math.round((idleMs * clockRate) / 1000)));
+  t.setDirection('sendonly');
+  return t;
 }
 
 /**
- * Call before `addTransceiver` on a subscriber connection: the next forward of `kind` takes the
- * section of a departed one. werift recycles an inactive section only if its transceiver never
- * sent (`usedForSender`), which a forward always has, so every departure left a section behind
- * for as long as the subscriber stayed; after about 32 departures the answer passed the
- * 64-section limit and the subscriber never received anyone new. A section negotiated inactive
- * may carry a new sender under the same mid (as `replaceTrack` and a direction change would; the
- * answerer's transceiver fires `track` again). werift picks the first inactive section it may
- * recycle, of any kind, so every other one is marked as not recyclable: a video section must
- * never be turned into an audio one. The transceiver replaced is stopped by `guardTransceivers`.
+ * Answer a client's offer in the client's order of video codecs. werift (0.25) orders an
+ * answer's codecs by its own configuration (VP8 first), and a browser sends the first codec of
+ * the answer: a page that prefers H.264 (`&codec=h264`, or a browser whose hardware encodes only
+ * H.264) would be made to send VP8. The order of the offer's first video section decides; codecs
+ * the offer lacks keep their place after it. Call before setRemoteDescription(offer).
  */
-export function reuseInactiveSection(pc: RTCPeerConnection, kind: 'audio' | 'video'): void {
-  let chosen = false;
-  for (const t of pc.getTransceivers() as Array<Transceiver & { usedForSender: boolean }>) {
-    if (t.currentDirection !== 'inactive') continue;
-    const take: boolean = !chosen && t.kind === kind && t.direction === 'inactive';
-    t.usedForSender = !take;
-    chosen ||= take;
-  }
-}
-
-/** Close a connection so that nothing of it keeps running (see `guardTransceivers`). */
-export async function closePeerConnection(pc: RTCPeerConnection): Promise<void> {
-  try {
-    await pc.close();
-  } finally {
-    for (const t of new Set([...pc.getTransceivers(), ...(everAdded.get(pc) ?? [])])) stopTransceiver(t);
-  }
+export function preferOfferedVideoCodecs(pc: RTCPeerConnection, offerSdp: string): void {
+  const video = /^m=video [^\r\n]*$/m.exec(offerSdp);
+  if (!video) return;
+  const section = offerSdp.slice(video.index).split(/\r?\nm=/)[0];
+  const names = [...section.matchAll(/^a=rtpmap:\d+ ([^/\s]+)\//gm)].map((m) => m[1].toLowerCase());
+  const rank = (c: RTCRtpCodecParameters) => {
+    const i = names.indexOf(c.mimeType.split('/')[1].toLowerCase());
+    return i < 0 ? names.length : i;
+  };
+  const codecs = pc.config.codecs.video;
+  if (codecs) pc.config.codecs.video = [...codecs].sort((a, b) => rank(a) - rank(b));
 }

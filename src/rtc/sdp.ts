@@ -53,30 +53,26 @@ export function parseMediaSections(sdp: string): MediaSection[] {
 }
 
 /**
- * Keep the sections of departed publishers bundled and inactive instead of rejected. werift
- * writes an inactive transceiver (a forward whose publisher left) with port 0, i.e. rejected,
- * yet keeps its mid in the BUNDLE group. Chrome refuses such offers: with the group's first
- * (offerer-tagged) mid rejected, "The m= section with mid='2' should be rejected"; with every
- * section rejected (the last other person left a two-person meeting), "max-bundle is used but no
- * bundle group found" — and then never hears of anyone who joins later. (werift's own answerer
- * failed on such offers for another reason, its slot recycling: see WeriftParticipant.) An inactive section may stay in the group
- * (RFC 9143 §7.3.3 only excludes rejected ones), so the port becomes 9 again; the a=inactive
- * line already says no media flows.
+ * A client's offer as werift can read it: a section of the BUNDLE group offered with port 0 and
+ * `a=bundle-only` (Firefox's offers under max-bundle, RFC 8829 §5.2.1) gets port 9. werift (0.25)
+ * reads port 0 as rejected whatever follows, and answered Firefox's second section, its
+ * microphone or its camera, as rejected: nothing of it reached the others or the recording. Port 9
+ * is what Chrome offers for every bundled section and means the same here: the media goes over the
+ * bundle's transport. Only offers carry `a=bundle-only`; line endings are kept.
  */
-export function bundleInactiveSections(sdp: string): string {
-  const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
-  const lines = sdp.split(/\r?\n/);
-  const inactive = new Set(parseMediaSections(sdp).filter((x) => x.port === 0 && x.direction === 'inactive' && x.mid !== null).map((x) => x.mid!));
-  if (inactive.size === 0) return sdp;
-  let section = -1;
+export function bundleOnlyAsBundled(sdp: string): string {
   const sections = parseMediaSections(sdp);
-  return lines
+  if (!sections.some((x) => x.port === 0 && x.bundleOnly)) return sdp;
+  const bundled = new Set(/^a=group:BUNDLE (.*)$/m.exec(sdp)?.[1].trim().split(/\s+/) ?? []);
+  const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
+  let section = -1;
+  return sdp
+    .split(/\r?\n/)
     .map((line) => {
-      const m = /^m=(\w+) 0 (.*)$/.exec(line);
-      if (!/^m=/.test(line)) return line;
+      if (!line.startsWith('m=')) return line;
       section++;
-      const mid = sections[section]?.mid;
-      return m && mid && inactive.has(mid) ? `m=${m[1]} 9 ${m[2]}` : line;
+      const s = sections[section];
+      return s && s.port === 0 && s.bundleOnly && s.mid !== null && bundled.has(s.mid) ? line.replace(/^(m=\w+) 0 /, '$1 9 ') : line;
     })
     .join(eol);
 }

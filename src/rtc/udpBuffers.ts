@@ -2,7 +2,7 @@ import type { Socket } from 'node:dgram';
 import type { RTCPeerConnection } from 'werift';
 import type { Logger } from '../logger';
 
-/** What werift 0.24 keeps inside an RTCPeerConnection down to its UDP sockets (not public API). */
+/** What werift (0.24, 0.25) keeps inside an RTCPeerConnection down to its UDP sockets (not public API). */
 interface IceInternals {
   iceTransports?: Array<{ connection?: { protocols?: Array<{ transport?: { socket?: Socket } }> } }>;
 }

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection, TransportWideCC } from 'werift';
 
 /**
- * Fixes to werift 0.24.4 behaviour we depend on, applied once when the RTC code loads.
+ * Fixes to werift (0.25.2) behaviour we depend on, applied once when the RTC code loads.
  *
  * Transport-cc feedback length. werift's receiver builds a TransportWideCC feedback packet per
  * interval for every publisher, and serialises its header length as floor(bytes / 4) without

@@ -16,7 +16,6 @@ import { logger } from '../../src/logger';
 import { participantStyle } from '../../src/media/SyntheticClip';
 import { Recorder } from '../../src/pipeline/Recorder';
 import type { RecordingInfo } from '../../src/pipeline/types';
-import { closePeerConnection } from '../../src/rtc/negotiation';
 import type { WeriftParticipant } from '../../src/rtc/WeriftParticipant';
 import { TesseraServer } from '../../src/server/TesseraServer';
 import { FileStorage } from '../../src/storage/FileStorage';
@@ -77,7 +76,7 @@ test('10,000 seeded hostile messages beside a live recording: the server answers
   pc.addTransceiver('audio', { direction: 'sendonly' });
   await pc.setLocalDescription(await pc.createOffer());
   const realSdp = pc.localDescription!.sdp;
-  await closePeerConnection(pc);
+  await pc.close();
 
   const rand = rng(0x7e55e7a);
   const int = (n: number) => Math.floor(rand() * n);

@@ -12,7 +12,6 @@ import { logger } from '../../src/logger';
 import { TesseraServer } from '../../src/server/TesseraServer';
 import { RTCPeerConnection } from 'werift';
 import { AudioDecoder } from '../../src/pipeline/AudioDecoder';
-import { closePeerConnection } from '../../src/rtc/negotiation';
 import type { WeriftParticipant } from '../../src/rtc/WeriftParticipant';
 import { FakeRecorder } from '../helpers/rtc-fakeRecorder';
 import { clipFor, FFMPEG, participant, sleep, startServer, until } from '../helpers/rtc-harness';
@@ -148,7 +147,7 @@ describe('2. one camera, one microphone, one screen per participant; a silent mi
       expect(server.conference.room('tracks')!.publicationsOf(sharer.participantId!).map((p) => p.purpose).sort()).toEqual(['camera', 'mic', 'screen']);
     } finally {
       await Promise.all(people.map((p) => p.close()));
-      await Promise.all(pcs.map((pc) => closePeerConnection(pc)));
+      await Promise.all(pcs.map((pc) => pc.close()));
       await server.close();
     }
   });
@@ -308,7 +307,7 @@ describe('8. client ICE candidates: IP literals of the served family only, never
       expect(queries.filter((q) => q.includes(name))).toEqual([]);
     } finally {
       await Promise.all(people.map((p) => p.close()));
-      await Promise.all(pcs.map((pc) => closePeerConnection(pc)));
+      await Promise.all(pcs.map((pc) => pc.close()));
       for (const s of sockets) s.close();
       await server.close();
     }
@@ -351,7 +350,7 @@ describe('8b. a client names a few candidates, not a network to scan', () => {
       expect(targets.slice(3).map((t) => t.stun)).toEqual([0, 0, 0]);
     } finally {
       await Promise.all(people.map((p) => p.close()));
-      await Promise.all(pcs.map((pc) => closePeerConnection(pc)));
+      await Promise.all(pcs.map((pc) => pc.close()));
       for (const s of sockets) s.close();
       await server.close();
     }

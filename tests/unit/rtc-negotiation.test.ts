@@ -1,5 +1,5 @@
-import { closePeerConnection, guardTransceivers, parseSignal, validateSdp, peerConfig } from '../../src/rtc/negotiation';
-import { announcedCandidatesOnly, bundleInactiveSections, isMdnsCandidate, isRejected, parseMediaSections, withoutMdnsCandidates } from '../../src/rtc/sdp';
+import { parseSignal, validateSdp, peerConfig, preferOfferedVideoCodecs, videoCodecs } from '../../src/rtc/negotiation';
+import { announcedCandidatesOnly, bundleOnlyAsBundled, isMdnsCandidate, isRejected, parseMediaSections, withoutMdnsCandidates } from '../../src/rtc/sdp';
 import { RTC_DEFAULTS } from '../../src/rtc/options';
 import { PacketStatus, RTCPeerConnection, RecvDelta, RtcpPacketConverter, RtcpTransportLayerFeedback, RunLengthChunk, TransportWideCC } from 'werift';
 import { applyWeriftFixes } from '../../src/rtc/weriftFixes';
@@ -86,6 +86,25 @@ describe('Firefox offers: bundle-only sections and mDNS host candidates', () => 
     expect(parseSignal({ pc: 'pub', type: 'offer', sdp: FIREFOX }, RTC_DEFAULTS)).toMatchObject({ pc: 'pub', type: 'offer' });
   });
 
+  test('werift answers the bundle-only section as accepted once it is given port 9; the rejected one stays rejected', async () => {
+    const answered = async (offer: string) => {
+      const pc = new RTCPeerConnection({ ...peerConfig({ publicIp: null, rtcMinPort: null, rtcMaxPort: null, host: '127.0.0.1' }), iceAdditionalHostAddresses: undefined });
+      try {
+        await pc.setRemoteDescription({ type: 'offer', sdp: offer });
+        return parseMediaSections((await pc.createAnswer()).sdp).map((x) => [x.mid, x.port > 0, x.direction]);
+      } finally {
+        await pc.close();
+      }
+    };
+    const fixed = bundleOnlyAsBundled(FIREFOX);
+    expect(parseMediaSections(fixed).map((x) => x.port)).toEqual([9, 9, 0]);
+    expect(fixed.replace('m=video 9 UDP/TLS/RTP/SAVPF 120\r\nc=IN IP4 0.0.0.0\r\na=bundle-only', 'm=video 0 UDP/TLS/RTP/SAVPF 120\r\nc=IN IP4 0.0.0.0\r\na=bundle-only')).toBe(FIREFOX);
+    expect(await answered(fixed)).toEqual([['0', true, 'recvonly'], ['1', true, 'recvonly'], ['2', false, 'inactive']]);
+    // werift alone reads the camera's section as rejected
+    expect((await answered(FIREFOX))[1]).toEqual(['1', false, 'inactive']);
+    expect(bundleOnlyAsBundled(SDP)).toBe(SDP);
+  });
+
   test('mDNS candidates are dropped from an SDP, address candidates kept, line endings kept', () => {
     const { sdp, skipped } = withoutMdnsCandidates(FIREFOX);
     expect(skipped).toBe(2);
@@ -103,29 +122,6 @@ describe('Firefox offers: bundle-only sections and mDNS host candidates', () => 
     expect(isMdnsCandidate('candidate:1 1 UDP 2122252543 10.0.0.7 55691 typ host')).toBe(false);
     expect(isMdnsCandidate('candidate:1 1 UDP 1686052607 203.0.113.9 55691 typ srflx raddr 0.0.0.0 rport 0')).toBe(false);
     expect(isMdnsCandidate('')).toBe(false);
-  });
-});
-
-describe('bundleInactiveSections', () => {
-  const offer = (ports: number[]): string =>
-    ['v=0', 'o=- 1 0 IN IP4 0.0.0.0', 's=-', 't=0 0', `a=group:BUNDLE ${ports.map((_, i) => i).join(' ')}`, 'a=msid-semantic:WMS *']
-      .concat(ports.flatMap((p, i) => [`m=${i % 2 ? 'video' : 'audio'} ${p} UDP/TLS/RTP/SAVPF 96`, p ? 'a=sendonly' : 'a=inactive', `a=mid:${i}`]))
-      .join('\r\n') + '\r\n';
-
-  test('departed publishers (werift: port 0, inactive) stay in the group as inactive sections, in order', () => {
-    const out = bundleInactiveSections(offer([0, 0, 9, 9, 9]));
-    expect(out).toContain('a=group:BUNDLE 0 1 2 3 4\r\n');
-    expect(parseMediaSections(out).map((s) => [s.mid, s.port, s.direction])).toEqual([['0', 9, 'inactive'], ['1', 9, 'inactive'], ['2', 9, 'sendonly'], ['3', 9, 'sendonly'], ['4', 9, 'sendonly']]);
-    const notM = (sdp: string) => sdp.split('\r\n').filter((l) => !l.startsWith('m='));
-    expect(notM(out)).toEqual(notM(offer([0, 0, 9, 9, 9]))); // only the two ports changed
-  });
-
-  test('nothing inactive: untouched; everyone gone: still one BUNDLE group, every section inactive', () => {
-    const live = offer([9, 9]);
-    expect(bundleInactiveSections(live)).toBe(live);
-    const gone = bundleInactiveSections(offer([0, 0]));
-    expect(gone).toContain('a=group:BUNDLE 0 1\r\n');
-    expect(parseMediaSections(gone).map((s) => [s.port, s.direction])).toEqual([[9, 'inactive'], [9, 'inactive']]);
   });
 });
 
@@ -167,31 +163,23 @@ describe('werift fixes', () => {
   });
 });
 
-describe('werift transceivers it forgets are stopped', () => {
-  // A transceiver left running keeps its RTCP timer alive for the life of the process.
-  const running = (t: ReturnType<RTCPeerConnection['getTransceivers']>[number]) =>
-    !(t.receiver as unknown as { stopped: boolean }).stopped || !(t.sender as unknown as { stopped: boolean }).stopped;
+describe('the answer keeps the offerer’s order of video codecs (werift 0.25 puts its own first)', () => {
+  const firstVideoCodec = (sdp: string) => /^a=rtpmap:\d+ ([^/]+)\//m.exec(sdp.slice(sdp.indexOf('m=video')))![1];
 
-  test('a transceiver whose inactive slot werift recycles, and every one at close', async () => {
-    const pc = new RTCPeerConnection({});
-    guardTransceivers(pc);
-    const first = pc.addTransceiver('video', { direction: 'recvonly' });
-    first.setCurrentDirection('inactive'); // as after a renegotiation that ended its media
-    const second = pc.addTransceiver('video', { direction: 'recvonly' });
-    expect(pc.getTransceivers()).toEqual([second]); // werift dropped `first` from its list
-    expect(running(first)).toBe(false);
-    expect(running(second)).toBe(true);
-    await closePeerConnection(pc);
-    expect(running(second)).toBe(false);
-  });
-
-  test('a transceiver werift marked stopped without stopping it', async () => {
-    const pc = new RTCPeerConnection({});
-    guardTransceivers(pc);
-    const t = pc.addTransceiver('audio', { direction: 'sendonly' });
-    t.stopped = true; // what werift's setRemoteDescription does to a section the answer removed
-    pc.signalingStateChange.execute('stable');
-    expect(running(t)).toBe(false);
-    await closePeerConnection(pc);
+  test.each([['H264'], ['VP8']])('an offer preferring %s is answered with it first', async (preferred) => {
+    const offerer = new RTCPeerConnection({ iceServers: [], codecs: { video: [...videoCodecs()].sort((a) => (a.mimeType.endsWith(preferred) ? -1 : 1)) } });
+    const server = new RTCPeerConnection({ ...peerConfig({ publicIp: null, rtcMinPort: null, rtcMaxPort: null, host: '127.0.0.1' }) });
+    try {
+      offerer.addTransceiver('video', { direction: 'sendonly' });
+      await offerer.setLocalDescription(await offerer.createOffer());
+      const offer = offerer.localDescription!.sdp;
+      expect(firstVideoCodec(offer)).toBe(preferred);
+      preferOfferedVideoCodecs(server, offer);
+      await server.setRemoteDescription({ type: 'offer', sdp: offer });
+      await server.setLocalDescription(await server.createAnswer());
+      expect(firstVideoCodec(server.localDescription!.sdp)).toBe(preferred);
+    } finally {
+      await Promise.allSettled([offerer.close(), server.close()]);
+    }
   });
 });
