@@ -58,6 +58,9 @@ const MAX_DRIFT_MS = 2000;
  * imply); after that it is fixed, so a sender's clock drift cannot move it.
  */
 const SETTLE_S = 5;
+/** Bytes are handed to the target in pieces of this size, or this often (see #buffer). */
+const FLUSH_BYTES = 64 * 1024;
+const FLUSH_MS = 500;
 
 /**
  * One participant's track written as it arrives, without re-encoding: VP8 or H.264 frames, or
@@ -96,6 +99,9 @@ export class TrackWriter {
   #lastVideoRtp: number | null = null;
   #askKey: () => void;
   #askedAt = -Infinity;
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  #flushedAt = 0;
 
   constructor(o: TrackMeta & { target: TrackTarget; requestKeyframe?: () => void }) {
     this.#target = o.target;
@@ -211,6 +217,7 @@ export class TrackWriter {
       this.#ended = true;
       this.info.endedAt = new Date().toISOString();
       await this.#chain;
+      this.#flush();
       await this.#target.abort(reason);
       this.info.state = 'incomplete';
     }
@@ -237,10 +244,33 @@ export class TrackWriter {
       format: this.info.container === 'webm' ? new WebMOutputFormat(options) : new MkvOutputFormat(options),
       target: new AppendOnlyStreamTarget(
         new WritableStream<Uint8Array>({
-          write: (chunk) => this.#target.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)),
+          write: (chunk) => this.#buffer(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)),
+          close: () => this.#flush(),
         }),
       ),
     });
+  }
+
+  /**
+   * The muxer hands over every block as a chunk of its own (one per packet: ~40 a second per
+   * track); each would be a write of its own to the file or upload. They are gathered and handed
+   * on every half second, or at 64 KB: ~2 writes a second per track, for at most half a second
+   * more of a track lost in a crash.
+   */
+  #buffer(data: Buffer): void {
+    this.#pending.push(Buffer.from(data)); // the muxer may reuse its chunk's memory
+    this.#pendingBytes += data.length;
+    const now = Date.now();
+    if (this.#pendingBytes >= FLUSH_BYTES || now - this.#flushedAt >= FLUSH_MS) this.#flush(now);
+  }
+
+  #flush(now = Date.now()): void {
+    this.#flushedAt = now;
+    if (!this.#pendingBytes) return;
+    const data = this.#pending.length === 1 ? this.#pending[0] : Buffer.concat(this.#pending, this.#pendingBytes);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#target.write(data);
   }
 
   #startOutput(): void {
