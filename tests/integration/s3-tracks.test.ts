@@ -94,7 +94,11 @@ test('tracks complete in the bucket through 500s, resets and 503s on their uploa
   }
 });
 
-/** Runs the tracks child until the camera's upload has `parts` whole parts in the bucket, then SIGKILLs it. */
+/**
+ * Runs the tracks child until the camera's upload has `parts` whole parts in the bucket and the
+ * microphone has been written for 2 s (a track hands its bytes on every half second: a crash
+ * loses at most that much), then SIGKILLs it.
+ */
 async function recordAndKill(cfg: Config['s3'], recordingId: string, parts: number): Promise<void> {
   const arg = { cfg, recordingId, roomId: 'crashtracks', credentials: TEST_CREDENTIALS };
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'helpers', 's3-tracks-child.ts'), JSON.stringify(arg)], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -103,9 +107,10 @@ async function recordAndKill(cfg: Config['s3'], recordingId: string, parts: numb
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('tracks child did not upload a part in time')), 60_000);
     child.on('exit', (code) => reject(new Error(`tracks child exited early (${code})`)));
-    rl.on('line', () => {
+    rl.on('line', (line) => {
+      const progress = JSON.parse(line) as { micPackets: number };
       const up = server.uploadsInProgress().find((u) => u.key.includes(`${recordingId}.tracks/001-camera`));
-      if (up && up.parts >= parts) {
+      if (up && up.parts >= parts && progress.micPackets >= 100) {
         clearTimeout(timer);
         child.kill('SIGKILL');
         resolve();
