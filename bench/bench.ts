@@ -314,12 +314,18 @@ async function main() {
         console.log(JSON.stringify({ name: c.name, psnrDb: c.psnrDb }));
         // Tracks (`tracks: true`): what writing every participant's tracks adds. They are written
         // in the server process (no decoding), so the cost is the server's CPU with tracks less
-        // without, as a share of the whole recording's; memory likewise.
-        const tr = await recordRun(ffmpeg, dir, n, seconds, config, 'tracks', true);
-        const tracksCores = Math.max(0, tr.serverCores - t.serverCores);
+        // without, as a share of the whole recording's; memory likewise. The server's figure
+        // moves by ±0.01 cores from run to run (and the first run of a process pays for warming
+        // its code up): recordings without and with tracks alternate, twice, and the differences
+        // of the pairs are averaged.
+        const pairs: Array<[Awaited<ReturnType<typeof recordRun>>, Awaited<ReturnType<typeof recordRun>>]> = [];
+        for (let k = 0; k < 2; k++) pairs.push([await recordRun(ffmpeg, dir, n, seconds, config, `plain${k}`), await recordRun(ffmpeg, dir, n, seconds, config, `tracks${k}`, true)]);
+        const mean = (f: (p: (typeof pairs)[number]) => number) => pairs.reduce((s, p) => s + f(p), 0) / pairs.length;
+        const tracksCores = Math.max(0, mean(([a, b]) => b.serverCores - a.serverCores));
+        const tr = pairs[pairs.length - 1][1];
         const tracksCase = {
           name: `grid-${n}-tracks`, participants: n, recordings: 1, tracks: (tr.r.info.tracks ?? []).length,
-          tracksCoresAdded: round(tracksCores), tracksCpuShare: round(tracksCores / (t.cores - participantsCores)), tracksRssMBAdded: Math.round(tr.mem - t.rssMB),
+          tracksCoresAdded: round(tracksCores), tracksCpuShare: round(tracksCores / (t.cores - participantsCores)), tracksRssMBAdded: Math.round(mean(([a, b]) => b.mem - a.mem)),
           tracksBytes: (tr.r.info.tracks ?? []).reduce((s, x) => s + (x.bytes ?? 0), 0), status: tr.r.info.status,
         };
         results.push(tracksCase);
