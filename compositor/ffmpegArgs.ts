@@ -60,6 +60,26 @@ export interface EncoderSettings {
   psnr?: boolean;
 }
 
+/** The encoder settings of a recording (or a re-render of one) from its configuration and picture. */
+export function encoderSettingsOf(
+  c: { video: { bitrate: number }; audioBitrate: number; x264Preset: string; x264Tune: string | null; x264Params: string; fragmentMs: number; keyframeMs: number; x264Psnr?: boolean },
+  v: { width: number; height: number; fps: number },
+): EncoderSettings {
+  return {
+    width: v.width,
+    height: v.height,
+    fps: v.fps,
+    videoBitrate: c.video.bitrate,
+    audioBitrate: c.audioBitrate,
+    preset: c.x264Preset,
+    tune: c.x264Tune,
+    x264Params: c.x264Params,
+    fragmentMs: c.fragmentMs,
+    keyframeMs: c.keyframeMs,
+    ...(c.x264Psnr ? { psnr: true } : {}),
+  };
+}
+
 /**
  * Canvas and audio into one MP4 in one FFmpeg: raw canvas on stdin, mixed 48 kHz mono s16le on
  * pipe:3 → H.264 + AAC in fragmented MP4 on stdout, with the recording's x264 settings. What the

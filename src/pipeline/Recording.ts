@@ -19,7 +19,7 @@ import { TesseraError, toTesseraError, type ErrorBody } from '../errors';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
 import type { MediaSource, OpusPacket, EncodedVideoFrame, RecordingLocation } from '../media/types';
-import type { EncoderSettings } from '../../compositor/ffmpegArgs';
+import { encoderSettingsOf, type EncoderSettings } from '../../compositor/ffmpegArgs';
 import type { Manifest, RecordingInfo, RecordingStatus, RecordingParticipant } from './types';
 
 /** Decoded tile sizes: cameras are small (cheap to decode and scale), screens keep detail. */
@@ -267,19 +267,7 @@ export class Recording extends EventEmitter<Events> {
   /** The x264 settings every epoch shares (so their streams splice into one). */
   #encoderSettings(): EncoderSettings {
     const { config } = this.#o;
-    return {
-      width: config.video.width,
-      height: config.video.height,
-      fps: this.#fps,
-      videoBitrate: config.video.bitrate,
-      audioBitrate: config.audioBitrate,
-      preset: config.x264Preset,
-      tune: config.x264Tune,
-      x264Params: config.x264Params,
-      fragmentMs: config.fragmentMs,
-      keyframeMs: config.keyframeMs,
-      psnr: config.x264Psnr,
-    };
+    return encoderSettingsOf(config, { width: config.video.width, height: config.video.height, fps: this.#fps });
   }
 
   /** Spawn the audio encoder and the first epoch, start the clock. Sources may be added before or after. */

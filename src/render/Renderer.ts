@@ -3,7 +3,7 @@ import path from 'node:path';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { planEpochs, planSources, WAITING_SOURCE, type PlanEpoch, type PlanSource, type PlanTrack } from '../../compositor/renderPlan';
-import { faststartRemuxArgs, type EncoderSettings } from '../../compositor/ffmpegArgs';
+import { encoderSettingsOf, faststartRemuxArgs } from '../../compositor/ffmpegArgs';
 import type { GridPreset } from '../../compositor/presets';
 import { AudioEncoder } from '../pipeline/AudioEncoder';
 import { BLOCK_SAMPLES, Mixer, SAMPLE_RATE } from '../pipeline/audio';
@@ -128,7 +128,7 @@ export async function renderRecording(o: RenderOptions): Promise<RenderResult> {
       while (audioNext < aac.length && aac[audioNext].pos < until) muxer.audio(aac[audioNext].pos, aac[audioNext++].frame);
     };
     const sourceById = new Map(sources.map((s) => [s.id, s]));
-    const settings = encoderSettings(o.config, { width, height, fps });
+    const settings = encoderSettingsOf(o.config, { width, height, fps });
     let lastProgress = performance.now();
     let failure: Error | null = null;
     // Each epoch puts out one picture per tick fed, in order; they go to the muxer in epoch order
@@ -258,21 +258,6 @@ async function drained(comp: EpochEncoder): Promise<void> {
     const limit = PIPE_QUEUE_FRAMES * ((comp.tiles[i].w * comp.tiles[i].h * 3) / 2);
     while (!comp.proc.hasExited && p.writableLength > limit) await Promise.race([once(p, 'drain'), comp.proc.exited]);
   }
-}
-
-function encoderSettings(config: Readonly<RenderSettings>, v: { width: number; height: number; fps: number }): EncoderSettings {
-  return {
-    width: v.width,
-    height: v.height,
-    fps: v.fps,
-    videoBitrate: config.video.bitrate,
-    audioBitrate: config.audioBitrate,
-    preset: config.x264Preset,
-    tune: config.x264Tune,
-    x264Params: config.x264Params,
-    fragmentMs: config.fragmentMs,
-    keyframeMs: config.keyframeMs,
-  };
 }
 
 /**
