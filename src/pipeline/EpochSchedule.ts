@@ -175,9 +175,13 @@ export class EpochSchedule<H extends EpochControl> {
     return { unexpected, replace };
   }
 
-  /** The recording stops at the clock's current tick: epochs still warming up are killed, the others ended. */
-  drain(): void {
-    this.#final = this.#o.ticks();
+  /**
+   * The recording stops at `finalTick` (default: the clock's current tick; earlier when the stop
+   * was requested before it was read): epochs still warming up are killed, the others ended.
+   * Ticks from the final one on never leave.
+   */
+  drain(finalTick = this.#o.ticks()): void {
+    this.#final = Math.min(finalTick, this.#o.ticks());
     for (const e of this.epochs) {
       if (e.ownFrom === Infinity) {
         e.dead = true;

@@ -157,6 +157,8 @@ export class Recording extends EventEmitter<Events> {
   #pacer: Pacer;
   #stopPromise: Promise<RecordingInfo> | null = null;
   #drainResolve: (() => void) | null = null;
+  /** Sample position (on the recording's clock) where kept audio ends: set at the stop. */
+  #audioEndPos = Infinity;
   #speakers = new SpeakerDetector();
   #closed = false;
   #compRestartBackoff = 0;
@@ -290,7 +292,7 @@ export class Recording extends EventEmitter<Events> {
     const lead = AUDIO_PREBUFFER_MS;
     const audioBase = Math.round((this.#tickBase * 48000) / this.#fps) - (lead * 48000) / 1000;
     enc.on('packet', (frame, pos) => {
-      if (audioBase + pos >= 0) this.#o.out.audio(audioBase + pos, frame);
+      if (audioBase + pos >= 0 && audioBase + pos < this.#audioEndPos) this.#o.out.audio(audioBase + pos, frame);
     });
     enc.on('exit', (exit) => {
       if (exit.kind !== 'stopped') {
@@ -413,10 +415,14 @@ export class Recording extends EventEmitter<Events> {
     this.#epochs.owner(this.#epochs.next)?.handle.proc.kill('SIGSTOP');
   }
 
-  /** Drain: stop the clock, compose and encode what was captured, finish the sink. */
-  stop(): Promise<RecordingInfo> {
+  /**
+   * Drain: stop the clock, compose and encode what was captured, finish the sink. `atWall`
+   * (Date.now() of the stop request, when it was made elsewhere) ends the recording there even if
+   * this process gets to it later: what was made after it is left out.
+   */
+  stop(atWall?: number): Promise<RecordingInfo> {
     if (this.#stopPromise) return this.#stopPromise;
-    this.#stopPromise = this.#drain();
+    this.#stopPromise = this.#drain(atWall);
     return this.#stopPromise;
   }
 
@@ -606,7 +612,7 @@ export class Recording extends EventEmitter<Events> {
 
   // ---- lifecycle -------------------------------------------------------------------------
 
-  async #drain(): Promise<RecordingInfo> {
+  async #drain(atWall?: number): Promise<RecordingInfo> {
     if (this.#status === 'failed' || this.#closed) return this.info();
     this.#setStatus('stopping');
     this.#endedAt = new Date();
@@ -620,11 +626,17 @@ export class Recording extends EventEmitter<Events> {
       this.#fail(new TesseraError('REC_ERR_STOP_TIMEOUT', `the pipeline did not drain within ${this.#o.config.stopTimeoutMs} ms`));
     }, this.#o.config.stopTimeoutMs);
     try {
-      // Capture everything up to now, then stop feeding.
-      this.#stopAt = performance.now();
+      // Capture everything up to the stop request, then stop feeding. A request read late (this
+      // worker was starved of CPU) still ends the recording at its time: ticks made since are dropped.
+      const late = atWall === undefined ? 0 : Math.max(0, Date.now() - atWall);
+      this.#stopAt = performance.now() - late;
       this.#pacer.stop(this.#stopAt);
+      const stopTick = Math.ceil(((this.#stopAt - this.#pacer.t0) * this.#fps) / 1000);
+      if (late > 100) this.#log.warn({ lateMs: Math.round(late), ticksDropped: Math.max(0, this.#pacer.ticks - stopTick) }, 'stop request read late; the recording ends at its time');
       const drained = new Promise<void>((r) => (this.#drainResolve = r));
-      this.#epochs.drain();
+      this.#epochs.drain(Math.max(0, Math.min(this.#pacer.ticks, stopTick)));
+      // Audio beyond the last picture is not kept either.
+      this.#audioEndPos = Math.round(((this.#tickBase + this.#epochs.finalTick) * 48000) / this.#fps);
       await drained;
       if (this.#isFailed()) return this.info();
       // Every picture is out; the audio encoder flushes its last frames and exits.

@@ -231,7 +231,9 @@ export class WorkerRecording extends EventEmitter<Events> {
     this.#info.endedAt = new Date().toISOString();
     // The worker stops capturing at its stop request; media after that is not wanted.
     for (const id of [...this.#taps.keys()]) this.#untap(id);
-    if (this.#worker) this.#worker.send(ToWorker.Stop, {});
+    // The stop time goes with the request: a worker short of CPU may read it seconds later, and
+    // the recording ends at the click, not at the reading.
+    if (this.#worker) this.#worker.send(ToWorker.Stop, { at: this.#stopAt });
     else void this.#finishPrefix('stopped while no worker ran');
     const watchdog = setTimeout(() => {
       this.#log.error('worker did not drain in time; keeping what it made');

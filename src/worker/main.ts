@@ -176,7 +176,7 @@ function main(): void {
       case ToWorker.Audio:
         return sources.get(m.header.n)?.emit('audio', { data: m.payload ?? Buffer.alloc(0), rtpTimestamp: m.header.t });
       case ToWorker.Stop:
-        return void recording?.stop();
+        return void recording?.stop(typeof m.header.at === 'number' ? m.header.at : undefined);
       case ToWorker.Debug:
         if (m.header.what === 'hang-compositor') return recording?.debugHangCompositor();
         return recording?.debugKill(m.header.what);

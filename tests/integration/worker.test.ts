@@ -178,3 +178,26 @@ test('admission: a recording that does not fit the CPU budget is refused at star
     await storage.close();
   }
 });
+
+test('a stop the worker reads late (stopped for 2 s across it) still ends the recording at the stop', async () => {
+  const out = path.join(dir, 'late-stop.mp4');
+  const config = loadConfig({ FFMPEG_PATH: DEBIAN_FFMPEG, TESSERA_X264_PRESET: 'ultrafast' });
+  let pid: number | undefined;
+  const r = await runSyntheticSession({
+    participants: 2, seconds: 5, out, config, ffmpegPath: DEBIAN_FFMPEG, logger,
+    events: [{ at: 4.6, action: (c) => {
+      // As a worker starved of CPU: it reads nothing (the stop request among it) for 2 s.
+      pid = c.recording.workerPid;
+      process.kill(pid!, 'SIGSTOP');
+      setTimeout(() => process.kill(pid!, 'SIGCONT'), 2000);
+    } }],
+  });
+  expect(pid).toBeDefined();
+  expect(r.info.status).toBe('available');
+  // The file ends at the stop request (5 s in), not when the worker got to it (~6.6 s).
+  const p = probe(out);
+  // eslint-disable-next-line no-console
+  console.log(`late stop: captured ${Math.round(r.wallMs)} ms, MP4 ${Math.round(p.videoDuration * 1000)} ms`);
+  expect(Math.abs(p.videoDuration * 1000 - r.wallMs)).toBeLessThan(300);
+  expect(decodeErrors(out)).toBe('');
+});

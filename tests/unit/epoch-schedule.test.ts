@@ -169,3 +169,14 @@ test('the last fed tick of a superseded epoch ends it', () => {
   tick(); // tick 2 = feedUntil - 1
   expect(a.handle.ended).toBe(true);
 });
+
+test('drain at an earlier tick (a stop read late): ticks made after it never leave', () => {
+  const { s, out, tick, answer, isDrained } = setup();
+  const a = s.begin(new FakeEpoch('A'));
+  for (let k = 0; k < 5; k++) tick();
+  s.drain(3);
+  expect(s.finalTick).toBe(3);
+  answer(a, 5);
+  expect(out).toEqual(['0:A0', '1:A1', '2:A2']);
+  expect(isDrained()).toBe(true);
+});
