@@ -56,13 +56,19 @@ test('four browsers at normal priority on the same two cores: the 720p30 recordi
     if (Date.now() - t0 > 60_000) throw new Error(`browsers did not see each other: ${counts}`);
     await sleep(500);
   }
+  // The clicks bracket the recording: its clock starts after the first click reaches the server
+  // and ends at the second. Time is taken around the clicks themselves, not around the
+  // indicators: with four browsers on two cores, seeing all four indicators can take seconds
+  // (measured: 5 s), which is not recording time lost.
+  const clickedStartAt = Date.now();
   await pages[0].click('#record-toggle');
   for (const p of pages) await p.locator('#recording-indicator').waitFor({ state: 'visible', timeout: 15_000 });
-  const startedAt = Date.now();
   await sleep(25_000);
+  const clickingStopAt = Date.now();
   await pages[0].click('#record-toggle');
+  const clickedStopAt = Date.now();
   for (const p of pages) await p.locator('#recording-indicator').waitFor({ state: 'hidden', timeout: 60_000 });
-  const recordedMs = Date.now() - startedAt;
+  const recordedMs = clickedStopAt - clickedStartAt;
 
   // The indicator goes at `stopping`; the recording is final once it is available (or failed).
   let info: RecordingInfo;
@@ -72,15 +78,17 @@ test('four browsers at normal priority on the same two cores: the 720p30 recordi
     if (info.status === 'available' || info.status === 'failed' || Date.now() - t > 60_000) break;
   }
   // eslint-disable-next-line no-console
-  console.log(`loaded meeting: ${info.status}, ${info.durationMs} ms recorded of ${recordedMs} ms between the clicks`, info.error ?? '');
+  console.log(`loaded meeting: ${info.status}, ${info.durationMs} ms recorded of ${recordedMs} ms between the clicks (${Date.parse(info.startedAt) - clickedStartAt} ms from the first click to the clock's start)`, info.error ?? '');
   expect(info.status).toBe('available');
   const file = path.join(tmp, 'rec', info.location.key);
   expect(decodeErrors(file)).toBe('');
   const p = probe(file);
   expect(p.width).toBe(1280);
-  // The whole recording: from the clock's start to the stop (the clicks bracket both).
-  expect(p.videoDuration * 1000).toBeGreaterThan(recordedMs - 2000);
-  expect(p.videoDuration * 1000).toBeLessThan(recordedMs + 3000);
+  // The whole recording: from the clock's start to the stop. At most the time between the
+  // clicks (and a frame); at least that less the worker's start under this load (1.3 s
+  // measured here; allowed 3 s).
+  expect(p.videoDuration * 1000).toBeLessThan(recordedMs + 100);
+  expect(p.videoDuration * 1000).toBeGreaterThan(clickingStopAt - clickedStartAt - 3000);
   // Everyone is in the picture over the last seconds (each takes a quarter of the canvas).
   const { frames } = allFrames(file, 8);
   const tail = frames.slice(-60);
