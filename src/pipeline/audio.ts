@@ -99,7 +99,13 @@ export class PcmJitterBuffer {
  */
 export class Mixer {
   #gain = 1;
-  readonly #ceiling = 32000;
+  /**
+   * −1 dBFS, not full scale: AAC's quantisation noise lets a decoded sample overshoot the PCM it
+   * was made from. With the ceiling at −0.2 dBFS, nine tones mixed decoded to a peak of 1.0014
+   * (clipped in any player) in a CI run; −1 dB is the usual true-peak headroom for lossy codecs.
+   */
+  static readonly CEILING = Math.round(32768 * 10 ** (-1 / 20));
+  readonly #ceiling = Mixer.CEILING;
   readonly #release = 0.02;
 
   mix(blocks: (Buffer | null)[]): { pcm: Buffer; levels: number[] } {
