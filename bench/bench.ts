@@ -52,6 +52,47 @@ function treeCpuSeconds(): number {
 /** CPU seconds the memory samplers (child processes) used: not the recording's, subtracted from the tree. */
 let samplerCpuSeconds = 0;
 
+/** Live memory samplers: left out of liveTreeCpuSeconds. */
+const samplerPids = new Set<number>();
+
+function statCpuSeconds(pid: number | 'self', withChildren: boolean): number {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12]) + (withChildren ? Number(f[13]) + Number(f[14]) : 0)) / TICK;
+  } catch {
+    return 0; // gone meanwhile
+  }
+}
+
+/**
+ * CPU seconds of this process's tree so far, live descendants included: treeCpuSeconds sees a
+ * child only once it has been reaped, so it cannot measure a window in the middle of a run.
+ * Each live descendant counts its own time and its reaped children's; this process likewise.
+ * `exclude` (and the memory samplers) are left out with their descendants.
+ */
+function liveTreeCpuSeconds(exclude: number[] = []): number {
+  const skip = new Set([...exclude, ...samplerPids]);
+  const children = (pid: number) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  };
+  let total = statCpuSeconds('self', true) - samplerCpuSeconds;
+  const stack = children(process.pid);
+  while (stack.length) {
+    const pid = stack.pop()!;
+    if (skip.has(pid)) continue;
+    total += statCpuSeconds(pid, true);
+    stack.push(...children(pid));
+  }
+  return total;
+}
+
+/** Where the steady-state window starts: after a recording's start (worker, FFmpeg starts, first epoch, JIT). */
+const STEADY_FROM_S = 5;
+
 /**
  * Peak memory (MB) of this process's live descendants plus its own growth, sampled in a child
  * process (bench/memsampler.js): RSS (each process's resident pages, so the shared libraries of N
@@ -60,6 +101,7 @@ let samplerCpuSeconds = 0;
  */
 function rssSampler(exclude: () => number[] = () => []): { stop: () => Promise<{ rssMB: number; pssMB: number }> } {
   const child = spawn(process.execPath, [path.join(__dirname, 'memsampler.js'), String(process.pid)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  samplerPids.add(child.pid!);
   const tell = () => child.stdin.write(`exclude ${[child.pid, ...exclude()].join(' ')}\n`);
   tell();
   const t = setInterval(tell, 500);
@@ -70,6 +112,7 @@ function rssSampler(exclude: () => number[] = () => []): { stop: () => Promise<{
       clearInterval(t);
       child.stdin.write('stop\n');
       await new Promise((r) => child.on('close', r));
+      samplerPids.delete(child.pid!);
       const r = JSON.parse(out.trim()) as { rssMB: number; pssMB: number; cpuSeconds: number };
       samplerCpuSeconds += r.cpuSeconds;
       return r;
@@ -109,11 +152,33 @@ async function floorRun(ffmpeg: string, dir: string, n: number, seconds: number,
   const rss = rssSampler(() => pool.sparePids);
   const p = new FfmpegProcess({ ffmpegPath: ffmpeg, args, stopBy: 'q', logger });
   p.stdin.end();
+  const steady = steadyWindow(seconds, () => pool.sparePids);
   const exit = await p.exited;
   const wall = (performance.now() - t0) / 1000;
   const mem = (await rss.stop()).rssMB;
   if (exit.code !== 0) throw new Error(`floor ffmpeg failed: ${exit.stderr}`);
-  return { cores: (treeCpuSeconds() - cpu0) / wall, rssMB: mem };
+  return { cores: (treeCpuSeconds() - cpu0) / wall, steadyCores: steady.cores(), rssMB: mem };
+}
+
+/**
+ * Cores the tree uses from STEADY_FROM_S into a run until just before its end (`seconds`): a
+ * recording's cost per second once started, which is what sizes a node for calls of minutes or
+ * hours. Its one-time cost (start, stop, finishing the file) is the whole run's less this.
+ */
+function steadyWindow(seconds: number, exclude: () => number[], own = false) {
+  const read = () => ({ cpu: own ? ownCpuSeconds() : liveTreeCpuSeconds(exclude()), t: performance.now() });
+  let a: { cpu: number; t: number } | null = null, b: { cpu: number; t: number } | null = null;
+  const ta = setTimeout(() => (a = read()), STEADY_FROM_S * 1000);
+  const tb = setTimeout(() => (b = read()), (seconds - 0.5) * 1000);
+  return {
+    cores(): number {
+      clearTimeout(ta);
+      clearTimeout(tb);
+      if (!a || !b) return NaN;
+      const [x, y] = [a as { cpu: number; t: number }, b as { cpu: number; t: number }];
+      return (y.cpu - x.cpu) / ((y.t - x.t) / 1000);
+    },
+  };
 }
 
 /**
@@ -174,11 +239,14 @@ async function tesseraRun(ffmpeg: string, dir: string, n: number, seconds: numbe
 /** Records one run; the output is analysed apart (analyse), so that decoding one run's file never loads another run still recording. */
 async function recordRun(ffmpeg: string, dir: string, n: number, seconds: number, config: ReturnType<typeof loadConfig>, name: string, tracks = false) {
   const rss = rssSampler(() => pool.sparePids);
+  let steady: ReturnType<typeof steadyWindow> | null = null, steadyOwn: ReturnType<typeof steadyWindow> | null = null;
   let cpuStart = 0, ownStart = 0, tStart = 0, startCall = 0, recordingAt = 0, stopCall = 0, availableAt = 0;
   const r = await runSyntheticSession({
     participants: n, seconds, out: path.join(dir, `${name}.mp4`), config, ffmpegPath: ffmpeg, logger, pool, tracks,
     events: [{ at: 0, action: (c) => {
       cpuStart = treeCpuSeconds(); ownStart = ownCpuSeconds(); tStart = performance.now();
+      steady = steadyWindow(seconds, () => pool.sparePids);
+      steadyOwn = steadyWindow(seconds, () => [], true);
       c.recording.on('state', (info) => {
         if (info.status === 'recording' && !recordingAt) recordingAt = performance.now();
         if (info.status === 'stopping' && !stopCall) stopCall = performance.now();
@@ -191,18 +259,18 @@ async function recordRun(ffmpeg: string, dir: string, n: number, seconds: number
   const cores = (treeCpuSeconds() - cpuStart) / wall;
   const serverCores = (ownCpuSeconds() - ownStart) / wall;
   const { rssMB: mem, pssMB: pss } = await rss.stop();
-  return { cores, serverCores, mem, pss, r, startLatencyMs: recordingAt - startCall, timeToAvailableMs: availableAt - stopCall, file: path.join(dir, `${name}.mp4`), n, config };
+  return { cores, serverCores, steadyCores: steady!.cores(), steadyServerCores: steadyOwn!.cores(), wall, mem, pss, r, startLatencyMs: recordingAt - startCall, timeToAvailableMs: availableAt - stopCall, file: path.join(dir, `${name}.mp4`), n, config };
 }
 
 function analyse(run: Awaited<ReturnType<typeof recordRun>>) {
-  const { cores, serverCores, mem, pss, r, file, n, config } = run;
+  const { cores, serverCores, steadyCores, steadyServerCores, wall, mem, pss, r, file, n, config } = run;
   // Lip sync, measured in the output: each participant's sync marker against its tone. The
   // reported figure is the worst participant's median offset (positive = audio late).
   const layout = computeLayout(loadPresets().get('grid')!, { width: config.video.width, height: config.video.height, tiles: Array.from({ length: n }, (_, k) => ({ id: `p${k + 1}`, kind: 'camera' as const })) });
   const offsets = layout.tiles.slice(0, 6).map((t, k) => avOffsetMs(file, markerRect(t.video), participantStyle(k + 1).toneHz).medianMs).filter((x) => Number.isFinite(x));
   const worst = offsets.reduce((w, x) => (Math.abs(x) > Math.abs(w) ? x : w), 0);
   return {
-    cores, serverCores, rssMB: mem, pssMB: pss, info: r.info, stats: r.recording.stats, frames: Math.round(((r.info.durationMs ?? 0) * config.video.fps) / 1000),
+    cores, serverCores, steadyCores, steadyServerCores, wall, rssMB: mem, pssMB: pss, info: r.info, stats: r.recording.stats, frames: Math.round(((r.info.durationMs ?? 0) * config.video.fps) / 1000),
     realtimeFactor: (r.info.durationMs ?? 0) / r.wallMs,
     startLatencyMs: run.startLatencyMs,
     timeToAvailableMs: run.timeToAvailableMs,
@@ -267,6 +335,15 @@ async function main() {
   const config = loadConfig();
   const ffmpeg = resolveFfmpegPath(config);
   const results = [];
+  // A server that has recorded before: one short recording first, not measured. The server's
+  // code (forwarding, muxing, the sink) is compiled by V8 once per process, not per recording;
+  // each recording's worker is a new process and pays its own warm-up inside its figures.
+  const warmDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-bench-warm-'));
+  try {
+    await recordRun(ffmpeg, warmDir, Math.min(...cases), 6, config, 'warm-up');
+  } finally {
+    fs.rmSync(warmDir, { recursive: true, force: true });
+  }
   for (const n of cases) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-bench-'));
     try {
@@ -281,6 +358,12 @@ async function main() {
         // receiving their media, recorded or not — and the floor, reading files, has no such cost.
         coresPerRecording: round(t.cores - participantsCores), floorCoresPerRecording: round(floor.cores), ratioToFloor: round((t.cores - participantsCores) / floor.cores),
         coresWithParticipants: round(t.cores),
+        // Once started (from 5 s in to the end): the cost per second of a long call.
+        steadyCoresPerRecording: round(t.steadyCores - participantsCores), floorSteadyCores: round(floor.steadyCores),
+        steadyRatioToFloor: round((t.steadyCores - participantsCores) / floor.steadyCores),
+        // What a recording costs once, on top: start (worker, FFmpeg starts, JIT), stop, finishing the file.
+        startStopCpuSeconds: round((t.cores - t.steadyCores) * t.wall),
+        serverSteadyCoresPerRecording: round(Math.max(0, t.steadyServerCores - participantsCores)),
         realtimeFactor: round(t.realtimeFactor), framesDropped: t.stats.framesDropped, framesDuplicated: t.stats.framesDuplicated,
         rssMBPerRecording: Math.round(t.rssMB), pssMBPerRecording: Math.round(t.pssMB), spareWorkerMB: spareWorkerMB(), floorRssMB: Math.round(floor.rssMB), startLatencyMs: Math.round(t.startLatencyMs), timeToAvailableMs: Math.round(t.timeToAvailableMs),
         avOffsetMs: Math.round(t.avOffsetMs), repeatedShare: round(t.repeatedShare), serverCoresPerRecording: round(Math.max(0, t.serverCores - participantsCores)), serverCoresWithParticipants: round(t.serverCores), psnrDb: null as number | null, status: t.info.status,
