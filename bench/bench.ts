@@ -39,6 +39,7 @@ import { computeLayout } from '../compositor/layout';
 import { loadPresets } from '../compositor/presets';
 import { allFrames, avOffsetMs, markerRect } from '../tests/helpers/media';
 import { measureRender } from './render';
+import { buildCompiledApp } from '../tests/helpers/compiledApp';
 
 const TICK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
@@ -207,20 +208,12 @@ function ownCpuSeconds(): number {
 buildWorker();
 const pool = new WorkerPool({ logger });
 
-/**
- * Recordings' workers run compiled JavaScript, as in the image (`npm run build`): under tsx a
- * worker also holds the TypeScript loader and its transpiled sources, ~30 MB that production
- * never has. The build goes to a temporary app directory laid out as the image's.
- */
+/** Recordings' workers run compiled JavaScript, as in the image (tests/helpers/compiledApp.ts). */
 function buildWorker(): void {
   if (process.env.BENCH_WORKER_TSX) return;
-  const app = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-bench-app-'));
-  const root = path.join(__dirname, '..');
-  execFileSync(process.execPath, [path.join(root, 'scripts/build.js'), path.join(app, 'dist')], { cwd: root, stdio: 'ignore' });
-  fs.cpSync(path.join(root, 'grid-presets'), path.join(app, 'grid-presets'), { recursive: true });
-  fs.symlinkSync(path.join(root, 'node_modules'), path.join(app, 'node_modules'));
-  process.env.TESSERA_WORKER_ENTRY = path.join(app, 'dist/src/worker/main.js');
-  process.on('exit', () => fs.rmSync(app, { recursive: true, force: true }));
+  const app = buildCompiledApp();
+  process.env.TESSERA_WORKER_ENTRY = app.workerEntry;
+  process.on('exit', app.remove);
 }
 
 /** PSS (MB) of the warm spare worker(s) now. */
