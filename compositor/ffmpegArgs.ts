@@ -17,6 +17,22 @@ function rawVideoInput(fmt: RawVideoFormat, pipe: string, queue: number): string
   return ['-f', 'rawvideo', '-pix_fmt', 'yuv420p', '-s', `${fmt.w}x${fmt.h}`, '-framerate', String(fmt.fps), '-thread_queue_size', String(queue), '-i', pipe];
 }
 
+/** Any picture into a fixed size, keeping its aspect (bars in `background`), as yuv420p. */
+export function letterboxFilter(out: { w: number; h: number }, background = '0x181818'): string {
+  return `scale=${out.w}:${out.h}:force_original_aspect_ratio=decrease,pad=${out.w}:${out.h}:(ow-iw)/2:(oh-ih)/2:color=${background},format=yuv420p`;
+}
+
+/**
+ * A participant's VP8 as IVF on a pipe, decoded inside a direct epoch (src/pipeline/DirectFeed.ts).
+ * One decoder thread (as the decoder processes). `-reinit_filter 0`: a frame of another size (the
+ * sender adapting its resolution, or a name card) goes through the graph's scale filter instead
+ * of rebuilding the whole graph, which loses the frames held in the frame sync (measured: the
+ * picture count then no longer matches the ticks) and pauses ~100 ms.
+ */
+function vp8Input(pipe: string): string[] {
+  return ['-threads', '1', '-reinit_filter', '0', '-probesize', '32', '-analyzeduration', '0', '-thread_queue_size', '64', '-f', 'ivf', '-i', pipe];
+}
+
 /**
  * Video decoder for one source: IVF (VP8) or Annex-B (H.264) on stdin, raw yuv420p frames of a
  * fixed size on stdout, letterboxed to keep the picture's aspect (so a resolution change upstream
@@ -32,7 +48,7 @@ export function videoDecoderArgs(codec: 'vp8' | 'h264', out: { w: number; h: num
     '-threads', '1',
     ...demux, '-i', 'pipe:0',
     '-an',
-    '-vf', `scale=${out.w}:${out.h}:force_original_aspect_ratio=decrease,pad=${out.w}:${out.h}:(ow-iw)/2:(oh-ih)/2:color=${background},format=yuv420p`,
+    '-vf', letterboxFilter(out, background),
     // passthrough: one output frame per decoded frame (no frame-rate conversion; Node paces).
     '-vsync', 'passthrough',
     '-f', 'rawvideo', '-pix_fmt', 'yuv420p', 'pipe:1',
@@ -122,10 +138,10 @@ function x264Video(s: EncoderSettings, aud: boolean): string[] {
  * leaves FFmpeg. Every epoch uses the same x264 settings, so its stream continues the last one's
  * from its first picture (an IDR) with the same parameter sets.
  */
-export function epochEncoderArgs(inputs: RawVideoFormat[], graph: string, output: string, s: EncoderSettings): string[] {
+export function epochEncoderArgs(inputs: (RawVideoFormat | 'vp8')[], graph: string, output: string, s: EncoderSettings): string[] {
   // x264's PSNR summary is logged at `info`, when it is asked for.
   const args = s.psnr ? ['-hide_banner', '-nostats', '-loglevel', 'info', ...STATS] : [...COMMON, ...STATS];
-  inputs.forEach((fmt, i) => args.push(...rawVideoInput(fmt, `pipe:${3 + i}`, 64)));
+  inputs.forEach((fmt, i) => args.push(...(fmt === 'vp8' ? vp8Input(`pipe:${3 + i}`) : rawVideoInput(fmt, `pipe:${3 + i}`, 64))));
   args.push('-filter_complex', graph, '-map', output, '-vsync', 'passthrough', ...x264Video(s, true), ...(s.psnr ? ['-flags', '+psnr'] : []), '-f', 'h264', 'pipe:1');
   return args;
 }
@@ -167,7 +183,7 @@ export function trackDecoderArgs(file: string, out: { w: number; h: number }, ba
     '-threads', '1',
     '-i', file,
     '-an', '-sn', '-dn',
-    '-vf', `showinfo,scale=${out.w}:${out.h}:force_original_aspect_ratio=decrease,pad=${out.w}:${out.h}:(ow-iw)/2:(oh-ih)/2:color=${background},format=yuv420p`,
+    '-vf', `showinfo,${letterboxFilter(out, background)}`,
     '-vsync', 'passthrough',
     '-f', 'rawvideo', '-pix_fmt', 'yuv420p', 'pipe:1',
   ];

@@ -17,6 +17,16 @@ export interface FilterOptions {
   /** Per tile: a file holding the name label (drawtext `textfile`, so names need no escaping). */
   labelFile?: (tileIndex: number) => string | null;
   fontFile?: string | null;
+  /**
+   * Per tile: filters that come first on its input (a direct epoch's decoded VP8 of any size is
+   * letterboxed to `inputSize` here, as the decoder processes do for raw tiles).
+   */
+  inputFilter?: (tileIndex: number) => string | null;
+  /**
+   * Make the output one picture per tick (`fps=<fps>:round=down`): for inputs that are not
+   * one frame per tick (a direct epoch's, stamped in ticks; see src/pipeline/DirectFeed.ts).
+   */
+  pace?: boolean;
 }
 
 /** Quote a value for a filtergraph option (paths we create contain no quotes). */
@@ -32,6 +42,8 @@ export function buildFilterGraph(layout: Layout, opts: FilterOptions): { graph: 
   const slots: { label: string; rect: Rect }[] = [];
   layout.tiles.forEach((tile, i) => {
     const steps: string[] = [];
+    const pre = opts.inputFilter?.(i);
+    if (pre) steps.push(pre);
     const src = opts.inputSize(i);
     if (src.w !== tile.video.w || src.h !== tile.video.h) steps.push(`scale=${tile.video.w}:${tile.video.h}`);
     const label = opts.labelFile?.(i);
@@ -57,13 +69,14 @@ export function buildFilterGraph(layout: Layout, opts: FilterOptions): { graph: 
     slots.push({ label: `[f${i}]`, rect: f });
   });
   if (layout.tiles.length === 0) throw new Error('a compositor graph needs at least one tile input');
+  const tail = opts.pace ? `fps=${opts.fps}:round=down,format=yuv420p[out]` : 'format=yuv420p[out]';
   if (slots.length === 1) {
     // One tile covering the canvas: no stacking needed.
-    chains[chains.length - 1] = chains[chains.length - 1].replace(/\[t0\]$/, ',format=yuv420p[out]');
+    chains[chains.length - 1] = chains[chains.length - 1].replace(/\[t0\]$/, `,${tail}`);
     return { graph: chains.join(';'), output: '[out]' };
   }
   // shortest=1: the graph ends when the (finite) piped inputs end, not with the endless fillers.
   const positions = slots.map((s) => `${s.rect.x}_${s.rect.y}`).join('|');
-  chains.push(`${slots.map((s) => s.label).join('')}xstack=inputs=${slots.length}:layout=${positions}:shortest=1,format=yuv420p[out]`);
+  chains.push(`${slots.map((s) => s.label).join('')}xstack=inputs=${slots.length}:layout=${positions}:shortest=1,${tail}`);
   return { graph: chains.join(';'), output: '[out]' };
 }

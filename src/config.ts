@@ -77,6 +77,8 @@ export interface Config {
   keyframeMs: number;
   /** x264 measures PSNR (TESSERA_X264_PSNR; for the benchmark, it costs CPU). */
   x264Psnr: boolean;
+  /** Epochs decode the participants' VP8 themselves (no decoder processes, no raw tiles through Node). */
+  directDecode: boolean;
   /** A compositor/decoder that returns nothing for this long is replaced. */
   stallTimeoutMs: number;
   /** Stop (drain) must finish within this, or the recording fails. */
@@ -144,6 +146,7 @@ export const DEFAULTS: Config = {
   fragmentMs: 2000,
   keyframeMs: 2000,
   x264Psnr: false,
+  directDecode: true,
   stallTimeoutMs: 3000,
   stopTimeoutMs: 20_000,
   fontFile: '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf',
@@ -320,6 +323,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     fragmentMs: int('TESSERA_FRAGMENT_MS', d.fragmentMs, 500, 2000),
     keyframeMs: int('TESSERA_KEYFRAME_MS', d.keyframeMs, 500, 10_000),
     x264Psnr: bool('TESSERA_X264_PSNR', d.x264Psnr),
+    directDecode: bool('TESSERA_DIRECT_DECODE', d.directDecode),
     stallTimeoutMs: int('TESSERA_STALL_TIMEOUT_MS', d.stallTimeoutMs, 500, 60_000),
     stopTimeoutMs: int('TESSERA_STOP_TIMEOUT_MS', d.stopTimeoutMs, 1000, 600_000),
     fontFile: str('TESSERA_FONT_FILE') ?? d.fontFile,

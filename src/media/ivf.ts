@@ -42,3 +42,19 @@ export function vp8KeyframeInfo(frame: Buffer): { width: number; height: number 
   if (frame[3] !== 0x9d || frame[4] !== 0x01 || frame[5] !== 0x2a) return null;
   return { width: frame.readUInt16LE(6) & 0x3fff, height: frame.readUInt16LE(8) & 0x3fff };
 }
+
+/**
+ * Whether a VP8 frame's header is well formed (RFC 6386 §9.1): the 3-byte tag's version is 0–3,
+ * its first partition fits in the frame, and a keyframe has the start code. Cheap; catches junk
+ * before it reaches a decoder that would put out nothing for it.
+ */
+export function vp8FrameOk(frame: Buffer, keyframe: boolean): boolean {
+  if (frame.length < 4) return false;
+  const tag = frame[0] | (frame[1] << 8) | (frame[2] << 16);
+  const key = (tag & 1) === 0;
+  const version = (tag >> 1) & 7;
+  const firstPart = tag >>> 5;
+  if (key !== keyframe || version > 3 || firstPart === 0) return false;
+  if (key && vp8KeyframeInfo(frame) === null) return false;
+  return (key ? 10 : 3) + firstPart <= frame.length;
+}

@@ -5,7 +5,9 @@ import type { Writable } from 'node:stream';
 import { FfmpegProcess, type FfmpegExit } from './FfmpegProcess';
 import { buildFilterGraph } from '../../compositor/filterGraph';
 import { releaseFrame, retainFrame } from './FramePool';
-import { epochEncoderArgs, type EncoderSettings } from '../../compositor/ffmpegArgs';
+import { epochEncoderArgs, letterboxFilter, type EncoderSettings } from '../../compositor/ffmpegArgs';
+import { DirectFeed, SUBTICKS } from './DirectFeed';
+import { ivfFileHeader, ivfFrameHeader } from '../media/ivf';
 import { AccessUnitSplitter, isKeyframe } from '../media/annexb';
 import type { FfmpegProgress } from './ffmpegOutput';
 import type { Layout } from '../../compositor/layout';
@@ -14,10 +16,13 @@ import type { Logger } from '../logger';
 export interface EpochTile {
   sourceId: string;
   name: string;
-  /** Size of the raw frames this tile's input gets. */
+  /** Size of the raw frames this tile's input gets (a direct epoch letterboxes to it). */
   w: number;
   h: number;
 }
+
+/** What a direct epoch's tile shows while its source has no live video in step (a VP8 keyframe). */
+export type CardOf = (tileIndex: number) => Buffer;
 
 interface Events {
   /** One encoded picture (an H.264 access unit): the k-th answers the k-th tick written. */
@@ -25,6 +30,8 @@ interface Events {
   progress: [FfmpegProgress];
   /** x264's PSNR of the whole epoch against the canvas it was given (only with settings.psnr). */
   psnr: [number];
+  /** A direct epoch's decoder for tile `i` could not decode a frame. */
+  decodeError: [number];
   exit: [FfmpegExit];
 }
 
@@ -44,6 +51,9 @@ export class EpochEncoder extends EventEmitter<Events> {
   #splitter = new AccessUnitSplitter();
   #dir: string;
   #closed = false;
+  /** Set for a direct epoch: it decodes the tiles' VP8 itself (see DirectFeed). */
+  readonly direct: DirectFeed | null = null;
+  #cardOf: CardOf | null = null;
 
   constructor(opts: {
     ffmpegPath: string;
@@ -55,6 +65,8 @@ export class EpochEncoder extends EventEmitter<Events> {
     workDir: string;
     settings: EncoderSettings;
     logger: Logger;
+    /** A direct epoch: the tiles' inputs are VP8 (IVF), stamped in ticks; the cards it shows. */
+    direct?: { cardOf: CardOf };
   }) {
     super();
     this.layout = opts.layout;
@@ -74,8 +86,11 @@ export class EpochEncoder extends EventEmitter<Events> {
       inputSize: (i) => ({ w: opts.tiles[i].w, h: opts.tiles[i].h }),
       labelFile: (i) => labels[i],
       fontFile: fontOk ? opts.fontFile : null,
+      inputFilter: opts.direct ? (i) => letterboxFilter({ w: opts.tiles[i].w, h: opts.tiles[i].h }) : undefined,
+      pace: !!opts.direct,
     });
-    const args = epochEncoderArgs(opts.tiles.map((t) => ({ w: t.w, h: t.h, fps: opts.fps })), graph, output, opts.settings);
+    const inputs = opts.tiles.map((t) => (opts.direct ? ('vp8' as const) : { w: t.w, h: t.h, fps: opts.fps }));
+    const args = epochEncoderArgs(inputs, graph, output, opts.settings);
     this.proc = new FfmpegProcess({
       ffmpegPath: opts.ffmpegPath,
       args,
@@ -85,6 +100,16 @@ export class EpochEncoder extends EventEmitter<Events> {
       logger: opts.logger,
     });
     this.#inputs = this.proc.pipes as Writable[];
+    if (opts.direct) {
+      this.#cardOf = opts.direct.cardOf;
+      // Timestamps count ticks in 1/SUBTICKS units (the IVF time base is 1 / (fps × SUBTICKS)).
+      this.#inputs.forEach((w, i) => w.write(ivfFileHeader(opts.tiles[i].w, opts.tiles[i].h, opts.fps * SUBTICKS, 1)));
+      this.direct = new DirectFeed(opts.tiles.length, (i, frame, pts) => {
+        if (this.#closed || this.proc.hasExited) return;
+        this.#inputs[i].write(ivfFrameHeader(frame.length, BigInt(pts)));
+        this.#inputs[i].write(frame);
+      });
+    }
     this.proc.stdout.on('data', (c: Buffer) => this.#emit(this.#splitter.push(c)));
     this.proc.stdout.on('end', () => {
       const last = this.#splitter.end();
@@ -95,6 +120,8 @@ export class EpochEncoder extends EventEmitter<Events> {
       // The whole stream's line ("[libx264 @ …] PSNR Mean … Global:…"), not a frame type's.
       const m = /\] PSNR Mean .*Global:([\d.]+)/.exec(line);
       if (m) this.emit('psnr', Number(m[1]));
+      const d = this.direct ? /Error while decoding stream #(\d+):/.exec(line) : null;
+      if (d) this.emit('decodeError', Number(d[1]));
     });
     this.proc.on('exit', (e) => {
       this.#cleanup();
@@ -119,6 +146,7 @@ export class EpochEncoder extends EventEmitter<Events> {
 
   /** Finish: close the inputs; FFmpeg encodes what it has, flushes and exits. */
   end(): Promise<FfmpegExit> {
+    if (this.direct && this.#cardOf && !this.#closed) this.direct.end(this.#cardOf);
     this.#closed = true;
     return this.proc.stop();
   }

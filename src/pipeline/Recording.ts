@@ -6,7 +6,9 @@ import { AudioEncoder } from './AudioEncoder';
 import { VideoDecoder } from './VideoDecoder';
 import { AudioDecoder } from './AudioDecoder';
 import { AUDIO_PREBUFFER_MS, Mixer } from './audio';
-import { renderNameCard, solidFrame, PLACEHOLDER_COLOUR } from './placeholder';
+import { renderNameCard, solidFrame, vp8Card, PLACEHOLDER_COLOUR } from './placeholder';
+import { GopCache } from './DirectFeed';
+import { vp8FrameOk, vp8KeyframeInfo } from '../media/ivf';
 import { computeLayout, type Layout } from '../../compositor/layout';
 import { SpeakerDetector } from './SpeakerDetector';
 import { nextStatus } from './status';
@@ -18,13 +20,21 @@ import type { GridPreset } from '../../compositor/presets';
 import { TesseraError, toTesseraError, type ErrorBody } from '../errors';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
-import type { MediaSource, OpusPacket, EncodedVideoFrame, RecordingLocation } from '../media/types';
+import type { MediaSource, OpusPacket, EncodedVideoFrame, RecordingLocation, VideoCodec } from '../media/types';
 import { encoderSettingsOf, type EncoderSettings } from '../../compositor/ffmpegArgs';
 import type { Manifest, RecordingInfo, RecordingStatus, RecordingParticipant } from './types';
 
 /** Decoded tile sizes: cameras are small (cheap to decode and scale), screens keep detail. */
 export const TILE_SIZE = { camera: { w: 640, h: 360 }, screen: { w: 1280, h: 720 } } as const;
 const WAITING_ID = '__waiting';
+/** The plain card every direct epoch can show at once (one raw buffer: its VP8 form is cached). */
+const SOLID_CARD = solidFrame(TILE_SIZE.camera.w, TILE_SIZE.camera.h, PLACEHOLDER_COLOUR);
+/** How long a new direct epoch waits for keyframes before it starts with cards for the rest. */
+const KEYFRAME_WAIT_MS = 1000;
+/** Keyframe requests for one source, at most one per this. */
+const KEYFRAME_ASK_MS = 300;
+/** A VP8 keyframe bigger than this (pixels) is refused: a decoder inside the epoch would allocate it. */
+const MAX_DIRECT_PIXELS = 4096 * 2304;
 /** Epoch deaths within EPOCH_DEATH_WINDOW_MS that mean its encoder cannot be restarted here. */
 const MAX_EPOCH_DEATHS = 3;
 const EPOCH_DEATH_WINDOW_MS = 60_000;
@@ -69,6 +79,15 @@ interface SourceState {
   video: VideoDecoder;
   audio: AudioDecoder;
   card: Buffer;
+  /** The card as a VP8 keyframe, for direct epochs (null until encoded). */
+  vp8Card: Buffer | null;
+  /** Codec of the frames so far (null before the first). */
+  codec: VideoCodec | null;
+  /** Date.now() of its last video frame (0: none yet). */
+  lastVideoAt: number;
+  /** Its frames since the last keyframe, so a new direct epoch can start it at once. */
+  gop: GopCache;
+  lastAskAt: number;
   unsubscribe: () => void;
 }
 
@@ -138,7 +157,7 @@ export class Recording extends EventEmitter<Events> {
    * layout takes over (their last frame, then their card after the video timeout), so a leave
    * does not flash a blank tile for the few ticks the new graph takes to start.
    */
-  #departed = new Map<string, { frame: Buffer; card: Buffer; at: number }>();
+  #departed = new Map<string, { frame: Buffer; card: Buffer; vp8Card: Buffer | null; at: number }>();
   #layoutName: string;
   #layouts: Manifest['layouts'] = [];
   #fps: number;
@@ -169,6 +188,16 @@ export class Recording extends EventEmitter<Events> {
   #lagSamples: { at: number; lag: number }[] = [];
   /** Every `stride`-th tick is composed; the others repeat the last composite. */
   #strides: StrideController;
+  /**
+   * Epochs decode the participants' VP8 themselves (config.directDecode), until a source sends
+   * H.264: from then on every source goes through a decoder process and epochs take raw tiles.
+   */
+  #direct: boolean;
+  /** The plain card as a VP8 keyframe (direct epochs need it before they start). */
+  #solidVp8: Buffer | null = null;
+  #waitingVp8: Buffer | null = null;
+  /** A direct epoch waiting for its tiles' keyframes before it is fed (see #relayout). */
+  #pendingEpoch: { comp: EpochEncoder; since: number; tiles: EpochTile[]; begin: () => void } | null = null;
 
   constructor(opts: RecordingOptions) {
     super();
@@ -182,6 +211,7 @@ export class Recording extends EventEmitter<Events> {
     this.#fps = opts.config.video.fps;
     this.#pacer = new Pacer({ fps: this.#fps, hooks: { video: (t) => this.#videoTick(t), audio: (b) => this.#audioTick(b), checked: () => this.#checkLag() } });
     this.#strides = new StrideController({ fps: this.#fps, maxStride: 2, upAfterMs: 2000, downAfterMs: 5000 });
+    this.#direct = opts.config.directDecode;
     this.#epochs = new EpochSchedule<EpochEncoder>({
       now: () => performance.now(),
       ticks: () => this.#pacer.ticks,
@@ -277,9 +307,16 @@ export class Recording extends EventEmitter<Events> {
     const { config, ffmpegPath } = this.#o;
     fs.mkdirSync(this.#o.workDir, { recursive: true });
     // The clock must not wait for cosmetics: the card is rendered in the background.
-    void renderNameCard(ffmpegPath, TILE_SIZE.camera, 'Waiting for participants', config.fontFile, this.#log).then((card) => {
+    void renderNameCard(ffmpegPath, TILE_SIZE.camera, 'Waiting for participants', config.fontFile, this.#log).then(async (card) => {
       this.#waitingCard = card;
+      if (this.#direct) this.#waitingVp8 = await vp8Card(ffmpegPath, card, TILE_SIZE.camera, this.#log);
     });
+    if (this.#direct) {
+      // A direct epoch cannot start without a card to give tiles that have no keyframe yet.
+      // One encode per worker process (cached); the spare worker makes it before it is taken.
+      this.#solidVp8 = await vp8Card(ffmpegPath, SOLID_CARD, TILE_SIZE.camera, this.#log);
+      if (!this.#solidVp8) this.#direct = false;
+    }
     if (this.#closed) return;
     const enc = new AudioEncoder({ ffmpegPath, audioBitrate: config.audioBitrate, drainMs: config.stopTimeoutMs, logger: this.#log.child({ proc: 'aenc' }) });
     this.#audioEnc = enc;
@@ -331,7 +368,7 @@ export class Recording extends EventEmitter<Events> {
     const onRestart = () => this.stats.decoderRestarts++;
     video.on('restart', onRestart);
     audio.on('restart', onRestart);
-    const onVideo = (f: EncodedVideoFrame) => video.push(f);
+    const onVideo = (f: EncodedVideoFrame) => this.#onVideo(state, f);
     const onAudio = (p: OpusPacket) => audio.push(p);
     const onClose = () => this.removeSource(source.id);
     source.on('video', onVideo);
@@ -342,6 +379,11 @@ export class Recording extends EventEmitter<Events> {
       video,
       audio,
       card: solidFrame(size.w, size.h, PLACEHOLDER_COLOUR),
+      vp8Card: null,
+      codec: null,
+      lastVideoAt: 0,
+      gop: new GopCache(2 * this.#fps),
+      lastAskAt: 0,
       unsubscribe: () => {
         source.off('video', onVideo);
         source.off('audio', onAudio);
@@ -352,8 +394,9 @@ export class Recording extends EventEmitter<Events> {
     this.#departed.delete(source.id);
     this.#order.push(source.id);
     source.requestKeyframe();
-    void renderNameCard(ffmpegPath, size, source.kind === 'screen' ? `${source.name} (screen)` : source.name, config.fontFile, log).then((card) => {
+    void renderNameCard(ffmpegPath, size, source.kind === 'screen' ? `${source.name} (screen)` : source.name, config.fontFile, log).then(async (card) => {
       state.card = card;
+      if (this.#direct) state.vp8Card = await vp8Card(ffmpegPath, card, size, log);
     });
     if (source.kind === 'camera' && !this.#participants.has(source.participantId)) {
       this.#participants.set(source.participantId, { id: source.participantId, name: source.name, joinedAt: new Date().toISOString() });
@@ -376,7 +419,7 @@ export class Recording extends EventEmitter<Events> {
     const live = s.video.latestAt && now - s.video.latestAt <= this.#o.config.videoTimeoutMs;
     // A copy: the decoder's pictures go back to its pool (FramePool) while this one is still shown.
     const last = live ? s.video.lastShown : null;
-    this.#departed.set(sourceId, { frame: last ? Buffer.from(last) : s.card, card: s.card, at: now });
+    this.#departed.set(sourceId, { frame: last ? Buffer.from(last) : s.card, card: s.card, vp8Card: s.vp8Card, at: now });
     s.unsubscribe();
     s.video.close();
     s.audio.close();
@@ -426,6 +469,66 @@ export class Recording extends EventEmitter<Events> {
     return this.#stopPromise;
   }
 
+  // ---- video in ---------------------------------------------------------------------------
+
+  #onVideo(s: SourceState, f: EncodedVideoFrame): void {
+    s.codec = f.codec;
+    if (this.#direct && f.codec !== 'vp8') {
+      // Direct epochs take VP8 only: from now on every source goes through a decoder process.
+      this.#log.info({ sourceId: s.source.id, codec: f.codec }, 'a source sends H.264: epochs take decoded tiles from now on');
+      this.#direct = false;
+      for (const o of this.#sources.values()) o.gop.clear();
+      this.#relayoutSoon();
+    }
+    if (!this.#direct) {
+      s.lastVideoAt = Date.now();
+      s.video.push(f);
+      return;
+    }
+    // A frame a decoder inside the epoch would put out nothing for stalls every tile (the frame
+    // sync waits for it), so junk and absurd sizes stop here: such a source is not live, and
+    // its tile shows the card until a good keyframe.
+    const size = f.keyframe ? vp8KeyframeInfo(f.data) : null;
+    if (!vp8FrameOk(f.data, f.keyframe) || (size && size.width * size.height > MAX_DIRECT_PIXELS)) {
+      s.gop.clear();
+      return;
+    }
+    s.lastVideoAt = Date.now();
+    s.gop.push(f.data, f.keyframe);
+    const next = this.#pacer.ticks;
+    for (const e of this.#epochs.epochs) {
+      const feed = e.handle.direct;
+      if (!feed || e.dead || next < e.feedFrom || next >= e.feedUntil) continue;
+      e.handle.tiles.forEach((t, i) => {
+        if (t.sourceId === s.source.id && !feed.frame(i, f.data, f.keyframe, next)) this.#askKeyframe(s);
+      });
+    }
+  }
+
+  #askKeyframe(s: SourceState): void {
+    const now = Date.now();
+    if (now - s.lastAskAt < KEYFRAME_ASK_MS) return;
+    s.lastAskAt = now;
+    s.source.requestKeyframe();
+  }
+
+  /** What a direct epoch's tile for `id` shows when its video is not live: a VP8 keyframe. */
+  #vp8CardFor(id: string): Buffer {
+    const card = this.#sources.get(id)?.vp8Card ?? this.#departed.get(id)?.vp8Card ?? (id === WAITING_ID ? this.#waitingVp8 : null);
+    return card ?? this.#solidVp8!;
+  }
+
+  /** Whether `id`'s VP8 is live for a direct epoch's tile (else it shows the card). */
+  #directLive(id: string, now: number): boolean {
+    const s = this.#sources.get(id);
+    return !!s && s.codec === 'vp8' && now - s.lastVideoAt <= this.#cardAfterMs();
+  }
+
+  /** A quiet input stalls a direct epoch's whole picture: the card comes before the stall watchdog. */
+  #cardAfterMs(): number {
+    return Math.min(this.#o.config.videoTimeoutMs, this.#o.config.stallTimeoutMs / 2);
+  }
+
   // ---- the clock -------------------------------------------------------------------------
 
   #videoTick(tick: number): void {
@@ -449,7 +552,16 @@ export class Recording extends EventEmitter<Events> {
       return f;
     };
     if (!this.#audioEnc) return;
-    this.#epochs.feed(tick, !this.#strides.composes(tick), (e) => e.handle.write(e.handle.tiles.map((t) => frameFor(t.sourceId))));
+    this.#startPendingEpoch();
+    // A direct epoch decodes every frame it is given: it cannot skip a tick's composition.
+    const direct = this.#epochs.epochs.some((e) => e.handle.direct && !e.dead);
+    const shed = !direct && !this.#strides.composes(tick);
+    this.#epochs.feed(tick, shed, (e) => {
+      const feed = e.handle.direct;
+      if (!feed) return e.handle.write(e.handle.tiles.map((t) => frameFor(t.sourceId)));
+      const tiles = e.handle.tiles;
+      feed.tick(tick, (i) => this.#directLive(tiles[i].sourceId, now), (i) => this.#vp8CardFor(tiles[i].sourceId));
+    });
     if (this.#departed.size > 0) {
       // Forget a departed tile once no graph that is still fed has it.
       for (const id of this.#departed.keys()) {
@@ -517,6 +629,7 @@ export class Recording extends EventEmitter<Events> {
   #relayout(): void {
     if (this.#closed || this.#epochs.finalTick >= 0 || !this.#audioEnc) return;
     const { layout, tiles } = this.#currentLayout();
+    const direct = this.#direct && !!this.#solidVp8;
     const comp = new EpochEncoder({
       ffmpegPath: this.#o.ffmpegPath,
       layout,
@@ -527,18 +640,74 @@ export class Recording extends EventEmitter<Events> {
       workDir: this.#o.workDir,
       settings: this.#encoderSettings(),
       logger: this.#log.child({ proc: 'epoch' }),
+      direct: direct ? { cardOf: (i) => this.#vp8CardFor(tiles[i].sourceId) } : undefined,
     });
-    // A newer layout replaces one still warming up; with nothing alive to show meanwhile, the
-    // new one owns from its first tick (the encoder waits for it).
-    const epoch = this.#epochs.begin(comp);
-    this.#layouts.push({ at: new Date().toISOString(), preset: layout.preset, tiles: tiles.map((t) => t.sourceId) });
-    this.#log.debug({ tick: this.#pacer.ticks, tiles: tiles.length }, 'epoch starting');
-    comp.on('frame', (au, key) => this.#onEncoded(epoch, au, key));
+    let epoch: Epoch | null = null;
+    comp.on('frame', (au, key) => epoch && this.#onEncoded(epoch, au, key));
     comp.on('progress', (p) => {
-      if (p.speed !== undefined && this.#epochs.owner(this.#epochs.next) === epoch) this.stats.encoderSpeed = p.speed;
+      if (p.speed !== undefined && epoch && this.#epochs.owner(this.#epochs.next) === epoch) this.stats.encoderSpeed = p.speed;
     });
     comp.on('psnr', (db) => (this.stats.psnrDb = db));
-    comp.on('exit', (exit) => this.#onCompositorExit(epoch, exit));
+    comp.on('decodeError', (i) => {
+      // That tile's decoder lost the stream; its next frames would come out as nothing or garbage.
+      const t = tiles[i];
+      comp.direct?.desync(i);
+      const s = t && this.#sources.get(t.sourceId);
+      if (s) {
+        s.gop.clear();
+        this.#askKeyframe(s);
+      }
+    });
+    comp.on('exit', (exit) => {
+      if (epoch) return this.#onCompositorExit(epoch, exit);
+      if (this.#pendingEpoch?.comp !== comp || this.#closed) return;
+      // Died while waiting for keyframes (the current epoch goes on): try again.
+      this.#pendingEpoch = null;
+      this.stats.compositorRestarts++;
+      if (!this.#epochDied(exit)) setTimeout(() => this.#relayout(), Math.min(2000, 50 * 2 ** Math.min(this.#compRestartBackoff++, 5)));
+    });
+    const begin = () => {
+      epoch = this.#epochs.begin(comp);
+      this.#layouts.push({ at: new Date().toISOString(), preset: layout.preset, tiles: tiles.map((t) => t.sourceId) });
+      this.#log.debug({ tick: this.#pacer.ticks, tiles: tiles.length, direct }, 'epoch starting');
+      if (comp.direct) {
+        // Each tile starts from its source's frames since their last keyframe, or its card.
+        const gops = tiles.map((t) => {
+          const s = this.#sources.get(t.sourceId);
+          const gop = s ? s.gop.frames(this.#fps) : null;
+          if (s && !gop) this.#askKeyframe(s);
+          return gop;
+        });
+        comp.direct.begin(epoch.feedFrom, gops, (i) => this.#vp8CardFor(tiles[i].sourceId));
+      }
+    };
+    if (this.#pendingEpoch) {
+      this.#pendingEpoch.comp.kill();
+      this.#pendingEpoch = null;
+    }
+    const live = this.#epochs.owner(this.#pacer.ticks);
+    if (!comp.direct || !live || live.dead) return begin();
+    // Make-before-break, direct: the new epoch's decoders start empty, so it waits (while the
+    // current one goes on) until every tile can start from a keyframe, or KEYFRAME_WAIT_MS.
+    for (const t of tiles) {
+      const s = this.#sources.get(t.sourceId);
+      if (s && !s.gop.frames(this.#fps)) this.#askKeyframe(s);
+    }
+    this.#pendingEpoch = { comp, since: performance.now(), tiles, begin };
+    this.#startPendingEpoch();
+  }
+
+  /** Starts the waiting direct epoch once its tiles have keyframes (or it waited long enough). */
+  #startPendingEpoch(): void {
+    const p = this.#pendingEpoch;
+    if (!p) return;
+    const ready = p.tiles.every((t) => {
+      const s = this.#sources.get(t.sourceId);
+      return !s || s.codec !== 'vp8' || !!s.gop.frames(this.#fps);
+    });
+    if (!ready && performance.now() - p.since < KEYFRAME_WAIT_MS) return;
+    this.#pendingEpoch = null;
+    p.begin();
   }
 
   #onEncoded(epoch: Epoch, au: Buffer, key: boolean): void {
@@ -551,17 +720,21 @@ export class Recording extends EventEmitter<Events> {
     const { unexpected, replace } = this.#epochs.exited(epoch, this.#closed);
     if (!unexpected) return;
     this.stats.compositorRestarts++;
-    const now = Date.now();
-    this.#epochDeaths = [...this.#epochDeaths.filter((t) => now - t < EPOCH_DEATH_WINDOW_MS), now];
-    if (this.#epochDeaths.length >= MAX_EPOCH_DEATHS) {
-      this.#fail(new TesseraError('REC_ERR_ENCODER_DIED', `the video encoder died ${this.#epochDeaths.length} times within ${EPOCH_DEATH_WINDOW_MS / 1000} s: ${exit.stderr}`));
-      return;
-    }
+    if (this.#epochDied(exit)) return;
     this.#log.warn({ exit }, 'epoch died; replacing it');
     if (replace) {
       const delay = Math.min(2000, 50 * 2 ** Math.min(this.#compRestartBackoff++, 5));
       setTimeout(() => this.#relayout(), delay);
     }
+  }
+
+  /** Counts an epoch's death; true when that many mean its encoder cannot run here (the recording failed). */
+  #epochDied(exit: { stderr: string }): boolean {
+    const now = Date.now();
+    this.#epochDeaths = [...this.#epochDeaths.filter((t) => now - t < EPOCH_DEATH_WINDOW_MS), now];
+    if (this.#epochDeaths.length < MAX_EPOCH_DEATHS) return false;
+    this.#fail(new TesseraError('REC_ERR_ENCODER_DIED', `the video encoder died ${this.#epochDeaths.length} times within ${EPOCH_DEATH_WINDOW_MS / 1000} s: ${exit.stderr}`));
+    return true;
   }
 
   /** The lowest backlog of the last 10 s (sampled once a second), including `lag` now. */
@@ -600,6 +773,11 @@ export class Recording extends EventEmitter<Events> {
     // the last 10 s is the baseline. Falling behind is owing more and more.
     const baseline = Math.max(owner?.depth ?? 0, this.#lagFloor(lag));
     const behind = starting || !owner ? 0 : Math.max(0, lag - baseline);
+    if (this.#epochs.epochs.some((e) => e.handle.direct && !e.dead)) {
+      // A direct epoch cannot shed ticks (it decodes every frame): it runs at the floor's cost.
+      this.stats.distinctFps = this.#fps;
+      return;
+    }
     const change = this.#strides.update(behind, performance.now());
     if (change) this.#log.warn({ behindFrames: Math.round(behind), distinctFps: this.#strides.distinctFps }, change === 'up' ? 'behind real time: fewer distinct pictures' : 'caught up: more distinct pictures');
     this.stats.distinctFps = this.#strides.distinctFps;
@@ -634,6 +812,8 @@ export class Recording extends EventEmitter<Events> {
       const stopTick = Math.ceil(((this.#stopAt - this.#pacer.t0) * this.#fps) / 1000);
       if (late > 100) this.#log.warn({ lateMs: Math.round(late), ticksDropped: Math.max(0, this.#pacer.ticks - stopTick) }, 'stop request read late; the recording ends at its time');
       const drained = new Promise<void>((r) => (this.#drainResolve = r));
+      this.#pendingEpoch?.comp.kill();
+      this.#pendingEpoch = null;
       this.#epochs.drain(Math.max(0, Math.min(this.#pacer.ticks, stopTick)));
       // Audio beyond the last picture is not kept either.
       this.#audioEndPos = Math.round(((this.#tickBase + this.#epochs.finalTick) * 48000) / this.#fps);
@@ -714,6 +894,8 @@ export class Recording extends EventEmitter<Events> {
     this.#closed = true;
     this.#pacer.stop();
     this.#epochs.clear((e) => !e.handle.proc.hasExited);
+    this.#pendingEpoch?.comp.kill();
+    this.#pendingEpoch = null;
     this.#closeSources();
     if (this.#audioEnc && !this.#audioEnc.proc.hasExited && this.#status === 'failed') this.#audioEnc.kill();
     fs.rm(this.#o.workDir, { recursive: true, force: true }, () => undefined);

@@ -118,3 +118,40 @@ async function renderBatch(ffmpegPath: string, size: { w: number; h: number }, f
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** VP8 keyframes made from raw cards, by the raw card (cards are cached and shared, see above). */
+const vp8Cards = new WeakMap<Buffer, Promise<Buffer | null>>();
+
+/**
+ * A raw yuv420p card as one VP8 keyframe (what a direct epoch's input shows for a tile with no
+ * live video; see DirectFeed). A flat card with a name is 1–3 kB. Null if FFmpeg failed.
+ */
+export function vp8Card(ffmpegPath: string, raw: Buffer, size: { w: number; h: number }, logger: Logger): Promise<Buffer | null> {
+  let p = vp8Cards.get(raw);
+  if (p) return p;
+  p = (async () => {
+    try {
+      const proc = new FfmpegProcess({
+        ffmpegPath,
+        args: ['-hide_banner', '-nostats', '-loglevel', 'error', '-f', 'rawvideo', '-pix_fmt', 'yuv420p', '-s', `${size.w}x${size.h}`, '-i', 'pipe:0',
+          '-frames:v', '1', '-c:v', 'libvpx', '-deadline', 'good', '-cpu-used', '4', '-b:v', '400k', '-g', '1', '-auto-alt-ref', '0', '-f', 'ivf', 'pipe:1'],
+        stopBy: 'eof',
+        gracefulMs: 3000,
+        logger,
+      });
+      const chunks: Buffer[] = [];
+      proc.stdout.on('data', (c: Buffer) => chunks.push(c));
+      proc.stdin.end(raw);
+      const exit = await proc.exited;
+      const ivf = Buffer.concat(chunks);
+      if (exit.code !== 0 || ivf.length < 44) throw new Error(`code ${exit.code}: ${exit.stderr}`);
+      const n = ivf.readUInt32LE(32);
+      return Buffer.from(ivf.subarray(44, 44 + n));
+    } catch (err) {
+      logger.warn({ err }, 'VP8 card encoding failed');
+      return null;
+    }
+  })();
+  vp8Cards.set(raw, p);
+  return p;
+}

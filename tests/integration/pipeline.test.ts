@@ -33,9 +33,9 @@ function gridFor(indices: number[]): Layout {
   return computeLayout(presets.get('grid')!, { width: W, height: H, tiles: indices.map((i) => ({ id: `p${i}`, kind: 'camera' as const })) });
 }
 
-function record(bin: string, o: Partial<SyntheticSessionOptions> & { participants: number; seconds: number }, name: string) {
+function record(bin: string, o: Partial<SyntheticSessionOptions> & { participants: number; seconds: number; env?: Record<string, string> }, name: string) {
   const out = path.join(dir, `${name}.mp4`);
-  const config = loadConfig({ FFMPEG_PATH: bin, TESSERA_X264_PRESET: 'ultrafast' });
+  const config = loadConfig({ FFMPEG_PATH: bin, TESSERA_X264_PRESET: 'ultrafast', ...o.env });
   return runSyntheticSession({ out, config, ffmpegPath: bin, logger, ...o }).then((r) => ({ ...r, out }));
 }
 
@@ -203,10 +203,11 @@ describe('recording engine: faults and drains (Debian 5.1)', () => {
     expectColoursAt(frameAt(r.out, 2.5), gridFor([1, 2]), [1, 2]);
   });
 
-  test('a decoder and a compositor killed mid-recording are replaced; the recording goes on, on wall time', async () => {
+  test('a decoder and a compositor killed mid-recording are replaced; the recording goes on, on wall time (decoder processes: TESSERA_DIRECT_DECODE=0)', async () => {
     const r = await record(bin, {
       participants: 3,
       seconds: 8,
+      env: { TESSERA_DIRECT_DECODE: 'false' },
       events: [
         { at: 2, action: (c) => c.recording.debugKill({ decoder: 'p1' }) },
         { at: 4, action: (c) => c.recording.debugKill('compositor') },
