@@ -61,6 +61,16 @@ export class Pacer {
     return this.#ticks;
   }
 
+  /**
+   * The first tick that can show something arriving now: the next tick to run, or, while the
+   * clock catches up on ticks already past (a continuing worker, a stalled loop), the next tick
+   * by wall time — so what arrives now is not shown in the past.
+   */
+  nextTickAt(now = this.#clock.now()): number {
+    if (!this.#running && this.#ticks === 0) return 0;
+    return Math.max(this.#ticks, Math.floor(((now - this.#t0) * this.#fps) / 1000) + 1);
+  }
+
   get blocks(): number {
     return this.#blocks;
   }

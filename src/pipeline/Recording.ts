@@ -6,7 +6,7 @@ import { AudioEncoder } from './AudioEncoder';
 import { VideoDecoder } from './VideoDecoder';
 import { AudioDecoder } from './AudioDecoder';
 import { AUDIO_PREBUFFER_MS, Mixer } from './audio';
-import { renderNameCard, solidFrame, vp8Card, PLACEHOLDER_COLOUR } from './placeholder';
+import { renderNameCard, solidFrame, vp8Card, PLACEHOLDER_COLOUR, SOLID_CARD_VP8 } from './placeholder';
 import { GopCache } from './DirectFeed';
 import { vp8FrameOk, vp8KeyframeInfo } from '../media/ivf';
 import { computeLayout, type Layout } from '../../compositor/layout';
@@ -27,8 +27,6 @@ import type { Manifest, RecordingInfo, RecordingStatus, RecordingParticipant } f
 /** Decoded tile sizes: cameras are small (cheap to decode and scale), screens keep detail. */
 export const TILE_SIZE = { camera: { w: 640, h: 360 }, screen: { w: 1280, h: 720 } } as const;
 const WAITING_ID = '__waiting';
-/** The plain card every direct epoch can show at once (one raw buffer: its VP8 form is cached). */
-const SOLID_CARD = solidFrame(TILE_SIZE.camera.w, TILE_SIZE.camera.h, PLACEHOLDER_COLOUR);
 /** How long a new direct epoch waits for keyframes before it starts with cards for the rest. */
 const KEYFRAME_WAIT_MS = 1000;
 /** Keyframe requests for one source, at most one per this. */
@@ -194,7 +192,7 @@ export class Recording extends EventEmitter<Events> {
    */
   #direct: boolean;
   /** The plain card as a VP8 keyframe (direct epochs need it before they start). */
-  #solidVp8: Buffer | null = null;
+  #solidVp8: Buffer = SOLID_CARD_VP8;
   #waitingVp8: Buffer | null = null;
   /** A direct epoch waiting for its tiles' keyframes before it is fed (see #relayout). */
   #pendingEpoch: { comp: EpochEncoder; since: number; tiles: EpochTile[]; begin: () => void } | null = null;
@@ -311,12 +309,7 @@ export class Recording extends EventEmitter<Events> {
       this.#waitingCard = card;
       if (this.#direct) this.#waitingVp8 = await vp8Card(ffmpegPath, card, TILE_SIZE.camera, this.#log);
     });
-    if (this.#direct) {
-      // A direct epoch cannot start without a card to give tiles that have no keyframe yet.
-      // One encode per worker process (cached); the spare worker makes it before it is taken.
-      this.#solidVp8 = await vp8Card(ffmpegPath, SOLID_CARD, TILE_SIZE.camera, this.#log);
-      if (!this.#solidVp8) this.#direct = false;
-    }
+
     if (this.#closed) return;
     const enc = new AudioEncoder({ ffmpegPath, audioBitrate: config.audioBitrate, drainMs: config.stopTimeoutMs, logger: this.#log.child({ proc: 'aenc' }) });
     this.#audioEnc = enc;
@@ -495,7 +488,7 @@ export class Recording extends EventEmitter<Events> {
     }
     s.lastVideoAt = Date.now();
     s.gop.push(f.data, f.keyframe);
-    const next = this.#pacer.ticks;
+    const next = this.#pacer.nextTickAt();
     for (const e of this.#epochs.epochs) {
       const feed = e.handle.direct;
       if (!feed || e.dead || next < e.feedFrom || next >= e.feedUntil) continue;
@@ -515,7 +508,7 @@ export class Recording extends EventEmitter<Events> {
   /** What a direct epoch's tile for `id` shows when its video is not live: a VP8 keyframe. */
   #vp8CardFor(id: string): Buffer {
     const card = this.#sources.get(id)?.vp8Card ?? this.#departed.get(id)?.vp8Card ?? (id === WAITING_ID ? this.#waitingVp8 : null);
-    return card ?? this.#solidVp8!;
+    return card ?? this.#solidVp8;
   }
 
   /** Whether `id`'s VP8 is live for a direct epoch's tile (else it shows the card). */
@@ -629,7 +622,7 @@ export class Recording extends EventEmitter<Events> {
   #relayout(): void {
     if (this.#closed || this.#epochs.finalTick >= 0 || !this.#audioEnc) return;
     const { layout, tiles } = this.#currentLayout();
-    const direct = this.#direct && !!this.#solidVp8;
+    const direct = this.#direct;
     const comp = new EpochEncoder({
       ffmpegPath: this.#o.ffmpegPath,
       layout,
@@ -686,7 +679,11 @@ export class Recording extends EventEmitter<Events> {
       this.#pendingEpoch = null;
     }
     const live = this.#epochs.owner(this.#pacer.ticks);
-    if (!comp.direct || !live || live.dead) return begin();
+    // Waiting is worth it only while the current epoch shows someone (not just cards: the first
+    // layout of a continuing worker, a replacement for a dead epoch).
+    const now = Date.now();
+    const showsSomeone = !!live && !live.dead && live.handle.tiles.some((t) => this.#directLive(t.sourceId, now));
+    if (!comp.direct || !showsSomeone) return begin();
     // Make-before-break, direct: the new epoch's decoders start empty, so it waits (while the
     // current one goes on) until every tile can start from a keyframe, or KEYFRAME_WAIT_MS.
     for (const t of tiles) {

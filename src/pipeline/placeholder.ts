@@ -119,6 +119,17 @@ async function renderBatch(ffmpegPath: string, size: { w: number; h: number }, f
   }
 }
 
+/**
+ * The plain 640×360 card (PLACEHOLDER_COLOUR) as one VP8 keyframe, made once with libvpx from
+ * `solidFrame` (434 bytes; tests/unit/direct-feed.test.ts decodes it and checks its colour). A
+ * direct epoch needs a card before anything else, and encoding one at start cost a recording an
+ * FFmpeg start (0.3–0.5 s on a loaded machine).
+ */
+export const SOLID_CARD_VP8 = Buffer.from(
+  'kDMAnQEqgAJoAQDHCIWFiIWEiAUCAnTyOjrUYeyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eycuAD++570q9XmU2kQQAA=',
+  'base64',
+);
+
 /** VP8 keyframes made from raw cards, by the raw card (cards are cached and shared, see above). */
 const vp8Cards = new WeakMap<Buffer, Promise<Buffer | null>>();
 

@@ -120,6 +120,19 @@ describe('Pacer', () => {
     expect(ticks).toBe(46); // 1.5 s × 30 + the tick due now
   });
 
+  test('what arrives while the clock catches up is stamped by wall time, not in the past (nextTickAt)', () => {
+    const f = fakeClock();
+    const p = new Pacer({ fps: 30, clock: f.clock, hooks: { video: () => undefined, audio: () => undefined, checked: () => undefined } });
+    f.advance(5000);
+    p.start(5000 - 1500); // 45 ticks behind
+    expect(p.ticks).toBe(0);
+    expect(p.nextTickAt()).toBe(46);
+    f.advance(5000);
+    expect(p.nextTickAt()).toBe(p.ticks); // caught up: the next tick to run
+    f.advance(5010);
+    expect(p.nextTickAt()).toBe(46);
+  });
+
   test('an event loop that is slow catches up: the counts still equal wall time', () => {
     const f = fakeClock();
     const p = new Pacer({ fps: 30, clock: f.clock, hooks: { video: () => undefined, audio: () => undefined, checked: () => undefined } });

@@ -1,0 +1,151 @@
+import { DirectFeed, GopCache, SUBTICKS } from '../../src/pipeline/DirectFeed';
+import { execFileSync } from 'node:child_process';
+import { ivfFileHeader, ivfFrameHeader, vp8FrameOk, vp8KeyframeInfo } from '../../src/media/ivf';
+import { SOLID_CARD_VP8, PLACEHOLDER_COLOUR, solidFrame } from '../../src/pipeline/placeholder';
+import { buildFilterGraph } from '../../compositor/filterGraph';
+import { computeLayout } from '../../compositor/layout';
+import { loadPresets } from '../../compositor/presets';
+import { epochEncoderArgs, encoderSettingsOf } from '../../compositor/ffmpegArgs';
+import { loadConfig } from '../../src/config';
+
+/** A VP8 frame header: keyframes carry the start code and a size; first partition of `part` bytes. */
+function vp8(key: boolean, part = 5, extra = 10, w = 640, h = 360): Buffer {
+  const head = key ? 10 : 3;
+  const b = Buffer.alloc(head + part + extra);
+  const tag = (key ? 0 : 1) | (0 << 1) | (1 << 4) | (part << 5);
+  b[0] = tag & 0xff; b[1] = (tag >> 8) & 0xff; b[2] = (tag >> 16) & 0xff;
+  if (key) {
+    b[3] = 0x9d; b[4] = 0x01; b[5] = 0x2a;
+    b.writeUInt16LE(w, 6);
+    b.writeUInt16LE(h, 8);
+  }
+  return b;
+}
+
+function recorder() {
+  const writes: { tile: number; frame: Buffer; pts: number }[] = [];
+  const feed = new DirectFeed(2, (tile, frame, pts) => writes.push({ tile, frame, pts }));
+  return { writes, feed };
+}
+
+const CARD = Buffer.from('card');
+
+describe('direct epochs: what each tile input gets (DirectFeed)', () => {
+  test('a new epoch starts each tile from its frames since the keyframe, or from its card; stamps are the tick in 1/SUBTICKS', () => {
+    const { writes, feed } = recorder();
+    const k = vp8(true), p1 = vp8(false), p2 = vp8(false);
+    feed.begin(10, [[k, p1, p2], null], () => CARD);
+    expect(writes.map((w) => [w.tile, w.pts, w.frame === CARD])).toEqual([
+      [0, 10 * SUBTICKS, false], [0, 10 * SUBTICKS + 1, false], [0, 10 * SUBTICKS + 2, false],
+      [1, 10 * SUBTICKS, true],
+    ]);
+    expect(feed.synced(0)).toBe(true);
+    expect(feed.synced(1)).toBe(false);
+  });
+
+  test('after a card a tile takes its source again only from a keyframe; frames of one tick get rising stamps', () => {
+    const { writes, feed } = recorder();
+    feed.begin(0, [null, null], () => CARD);
+    writes.length = 0;
+    expect(feed.frame(0, vp8(false), false, 1)).toBe(false); // an inter frame after the card: dropped
+    expect(writes).toHaveLength(0);
+    expect(feed.frame(0, vp8(true), true, 1)).toBe(true);
+    expect(feed.frame(0, vp8(false), false, 1)).toBe(true);
+    expect(writes.map((w) => w.pts)).toEqual([SUBTICKS, SUBTICKS + 1]);
+  });
+
+  test('every tick, a tile that is not live or not in step gets its card (the frame sync waits for every input), once per tick', () => {
+    const { writes, feed } = recorder();
+    feed.begin(0, [[vp8(true)], null], () => CARD);
+    writes.length = 0;
+    feed.tick(0, () => true, () => CARD); // tile 1 already has its card for tick 0
+    expect(writes).toHaveLength(0);
+    feed.tick(1, () => true, () => CARD);
+    expect(writes.map((w) => [w.tile, w.pts])).toEqual([[1, SUBTICKS]]);
+    writes.length = 0;
+    // Tile 0's source goes quiet: card, and out of step until its next keyframe.
+    feed.tick(2, (i) => i !== 0, () => CARD);
+    expect(writes.map((w) => [w.tile, w.pts])).toEqual([[0, 2 * SUBTICKS], [1, 2 * SUBTICKS]]);
+    expect(feed.synced(0)).toBe(false);
+    feed.desync(1);
+    expect(feed.synced(1)).toBe(false);
+  });
+
+  test('end: one more card a tick after the last, so every tick up to the last comes out; nothing is written after', () => {
+    const { writes, feed } = recorder();
+    feed.begin(5, [[vp8(true)], [vp8(true)]], () => CARD);
+    feed.tick(5, () => true, () => CARD);
+    feed.tick(6, () => true, () => CARD);
+    writes.length = 0;
+    feed.end(() => CARD);
+    expect(writes.map((w) => [w.tile, w.pts, w.frame === CARD])).toEqual([[0, 7 * SUBTICKS, true], [1, 7 * SUBTICKS, true]]);
+    writes.length = 0;
+    feed.frame(0, vp8(false), false, 8);
+    feed.tick(8, () => true, () => CARD);
+    expect(writes).toHaveLength(0);
+  });
+});
+
+describe('GopCache', () => {
+  test('keeps the frames since the last keyframe, forgets a group longer than its bound', () => {
+    const g = new GopCache(3);
+    g.push(vp8(false), false);
+    expect(g.frames()).toBeNull(); // nothing from a keyframe yet
+    const k = vp8(true);
+    g.push(k, true);
+    g.push(vp8(false), false);
+    expect(g.frames()).toHaveLength(2);
+    expect(g.frames()![0]).toBe(k);
+    expect(g.frames(1)).toBeNull(); // more than asked for
+    g.push(vp8(false), false);
+    g.push(vp8(false), false);
+    expect(g.frames()).toBeNull(); // beyond its bound: forgotten until the next keyframe
+    g.push(k, true);
+    expect(g.frames()).toHaveLength(1);
+  });
+});
+
+describe('VP8 frame headers (what reaches a decoder inside an epoch)', () => {
+  test('well-formed frames pass; junk, a wrong keyframe flag, a bad version or an oversized partition do not', () => {
+    expect(vp8FrameOk(vp8(true), true)).toBe(true);
+    expect(vp8FrameOk(vp8(false), false)).toBe(true);
+    expect(vp8FrameOk(vp8(true), false)).toBe(false);
+    expect(vp8FrameOk(vp8(false), true)).toBe(false);
+    expect(vp8FrameOk(vp8(false, 50, 0).subarray(0, 20), false)).toBe(false);
+    const badVersion = vp8(false);
+    badVersion[0] |= 7 << 1;
+    expect(vp8FrameOk(badVersion, false)).toBe(false);
+    const noStart = vp8(true);
+    noStart[3] = 0;
+    expect(vp8FrameOk(noStart, true)).toBe(false);
+    expect(vp8FrameOk(Buffer.alloc(2), false)).toBe(false);
+  });
+});
+
+describe('a direct epoch\'s FFmpeg arguments', () => {
+  test('VP8 inputs on pipes without graph rebuilds, letterboxed first, one picture per tick out', () => {
+    const config = loadConfig({});
+    const layout = computeLayout(loadPresets().get('grid')!, { width: 1280, height: 720, tiles: [{ id: 'a', kind: 'camera' }, { id: 'b', kind: 'camera' }] });
+    const { graph, output } = buildFilterGraph(layout, {
+      fps: 30, background: '#181818', inputSize: () => ({ w: 640, h: 360 }),
+      inputFilter: () => 'scale=640:360:force_original_aspect_ratio=decrease', pace: true,
+    });
+    expect(graph).toMatch(/^\[0:v\]scale=640:360:force_original_aspect_ratio=decrease[,[]/);
+    expect(graph).toMatch(/fps=30:round=down,format=yuv420p\[out\]$/);
+    const args = epochEncoderArgs(['vp8', 'vp8'], graph, output, encoderSettingsOf(config, { width: 1280, height: 720, fps: 30 })).join(' ');
+    expect(args).toContain('-threads 1 -reinit_filter 0 -probesize 32 -analyzeduration 0 -thread_queue_size 64 -f ivf -i pipe:3');
+    expect(args).toContain('-f ivf -i pipe:4');
+  });
+});
+
+describe('the plain card as VP8 (SOLID_CARD_VP8)', () => {
+  test('is a 640×360 keyframe that decodes to the placeholder colour', () => {
+    expect(vp8KeyframeInfo(SOLID_CARD_VP8)).toEqual({ width: 640, height: 360 });
+    expect(vp8FrameOk(SOLID_CARD_VP8, true)).toBe(true);
+    const ivf = Buffer.concat([ivfFileHeader(640, 360), ivfFrameHeader(SOLID_CARD_VP8.length, 0n), SOLID_CARD_VP8]);
+    const raw = execFileSync('node_modules/@ffmpeg-installer/linux-x64/ffmpeg', ['-v', 'error', '-f', 'ivf', '-i', 'pipe:0', '-f', 'rawvideo', '-pix_fmt', 'yuv420p', 'pipe:1'], { input: ivf });
+    const want = solidFrame(640, 360, PLACEHOLDER_COLOUR);
+    expect(raw.length).toBe(want.length);
+    for (const at of [0, 640 * 180 + 320, 640 * 360 + 100, 640 * 360 * 1.25 + 100]) expect(Math.abs(raw[at] - want[at])).toBeLessThanOrEqual(2);
+  });
+});
