@@ -29,6 +29,13 @@ export const TILE_SIZE = { camera: { w: 640, h: 360 }, screen: { w: 1280, h: 720
 const WAITING_ID = '__waiting';
 /** How long a new direct epoch waits for keyframes before it starts with cards for the rest. */
 const KEYFRAME_WAIT_MS = 1000;
+/**
+ * A new direct epoch replays up to this many seconds of a source's frames (from its last
+ * keyframe) into its decoder rather than wait for a keyframe: a few ms of decoding per frame
+ * against a keyframe request's round trip (and a sender's bandwidth spike). The churn test's
+ * re-flow took 1.07 s in a CI rehearsal with 1 s, as its clips' 2 s groups were often too long.
+ */
+const GOP_REPLAY_S = 2;
 /** Keyframe requests for one source, at most one per this. */
 const KEYFRAME_ASK_MS = 300;
 /** A VP8 keyframe bigger than this (pixels) is refused: a decoder inside the epoch would allocate it. */
@@ -375,7 +382,7 @@ export class Recording extends EventEmitter<Events> {
       vp8Card: null,
       codec: null,
       lastVideoAt: 0,
-      gop: new GopCache(2 * this.#fps),
+      gop: new GopCache(GOP_REPLAY_S * this.#fps),
       lastAskAt: 0,
       unsubscribe: () => {
         source.off('video', onVideo);
@@ -667,7 +674,7 @@ export class Recording extends EventEmitter<Events> {
         // Each tile starts from its source's frames since their last keyframe, or its card.
         const gops = tiles.map((t) => {
           const s = this.#sources.get(t.sourceId);
-          const gop = s ? s.gop.frames(this.#fps) : null;
+          const gop = s ? s.gop.frames() : null;
           if (s && !gop) this.#askKeyframe(s);
           return gop;
         });
@@ -688,7 +695,7 @@ export class Recording extends EventEmitter<Events> {
     // current one goes on) until every tile can start from a keyframe, or KEYFRAME_WAIT_MS.
     for (const t of tiles) {
       const s = this.#sources.get(t.sourceId);
-      if (s && !s.gop.frames(this.#fps)) this.#askKeyframe(s);
+      if (s && !s.gop.frames()) this.#askKeyframe(s);
     }
     this.#pendingEpoch = { comp, since: performance.now(), tiles, begin };
     this.#startPendingEpoch();
@@ -700,7 +707,7 @@ export class Recording extends EventEmitter<Events> {
     if (!p) return;
     const ready = p.tiles.every((t) => {
       const s = this.#sources.get(t.sourceId);
-      return !s || s.codec !== 'vp8' || !!s.gop.frames(this.#fps);
+      return !s || s.codec !== 'vp8' || !!s.gop.frames();
     });
     if (!ready && performance.now() - p.since < KEYFRAME_WAIT_MS) return;
     this.#pendingEpoch = null;

@@ -125,6 +125,8 @@ describe.each(binaries)('recording engine with %s FFmpeg', (label, bin) => {
     expect(frameMs(joinFrame) - joined).toBeLessThanOrEqual(1000);
     const leaveFrame = firstMatch(left, layouts.after, [1, 3, 4]);
     expect(leaveFrame).toBeGreaterThan(0);
+    // eslint-disable-next-line no-console
+    console.log(`churn (${label}): joiner in the grid ${Math.round(frameMs(joinFrame) - joined)} ms after joining, leaver out ${Math.round(frameMs(leaveFrame) - left)} ms after leaving`);
     expect(frameMs(leaveFrame) - left).toBeLessThanOrEqual(1000);
     // No freeze: the grey patches move every frame, so identical consecutive frames mean nothing
     // new reached the canvas. A visible freeze (100 ms = 3 frames) never happens; single repeats
