@@ -86,7 +86,11 @@ export class EpochEncoder extends EventEmitter<Events> {
       inputSize: (i) => ({ w: opts.tiles[i].w, h: opts.tiles[i].h }),
       labelFile: (i) => labels[i],
       fontFile: fontOk ? opts.fontFile : null,
-      inputFilter: opts.direct ? (i) => letterboxFilter({ w: opts.tiles[i].w, h: opts.tiles[i].h }) : undefined,
+      // One picture per tick on every input before anything else: the frame sync then composes
+      // once per tick (a source's second frame in a tick would otherwise cost a whole composite,
+      // labels included, that the output's fps filter throws away), and scaling skips the
+      // frames no tick shows.
+      inputFilter: opts.direct ? (i) => `fps=${opts.fps}:round=down,${letterboxFilter({ w: opts.tiles[i].w, h: opts.tiles[i].h })}` : undefined,
       pace: !!opts.direct,
     });
     const inputs = opts.tiles.map((t) => (opts.direct ? ('vp8' as const) : { w: t.w, h: t.h, fps: opts.fps }));
