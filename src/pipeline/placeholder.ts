@@ -150,6 +150,12 @@ export function vp8Card(ffmpegPath: string, raw: Buffer, size: { w: number; h: n
         gracefulMs: 3000,
         logger,
       });
+      try {
+        // Cosmetics, as the raw cards: below the epochs and the audio encoder.
+        if (proc.pid) os.setPriority(proc.pid, CARD_NICE);
+      } catch {
+        // Already exited, or not permitted: it only matters under load.
+      }
       const chunks: Buffer[] = [];
       proc.stdout.on('data', (c: Buffer) => chunks.push(c));
       proc.stdin.end(raw);
