@@ -4,14 +4,19 @@
  * and with which timestamp; the caller writes it (IVF to the epoch's pipe) and owns the clock.
  *
  * The rules, each measured with FFmpeg 4.1 and 5.1:
- * - Timestamps are ticks in units of 1 / SUBTICKS: a frame is stamped with the tick it is first
- *   shown at (the pacer's next tick when it arrives), later frames of the same tick one unit
- *   later. The graph ends in `fps=<rate>:round=down`, so output picture k of an epoch fed from
- *   tick F is the composite as it stands at the end of tick F + k: the schedule's tick
- *   bookkeeping (EpochSchedule) is the same as for raw tiles.
+ * - Timestamps count the epoch's pictures, not the clock's ticks, in units of 1 / SUBTICKS:
+ *   picture p is the p-th tick the epoch composes (a tick shed for lack of CPU composes nothing
+ *   and does not count). A frame is stamped with the picture it is first shown in (the next
+ *   one when it arrives), later frames for the same picture one unit later. Each input starts
+ *   with `fps=<rate>:round=down`, so picture p of the graph is the composite as it stands when
+ *   picture p + 1 starts: the schedule's bookkeeping (EpochSchedule: an epoch's k-th picture
+ *   answers the k-th tick it was fed) is the same as for raw tiles. Shedding therefore needs
+ *   no new epoch: the worker just stops counting pictures on the ticks it sheds, and every
+ *   frame still reaches the decoders. (x264 then sees 30 pictures a second of the epoch's own
+ *   time: its rate control spends the same bits per picture as at full rate.)
  * - FFmpeg's frame sync waits for every input: an input given nothing stalls the whole picture.
  *   So a tile with no live video (quiet longer than the video timeout, departed, the "waiting"
- *   tile, or not yet in step) gets its name card as a VP8 keyframe at every tick.
+ *   tile, or not yet in step) gets its name card as a VP8 keyframe for every picture.
  * - A keyframe resets VP8's decoder, so a card can replace a participant's video at any tick;
  *   but their next inter frame would decode against the card as garbage (no error). After a card
  *   a tile takes its source again only from a keyframe.
@@ -19,9 +24,15 @@
  *   keyframe (GopCache), or with its card until a keyframe comes.
  */
 
+/**
+ * Stamps per picture: a tile's frames for one picture get rising stamps, and more than this many
+ * would spill into the next picture's time and make the graph put out a picture no tick asked
+ * for. A new epoch's replayed group (up to 2 s: 60 frames) and a superseded epoch that composes
+ * nothing while its successor starts (30 frames a second) stay far below it.
+ */
 export const SUBTICKS = 16;
 
-/** Writes one VP8 frame to tile `tile`'s input with IVF timestamp `pts` (in ticks / SUBTICKS). */
+/** Writes one VP8 frame to tile `tile`'s input with IVF timestamp `pts` (in pictures / SUBTICKS). */
 export type DirectWrite = (tile: number, frame: Buffer, pts: number) => void;
 
 interface TileInput {
@@ -33,8 +44,8 @@ interface TileInput {
 export class DirectFeed {
   #tiles: TileInput[];
   #write: DirectWrite;
-  /** The last tick fed (-1 before the first). */
-  lastTick = -1;
+  /** Pictures composed so far: the next one is picture `pictures`. */
+  pictures = 0;
   ended = false;
 
   constructor(tiles: number, write: DirectWrite) {
@@ -42,9 +53,9 @@ export class DirectFeed {
     this.#write = write;
   }
 
-  #put(i: number, frame: Buffer, tick: number): void {
+  #put(i: number, frame: Buffer, picture: number): void {
     const t = this.#tiles[i];
-    t.lastPts = Math.max(t.lastPts + 1, tick * SUBTICKS);
+    t.lastPts = Math.max(t.lastPts + 1, picture * SUBTICKS);
     this.#write(i, frame, t.lastPts);
   }
 
@@ -58,58 +69,60 @@ export class DirectFeed {
   }
 
   /**
-   * The epoch is fed from `tick`: each tile starts from its source's frames since their last
+   * The epoch starts (its picture 0): each tile starts from its source's frames since their last
    * keyframe (`gop[i]`, keyframe first), or from its card.
    */
-  begin(tick: number, gop: (Buffer[] | null)[], card: (i: number) => Buffer): void {
+  begin(gop: (Buffer[] | null)[], card: (i: number) => Buffer): void {
     this.#tiles.forEach((t, i) => {
       const frames = gop[i];
       if (frames && frames.length > 0) {
-        for (const f of frames) this.#put(i, f, tick);
+        for (const f of frames) this.#put(i, f, 0);
         t.synced = true;
       } else {
-        this.#put(i, card(i), tick);
+        this.#put(i, card(i), 0);
         t.synced = false;
       }
     });
   }
 
   /**
-   * A frame of tile `i`'s source arrived; `nextTick` is the first tick that can show it.
-   * Returns false when it was dropped because the tile waits for a keyframe.
+   * A frame of tile `i`'s source arrived. It is shown from the next picture on, or `ahead`
+   * pictures later: the clock is catching up, and the frame arrived (by wall time) during a
+   * tick still to be made. Returns false when it was dropped because the tile waits for a
+   * keyframe.
    */
-  frame(i: number, frame: Buffer, keyframe: boolean, nextTick: number): boolean {
+  frame(i: number, frame: Buffer, keyframe: boolean, ahead = 0): boolean {
     const t = this.#tiles[i];
     if (this.ended) return true;
     if (!t.synced && !keyframe) return false;
     t.synced = true;
-    this.#put(i, frame, nextTick);
+    this.#put(i, frame, this.pictures + ahead);
     return true;
   }
 
   /**
-   * Tick `tick` is made: a tile out of step, or whose source has no live video (`live(i)`
-   * false), gets its card, unless it already has something for this tick.
+   * A tick composes the next picture: a tile out of step, or whose source has no live video
+   * (`live(i)` false), gets its card, unless it already has something for this picture.
    */
-  tick(tick: number, live: (i: number) => boolean, card: (i: number) => Buffer): void {
+  tick(live: (i: number) => boolean, card: (i: number) => Buffer): void {
     if (this.ended) return;
-    this.lastTick = tick;
+    const p = this.pictures++;
     this.#tiles.forEach((t, i) => {
       if (t.synced && live(i)) return;
       t.synced = false;
-      if (t.lastPts >= tick * SUBTICKS) return;
-      this.#put(i, card(i), tick);
+      if (t.lastPts >= p * SUBTICKS) return;
+      this.#put(i, card(i), p);
     });
   }
 
   /**
-   * The last tick was fed: every tile gets one more card, one tick later, so the frame sync can
-   * settle every tick up to the last (the picture for the extra tick is not used).
+   * The last tick was fed: every tile gets one more card, for the picture after the last, so
+   * the frame sync can settle every picture up to the last (the extra one is not used).
    */
   end(card: (i: number) => Buffer): void {
     if (this.ended) return;
     this.ended = true;
-    this.#tiles.forEach((_, i) => this.#put(i, card(i), this.lastTick + 1));
+    this.#tiles.forEach((_, i) => this.#put(i, card(i), this.pictures));
   }
 }
 

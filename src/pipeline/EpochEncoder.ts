@@ -106,7 +106,7 @@ export class EpochEncoder extends EventEmitter<Events> {
     this.#inputs = this.proc.pipes as Writable[];
     if (opts.direct) {
       this.#cardOf = opts.direct.cardOf;
-      // Timestamps count ticks in 1/SUBTICKS units (the IVF time base is 1 / (fps × SUBTICKS)).
+      // Timestamps count pictures in 1/SUBTICKS units (the IVF time base is 1 / (fps × SUBTICKS)).
       this.#inputs.forEach((w, i) => w.write(ivfFileHeader(opts.tiles[i].w, opts.tiles[i].h, opts.fps * SUBTICKS, 1)));
       this.direct = new DirectFeed(opts.tiles.length, (i, frame, pts) => {
         if (this.#closed || this.proc.hasExited) return;

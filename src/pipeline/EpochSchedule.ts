@@ -11,8 +11,13 @@
  *   be used if the new one dies first).
  * - A newer layout replaces an epoch still warming up (it never owned a tick): it is killed.
  * - With no live epoch to show meanwhile, a new epoch owns from its first tick at once.
- * - Pictures leave in tick order. A shed tick (too little CPU: see StrideController) sends
- *   nothing, nor does a tick whose owner died; the previous picture lasts longer in the MP4.
+ * - Pictures leave in tick order. A tick its owner composed nothing for (shed for lack of CPU:
+ *   see StrideController) sends nothing, nor does a tick whose owner died; the previous picture
+ *   lasts longer in the MP4.
+ * - Short of CPU, the epoch being replaced composes nothing from the new one's first tick on
+ *   (`idleSuperseded`): those pictures are thrown away once the new one takes over, and paying
+ *   for them slowed the new one's start by seconds in 0.25 cores. If the new one dies first, the
+ *   old one composes again and the ticks between keep the last picture.
  */
 
 /** What the schedule needs of an epoch's process. */
@@ -49,9 +54,6 @@ interface Encoded {
   key: boolean;
 }
 
-/** A tick shed on purpose: nothing is encoded for it. */
-const SHED: Encoded = { au: Buffer.alloc(0), key: false };
-
 export interface EpochScheduleOptions {
   /** Monotonic ms. */
   now: () => number;
@@ -67,7 +69,7 @@ export class EpochSchedule<H extends EpochControl> {
   epochs: ScheduledEpoch<H>[] = [];
   /** The next tick to leave. */
   next = 0;
-  /** Ticks shed on purpose, and ticks repeated because their epoch died or hung. */
+  /** Ticks their owner composed nothing for, and ticks repeated because their epoch died or hung. */
   shed = 0;
   repeats = 0;
   #final = -1;
@@ -112,14 +114,15 @@ export class EpochSchedule<H extends EpochControl> {
   }
 
   /**
-   * Tick `tick` is made: `write` each epoch fed this tick (none when shed), end each whose last
-   * tick it is, then send what is due.
+   * Tick `tick` is made: `write` each epoch that composes it (none when shed; not the one being
+   * replaced when `idleSuperseded`), end each whose last tick it is, then send what is due.
    */
-  feed(tick: number, shed: boolean, write: (e: ScheduledEpoch<H>) => void): void {
-    if (shed) this.#pending.set(tick, SHED);
+  feed(tick: number, shed: boolean, write: (e: ScheduledEpoch<H>) => void, idleSuperseded = false): void {
+    const warming = idleSuperseded && this.epochs.some((e) => !e.dead && e.ownFrom === Infinity && e.feedFrom <= tick);
     for (const e of this.epochs) {
       if (e.dead || tick < e.feedFrom || tick >= e.feedUntil) continue;
-      if (!shed) {
+      const idle = warming && e.ownFrom !== Infinity && e.ownUntil === Infinity;
+      if (!shed && !idle) {
         e.fed.push(tick);
         write(e);
       }
@@ -201,17 +204,19 @@ export class EpochSchedule<H extends EpochControl> {
     while (this.next < limit) {
       const t = this.next;
       const out = this.#pending.get(t);
-      if (out === SHED) {
-        this.#pending.delete(t);
-        this.shed++;
-      } else if (out) {
+      if (out) {
         this.#pending.delete(t);
         this.#o.emit(t, out.au, out.key);
       } else {
         const owner = this.owner(t);
-        if (owner && !owner.dead) break;
-        // The epoch that owned this tick is gone: the last picture stays, the count is kept.
-        this.repeats++;
+        if (owner && !owner.dead) {
+          if (owner.fed.includes(t)) break; // still owed
+          // It composed nothing for this tick (every tick before `limit` was fed): the last picture stays.
+          this.shed++;
+        } else {
+          // The epoch that owned this tick is gone: the last picture stays, the count is kept.
+          this.repeats++;
+        }
       }
       this.next++;
     }

@@ -191,6 +191,8 @@ export class Recording extends EventEmitter<Events> {
   #goneDropped = 0;
   /** Backlog samples for #lagFloor. */
   #lagSamples: { at: number; lag: number }[] = [];
+  /** Epochs killed as stalled or far behind, whose exit has not been seen yet. */
+  #killed = new WeakSet<Epoch>();
   /** Every `stride`-th tick is composed; the others repeat the last composite. */
   #strides: StrideController;
   /**
@@ -215,7 +217,7 @@ export class Recording extends EventEmitter<Events> {
     this.#layoutName = opts.layout;
     this.#fps = opts.config.video.fps;
     this.#pacer = new Pacer({ fps: this.#fps, hooks: { video: (t) => this.#videoTick(t), audio: (b) => this.#audioTick(b), checked: () => this.#checkLag() } });
-    this.#strides = new StrideController({ fps: this.#fps, maxStride: 2, upAfterMs: 2000, downAfterMs: 5000 });
+    this.#strides = new StrideController({ fps: this.#fps, maxStride: 3, upAfterMs: 2000, downAfterMs: 5000 });
     this.#direct = opts.config.directDecode;
     this.#epochs = new EpochSchedule<EpochEncoder>({
       now: () => performance.now(),
@@ -495,12 +497,15 @@ export class Recording extends EventEmitter<Events> {
     }
     s.lastVideoAt = Date.now();
     s.gop.push(f.data, f.keyframe);
+    // The first tick that can show it: the clock's next, or a later one by wall time while the
+    // clock catches up (pictures of the ticks between are composed without it).
     const next = this.#pacer.nextTickAt();
+    const ahead = this.#strides.composedIn(this.#pacer.ticks, next);
     for (const e of this.#epochs.epochs) {
       const feed = e.handle.direct;
       if (!feed || e.dead || next < e.feedFrom || next >= e.feedUntil) continue;
       e.handle.tiles.forEach((t, i) => {
-        if (t.sourceId === s.source.id && !feed.frame(i, f.data, f.keyframe, next)) this.#askKeyframe(s);
+        if (t.sourceId === s.source.id && !feed.frame(i, f.data, f.keyframe, ahead)) this.#askKeyframe(s);
       });
     }
   }
@@ -553,15 +558,17 @@ export class Recording extends EventEmitter<Events> {
     };
     if (!this.#audioEnc) return;
     this.#startPendingEpoch();
-    // A direct epoch decodes every frame it is given: it cannot skip a tick's composition.
-    const direct = this.#epochs.epochs.some((e) => e.handle.direct && !e.dead);
-    const shed = !direct && !this.#strides.composes(tick);
+    // A shed tick composes nothing: raw tiles are not written, and a direct epoch's decoders
+    // take the frames that arrive meanwhile into its next picture (see DirectFeed).
+    const shed = !this.#strides.composes(tick);
+    // Short of CPU, an epoch being replaced composes nothing while its successor starts.
+    const idleSuperseded = this.#strides.stride > 1;
     this.#epochs.feed(tick, shed, (e) => {
       const feed = e.handle.direct;
       if (!feed) return e.handle.write(e.handle.tiles.map((t) => frameFor(t.sourceId)));
       const tiles = e.handle.tiles;
-      feed.tick(tick, (i) => this.#directLive(tiles[i].sourceId, now), (i) => this.#vp8CardFor(tiles[i].sourceId));
-    });
+      feed.tick((i) => this.#directLive(tiles[i].sourceId, now), (i) => this.#vp8CardFor(tiles[i].sourceId));
+    }, idleSuperseded);
     if (this.#departed.size > 0) {
       // Forget a departed tile once no graph that is still fed has it.
       for (const id of this.#departed.keys()) {
@@ -674,11 +681,11 @@ export class Recording extends EventEmitter<Events> {
         // Each tile starts from its source's frames since their last keyframe, or its card.
         const gops = tiles.map((t) => {
           const s = this.#sources.get(t.sourceId);
-          const gop = s ? s.gop.frames() : null;
+          const gop = s ? s.gop.frames(this.#replayLimit()) : null;
           if (s && !gop) this.#askKeyframe(s);
           return gop;
         });
-        comp.direct.begin(epoch.feedFrom, gops, (i) => this.#vp8CardFor(tiles[i].sourceId));
+        comp.direct.begin(gops, (i) => this.#vp8CardFor(tiles[i].sourceId));
       }
     };
     if (this.#pendingEpoch) {
@@ -695,10 +702,19 @@ export class Recording extends EventEmitter<Events> {
     // current one goes on) until every tile can start from a keyframe, or KEYFRAME_WAIT_MS.
     for (const t of tiles) {
       const s = this.#sources.get(t.sourceId);
-      if (s && !s.gop.frames()) this.#askKeyframe(s);
+      if (s && !s.gop.frames(this.#replayLimit())) this.#askKeyframe(s);
     }
     this.#pendingEpoch = { comp, since: performance.now(), tiles, begin };
     this.#startPendingEpoch();
+  }
+
+  /**
+   * How many of a source's frames a new direct epoch replays rather than wait for a keyframe.
+   * Short of CPU, replaying 4 × 2 s of frames cost a switch seconds in 0.25 cores (the new epoch
+   * decodes them while the old one runs): then only a short group is replayed.
+   */
+  #replayLimit(): number {
+    return this.#strides.stride > 1 ? Math.round(this.#fps / 3) : GOP_REPLAY_S * this.#fps;
   }
 
   /** Starts the waiting direct epoch once its tiles have keyframes (or it waited long enough). */
@@ -707,7 +723,7 @@ export class Recording extends EventEmitter<Events> {
     if (!p) return;
     const ready = p.tiles.every((t) => {
       const s = this.#sources.get(t.sourceId);
-      return !s || s.codec !== 'vp8' || !!s.gop.frames();
+      return !s || s.codec !== 'vp8' || !!s.gop.frames(this.#replayLimit());
     });
     if (!ready && performance.now() - p.since < KEYFRAME_WAIT_MS) return;
     this.#pendingEpoch = null;
@@ -767,8 +783,10 @@ export class Recording extends EventEmitter<Events> {
     const silentMs = owner ? performance.now() - owner.lastOutputAt : 0;
     // (A starting epoch is not "far behind": a continuing worker feeds it the ticks it missed at once.)
     const starting = this.#epochs.starting(owner);
-    if (owner && !owner.dead && ((lag > stallTicks && silentMs > stallTimeoutMs) || (lag > maxBacklog * 2 && !starting))) {
+    if (owner && !owner.dead && !this.#killed.has(owner) && ((lag > stallTicks && silentMs > stallTimeoutMs) || (lag > maxBacklog * 2 && !starting))) {
       this.#log.warn({ lagTicks: lag, silentMs: Math.round(silentMs) }, 'compositor stalled or far behind; replacing it');
+      // Once: it is dead only when its exit is seen, and the checks run every tick meanwhile.
+      this.#killed.add(owner);
       owner.handle.kill();
     }
     if (this.#closed) return;
@@ -777,11 +795,6 @@ export class Recording extends EventEmitter<Events> {
     // the last 10 s is the baseline. Falling behind is owing more and more.
     const baseline = Math.max(owner?.depth ?? 0, this.#lagFloor(lag));
     const behind = starting || !owner ? 0 : Math.max(0, lag - baseline);
-    if (this.#epochs.epochs.some((e) => e.handle.direct && !e.dead)) {
-      // A direct epoch cannot shed ticks (it decodes every frame): it runs at the floor's cost.
-      this.stats.distinctFps = this.#fps;
-      return;
-    }
     const change = this.#strides.update(behind, performance.now());
     if (change) this.#log.warn({ behindFrames: Math.round(behind), distinctFps: this.#strides.distinctFps }, change === 'up' ? 'behind real time: fewer distinct pictures' : 'caught up: more distinct pictures');
     this.stats.distinctFps = this.#strides.distinctFps;

@@ -39,6 +39,13 @@ export class StrideController {
     return null;
   }
 
+  /** How many of the ticks in [from, to) are composed at the current stride. */
+  composedIn(from: number, to: number): number {
+    let n = 0;
+    for (let t = from; t < to; t++) if (this.composes(t)) n++;
+    return n;
+  }
+
   /** Whether tick `tick` is composed (the others repeat the last composite). */
   composes(tick: number): boolean {
     return this.#stride === 1 || tick % this.#stride === 0;

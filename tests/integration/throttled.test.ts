@@ -1,9 +1,14 @@
 /**
  * A recording starved of CPU degrades instead of failing: `npm run demo` with churn, run in a
- * CPU quota of 0.45 cores (a cgroup v1 cpu.cfs_quota_us, which is what a Kubernetes CPU limit
- * is), the whole process tree inside it. The MP4 lasts the whole call, has every participant in
- * their cell and every voice, keeps lip sync, and still shows at least 12 distinct pictures a
- * second. Needs a writable cgroup v1 CPU controller (root, as in CI); elsewhere it says so.
+ * CPU quota (a cgroup v1 cpu.cfs_quota_us, which is what a Kubernetes CPU limit is), the whole
+ * process tree inside it. The MP4 lasts the whole call, has every participant in their cell and
+ * every voice, keeps lip sync, and still shows a number of distinct pictures every second:
+ * - 0.45 cores: at least 12 (a recording of 4 costs ~0.4 cores in all here);
+ * - 0.30 cores, less than one bare FFmpeg doing the same job needs (~0.35): the recording must
+ *   shed (fewer distinct pictures) and still show at least 8 a second: no freeze. (In 0.25 it
+ *   still sheds to 10 a second, but a layout change there can leave it 8 s behind and replaced:
+ *   a freeze of a second; docs/workers.md.)
+ * Needs a writable cgroup v1 CPU controller (root, as in CI); elsewhere it says so.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,23 +21,25 @@ import { allFrames, audioSamples, avOffsetMs, colourDistance, decodeErrors, fram
 
 jest.setTimeout(180_000);
 
-const CGROUP = `/sys/fs/cgroup/cpu/tessera-throttled-${process.pid}`;
-const QUOTA = 0.45;
 const SECONDS = 20;
 
-function makeCgroup(): boolean {
+function makeCgroup(cgroup: string, quota: number): boolean {
   try {
-    fs.mkdirSync(CGROUP);
-    fs.writeFileSync(path.join(CGROUP, 'cpu.cfs_period_us'), '100000');
-    fs.writeFileSync(path.join(CGROUP, 'cpu.cfs_quota_us'), String(QUOTA * 100000));
+    fs.mkdirSync(cgroup);
+    fs.writeFileSync(path.join(cgroup, 'cpu.cfs_period_us'), '100000');
+    fs.writeFileSync(path.join(cgroup, 'cpu.cfs_quota_us'), String(Math.round(quota * 100000)));
     return true;
   } catch {
     return false;
   }
 }
 
-test(`a 4-person recording with churn in a CPU quota of ${QUOTA} cores ends available, whole, in sync and in place`, async () => {
-  if (!makeCgroup()) {
+test.each([
+  { quota: 0.45, minDistinct: 12, mustShed: false },
+  { quota: 0.3, minDistinct: 8, mustShed: true },
+])('a 4-person recording with churn in a CPU quota of $quota cores ends available, whole, in sync and in place', async ({ quota, minDistinct, mustShed }) => {
+  const CGROUP = `/sys/fs/cgroup/cpu/tessera-throttled-${process.pid}-${Math.round(quota * 100)}`;
+  if (!makeCgroup(CGROUP, quota)) {
     // eslint-disable-next-line no-console
     console.warn('throttled test: no writable cgroup v1 CPU controller here; not run');
     return;
@@ -78,7 +85,8 @@ test(`a 4-person recording with churn in a CPU quota of ${QUOTA} cores ends avai
     }
     // eslint-disable-next-line no-console
     console.log(`distinct pictures per second: ${perSecond.join(' ')}; lip sync ${sync.medianMs} ms`);
-    expect(Math.min(...perSecond)).toBeGreaterThanOrEqual(12);
+    expect(Math.min(...perSecond)).toBeGreaterThanOrEqual(minDistinct);
+    if (mustShed) expect(result.stats.framesShed).toBeGreaterThan(0);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
     setTimeout(() => fs.rmdirSync(CGROUP), 200);

@@ -31,13 +31,13 @@ function recorder() {
 const CARD = Buffer.from('card');
 
 describe('direct epochs: what each tile input gets (DirectFeed)', () => {
-  test('a new epoch starts each tile from its frames since the keyframe, or from its card; stamps are the tick in 1/SUBTICKS', () => {
+  test('a new epoch starts each tile from its frames since the keyframe, or from its card; stamps are the picture in 1/SUBTICKS', () => {
     const { writes, feed } = recorder();
     const k = vp8(true), p1 = vp8(false), p2 = vp8(false);
-    feed.begin(10, [[k, p1, p2], null], () => CARD);
+    feed.begin([[k, p1, p2], null], () => CARD);
     expect(writes.map((w) => [w.tile, w.pts, w.frame === CARD])).toEqual([
-      [0, 10 * SUBTICKS, false], [0, 10 * SUBTICKS + 1, false], [0, 10 * SUBTICKS + 2, false],
-      [1, 10 * SUBTICKS, true],
+      [0, 0, false], [0, 1, false], [0, 2, false],
+      [1, 0, true],
     ]);
     expect(feed.synced(0)).toBe(true);
     expect(feed.synced(1)).toBe(false);
@@ -45,43 +45,47 @@ describe('direct epochs: what each tile input gets (DirectFeed)', () => {
 
   test('after a card a tile takes its source again only from a keyframe; frames of one tick get rising stamps', () => {
     const { writes, feed } = recorder();
-    feed.begin(0, [null, null], () => CARD);
+    feed.begin([null, null], () => CARD);
+    feed.tick(() => true, () => CARD);
     writes.length = 0;
-    expect(feed.frame(0, vp8(false), false, 1)).toBe(false); // an inter frame after the card: dropped
+    expect(feed.frame(0, vp8(false), false)).toBe(false); // an inter frame after the card: dropped
     expect(writes).toHaveLength(0);
-    expect(feed.frame(0, vp8(true), true, 1)).toBe(true);
-    expect(feed.frame(0, vp8(false), false, 1)).toBe(true);
+    expect(feed.frame(0, vp8(true), true)).toBe(true);
+    expect(feed.frame(0, vp8(false), false)).toBe(true);
     expect(writes.map((w) => w.pts)).toEqual([SUBTICKS, SUBTICKS + 1]);
+    // Arrived (by wall time) two pictures ahead of the clock, which is catching up.
+    feed.frame(0, vp8(false), false, 2);
+    expect(writes[2].pts).toBe(3 * SUBTICKS);
   });
 
   test('every tick, a tile that is not live or not in step gets its card (the frame sync waits for every input), once per tick', () => {
     const { writes, feed } = recorder();
-    feed.begin(0, [[vp8(true)], null], () => CARD);
+    feed.begin([[vp8(true)], null], () => CARD);
     writes.length = 0;
-    feed.tick(0, () => true, () => CARD); // tile 1 already has its card for tick 0
+    feed.tick(() => true, () => CARD); // tile 1 already has its card for picture 0
     expect(writes).toHaveLength(0);
-    feed.tick(1, () => true, () => CARD);
+    feed.tick(() => true, () => CARD);
     expect(writes.map((w) => [w.tile, w.pts])).toEqual([[1, SUBTICKS]]);
     writes.length = 0;
     // Tile 0's source goes quiet: card, and out of step until its next keyframe.
-    feed.tick(2, (i) => i !== 0, () => CARD);
+    feed.tick((i) => i !== 0, () => CARD);
     expect(writes.map((w) => [w.tile, w.pts])).toEqual([[0, 2 * SUBTICKS], [1, 2 * SUBTICKS]]);
     expect(feed.synced(0)).toBe(false);
     feed.desync(1);
     expect(feed.synced(1)).toBe(false);
   });
 
-  test('end: one more card a tick after the last, so every tick up to the last comes out; nothing is written after', () => {
+  test('end: one more card for the picture after the last, so every picture up to the last comes out; nothing is written after', () => {
     const { writes, feed } = recorder();
-    feed.begin(5, [[vp8(true)], [vp8(true)]], () => CARD);
-    feed.tick(5, () => true, () => CARD);
-    feed.tick(6, () => true, () => CARD);
+    feed.begin([[vp8(true)], [vp8(true)]], () => CARD);
+    feed.tick(() => true, () => CARD);
+    feed.tick(() => true, () => CARD);
     writes.length = 0;
     feed.end(() => CARD);
-    expect(writes.map((w) => [w.tile, w.pts, w.frame === CARD])).toEqual([[0, 7 * SUBTICKS, true], [1, 7 * SUBTICKS, true]]);
+    expect(writes.map((w) => [w.tile, w.pts, w.frame === CARD])).toEqual([[0, 2 * SUBTICKS, true], [1, 2 * SUBTICKS, true]]);
     writes.length = 0;
-    feed.frame(0, vp8(false), false, 8);
-    feed.tick(8, () => true, () => CARD);
+    feed.frame(0, vp8(false), false);
+    feed.tick(() => true, () => CARD);
     expect(writes).toHaveLength(0);
   });
 });

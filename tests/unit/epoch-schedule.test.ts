@@ -25,9 +25,9 @@ function setup() {
   const s = new EpochSchedule<FakeEpoch>({ now: () => now, ticks: () => ticks, emit: (t, au) => out.push(`${t}:${au.toString()}`), drained: () => (drained = true) });
   const fed: Record<string, number[]> = {};
   /** Make tick `ticks` (feeding the epochs) and advance the clock. */
-  const tick = (shed = false) => {
+  const tick = (shed = false, idleSuperseded = false) => {
     const t = ticks++;
-    s.feed(t, shed, (e) => (fed[e.handle.name] ??= []).push(t));
+    s.feed(t, shed, (e) => (fed[e.handle.name] ??= []).push(t), idleSuperseded);
     now += 33;
   };
   /** Epoch e answers its oldest fed tick with a picture named after it. */
@@ -136,6 +136,50 @@ test('shed ticks are not fed and send nothing; the count is kept', () => {
   expect(out).toEqual(['0:A0', '2:A2']);
   expect(s.shed).toBe(2);
   expect(s.next).toBe(4);
+});
+
+test('a layout change while ticks are shed: the shed ticks after the switch stay shed, nothing waits for them', () => {
+  const { s, out, fed, tick, answer } = setup();
+  const a = s.begin(new FakeEpoch('A'));
+  tick();
+  answer(a);
+  const b = s.begin(new FakeEpoch('B')); // fed from tick 1
+  tick(true); // 1: shed
+  tick(); // 2
+  tick(true); // 3: shed
+  answer(a, 1); // A's picture for tick 2
+  answer(b, 1); // B's first picture (tick 2) switches the layout at tick 1
+  tick(); // 4
+  answer(b, 1);
+  expect(fed.B).toEqual([2, 4]);
+  expect(out).toEqual(['0:A0', '2:B2', '4:B4']);
+  expect(s.shed).toBe(2);
+  expect(s.next).toBe(5);
+});
+
+test('short of CPU, the epoch being replaced composes nothing the new one will own; if the new one dies first, it composes again', () => {
+  const { s, out, fed, tick, answer } = setup();
+  const a = s.begin(new FakeEpoch('A'));
+  tick(false, true);
+  answer(a);
+  const b = s.begin(new FakeEpoch('B')); // fed from tick 1
+  tick(false, true);
+  tick(false, true);
+  expect(fed.A).toEqual([0]); // idle while B warms up
+  expect(fed.B).toEqual([1, 2]);
+  answer(b, 2);
+  expect(out).toEqual(['0:A0', '1:B1', '2:B2']);
+  expect(s.shed).toBe(0);
+  // Again, but the new one dies before its first picture: the old one goes on from the next tick.
+  const c = s.begin(new FakeEpoch('C')); // fed from tick 3
+  tick(false, true);
+  s.exited(c, false);
+  tick(false, true);
+  expect(fed.B).toEqual([1, 2, 4]);
+  answer(b);
+  expect(out).toEqual(['0:A0', '1:B1', '2:B2', '4:B4']);
+  expect(s.shed).toBe(1); // tick 3 keeps B's picture of tick 2
+  expect(s.next).toBe(5);
 });
 
 test('drain: a warming epoch is killed, the owner ended; drained once every tick up to the stop has left', () => {
