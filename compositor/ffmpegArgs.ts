@@ -161,13 +161,17 @@ export function audioEncoderArgs(s: { audioBitrate: number }): string[] {
  * frame k only). One FFmpeg start costs ~0.1 s of CPU with Debian's dynamically linked build;
  * a room of nine starting to record would otherwise start nine of them at its busiest moment.
  */
-export function nameCardsArgs(size: { w: number; h: number }, background: string, textFiles: string[], fontFile: string): string[] {
+export function nameCardsArgs(size: { w: number; h: number }, background: string, textFiles: string[], fontFile: string, out: 'raw' | 'vp8' = 'raw'): string[] {
   const bg = `0x${background.replace('#', '')}`;
   const n = textFiles.length;
   const draw = textFiles.map(
     (f, k) => `drawtext=fontfile='${fontFile}':textfile='${f}':expansion=none:fontsize=${Math.round(size.h / 7)}:fontcolor=0xDDDDDD:x=(w-tw)/2:y=(h-th)/2:enable='eq(n,${k})'`,
   );
-  return [...COMMON, '-f', 'lavfi', '-i', `color=c=${bg}:s=${size.w}x${size.h}:r=1:d=${n}`, '-vf', draw.join(','), '-frames:v', String(n), '-f', 'rawvideo', '-pix_fmt', 'yuv420p', 'pipe:1'];
+  // VP8: every card a keyframe (what a direct epoch's input shows for a tile with no live video).
+  const format = out === 'vp8'
+    ? ['-c:v', 'libvpx', '-deadline', 'good', '-cpu-used', '4', '-b:v', '400k', '-g', '1', '-auto-alt-ref', '0', '-f', 'ivf']
+    : ['-f', 'rawvideo', '-pix_fmt', 'yuv420p'];
+  return [...COMMON, '-f', 'lavfi', '-i', `color=c=${bg}:s=${size.w}x${size.h}:r=1:d=${n}`, '-vf', draw.join(','), '-frames:v', String(n), ...format, 'pipe:1'];
 }
 
 /**

@@ -6,7 +6,7 @@ import { AudioEncoder } from './AudioEncoder';
 import { VideoDecoder } from './VideoDecoder';
 import { AudioDecoder } from './AudioDecoder';
 import { AUDIO_PREBUFFER_MS, Mixer } from './audio';
-import { renderNameCard, solidFrame, vp8Card, PLACEHOLDER_COLOUR, SOLID_CARD_VP8 } from './placeholder';
+import { renderNameCard, renderVp8NameCard, solidFrame, PLACEHOLDER_COLOUR, SOLID_CARD_VP8 } from './placeholder';
 import { GopCache } from './DirectFeed';
 import { vp8FrameOk, vp8KeyframeInfo } from '../media/ivf';
 import { computeLayout, type Layout } from '../../compositor/layout';
@@ -314,10 +314,7 @@ export class Recording extends EventEmitter<Events> {
     const { config, ffmpegPath } = this.#o;
     fs.mkdirSync(this.#o.workDir, { recursive: true });
     // The clock must not wait for cosmetics: the card is rendered in the background.
-    void renderNameCard(ffmpegPath, TILE_SIZE.camera, 'Waiting for participants', config.fontFile, this.#log).then(async (card) => {
-      this.#waitingCard = card;
-      if (this.#direct) this.#waitingVp8 = await vp8Card(ffmpegPath, card, TILE_SIZE.camera, this.#log);
-    });
+    this.#renderWaitingCard();
 
     if (this.#closed) return;
     const enc = new AudioEncoder({ ffmpegPath, audioBitrate: config.audioBitrate, drainMs: config.stopTimeoutMs, logger: this.#log.child({ proc: 'aenc' }) });
@@ -396,10 +393,7 @@ export class Recording extends EventEmitter<Events> {
     this.#departed.delete(source.id);
     this.#order.push(source.id);
     source.requestKeyframe();
-    void renderNameCard(ffmpegPath, size, source.kind === 'screen' ? `${source.name} (screen)` : source.name, config.fontFile, log).then(async (card) => {
-      state.card = card;
-      if (this.#direct) state.vp8Card = await vp8Card(ffmpegPath, card, size, log);
-    });
+    this.#renderCard(state);
     if (source.kind === 'camera' && !this.#participants.has(source.participantId)) {
       this.#participants.set(source.participantId, { id: source.participantId, name: source.name, joinedAt: new Date().toISOString() });
     } else if (source.kind === 'camera') {
@@ -479,7 +473,11 @@ export class Recording extends EventEmitter<Events> {
       // Direct epochs take VP8 only: from now on every source goes through a decoder process.
       this.#log.info({ sourceId: s.source.id, codec: f.codec }, 'a source sends H.264: epochs take decoded tiles from now on');
       this.#direct = false;
-      for (const o of this.#sources.values()) o.gop.clear();
+      for (const o of this.#sources.values()) {
+        o.gop.clear();
+        this.#renderCard(o);
+      }
+      this.#renderWaitingCard();
       this.#relayoutSoon();
     }
     if (!this.#direct) {
@@ -508,6 +506,27 @@ export class Recording extends EventEmitter<Events> {
         if (t.sourceId === s.source.id && !feed.frame(i, f.data, f.keyframe, ahead)) this.#askKeyframe(s);
       });
     }
+  }
+
+  /**
+   * A source's name card, in the form the epochs take: a VP8 keyframe for direct epochs, a raw
+   * frame for raw tiles. Rendered in the background (batched, see placeholder.ts); the plain card
+   * stands in until then.
+   */
+  #renderCard(s: SourceState): void {
+    const { config, ffmpegPath } = this.#o;
+    const size = TILE_SIZE[s.source.kind];
+    const text = s.source.kind === 'screen' ? `${s.source.name} (screen)` : s.source.name;
+    const log = this.#log.child({ sourceId: s.source.id });
+    if (this.#direct) void renderVp8NameCard(ffmpegPath, size, text, config.fontFile, log).then((card) => (s.vp8Card = card));
+    else void renderNameCard(ffmpegPath, size, text, config.fontFile, log).then((card) => (s.card = card));
+  }
+
+  #renderWaitingCard(): void {
+    const { config, ffmpegPath } = this.#o;
+    const text = 'Waiting for participants';
+    if (this.#direct) void renderVp8NameCard(ffmpegPath, TILE_SIZE.camera, text, config.fontFile, this.#log).then((card) => (this.#waitingVp8 = card));
+    else void renderNameCard(ffmpegPath, TILE_SIZE.camera, text, config.fontFile, this.#log).then((card) => (this.#waitingCard = card));
   }
 
   #askKeyframe(s: SourceState): void {

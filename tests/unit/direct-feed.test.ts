@@ -1,7 +1,7 @@
 import { DirectFeed, GopCache, SUBTICKS } from '../../src/pipeline/DirectFeed';
 import { execFileSync } from 'node:child_process';
 import { ivfFileHeader, ivfFrameHeader, vp8FrameOk, vp8KeyframeInfo } from '../../src/media/ivf';
-import { SOLID_CARD_VP8, PLACEHOLDER_COLOUR, solidFrame } from '../../src/pipeline/placeholder';
+import { SOLID_CARD_VP8, PLACEHOLDER_COLOUR, solidFrame, renderVp8NameCard } from '../../src/pipeline/placeholder';
 import { buildFilterGraph } from '../../compositor/filterGraph';
 import { computeLayout } from '../../compositor/layout';
 import { loadPresets } from '../../compositor/presets';
@@ -151,5 +151,28 @@ describe('the plain card as VP8 (SOLID_CARD_VP8)', () => {
     const want = solidFrame(640, 360, PLACEHOLDER_COLOUR);
     expect(raw.length).toBe(want.length);
     for (const at of [0, 640 * 180 + 320, 640 * 360 + 100, 640 * 360 * 1.25 + 100]) expect(Math.abs(raw[at] - want[at])).toBeLessThanOrEqual(2);
+  });
+});
+
+describe('name cards as VP8 (renderVp8NameCard)', () => {
+  test('cards requested together (one batched FFmpeg) are each a keyframe showing its name on the placeholder colour', async () => {
+    const config = loadConfig({});
+    const ffmpeg = 'node_modules/@ffmpeg-installer/linux-x64/ffmpeg';
+    const logger = { child: () => logger, debug() {}, info() {}, warn() {}, error() {} } as never;
+    const size = { w: 640, h: 360 };
+    const [a, b] = await Promise.all([renderVp8NameCard(ffmpeg, size, 'Ada Lovelace', config.fontFile, logger), renderVp8NameCard(ffmpeg, size, 'Bo', config.fontFile, logger)]);
+    expect(a && b).toBeTruthy();
+    expect(a!.equals(b!)).toBe(false);
+    const want = solidFrame(640, 360, PLACEHOLDER_COLOUR);
+    for (const card of [a!, b!]) {
+      expect(vp8KeyframeInfo(card)).toEqual({ width: 640, height: 360 });
+      const ivf = Buffer.concat([ivfFileHeader(640, 360), ivfFrameHeader(card.length, 0n), card]);
+      const raw = execFileSync(ffmpeg, ['-v', 'error', '-f', 'ivf', '-i', 'pipe:0', '-f', 'rawvideo', '-pix_fmt', 'yuv420p', 'pipe:1'], { input: ivf });
+      expect(raw.length).toBe(want.length);
+      expect(Math.abs(raw[640 * 10 + 10] - want[640 * 10 + 10])).toBeLessThanOrEqual(3); // the card's colour in a corner
+      expect(Math.max(...raw.subarray(640 * 180, 640 * 181))).toBeGreaterThan(150); // the name, light, across the middle
+    }
+    // Without a font: no card (the caller shows the plain one), and no FFmpeg.
+    expect(await renderVp8NameCard(ffmpeg, size, 'Ada', null, logger)).toBeNull();
   });
 });
