@@ -30,7 +30,7 @@
  * for. A new epoch's replayed group (up to 2 s: 60 frames) and a superseded epoch that composes
  * nothing while its successor starts (30 frames a second) stay far below it.
  */
-export const SUBTICKS = 16;
+export const SUBTICKS = 1024;
 
 /** Writes one VP8 frame to tile `tile`'s input with IVF timestamp `pts` (in pictures / SUBTICKS). */
 export type DirectWrite = (tile: number, frame: Buffer, pts: number) => void;
