@@ -57,6 +57,17 @@ export const metrics = {
     help: 'Cores the active recordings\' worker process trees use (measured over the last seconds)',
     registers: [registry],
   }),
+  recordingCoresMax: new Gauge({
+    name: 'tessera_recording_cpu_cores_max',
+    help: 'Cores the costliest active recording\'s worker process tree uses (measured over the last seconds)',
+    registers: [registry],
+  }),
+  recordingsAtLevel: new Gauge({
+    name: 'tessera_recordings_at_level',
+    help: 'Active recordings by degradation level: the distinct pictures a second each composes now (the output fps, then 1/2 and 1/3 of it when CPU is short)',
+    labelNames: ['distinct_fps'] as const,
+    registers: [registry],
+  }),
   cpuBudget: new Gauge({
     name: 'tessera_cpu_budget_cores',
     help: 'Cores this process may use (CPU_BUDGET, else its cgroup quota or CPUs); admission keeps recordings within TESSERA_CPU_USABLE of it',
@@ -140,12 +151,14 @@ interface ObservableRecorder {
     encoderSpeed?(ratio: number): void;
     distinctFps?(lowest: number): void;
     recordingCores?(cores: number, budget: number): void;
+    perRecording?(each: { id: string; roomId: string; cores: number; distinctFps: number }[]): void;
   };
   on(event: 'state', listener: (info: { status: string }) => void): unknown;
 }
 
 /** Counts what the recorder reports into the contract's metrics. */
 export function observeRecorder(recorder: ObservableRecorder): void {
+  const levelsSeen: Record<string, number> = {};
   metrics.recordingsCapacity.set(recorder.capacity);
   const prev = recorder.observer;
   recorder.observer = {
@@ -170,6 +183,14 @@ export function observeRecorder(recorder: ObservableRecorder): void {
     distinctFps(lowest) {
       metrics.distinctFps.set(lowest);
       prev.distinctFps?.(lowest);
+    },
+    perRecording(each) {
+      // Labels stay bounded (a level, never a recording id): a level no recording is at reads 0.
+      metrics.recordingCoresMax.set(Math.max(0, ...each.map((r) => r.cores)));
+      for (const level of Object.keys(levelsSeen)) levelsSeen[level] = 0;
+      for (const r of each) if (r.distinctFps > 0) levelsSeen[String(r.distinctFps)] = (levelsSeen[String(r.distinctFps)] ?? 0) + 1;
+      for (const [level, n] of Object.entries(levelsSeen)) metrics.recordingsAtLevel.set({ distinct_fps: level }, n);
+      prev.perRecording?.(each);
     },
     statsDelta(d) {
       if (d.framesDuplicated > 0) metrics.framesDuplicated.inc(d.framesDuplicated);

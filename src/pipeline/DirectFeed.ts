@@ -1,3 +1,5 @@
+import { vp8FrameOk, vp8KeyframeInfo } from '../media/ivf';
+
 /**
  * Feeding an epoch that decodes the participants' VP8 itself ("direct" epochs; see
  * docs/workers.md "Decoding inside the epoch"). Pure: it decides what each tile's input gets
@@ -160,5 +162,65 @@ export class GopCache {
   clear(): void {
     this.#frames = [];
     this.#valid = false;
+  }
+}
+
+/** A VP8 keyframe bigger than this (pixels) is refused: a decoder inside the epoch would allocate it. */
+export const MAX_DIRECT_PIXELS = 4096 * 2304;
+
+/**
+ * One source's video as the direct epochs' tiles see it: which frames may reach a decoder inside
+ * an epoch, whether the source is live, its frames since the last keyframe, and its keyframe
+ * requests. Pure: time comes from `now` (Date.now() by default).
+ */
+export class SourceVideo {
+  /** Codec of the frames so far (null before the first). */
+  codec: 'vp8' | 'h264' | null = null;
+  /** now() of its last good frame (0: none yet). */
+  lastVideoAt = 0;
+  readonly gop: GopCache;
+  #lastAskAt = -Infinity;
+  #o: { gopFrames: number; askEveryMs: number; request: () => void; now: () => number };
+
+  constructor(o: { gopFrames: number; askEveryMs: number; request: () => void; now?: () => number }) {
+    this.#o = { ...o, now: o.now ?? Date.now };
+    this.gop = new GopCache(o.gopFrames);
+  }
+
+  /** A frame that goes through a decoder process (H.264, or every codec once the epochs take raw tiles). */
+  decoded(codec: 'vp8' | 'h264'): void {
+    this.codec = codec;
+    this.lastVideoAt = this.#o.now();
+  }
+
+  /**
+   * A VP8 frame for direct epochs: true if it may reach their decoders. A frame a decoder inside
+   * an epoch would put out nothing for stalls every tile (the frame sync waits for it), so junk
+   * and absurd sizes stop here: such a source is not live, and its tiles show the card until a
+   * good keyframe.
+   */
+  vp8(frame: Buffer, keyframe: boolean): boolean {
+    this.codec = 'vp8';
+    const size = keyframe ? vp8KeyframeInfo(frame) : null;
+    if (!vp8FrameOk(frame, keyframe) || (size && size.width * size.height > MAX_DIRECT_PIXELS)) {
+      this.gop.clear();
+      return false;
+    }
+    this.lastVideoAt = this.#o.now();
+    this.gop.push(frame, keyframe);
+    return true;
+  }
+
+  /** Whether its VP8 is live for a direct epoch's tile: a good frame within `withinMs`. */
+  live(withinMs: number): boolean {
+    return this.codec === 'vp8' && this.#o.now() - this.lastVideoAt <= withinMs;
+  }
+
+  /** Ask the sender for a keyframe, at most once per `askEveryMs`. */
+  askKeyframe(): void {
+    const now = this.#o.now();
+    if (now - this.#lastAskAt < this.#o.askEveryMs) return;
+    this.#lastAskAt = now;
+    this.#o.request();
   }
 }

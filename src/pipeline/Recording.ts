@@ -7,20 +7,20 @@ import { VideoDecoder } from './VideoDecoder';
 import { AudioDecoder } from './AudioDecoder';
 import { AUDIO_PREBUFFER_MS, Mixer } from './audio';
 import { renderNameCard, renderVp8NameCard, solidFrame, PLACEHOLDER_COLOUR, SOLID_CARD_VP8 } from './placeholder';
-import { GopCache } from './DirectFeed';
-import { vp8FrameOk, vp8KeyframeInfo } from '../media/ivf';
+import { SourceVideo } from './DirectFeed';
 import { computeLayout, type Layout } from '../../compositor/layout';
 import { SpeakerDetector } from './SpeakerDetector';
 import { nextStatus } from './status';
 export { nextStatus };
 import { Pacer } from './Pacer';
 import { StrideController } from './StrideController';
+import { LagMonitor } from './LagMonitor';
 import { EpochSchedule, type ScheduledEpoch } from './EpochSchedule';
 import type { GridPreset } from '../../compositor/presets';
 import { TesseraError, toTesseraError, type ErrorBody } from '../errors';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
-import type { MediaSource, OpusPacket, EncodedVideoFrame, RecordingLocation, VideoCodec } from '../media/types';
+import type { MediaSource, OpusPacket, EncodedVideoFrame, RecordingLocation } from '../media/types';
 import { encoderSettingsOf, type EncoderSettings } from '../../compositor/ffmpegArgs';
 import type { Manifest, RecordingInfo, RecordingStatus, RecordingParticipant } from './types';
 
@@ -38,8 +38,6 @@ const KEYFRAME_WAIT_MS = 1000;
 const GOP_REPLAY_S = 2;
 /** Keyframe requests for one source, at most one per this. */
 const KEYFRAME_ASK_MS = 300;
-/** A VP8 keyframe bigger than this (pixels) is refused: a decoder inside the epoch would allocate it. */
-const MAX_DIRECT_PIXELS = 4096 * 2304;
 /** Epoch deaths within EPOCH_DEATH_WINDOW_MS that mean its encoder cannot be restarted here. */
 const MAX_EPOCH_DEATHS = 3;
 const EPOCH_DEATH_WINDOW_MS = 60_000;
@@ -86,13 +84,8 @@ interface SourceState {
   card: Buffer;
   /** The card as a VP8 keyframe, for direct epochs (null until encoded). */
   vp8Card: Buffer | null;
-  /** Codec of the frames so far (null before the first). */
-  codec: VideoCodec | null;
-  /** Date.now() of its last video frame (0: none yet). */
-  lastVideoAt: number;
-  /** Its frames since the last keyframe, so a new direct epoch can start it at once. */
-  gop: GopCache;
-  lastAskAt: number;
+  /** Its video as direct epochs see it: liveness, frames since the last keyframe, keyframe asks. */
+  tile: SourceVideo;
   unsubscribe: () => void;
 }
 
@@ -189,8 +182,8 @@ export class Recording extends EventEmitter<Events> {
   /** Repeats/drops of sources that already left (their decoders are gone). */
   #goneRepeated = 0;
   #goneDropped = 0;
-  /** Backlog samples for #lagFloor. */
-  #lagSamples: { at: number; lag: number }[] = [];
+  /** Whether the epoch in charge is hung, far behind or falling behind (see #checkLag). */
+  #lag: LagMonitor;
   /** Epochs killed as stalled or far behind, whose exit has not been seen yet. */
   #killed = new WeakSet<Epoch>();
   /** Every `stride`-th tick is composed; the others repeat the last composite. */
@@ -218,6 +211,7 @@ export class Recording extends EventEmitter<Events> {
     this.#fps = opts.config.video.fps;
     this.#pacer = new Pacer({ fps: this.#fps, hooks: { video: (t) => this.#videoTick(t), audio: (b) => this.#audioTick(b), checked: () => this.#checkLag() } });
     this.#strides = new StrideController({ fps: this.#fps, maxStride: 3, upAfterMs: 2000, downAfterMs: 5000 });
+    this.#lag = new LagMonitor({ fps: this.#fps, stallTimeoutMs: opts.config.stallTimeoutMs });
     this.#direct = opts.config.directDecode;
     this.#epochs = new EpochSchedule<EpochEncoder>({
       now: () => performance.now(),
@@ -379,10 +373,7 @@ export class Recording extends EventEmitter<Events> {
       audio,
       card: solidFrame(size.w, size.h, PLACEHOLDER_COLOUR),
       vp8Card: null,
-      codec: null,
-      lastVideoAt: 0,
-      gop: new GopCache(GOP_REPLAY_S * this.#fps),
-      lastAskAt: 0,
+      tile: new SourceVideo({ gopFrames: GOP_REPLAY_S * this.#fps, askEveryMs: KEYFRAME_ASK_MS, request: () => source.requestKeyframe() }),
       unsubscribe: () => {
         source.off('video', onVideo);
         source.off('audio', onAudio);
@@ -468,33 +459,23 @@ export class Recording extends EventEmitter<Events> {
   // ---- video in ---------------------------------------------------------------------------
 
   #onVideo(s: SourceState, f: EncodedVideoFrame): void {
-    s.codec = f.codec;
     if (this.#direct && f.codec !== 'vp8') {
       // Direct epochs take VP8 only: from now on every source goes through a decoder process.
       this.#log.info({ sourceId: s.source.id, codec: f.codec }, 'a source sends H.264: epochs take decoded tiles from now on');
       this.#direct = false;
       for (const o of this.#sources.values()) {
-        o.gop.clear();
+        o.tile.gop.clear();
         this.#renderCard(o);
       }
       this.#renderWaitingCard();
       this.#relayoutSoon();
     }
     if (!this.#direct) {
-      s.lastVideoAt = Date.now();
+      s.tile.decoded(f.codec);
       s.video.push(f);
       return;
     }
-    // A frame a decoder inside the epoch would put out nothing for stalls every tile (the frame
-    // sync waits for it), so junk and absurd sizes stop here: such a source is not live, and
-    // its tile shows the card until a good keyframe.
-    const size = f.keyframe ? vp8KeyframeInfo(f.data) : null;
-    if (!vp8FrameOk(f.data, f.keyframe) || (size && size.width * size.height > MAX_DIRECT_PIXELS)) {
-      s.gop.clear();
-      return;
-    }
-    s.lastVideoAt = Date.now();
-    s.gop.push(f.data, f.keyframe);
+    if (!s.tile.vp8(f.data, f.keyframe)) return;
     // The first tick that can show it: the clock's next, or a later one by wall time while the
     // clock catches up (pictures of the ticks between are composed without it).
     const next = this.#pacer.nextTickAt();
@@ -503,7 +484,7 @@ export class Recording extends EventEmitter<Events> {
       const feed = e.handle.direct;
       if (!feed || e.dead || next < e.feedFrom || next >= e.feedUntil) continue;
       e.handle.tiles.forEach((t, i) => {
-        if (t.sourceId === s.source.id && !feed.frame(i, f.data, f.keyframe, ahead)) this.#askKeyframe(s);
+        if (t.sourceId === s.source.id && !feed.frame(i, f.data, f.keyframe, ahead)) s.tile.askKeyframe();
       });
     }
   }
@@ -529,13 +510,6 @@ export class Recording extends EventEmitter<Events> {
     else void renderNameCard(ffmpegPath, TILE_SIZE.camera, text, config.fontFile, this.#log).then((card) => (this.#waitingCard = card));
   }
 
-  #askKeyframe(s: SourceState): void {
-    const now = Date.now();
-    if (now - s.lastAskAt < KEYFRAME_ASK_MS) return;
-    s.lastAskAt = now;
-    s.source.requestKeyframe();
-  }
-
   /** What a direct epoch's tile for `id` shows when its video is not live: a VP8 keyframe. */
   #vp8CardFor(id: string): Buffer {
     const card = this.#sources.get(id)?.vp8Card ?? this.#departed.get(id)?.vp8Card ?? (id === WAITING_ID ? this.#waitingVp8 : null);
@@ -543,9 +517,9 @@ export class Recording extends EventEmitter<Events> {
   }
 
   /** Whether `id`'s VP8 is live for a direct epoch's tile (else it shows the card). */
-  #directLive(id: string, now: number): boolean {
+  #directLive(id: string): boolean {
     const s = this.#sources.get(id);
-    return !!s && s.codec === 'vp8' && now - s.lastVideoAt <= this.#cardAfterMs();
+    return !!s && s.tile.live(this.#cardAfterMs());
   }
 
   /** A quiet input stalls a direct epoch's whole picture: the card comes before the stall watchdog. */
@@ -586,7 +560,7 @@ export class Recording extends EventEmitter<Events> {
       const feed = e.handle.direct;
       if (!feed) return e.handle.write(e.handle.tiles.map((t) => frameFor(t.sourceId)));
       const tiles = e.handle.tiles;
-      feed.tick((i) => this.#directLive(tiles[i].sourceId, now), (i) => this.#vp8CardFor(tiles[i].sourceId));
+      feed.tick((i) => this.#directLive(tiles[i].sourceId), (i) => this.#vp8CardFor(tiles[i].sourceId));
     }, idleSuperseded);
     if (this.#departed.size > 0) {
       // Forget a departed tile once no graph that is still fed has it.
@@ -680,8 +654,8 @@ export class Recording extends EventEmitter<Events> {
       comp.direct?.desync(i);
       const s = t && this.#sources.get(t.sourceId);
       if (s) {
-        s.gop.clear();
-        this.#askKeyframe(s);
+        s.tile.gop.clear();
+        s.tile.askKeyframe();
       }
     });
     comp.on('exit', (exit) => {
@@ -700,8 +674,8 @@ export class Recording extends EventEmitter<Events> {
         // Each tile starts from its source's frames since their last keyframe, or its card.
         const gops = tiles.map((t) => {
           const s = this.#sources.get(t.sourceId);
-          const gop = s ? s.gop.frames(this.#replayLimit()) : null;
-          if (s && !gop) this.#askKeyframe(s);
+          const gop = s ? s.tile.gop.frames(this.#replayLimit()) : null;
+          if (s && !gop) s.tile.askKeyframe();
           return gop;
         });
         comp.direct.begin(gops, (i) => this.#vp8CardFor(tiles[i].sourceId));
@@ -714,14 +688,13 @@ export class Recording extends EventEmitter<Events> {
     const live = this.#epochs.owner(this.#pacer.ticks);
     // Waiting is worth it only while the current epoch shows someone (not just cards: the first
     // layout of a continuing worker, a replacement for a dead epoch).
-    const now = Date.now();
-    const showsSomeone = !!live && !live.dead && live.handle.tiles.some((t) => this.#directLive(t.sourceId, now));
+    const showsSomeone = !!live && !live.dead && live.handle.tiles.some((t) => this.#directLive(t.sourceId));
     if (!comp.direct || !showsSomeone) return begin();
     // Make-before-break, direct: the new epoch's decoders start empty, so it waits (while the
     // current one goes on) until every tile can start from a keyframe, or KEYFRAME_WAIT_MS.
     for (const t of tiles) {
       const s = this.#sources.get(t.sourceId);
-      if (s && !s.gop.frames(this.#replayLimit())) this.#askKeyframe(s);
+      if (s && !s.tile.gop.frames(this.#replayLimit())) s.tile.askKeyframe();
     }
     this.#pendingEpoch = { comp, since: performance.now(), tiles, begin };
     this.#startPendingEpoch();
@@ -742,7 +715,7 @@ export class Recording extends EventEmitter<Events> {
     if (!p) return;
     const ready = p.tiles.every((t) => {
       const s = this.#sources.get(t.sourceId);
-      return !s || s.codec !== 'vp8' || !!s.gop.frames(this.#replayLimit());
+      return !s || s.tile.codec !== 'vp8' || !!s.tile.gop.frames(this.#replayLimit());
     });
     if (!ready && performance.now() - p.since < KEYFRAME_WAIT_MS) return;
     this.#pendingEpoch = null;
@@ -776,45 +749,30 @@ export class Recording extends EventEmitter<Events> {
     return true;
   }
 
-  /** The lowest backlog of the last 10 s (sampled once a second), including `lag` now. */
-  #lagFloor(lag: number): number {
-    const now = performance.now();
-    const last = this.#lagSamples[this.#lagSamples.length - 1];
-    if (!last || now - last.at >= 1000) this.#lagSamples.push({ at: now, lag });
-    else last.lag = Math.min(last.lag, lag);
-    while (this.#lagSamples.length && now - this.#lagSamples[0].at > 10_000) this.#lagSamples.shift();
-    return Math.min(lag, ...this.#lagSamples.map((s) => s.lag));
-  }
-
   /**
-   * A compositor that is behind and has returned nothing for stallTimeoutMs is hung: kill it (it
-   * gets replaced, its ticks repeat the last composite). One that is behind but still producing
-   * is starved of CPU, not hung: the recording sheds work (StrideController) and stays on wall time.
-   * A compositor that falls further behind than maxBacklog anyway is replaced like a hung one
-   * (its backlog becomes repeats: a freeze, not a failure).
+   * After each run of due ticks: an epoch in charge that is hung or far behind is replaced (its
+   * ticks repeat the last picture); one that is falling behind but producing is starved of CPU,
+   * not hung: the recording sheds work (StrideController) and stays on wall time. See LagMonitor.
    */
   #checkLag(): void {
-    const { stallTimeoutMs } = this.#o.config;
-    const stallTicks = Math.ceil((stallTimeoutMs * this.#fps) / 1000);
-    const maxBacklog = Math.ceil(((stallTimeoutMs + 1000) * this.#fps) / 1000);
-    const lag = this.#pacer.ticks - this.#epochs.next;
+    const now = performance.now();
     const owner = this.#epochs.owner(this.#epochs.next);
-    const silentMs = owner ? performance.now() - owner.lastOutputAt : 0;
-    // (A starting epoch is not "far behind": a continuing worker feeds it the ticks it missed at once.)
-    const starting = this.#epochs.starting(owner);
-    if (owner && !owner.dead && !this.#killed.has(owner) && ((lag > stallTicks && silentMs > stallTimeoutMs) || (lag > maxBacklog * 2 && !starting))) {
-      this.#log.warn({ lagTicks: lag, silentMs: Math.round(silentMs) }, 'compositor stalled or far behind; replacing it');
-      // Once: it is dead only when its exit is seen, and the checks run every tick meanwhile.
+    const look = {
+      owed: this.#pacer.ticks - this.#epochs.next,
+      owner: !!owner && !owner.dead,
+      starting: this.#epochs.starting(owner),
+      silentMs: owner ? now - owner.lastOutputAt : 0,
+      depth: owner?.depth ?? 0,
+    };
+    // Once per epoch: it is dead only when its exit is seen, and the checks run every tick meanwhile.
+    if (owner && !this.#killed.has(owner) && this.#lag.replace(look)) {
+      this.#log.warn({ lagTicks: look.owed, silentMs: Math.round(look.silentMs) }, 'compositor stalled or far behind; replacing it');
       this.#killed.add(owner);
       owner.handle.kill();
     }
     if (this.#closed) return;
-    // An epoch that has not put out its first picture yet is starting, not short of CPU. Owing
-    // its encoder's own delay (depth) is normal, and so is a steady backlog: the lowest owed in
-    // the last 10 s is the baseline. Falling behind is owing more and more.
-    const baseline = Math.max(owner?.depth ?? 0, this.#lagFloor(lag));
-    const behind = starting || !owner ? 0 : Math.max(0, lag - baseline);
-    const change = this.#strides.update(behind, performance.now());
+    const behind = this.#lag.behind(look, now);
+    const change = this.#strides.update(behind, now);
     if (change) this.#log.warn({ behindFrames: Math.round(behind), distinctFps: this.#strides.distinctFps }, change === 'up' ? 'behind real time: fewer distinct pictures' : 'caught up: more distinct pictures');
     this.stats.distinctFps = this.#strides.distinctFps;
   }

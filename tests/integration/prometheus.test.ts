@@ -191,10 +191,20 @@ test('Prometheus with the project rules: capacity alerts pending while the only 
   expect({ status: other.status, body: await other.json() }).toMatchObject({ status: 503, body: { error: { code: 'REC_ERR_CAPACITY' } } });
   await sleep(2000); // some seconds of real recording
 
+  // The recording's CPU cost and its degradation level (bounded labels: a level, not an id).
+  const own = await eventually('the recording\'s cost and level', async () => {
+    const cores = await query('tessera_recording_cpu_cores_max');
+    const level = await query('tessera_recordings_at_level{distinct_fps="15"} == 1');
+    return cores.length === 1 && level.length === 1 && Number(cores[0].value[1]) > 0 ? Number(cores[0].value[1]) : undefined;
+  });
+  expect(own).toBeLessThan(2); // VIDEO_FPS is 15 here, and an idle machine sheds nothing
+
   const stopped = await fetch(`${server.url}/api/rooms/${room}/recording`, { method: 'DELETE' });
   const rec = (await stopped.json()) as RecordingInfo;
   expect({ status: stopped.status, recording: rec.status }).toEqual({ status: 200, recording: 'available' });
   await eventually('the capacity alerts gone', async () => ((await alerts()).length === 0 ? true : undefined));
+  // An ended recording is no longer counted at its level.
+  await eventually('the level count back to 0', async () => ((await query('tessera_recordings_at_level{distinct_fps="15"} == 0')).length === 1 ? true : undefined));
 
   // What the recording left in Prometheus: one available (counted once), none failed, and its
   // time to available. A scrape or two after the end, so a late second count would show.

@@ -1,4 +1,4 @@
-import { DirectFeed, GopCache, SUBTICKS } from '../../src/pipeline/DirectFeed';
+import { DirectFeed, GopCache, SourceVideo, SUBTICKS } from '../../src/pipeline/DirectFeed';
 import { execFileSync } from 'node:child_process';
 import { ivfFileHeader, ivfFrameHeader, vp8FrameOk, vp8KeyframeInfo } from '../../src/media/ivf';
 import { SOLID_CARD_VP8, PLACEHOLDER_COLOUR, solidFrame, renderVp8NameCard } from '../../src/pipeline/placeholder';
@@ -174,5 +174,34 @@ describe('name cards as VP8 (renderVp8NameCard)', () => {
     }
     // Without a font: no card (the caller shows the plain one), and no FFmpeg.
     expect(await renderVp8NameCard(ffmpeg, size, 'Ada', null, logger)).toBeNull();
+  });
+});
+
+describe('SourceVideo (a source as the direct epochs see it)', () => {
+  test('junk and absurd sizes never reach an epoch and make the source not live; good frames do; keyframe asks are spaced', () => {
+    let now = 1000, asks = 0;
+    const v = new SourceVideo({ gopFrames: 60, askEveryMs: 300, request: () => asks++, now: () => now });
+    expect(v.live(1000)).toBe(false); // nothing yet
+    expect(v.vp8(vp8(true), true)).toBe(true);
+    expect(v.vp8(vp8(false), false)).toBe(true);
+    expect(v.gop.frames()).toHaveLength(2);
+    expect(v.live(1000)).toBe(true);
+    expect(v.vp8(Buffer.from('junk junk junk'), false)).toBe(false);
+    expect(v.gop.frames()).toBeNull(); // a new epoch cannot start from a broken group
+    expect(v.vp8(vp8(true, 5, 10, 8192, 8192), true)).toBe(false); // 64 Mpixel
+    now += 1001;
+    expect(v.live(1000)).toBe(false); // only junk for a second: its card
+    v.askKeyframe();
+    v.askKeyframe();
+    now += 299;
+    v.askKeyframe();
+    expect(asks).toBe(1);
+    now += 1;
+    v.askKeyframe();
+    expect(asks).toBe(2);
+    // Through a decoder process (H.264): live for raw tiles, never for a direct epoch.
+    v.decoded('h264');
+    expect(v.lastVideoAt).toBe(now);
+    expect(v.live(1000)).toBe(false);
   });
 });

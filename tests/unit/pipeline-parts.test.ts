@@ -1,6 +1,7 @@
 /** The recording's parts that decide things over time, driven by an injected clock (no FFmpeg). */
 import { SpeakerDetector } from '../../src/pipeline/SpeakerDetector';
 import { StrideController } from '../../src/pipeline/StrideController';
+import { LagMonitor } from '../../src/pipeline/LagMonitor';
 import { Pacer } from '../../src/pipeline/Pacer';
 
 describe('SpeakerDetector', () => {
@@ -153,5 +154,34 @@ describe('Pacer', () => {
     expect(p.ticks).toBe(31);
     f.advance(5000);
     expect(p.ticks).toBe(31);
+  });
+});
+
+describe('LagMonitor', () => {
+  const fps = 30;
+  const make = () => new LagMonitor({ fps, stallTimeoutMs: 3000 });
+  const look = (owed: number, o: Partial<{ owner: boolean; starting: boolean; silentMs: number; depth: number }> = {}) => ({ owed, owner: true, starting: false, silentMs: 0, depth: 0, ...o });
+
+  test('hung: owes more than the stall timeout of ticks and silent for it; far behind: owes more than 2 × (stall + 1 s), unless starting', () => {
+    const m = make();
+    expect(m.replace(look(100, { silentMs: 3100 }))).toBe(true);
+    expect(m.replace(look(100, { silentMs: 2900 }))).toBe(false); // producing: slow, not hung
+    expect(m.replace(look(80, { silentMs: 10_000 }))).toBe(false); // owes little: nothing to replace it for
+    expect(m.replace(look(241))).toBe(true);
+    expect(m.replace(look(241, { starting: true }))).toBe(false); // a continuing worker's first epoch owes the missed ticks
+    expect(m.replace(look(1000, { owner: false, silentMs: 10_000 }))).toBe(false);
+  });
+
+  test('behind is owing more than the encoder\'s own delay and more than the lowest backlog of the last 10 s', () => {
+    const m = make();
+    let now = 0;
+    // A steady backlog of 12 ticks (the pipes, x264's lookahead): not behind.
+    for (; now < 5000; now += 100) expect(m.behind(look(12, { depth: 10 }), now)).toBe(0);
+    // Owing more and more: behind by what it owes beyond the steady 12.
+    expect(m.behind(look(40, { depth: 10 }), now)).toBe(28);
+    expect(m.behind(look(40, { starting: true }), now)).toBe(0);
+    // 10 s later the old baseline is forgotten: a backlog that stays is the new normal.
+    for (; now < 17_000; now += 100) m.behind(look(40, { depth: 10 }), now);
+    expect(m.behind(look(40, { depth: 10 }), now)).toBe(0);
   });
 });

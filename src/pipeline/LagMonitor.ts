@@ -1,0 +1,60 @@
+/**
+ * How far the epoch in charge is behind the clock, and what that means. Pure: the caller gives
+ * the time and what the schedule owes at each look (after every run of due ticks).
+ *
+ * - **Hung**: it owes more than the stall timeout's worth of ticks and has put out nothing for
+ *   the stall timeout. It is replaced (its owed ticks repeat the last picture).
+ * - **Far behind**: it owes more than 2 × (stall timeout + 1 s) of ticks although it is still
+ *   producing (CPU is so short that even shedding did not keep up). It is replaced too: a
+ *   freeze, not a failure, and the file stays on wall time. Not while it is starting: a
+ *   continuing worker feeds its first epoch the ticks it missed at once.
+ * - **Behind**: owing more than it normally does. An epoch that has not put out its first picture
+ *   is starting, not short of CPU; owing its encoder's own delay (`depth`) is normal, and so is a
+ *   steady backlog: the lowest owed in the last 10 s is the baseline. Falling behind is owing
+ *   more and more; the StrideController turns that into fewer distinct pictures.
+ */
+export interface LagLook {
+  /** Ticks made by the clock that have not left yet. */
+  owed: number;
+  /** There is an epoch in charge (not dead). */
+  owner: boolean;
+  /** It has not put out its first picture yet. */
+  starting: boolean;
+  /** Ms since its last picture (or its start). */
+  silentMs: number;
+  /** Ticks it owed when its first picture came out (its encoder's own delay). */
+  depth: number;
+}
+
+export class LagMonitor {
+  #samples: { at: number; owed: number }[] = [];
+  readonly stallTicks: number;
+  readonly farBehindTicks: number;
+
+  constructor(private readonly o: { fps: number; stallTimeoutMs: number }) {
+    this.stallTicks = Math.ceil((o.stallTimeoutMs * o.fps) / 1000);
+    this.farBehindTicks = 2 * Math.ceil(((o.stallTimeoutMs + 1000) * o.fps) / 1000);
+  }
+
+  /** Whether the epoch in charge must be replaced: hung, or far behind. */
+  replace(l: LagLook): boolean {
+    if (!l.owner) return false;
+    const hung = l.owed > this.stallTicks && l.silentMs > this.o.stallTimeoutMs;
+    return hung || (l.owed > this.farBehindTicks && !l.starting);
+  }
+
+  /** Ticks behind beyond the normal backlog (0 while starting or with no epoch in charge). */
+  behind(l: LagLook, now: number): number {
+    const baseline = Math.max(l.depth, this.#floor(l.owed, now));
+    return l.starting || !l.owner ? 0 : Math.max(0, l.owed - baseline);
+  }
+
+  /** The lowest backlog of the last 10 s (sampled once a second), including `owed` now. */
+  #floor(owed: number, now: number): number {
+    const last = this.#samples[this.#samples.length - 1];
+    if (!last || now - last.at >= 1000) this.#samples.push({ at: now, owed });
+    else last.owed = Math.min(last.owed, owed);
+    while (this.#samples.length && now - this.#samples[0].at > 10_000) this.#samples.shift();
+    return Math.min(owed, ...this.#samples.map((s) => s.owed));
+  }
+}
