@@ -6,7 +6,8 @@ import { AudioEncoder } from './AudioEncoder';
 import { VideoDecoder } from './VideoDecoder';
 import { AudioDecoder } from './AudioDecoder';
 import { AUDIO_PREBUFFER_MS, Mixer } from './audio';
-import { renderNameCard, renderVp8NameCard, solidFrame, PLACEHOLDER_COLOUR, SOLID_CARD_VP8 } from './placeholder';
+import { renderNameCard, renderVp8NameCard, solidFrame, PLACEHOLDER_COLOUR } from './placeholder';
+import { TileContent, WAITING_ID } from './TileContent';
 import { SourceVideo } from './DirectFeed';
 import { computeLayout, type Layout } from '../../compositor/layout';
 import { SpeakerDetector } from './SpeakerDetector';
@@ -26,7 +27,6 @@ import type { Manifest, RecordingInfo, RecordingStatus, RecordingParticipant } f
 
 /** Decoded tile sizes: cameras are small (cheap to decode and scale), screens keep detail. */
 export const TILE_SIZE = { camera: { w: 640, h: 360 }, screen: { w: 1280, h: 720 } } as const;
-const WAITING_ID = '__waiting';
 /** How long a new direct epoch waits for keyframes before it starts with cards for the rest. */
 const KEYFRAME_WAIT_MS = 1000;
 /**
@@ -150,12 +150,8 @@ export class Recording extends EventEmitter<Events> {
   #participants = new Map<string, RecordingParticipant>();
   #sources = new Map<string, SourceState>();
   #order: string[] = [];
-  /**
-   * Sources removed while a compositor still has their tile: what the tile shows until the new
-   * layout takes over (their last frame, then their card after the video timeout), so a leave
-   * does not flash a blank tile for the few ticks the new graph takes to start.
-   */
-  #departed = new Map<string, { frame: Buffer; card: Buffer; vp8Card: Buffer | null; at: number }>();
+  /** What each tile shows: live pictures or cards, leavers' tiles, the waiting tile. */
+  #content: TileContent;
   #layoutName: string;
   #layouts: Manifest['layouts'] = [];
   #fps: number;
@@ -164,7 +160,6 @@ export class Recording extends EventEmitter<Events> {
   #mixer = new Mixer();
   /** The layout epochs and the order pictures leave in (make-before-break; see EpochSchedule). */
   #epochs: EpochSchedule<EpochEncoder>;
-  #waitingCard: Buffer;
   /** Date.now() at the pacer's t0. */
   #t0Wall = 0;
   /** Frames made by the workers before this one (see RecordingResume). */
@@ -193,9 +188,6 @@ export class Recording extends EventEmitter<Events> {
    * H.264: from then on every source goes through a decoder process and epochs take raw tiles.
    */
   #direct: boolean;
-  /** The plain card as a VP8 keyframe (direct epochs need it before they start). */
-  #solidVp8: Buffer = SOLID_CARD_VP8;
-  #waitingVp8: Buffer | null = null;
   /** A direct epoch waiting for its tiles' keyframes before it is fed (see #relayout). */
   #pendingEpoch: { comp: EpochEncoder; since: number; tiles: EpochTile[]; begin: () => void } | null = null;
 
@@ -225,7 +217,7 @@ export class Recording extends EventEmitter<Events> {
     });
     // Shed ticks are counted where they leave (the schedule); the stats read them live.
     Object.defineProperty(this.stats, 'framesShed', { enumerable: true, get: () => this.#epochs.shed });
-    this.#waitingCard = solidFrame(TILE_SIZE.camera.w, TILE_SIZE.camera.h, PLACEHOLDER_COLOUR);
+    this.#content = new TileContent({ source: (id) => this.#sources.get(id), videoTimeoutMs: opts.config.videoTimeoutMs, stallTimeoutMs: opts.config.stallTimeoutMs, camera: TILE_SIZE.camera });
     const r = opts.resume;
     if (r) {
       this.#tickBase = r.tickBase;
@@ -381,7 +373,7 @@ export class Recording extends EventEmitter<Events> {
       },
     };
     this.#sources.set(source.id, state);
-    this.#departed.delete(source.id);
+    this.#content.rejoined(source.id);
     this.#order.push(source.id);
     source.requestKeyframe();
     this.#renderCard(state);
@@ -402,11 +394,7 @@ export class Recording extends EventEmitter<Events> {
     this.#goneDropped += s.video.framesDropped;
     this.#sources.delete(sourceId);
     this.#order = this.#order.filter((id) => id !== sourceId);
-    const now = Date.now();
-    const live = s.video.latestAt && now - s.video.latestAt <= this.#o.config.videoTimeoutMs;
-    // A copy: the decoder's pictures go back to its pool (FramePool) while this one is still shown.
-    const last = live ? s.video.lastShown : null;
-    this.#departed.set(sourceId, { frame: last ? Buffer.from(last) : s.card, card: s.card, vp8Card: s.vp8Card, at: now });
+    this.#content.depart(sourceId, s);
     s.unsubscribe();
     s.video.close();
     s.audio.close();
@@ -506,51 +494,16 @@ export class Recording extends EventEmitter<Events> {
   #renderWaitingCard(): void {
     const { config, ffmpegPath } = this.#o;
     const text = 'Waiting for participants';
-    if (this.#direct) void renderVp8NameCard(ffmpegPath, TILE_SIZE.camera, text, config.fontFile, this.#log).then((card) => (this.#waitingVp8 = card));
-    else void renderNameCard(ffmpegPath, TILE_SIZE.camera, text, config.fontFile, this.#log).then((card) => (this.#waitingCard = card));
-  }
-
-  /** What a direct epoch's tile for `id` shows when its video is not live: a VP8 keyframe. */
-  #vp8CardFor(id: string): Buffer {
-    const card = this.#sources.get(id)?.vp8Card ?? this.#departed.get(id)?.vp8Card ?? (id === WAITING_ID ? this.#waitingVp8 : null);
-    return card ?? this.#solidVp8;
-  }
-
-  /** Whether `id`'s VP8 is live for a direct epoch's tile (else it shows the card). */
-  #directLive(id: string): boolean {
-    const s = this.#sources.get(id);
-    return !!s && s.tile.live(this.#cardAfterMs());
-  }
-
-  /** A quiet input stalls a direct epoch's whole picture: the card comes before the stall watchdog. */
-  #cardAfterMs(): number {
-    return Math.min(this.#o.config.videoTimeoutMs, this.#o.config.stallTimeoutMs / 2);
+    if (this.#direct) void renderVp8NameCard(ffmpegPath, TILE_SIZE.camera, text, config.fontFile, this.#log).then((card) => (this.#content.waitingVp8 = card));
+    else void renderNameCard(ffmpegPath, TILE_SIZE.camera, text, config.fontFile, this.#log).then((card) => (this.#content.waitingCard = card));
   }
 
   // ---- the clock -------------------------------------------------------------------------
 
   #videoTick(tick: number): void {
-    const now = Date.now();
-    const timeout = this.#o.config.videoTimeoutMs;
-    const frameOf = new Map<string, Buffer>();
-    const frameFor = (id: string): Buffer => {
-      let f = frameOf.get(id);
-      if (f) return f;
-      const s = this.#sources.get(id);
-      const gone = s ? undefined : this.#departed.get(id);
-      if (gone) f = now - gone.at <= timeout ? gone.frame : gone.card;
-      else if (!s) f = id === WAITING_ID ? this.#waitingCard : solidFrame(TILE_SIZE.camera.w, TILE_SIZE.camera.h, PLACEHOLDER_COLOUR);
-      else if (s.video.latestAt && now - s.video.latestAt <= timeout) {
-        // The next decoded frame, or the last one again when none arrived in time.
-        f = s.video.take() ?? s.card;
-      } else {
-        f = s.card;
-      }
-      frameOf.set(id, f);
-      return f;
-    };
     if (!this.#audioEnc) return;
     this.#startPendingEpoch();
+    const frameFor = this.#content.rawTick();
     // A shed tick composes nothing: raw tiles are not written, and a direct epoch's decoders
     // take the frames that arrive meanwhile into its next picture (see DirectFeed).
     const shed = !this.#strides.composes(tick);
@@ -560,14 +513,10 @@ export class Recording extends EventEmitter<Events> {
       const feed = e.handle.direct;
       if (!feed) return e.handle.write(e.handle.tiles.map((t) => frameFor(t.sourceId)));
       const tiles = e.handle.tiles;
-      feed.tick((i) => this.#directLive(tiles[i].sourceId), (i) => this.#vp8CardFor(tiles[i].sourceId));
+      feed.tick((i) => this.#content.live(tiles[i].sourceId), (i) => this.#content.vp8Card(tiles[i].sourceId));
     }, idleSuperseded);
-    if (this.#departed.size > 0) {
-      // Forget a departed tile once no graph that is still fed has it.
-      for (const id of this.#departed.keys()) {
-        if (!this.#epochs.stillFed(tick, (e) => e.handle.tiles.some((t) => t.sourceId === id))) this.#departed.delete(id);
-      }
-    }
+    // Forget a departed tile once no graph that is still fed has it.
+    this.#content.forgetDeparted((id) => this.#epochs.stillFed(tick, (e) => e.handle.tiles.some((t) => t.sourceId === id)));
     this.#updateFrameStats();
   }
 
@@ -640,7 +589,7 @@ export class Recording extends EventEmitter<Events> {
       workDir: this.#o.workDir,
       settings: this.#encoderSettings(),
       logger: this.#log.child({ proc: 'epoch' }),
-      direct: direct ? { cardOf: (i) => this.#vp8CardFor(tiles[i].sourceId) } : undefined,
+      direct: direct ? { cardOf: (i) => this.#content.vp8Card(tiles[i].sourceId) } : undefined,
     });
     let epoch: Epoch | null = null;
     comp.on('frame', (au, key) => epoch && this.#onEncoded(epoch, au, key));
@@ -678,7 +627,7 @@ export class Recording extends EventEmitter<Events> {
           if (s && !gop) s.tile.askKeyframe();
           return gop;
         });
-        comp.direct.begin(gops, (i) => this.#vp8CardFor(tiles[i].sourceId));
+        comp.direct.begin(gops, (i) => this.#content.vp8Card(tiles[i].sourceId));
       }
     };
     if (this.#pendingEpoch) {
@@ -688,7 +637,7 @@ export class Recording extends EventEmitter<Events> {
     const live = this.#epochs.owner(this.#pacer.ticks);
     // Waiting is worth it only while the current epoch shows someone (not just cards: the first
     // layout of a continuing worker, a replacement for a dead epoch).
-    const showsSomeone = !!live && !live.dead && live.handle.tiles.some((t) => this.#directLive(t.sourceId));
+    const showsSomeone = !!live && !live.dead && live.handle.tiles.some((t) => this.#content.live(t.sourceId));
     if (!comp.direct || !showsSomeone) return begin();
     // Make-before-break, direct: the new epoch's decoders start empty, so it waits (while the
     // current one goes on) until every tile can start from a keyframe, or KEYFRAME_WAIT_MS.

@@ -1,0 +1,105 @@
+import { PLACEHOLDER_COLOUR, SOLID_CARD_VP8, solidFrame } from './placeholder';
+import type { SourceVideo } from './DirectFeed';
+
+/** The tile a layout shows when nobody is in the room. */
+export const WAITING_ID = '__waiting';
+
+/** What TileContent needs of a source in the recording. */
+export interface TileSource {
+  /** Its decoded pictures (raw tiles): when the last arrived, the next one for this tick. */
+  video: { latestAt: number; take(): Buffer | null; readonly lastShown: Buffer | null };
+  /** Its VP8 as the direct epochs see it. */
+  tile: SourceVideo;
+  /** Its name card: a raw frame, and a VP8 keyframe (null until rendered). */
+  card: Buffer;
+  vp8Card: Buffer | null;
+}
+
+interface Departed {
+  frame: Buffer;
+  card: Buffer;
+  vp8Card: Buffer | null;
+  at: number;
+}
+
+/**
+ * What each tile shows, in both forms the epochs take: raw frames (raw tiles) and VP8 keyframes
+ * (direct epochs decode the source's own VP8 while it is live, see DirectFeed).
+ *
+ * - A live source: its pictures. Raw tiles take its next decoded picture each tick (its last
+ *   one again when none came in time); a direct epoch's tile is fed its frames as they arrive.
+ * - A source quiet for the video timeout: its name card. A direct epoch's input gets the card
+ *   sooner, at half the stall timeout if that is shorter: a quiet input stalls its whole picture.
+ * - A source that left while an epoch still shows its tile: its last picture until the video
+ *   timeout, then its card, so a leave does not flash a blank tile for the few ticks the new
+ *   layout takes to start; forgotten once no epoch still fed shows it.
+ * - The waiting tile (nobody in the room): its card.
+ *
+ * Pure but for the time (`now`, Date.now() by default); cards are rendered by the caller.
+ */
+export class TileContent {
+  #departed = new Map<string, Departed>();
+  #o: { source: (id: string) => TileSource | undefined; videoTimeoutMs: number; stallTimeoutMs: number; camera: { w: number; h: number }; now: () => number };
+  /** The waiting tile's card (raw, and as VP8 once rendered). */
+  waitingCard: Buffer;
+  waitingVp8: Buffer | null = null;
+
+  constructor(o: { source: (id: string) => TileSource | undefined; videoTimeoutMs: number; stallTimeoutMs: number; camera: { w: number; h: number }; now?: () => number }) {
+    this.#o = { ...o, now: o.now ?? Date.now };
+    this.waitingCard = solidFrame(o.camera.w, o.camera.h, PLACEHOLDER_COLOUR);
+  }
+
+  /** `id` left: its tiles keep its last picture (if it was live) until the video timeout. */
+  depart(id: string, s: TileSource): void {
+    const now = this.#o.now();
+    const live = s.video.latestAt && now - s.video.latestAt <= this.#o.videoTimeoutMs;
+    // A copy: the decoder's pictures go back to its pool (FramePool) while this one is still shown.
+    const last = live ? s.video.lastShown : null;
+    this.#departed.set(id, { frame: last ? Buffer.from(last) : s.card, card: s.card, vp8Card: s.vp8Card, at: now });
+  }
+
+  /** `id` is back (or forgotten): its tiles follow the source again. */
+  rejoined(id: string): void {
+    this.#departed.delete(id);
+  }
+
+  /** Forget the departed whose tiles `shown(id)` says no epoch still fed shows. */
+  forgetDeparted(shown: (id: string) => boolean): void {
+    for (const id of this.#departed.keys()) if (!shown(id)) this.#departed.delete(id);
+  }
+
+  /**
+   * The raw pictures of one tick: a function from a tile's source id to its picture. One per
+   * tick: a source shown by two epochs (a layout change) gives both the same picture.
+   */
+  rawTick(): (id: string) => Buffer {
+    const now = this.#o.now();
+    const timeout = this.#o.videoTimeoutMs;
+    const shown = new Map<string, Buffer>();
+    return (id) => {
+      let f = shown.get(id);
+      if (f) return f;
+      const s = this.#o.source(id);
+      const gone = s ? undefined : this.#departed.get(id);
+      if (gone) f = now - gone.at <= timeout ? gone.frame : gone.card;
+      else if (!s) f = id === WAITING_ID ? this.waitingCard : solidFrame(this.#o.camera.w, this.#o.camera.h, PLACEHOLDER_COLOUR);
+      // The next decoded picture, or the last one again when none arrived in time.
+      else if (s.video.latestAt && now - s.video.latestAt <= timeout) f = s.video.take() ?? s.card;
+      else f = s.card;
+      shown.set(id, f);
+      return f;
+    };
+  }
+
+  /** Whether `id`'s VP8 is live for a direct epoch's tile (else the tile shows its card). */
+  live(id: string): boolean {
+    const s = this.#o.source(id);
+    return !!s && s.tile.live(Math.min(this.#o.videoTimeoutMs, this.#o.stallTimeoutMs / 2));
+  }
+
+  /** What a direct epoch's tile for `id` shows when its video is not live: a VP8 keyframe. */
+  vp8Card(id: string): Buffer {
+    const card = this.#o.source(id)?.vp8Card ?? this.#departed.get(id)?.vp8Card ?? (id === WAITING_ID ? this.waitingVp8 : null);
+    return card ?? SOLID_CARD_VP8;
+  }
+}
