@@ -73,6 +73,8 @@ export class EpochSchedule<H extends EpochControl> {
   shed = 0;
   repeats = 0;
   #final = -1;
+  /** The tick of the last picture that left (-Infinity before the first). */
+  #lastComposed = -Infinity;
   #pending = new Map<number, Encoded>();
   #o: EpochScheduleOptions;
 
@@ -207,11 +209,30 @@ export class EpochSchedule<H extends EpochControl> {
       if (out) {
         this.#pending.delete(t);
         this.#o.emit(t, out.au, out.key);
+        this.#lastComposed = t;
       } else {
         const owner = this.owner(t);
         if (owner && !owner.dead) {
           if (owner.fed.includes(t)) break; // still owed
-          // It composed nothing for this tick (every tick before `limit` was fed): the last picture stays.
+          // It composed nothing for this tick (every tick before `limit` was fed). Nearer the
+          // next picture than the last one (composing every third tick: the second tick shed),
+          // the tick shows the next picture, early: each picture then sits centred on the ticks
+          // whose frames it holds, and video does not lag audio by a tick (measured lip sync at
+          // 10 pictures a second: −25…−45 ms before, every picture a tick late on average).
+          if (t - this.#lastComposed > 1) {
+            if (t + 1 >= limit && this.#final < 0) break; // the next tick is not made yet
+            const nextOut = t + 1 < limit && this.owner(t + 1) === owner ? this.#pending.get(t + 1) : undefined;
+            if (nextOut) {
+              this.#pending.delete(t + 1);
+              this.#o.emit(t, nextOut.au, nextOut.key);
+              this.#lastComposed = t + 1;
+              this.shed++;
+              this.next += 2;
+              continue;
+            }
+            if (t + 1 < limit && this.owner(t + 1) === owner && owner.fed.includes(t + 1)) break; // wait for it
+          }
+          // Otherwise the last picture stays.
           this.shed++;
         } else {
           // The epoch that owned this tick is gone: the last picture stays, the count is kept.

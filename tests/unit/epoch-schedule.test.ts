@@ -138,6 +138,40 @@ test('shed ticks are not fed and send nothing; the count is kept', () => {
   expect(s.next).toBe(4);
 });
 
+test('composing every third tick, the second tick shed shows the next picture early: pictures centred on their frames', () => {
+  const { s, out, tick, answer } = setup();
+  const a = s.begin(new FakeEpoch('A'));
+  tick(); // 0
+  tick(true); // 1
+  tick(true); // 2: nearer picture 3 than picture 0, and tick 3 is not made yet
+  answer(a);
+  expect(out).toEqual(['0:A0']);
+  expect(s.next).toBe(2); // waits for the next tick
+  tick(); // 3
+  expect(s.next).toBe(2); // waits for its picture
+  answer(a);
+  expect(out).toEqual(['0:A0', '2:A3']); // picture 3 from tick 2 to 4
+  tick(true); // 4: the last picture stays
+  tick(true); // 5
+  tick(); // 6
+  answer(a);
+  expect(out).toEqual(['0:A0', '2:A3', '5:A6']);
+  expect(s.shed).toBe(4);
+  expect(s.next).toBe(7);
+});
+
+test('stopping right after a shed tick: it keeps the last picture, nothing waits for a tick never made', () => {
+  const { s, out, tick, answer, isDrained } = setup();
+  const a = s.begin(new FakeEpoch('A'));
+  tick();
+  tick(true);
+  tick(true);
+  answer(a);
+  s.drain();
+  expect(out).toEqual(['0:A0']);
+  expect(isDrained()).toBe(true);
+});
+
 test('a layout change while ticks are shed: the shed ticks after the switch stay shed, nothing waits for them', () => {
   const { s, out, fed, tick, answer } = setup();
   const a = s.begin(new FakeEpoch('A'));
