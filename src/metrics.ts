@@ -64,8 +64,8 @@ export const metrics = {
   }),
   recordingsAtLevel: new Gauge({
     name: 'tessera_recordings_at_level',
-    help: 'Active recordings by degradation level: the distinct pictures a second each composes now (the output fps, then 1/2 and 1/3 of it when CPU is short)',
-    labelNames: ['distinct_fps'] as const,
+    help: 'Active recordings by degradation level: the distinct pictures a second each composes now (the output fps, then 1/2 and 1/3 of it when CPU is short) and its x264 preset (the configured one, then "economy")',
+    labelNames: ['distinct_fps', 'preset'] as const,
     registers: [registry],
   }),
   cpuBudget: new Gauge({
@@ -151,14 +151,14 @@ interface ObservableRecorder {
     encoderSpeed?(ratio: number): void;
     distinctFps?(lowest: number): void;
     recordingCores?(cores: number, budget: number): void;
-    perRecording?(each: { id: string; roomId: string; cores: number; distinctFps: number }[]): void;
+    perRecording?(each: { id: string; roomId: string; cores: number; distinctFps: number; preset: string }[]): void;
   };
   on(event: 'state', listener: (info: { status: string }) => void): unknown;
 }
 
 /** Counts what the recorder reports into the contract's metrics. */
 export function observeRecorder(recorder: ObservableRecorder): void {
-  const levelsSeen: Record<string, number> = {};
+  const levelsSeen = new Map<string, number>();
   metrics.recordingsCapacity.set(recorder.capacity);
   const prev = recorder.observer;
   recorder.observer = {
@@ -187,9 +187,16 @@ export function observeRecorder(recorder: ObservableRecorder): void {
     perRecording(each) {
       // Labels stay bounded (a level, never a recording id): a level no recording is at reads 0.
       metrics.recordingCoresMax.set(Math.max(0, ...each.map((r) => r.cores)));
-      for (const level of Object.keys(levelsSeen)) levelsSeen[level] = 0;
-      for (const r of each) if (r.distinctFps > 0) levelsSeen[String(r.distinctFps)] = (levelsSeen[String(r.distinctFps)] ?? 0) + 1;
-      for (const [level, n] of Object.entries(levelsSeen)) metrics.recordingsAtLevel.set({ distinct_fps: level }, n);
+      for (const level of levelsSeen.keys()) levelsSeen.set(level, 0);
+      for (const r of each) {
+        if (r.distinctFps <= 0) continue;
+        const level = `${r.distinctFps} ${r.preset}`;
+        levelsSeen.set(level, (levelsSeen.get(level) ?? 0) + 1);
+      }
+      for (const [level, n] of levelsSeen) {
+        const [fps, preset] = level.split(' ');
+        metrics.recordingsAtLevel.set({ distinct_fps: fps, preset }, n);
+      }
       prev.perRecording?.(each);
     },
     statsDelta(d) {

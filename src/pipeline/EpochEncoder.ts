@@ -44,6 +44,7 @@ interface Events {
 export class EpochEncoder extends EventEmitter<Events> {
   readonly layout: Layout;
   readonly tiles: EpochTile[];
+  readonly settings: EncoderSettings;
   readonly proc: FfmpegProcess;
   sent = 0;
   received = 0;
@@ -71,6 +72,7 @@ export class EpochEncoder extends EventEmitter<Events> {
     super();
     this.layout = opts.layout;
     this.tiles = opts.tiles;
+    this.settings = opts.settings;
     // Names go through files (drawtext textfile=), so no name can break the filtergraph syntax.
     this.#dir = fs.mkdtempSync(path.join(opts.workDir, 'epoch-'));
     const fontOk = !!opts.fontFile && fs.existsSync(opts.fontFile);

@@ -22,7 +22,7 @@ import { TesseraError, toTesseraError, type ErrorBody } from '../errors';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
 import type { MediaSource, OpusPacket, EncodedVideoFrame, RecordingLocation } from '../media/types';
-import { encoderSettingsOf, type EncoderSettings } from '../../compositor/ffmpegArgs';
+import { economyAllowed, encoderSettingsOf, type EncoderSettings } from '../../compositor/ffmpegArgs';
 import type { Manifest, RecordingInfo, RecordingStatus, RecordingParticipant } from './types';
 
 /** Decoded tile sizes: cameras are small (cheap to decode and scale), screens keep detail. */
@@ -69,6 +69,8 @@ export interface RecordingStats {
   encoderSpeed: number;
   /** Distinct pictures a second the recording makes now (fps / stride; lower when CPU is short). */
   distinctFps: number;
+  /** x264's level now: the configured preset, or `economy` (its economy analysis, when CPU is short). */
+  preset: string;
   /** Ticks repeated on purpose because composition could not keep up. */
   framesShed: number;
   /** Cores the recording's process tree used over the last seconds (measured by its worker). */
@@ -138,7 +140,7 @@ export interface RecordingOptions {
 export class Recording extends EventEmitter<Events> {
   readonly id: string;
   readonly roomId: string;
-  readonly stats: RecordingStats = { framesDuplicated: 0, framesDropped: 0, compositorRestarts: 0, decoderRestarts: 0, encoderSpeed: 0, distinctFps: 0, framesShed: 0, cores: 0 };
+  readonly stats: RecordingStats = { framesDuplicated: 0, framesDropped: 0, compositorRestarts: 0, decoderRestarts: 0, encoderSpeed: 0, distinctFps: 0, preset: '', framesShed: 0, cores: 0 };
   #o: RecordingOptions;
   #log: Logger;
   #status: RecordingStatus = 'starting';
@@ -202,7 +204,7 @@ export class Recording extends EventEmitter<Events> {
     this.#layoutName = opts.layout;
     this.#fps = opts.config.video.fps;
     this.#pacer = new Pacer({ fps: this.#fps, hooks: { video: (t) => this.#videoTick(t), audio: (b) => this.#audioTick(b), checked: () => this.#checkLag() } });
-    this.#strides = new StrideController({ fps: this.#fps, maxStride: 3, upAfterMs: 2000, downAfterMs: 5000 });
+    this.#strides = new StrideController({ fps: this.#fps, maxStride: 3, economy: economyAllowed({ preset: opts.config.x264Preset, x264Params: opts.config.x264Params }), upAfterMs: 2000, downAfterMs: 5000 });
     this.#lag = new LagMonitor({ fps: this.#fps, stallTimeoutMs: opts.config.stallTimeoutMs });
     this.#direct = opts.config.directDecode;
     this.#epochs = new EpochSchedule<EpochEncoder>({
@@ -292,7 +294,8 @@ export class Recording extends EventEmitter<Events> {
   /** The x264 settings every epoch shares (so their streams splice into one). */
   #encoderSettings(): EncoderSettings {
     const { config } = this.#o;
-    return encoderSettingsOf(config, { width: config.video.width, height: config.video.height, fps: this.#fps });
+    const s = encoderSettingsOf(config, { width: config.video.width, height: config.video.height, fps: this.#fps });
+    return this.#strides.economy ? { ...s, economy: true } : s;
   }
 
   /** Spawn the audio encoder and the first epoch, start the clock. Sources may be added before or after. */
@@ -721,9 +724,20 @@ export class Recording extends EventEmitter<Events> {
     }
     if (this.#closed) return;
     const behind = this.#lag.behind(look, now);
+    const economy = this.#strides.economy;
     const change = this.#strides.update(behind, now);
-    if (change) this.#log.warn({ behindFrames: Math.round(behind), distinctFps: this.#strides.distinctFps }, change === 'up' ? 'behind real time: fewer distinct pictures' : 'caught up: more distinct pictures');
+    if (change) {
+      const what = this.#strides.economy !== economy ? `x264 economy analysis ${economy ? 'off' : 'on'}` : `${change === 'up' ? 'fewer' : 'more'} distinct pictures`;
+      this.#log.warn({ behindFrames: Math.round(behind), distinctFps: this.#strides.distinctFps, economy: this.#strides.economy }, `${change === 'up' ? 'behind real time' : 'caught up'}: ${what}`);
+      // x264's analysis is fixed for an encoder's life: the economy level takes effect with the
+      // next epoch. Into it, that is the next one started anyway (a layout change, a replacement):
+      // starting one just for it, when CPU is short, costs a process start and a keyframe round
+      // while two epochs decode, and measured in 0.25 cores it left the recording seconds behind
+      // and replaced (docs/workers.md, day 7). Out of it, CPU is back: a new epoch now.
+      if (economy && !this.#strides.economy) this.#relayout();
+    }
     this.stats.distinctFps = this.#strides.distinctFps;
+    this.stats.preset = owner?.handle.settings.economy ? 'economy' : this.#o.config.x264Preset;
   }
 
   #updateSpeaker(): void {

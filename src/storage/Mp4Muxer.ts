@@ -30,6 +30,8 @@ export class Mp4Muxer {
   #fps: number;
   #size: { width: number; height: number };
   #lastTick = -1;
+  #endTick = 0;
+  #held: { tick: number; au: Buffer; key: boolean } | null = null;
   #audioEnd = 0;
   #needKey = true;
   #videoCount = 0;
@@ -69,9 +71,9 @@ export class Mp4Muxer {
     return this.#audioEnd;
   }
 
-  /** Video ticks the MP4 holds (the last picture lasts one tick). */
+  /** Video ticks the MP4 holds (the last picture lasts one tick, or to finalize's end). */
   get ticks(): number {
-    return this.#lastTick + 1;
+    return Math.max(this.#lastTick + 1, this.#endTick);
   }
 
   /** The first error from the muxer (media it refused), if any. */
@@ -89,9 +91,22 @@ export class Mp4Muxer {
     if (this.#needKey && !key) return;
     this.#needKey = false;
     this.#lastTick = tick;
+    this.#addHeld(tick);
+    this.#held = { tick, au, key };
+  }
+
+  /**
+   * The last picture is held until the next one (or the end) says how long it lasts: a
+   * recording whose last ticks composed nothing new (shed for lack of CPU, an epoch that did
+   * not start in time) still ends at its last tick, not at its last picture.
+   */
+  #addHeld(until: number): void {
+    const h = this.#held;
+    if (!h) return;
+    this.#held = null;
     const first = this.#videoCount++ === 0;
-    const meta = first ? { decoderConfig: { codec: avcCodecString(au) ?? 'avc1.640028', codedWidth: this.#size.width, codedHeight: this.#size.height } } : undefined;
-    const packet = new EncodedPacket(au, key ? 'key' : 'delta', tick / this.#fps, 1 / this.#fps);
+    const meta = first ? { decoderConfig: { codec: avcCodecString(h.au) ?? 'avc1.640028', codedWidth: this.#size.width, codedHeight: this.#size.height } } : undefined;
+    const packet = new EncodedPacket(h.au, h.key ? 'key' : 'delta', h.tick / this.#fps, Math.max(1, until - h.tick) / this.#fps);
     this.#queue(() => this.#video.add(packet, meta));
   }
 
@@ -104,10 +119,16 @@ export class Mp4Muxer {
     this.#queue(() => this.#audio.add(packet, meta));
   }
 
-  /** Write the last fragment; after this, every segment has been handed on. Never throws. */
-  async finalize(): Promise<void> {
+  /**
+   * Write the last fragment; after this, every segment has been handed on. Never throws.
+   * `endTick`: where the video ends (the recording's last tick + 1); by default one tick after
+   * the last picture.
+   */
+  async finalize(endTick?: number): Promise<void> {
     if (this.#finalized) return this.#chain;
     this.#finalized = true;
+    if (this.#held && endTick !== undefined) this.#endTick = endTick;
+    this.#addHeld(Math.max(this.#lastTick + 1, this.#endTick));
     this.#chain = this.#chain.then(async () => {
       try {
         if (this.#videoCount === 0 && this.#audioCount === 0) await this.#output.cancel();

@@ -40,7 +40,7 @@ interface Tap {
   off: () => void;
 }
 
-const ZERO_STATS: RecordingStats = { framesDuplicated: 0, framesDropped: 0, compositorRestarts: 0, decoderRestarts: 0, encoderSpeed: 0, distinctFps: 0, framesShed: 0, cores: 0 };
+const ZERO_STATS: RecordingStats = { framesDuplicated: 0, framesDropped: 0, compositorRestarts: 0, decoderRestarts: 0, encoderSpeed: 0, distinctFps: 0, preset: '', framesShed: 0, cores: 0 };
 /** Worker restarts allowed within RESTART_WINDOW_MS before the recording fails for good. */
 const MAX_RESTARTS = 3;
 const RESTART_WINDOW_MS = 60_000;
@@ -427,7 +427,8 @@ export class WorkerRecording extends EventEmitter<Events> {
   async #finish(manifest: Manifest, w: WorkerHandle): Promise<void> {
     this.#finishing = true;
     try {
-      await this.#muxer.finalize();
+      // The video lasts to the recording's last tick, even when its last pictures were repeats.
+      await this.#muxer.finalize(manifest.video?.frames);
       await this.#sinkChain;
       await this.#tracks?.end();
       if (this.#status === 'failed') return;
@@ -561,6 +562,7 @@ function sumStats(a: RecordingStats, b: RecordingStats): RecordingStats {
     // Point-in-time figures: the running worker's, else the last one's.
     encoderSpeed: b.encoderSpeed || a.encoderSpeed,
     distinctFps: b.distinctFps || a.distinctFps,
+    preset: b.preset || a.preset,
     framesShed: a.framesShed + b.framesShed,
     cores: b.cores || a.cores,
     ...(b.psnrDb ?? a.psnrDb) !== undefined ? { psnrDb: b.psnrDb ?? a.psnrDb } : {},

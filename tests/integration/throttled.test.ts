@@ -57,7 +57,7 @@ test.each([
     const throttled = /throttled_time (\d+)/.exec(fs.readFileSync(path.join(CGROUP, 'cpu.stat'), 'utf8'))?.[1];
     const line = stdout.trim().split('\n').pop() ?? '';
     // eslint-disable-next-line no-console
-    console.log(`throttled demo (exit ${code}, throttled ${(Number(throttled) / 1e9).toFixed(1)} s): ${line}\n${stderr.split('\n').filter((l) => /fewer|more distinct|stalled|failed/.test(l)).slice(0, 8).join('\n')}`);
+    console.log(`throttled demo (exit ${code}, throttled ${(Number(throttled) / 1e9).toFixed(1)} s): ${line}\n${stderr.split('\n').filter((l) => /fewer|more distinct|economy|stalled|failed/.test(l)).slice(0, 8).join('\n')}`);
     expect(code).toBe(0);
     const result = JSON.parse(line);
     expect(result.status).toBe('available');

@@ -58,6 +58,9 @@ describe('argv builders', () => {
     // The same x264 settings as the whole-file encoder (so every epoch's stream splices), plus AUDs.
     expect(s).toContain('-x264-params mbtree=1:rc-lookahead=10:bframes=0:aud=1 -profile:v high -pix_fmt yuv420p -b:v 2500k -maxrate 2500k -bufsize 5000k -g 60 -keyint_min 60 -sc_threshold 0');
     expect(s.endsWith('-f h264 pipe:1')).toBe(true);
+    // The economy level: x264's economy analysis after the recording's own options (later keys win).
+    const eco = epochEncoderArgs([{ w: 640, h: 360, fps: 30 }], 'G', '[out]', { ...settings, economy: true }).join(' ');
+    expect(eco).toContain('-x264-params mbtree=1:rc-lookahead=10:bframes=0:mbtree=0:rc-lookahead=0:subme=0:me=dia:partitions=none:aq-mode=0:no-deblock=1:aud=1 -profile:v high');
     expect(audioEncoderArgs({ audioBitrate: 96_000 }).join(' ')).toContain('-i pipe:0 -c:a aac -b:a 96k -flush_packets 1 -f adts pipe:1');
   });
 

@@ -72,6 +72,28 @@ describe('StrideController', () => {
     expect(s.update(20, 7500)).toBeNull(); // within 2 s of the last change
     expect(s.update(20, 8200)).toBe('up');
   });
+
+  test('with economy: 30, 15, 10 distinct pictures, then x264 economy; out of economy first, and only after 20 s', () => {
+    const s = new StrideController({ fps: 30, maxStride: 3, economy: true, upAfterMs: 2000, downAfterMs: 5000 });
+    const seen: string[] = [];
+    const at = () => `${s.distinctFps}${s.economy ? '+economy' : ''}`;
+    s.update(20, 0);
+    for (let t = 1000; t <= 12_000; t += 100) if (s.update(20, t)) seen.push(at());
+    expect(seen).toEqual(['15', '10', '10+economy']); // and no further
+    expect(s.stride).toBe(3);
+    expect(s.update(1, 20_000)).toBeNull(); // caught up 13 s after the change: not long enough to leave economy
+    expect(s.update(1, 27_500)).toBe('down');
+    expect(at()).toBe('10');
+    expect(s.update(1, 31_000)).toBeNull();
+    expect(s.update(1, 32_600)).toBe('down');
+    expect(at()).toBe('15');
+    // Short again within a minute of leaving economy: back in it, and it stays twice as long (40 s).
+    for (let t = 33_000; t <= 40_000; t += 100) s.update(20, t);
+    expect(at()).toBe('10+economy');
+    const since = 37_300; // the change into economy
+    expect(s.update(1, since + 39_000)).toBeNull();
+    expect(s.update(1, since + 40_100)).toBe('down');
+  });
 });
 
 describe('Pacer', () => {

@@ -95,6 +95,21 @@ describe('MP4 muxer (the server side of a recording)', () => {
     fs.writeFileSync(prefix, Buffer.concat(segments.slice(0, 3)));
     expect(execFileSync(DEBIAN_FFMPEG, ['-v', 'error', '-xerror', '-i', prefix, '-f', 'null', '-'], { encoding: 'utf8' })).toBe('');
   });
+
+  test('a recording whose last ticks composed nothing new still ends at its last tick: the last picture is held to the end', async () => {
+    const aus = encode('c.h264', 30, 'green');
+    const segments: Buffer[] = [];
+    const mux = new Mp4Muxer({ fps: 30, width: 160, height: 90, fragmentMs: 1000, onSegment: (s) => segments.push(s.data) });
+    aus.forEach((au, t) => mux.video(t, au, isKeyframe(au)));
+    await mux.finalize(45); // ticks 30..44 were repeats (shed, or an epoch that did not start in time)
+    expect(mux.ticks).toBe(45);
+    const file = path.join(dir, 'held.mp4');
+    fs.writeFileSync(file, Buffer.concat(segments));
+    expect(execFileSync(DEBIAN_FFMPEG, ['-v', 'error', '-xerror', '-i', file, '-f', 'null', '-'], { encoding: 'utf8' })).toBe('');
+    const probe = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-count_frames', '-show_entries', 'stream=nb_read_frames,duration', '-of', 'json', file], { encoding: 'utf8' }));
+    expect(Number(probe.streams[0].nb_read_frames)).toBe(30);
+    expect(Number(probe.streams[0].duration)).toBeCloseTo(45 / 30, 2);
+  });
 });
 
 describe('admission', () => {
