@@ -112,8 +112,12 @@ async function stopPrometheus(): Promise<void> {
   clearTimeout(t);
 }
 
+/** The recordings' x264 preset: the level label of an undegraded recording. */
+let x264Preset = '';
+
 beforeAll(async () => {
   const config = loadConfig({ ...process.env, PORT: '0', HOST: '127.0.0.1', RECORDINGS_DIR: path.join(tmp, 'rec'), MAX_RECORDINGS: '1', VIDEO_WIDTH: '640', VIDEO_HEIGHT: '360', VIDEO_FPS: '15' });
+  x264Preset = config.x264Preset;
   storage = new FileStorage(config.recordingsDir);
   const recorder = new Recorder({ config, storage, logger });
   observeRecorder(recorder); // as src/main.ts does
@@ -194,7 +198,7 @@ test('Prometheus with the project rules: capacity alerts pending while the only 
   // The recording's CPU cost and its degradation level (bounded labels: a level, not an id).
   const own = await eventually('the recording\'s cost and level', async () => {
     const cores = await query('tessera_recording_cpu_cores_max');
-    const level = await query('tessera_recordings_at_level{distinct_fps="15"} == 1');
+    const level = await query(`tessera_recordings_at_level{distinct_fps="15",preset="${x264Preset}"} == 1`);
     return cores.length === 1 && level.length === 1 && Number(cores[0].value[1]) > 0 ? Number(cores[0].value[1]) : undefined;
   });
   expect(own).toBeLessThan(2); // VIDEO_FPS is 15 here, and an idle machine sheds nothing
@@ -204,7 +208,7 @@ test('Prometheus with the project rules: capacity alerts pending while the only 
   expect({ status: stopped.status, recording: rec.status }).toEqual({ status: 200, recording: 'available' });
   await eventually('the capacity alerts gone', async () => ((await alerts()).length === 0 ? true : undefined));
   // An ended recording is no longer counted at its level.
-  await eventually('the level count back to 0', async () => ((await query('tessera_recordings_at_level{distinct_fps="15"} == 0')).length === 1 ? true : undefined));
+  await eventually('the level count back to 0', async () => ((await query(`tessera_recordings_at_level{distinct_fps="15",preset="${x264Preset}"} == 0`)).length === 1 ? true : undefined));
 
   // What the recording left in Prometheus: one available (counted once), none failed, and its
   // time to available. A scrape or two after the end, so a late second count would show.
