@@ -77,6 +77,12 @@ export interface Config {
   keyframeMs: number;
   /** x264 measures PSNR (TESSERA_X264_PSNR; for the benchmark, it costs CPU). */
   x264Psnr: boolean;
+  /**
+   * The economy degradation level (TESSERA_X264_ECONOMY): past 10 distinct pictures a second,
+   * x264's economy analysis. Off by default: in one CI rehearsal's 0.30-core run with it, lip
+   * sync measured 68 ms (limit 60); see docs/workers.md, day 7.
+   */
+  x264Economy: boolean;
   /** Epochs decode the participants' VP8 themselves (no decoder processes, no raw tiles through Node). */
   directDecode: boolean;
   /** A compositor/decoder that returns nothing for this long is replaced. */
@@ -146,6 +152,7 @@ export const DEFAULTS: Config = {
   fragmentMs: 2000,
   keyframeMs: 2000,
   x264Psnr: false,
+  x264Economy: false,
   directDecode: true,
   stallTimeoutMs: 3000,
   stopTimeoutMs: 20_000,
@@ -323,6 +330,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     fragmentMs: int('TESSERA_FRAGMENT_MS', d.fragmentMs, 500, 2000),
     keyframeMs: int('TESSERA_KEYFRAME_MS', d.keyframeMs, 500, 10_000),
     x264Psnr: bool('TESSERA_X264_PSNR', d.x264Psnr),
+    x264Economy: bool('TESSERA_X264_ECONOMY', d.x264Economy),
     directDecode: bool('TESSERA_DIRECT_DECODE', d.directDecode),
     stallTimeoutMs: int('TESSERA_STALL_TIMEOUT_MS', d.stallTimeoutMs, 500, 60_000),
     stopTimeoutMs: int('TESSERA_STOP_TIMEOUT_MS', d.stopTimeoutMs, 1000, 600_000),

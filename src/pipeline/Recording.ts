@@ -204,7 +204,7 @@ export class Recording extends EventEmitter<Events> {
     this.#layoutName = opts.layout;
     this.#fps = opts.config.video.fps;
     this.#pacer = new Pacer({ fps: this.#fps, hooks: { video: (t) => this.#videoTick(t), audio: (b) => this.#audioTick(b), checked: () => this.#checkLag() } });
-    this.#strides = new StrideController({ fps: this.#fps, maxStride: 3, economy: economyAllowed({ preset: opts.config.x264Preset, x264Params: opts.config.x264Params }), upAfterMs: 2000, downAfterMs: 5000 });
+    this.#strides = new StrideController({ fps: this.#fps, maxStride: 3, economy: opts.config.x264Economy && economyAllowed({ preset: opts.config.x264Preset, x264Params: opts.config.x264Params }), upAfterMs: 2000, downAfterMs: 5000 });
     this.#lag = new LagMonitor({ fps: this.#fps, stallTimeoutMs: opts.config.stallTimeoutMs });
     this.#direct = opts.config.directDecode;
     this.#epochs = new EpochSchedule<EpochEncoder>({
