@@ -185,6 +185,8 @@ export class Recording extends EventEmitter<Events> {
   #killed = new WeakSet<Epoch>();
   /** Every `stride`-th tick is composed; the others repeat the last composite. */
   #strides: StrideController;
+  /** Frames behind real time at the last check (LagMonitor). */
+  #behind = 0;
   /**
    * Epochs decode the participants' VP8 themselves (config.directDecode), until a source sends
    * H.264: from then on every source goes through a decoder process and epochs take raw tiles.
@@ -511,7 +513,9 @@ export class Recording extends EventEmitter<Events> {
     // take the frames that arrive meanwhile into its next picture (see DirectFeed).
     const shed = !this.#strides.composes(tick);
     // Short of CPU, an epoch being replaced composes nothing while its successor starts.
-    const idleSuperseded = this.#strides.stride > 1;
+    // (Or already behind when a layout change comes: two epochs decoding at once is what a
+    // starved recording cannot afford; measured in 0.30 cores, a join at full rate froze it.)
+    const idleSuperseded = this.#strides.stride > 1 || this.#behind > this.#fps / 6;
     this.#epochs.feed(tick, shed, (e) => {
       const feed = e.handle.direct;
       if (!feed) return e.handle.write(e.handle.tiles.map((t) => frameFor(t.sourceId)));
@@ -724,6 +728,7 @@ export class Recording extends EventEmitter<Events> {
     }
     if (this.#closed) return;
     const behind = this.#lag.behind(look, now);
+    this.#behind = behind;
     const economy = this.#strides.economy;
     const change = this.#strides.update(behind, now);
     if (change) {
