@@ -79,8 +79,8 @@ export interface Config {
   x264Psnr: boolean;
   /**
    * The economy degradation level (TESSERA_X264_ECONOMY): past 10 distinct pictures a second,
-   * x264's economy analysis. Off by default: in one CI rehearsal's 0.30-core run with it, lip
-   * sync measured 68 ms (limit 60); see docs/workers.md, day 7.
+   * x264's economy analysis from the next epoch (docs/workers.md, day 7). `false` stops the
+   * ladder at 10 distinct pictures a second.
    */
   x264Economy: boolean;
   /** Epochs decode the participants' VP8 themselves (no decoder processes, no raw tiles through Node). */
@@ -152,7 +152,7 @@ export const DEFAULTS: Config = {
   fragmentMs: 2000,
   keyframeMs: 2000,
   x264Psnr: false,
-  x264Economy: false,
+  x264Economy: true,
   directDecode: true,
   stallTimeoutMs: 3000,
   stopTimeoutMs: 20_000,
