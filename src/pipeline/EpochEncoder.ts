@@ -112,8 +112,13 @@ export class EpochEncoder extends EventEmitter<Events> {
       this.#inputs.forEach((w, i) => w.write(ivfFileHeader(opts.tiles[i].w, opts.tiles[i].h, opts.fps * SUBTICKS, 1)));
       this.direct = new DirectFeed(opts.tiles.length, (i, frame, pts) => {
         if (this.#closed || this.proc.hasExited) return;
-        this.#inputs[i].write(ivfFrameHeader(frame.length, BigInt(pts)));
-        this.#inputs[i].write(frame);
+        // Header and frame in one writev: two writes were two wake-ups of FFmpeg's demuxer per
+        // frame (it reads the 12-byte header, then waits for the rest) and two syscalls here.
+        const w = this.#inputs[i];
+        w.cork();
+        w.write(ivfFrameHeader(frame.length, BigInt(pts)));
+        w.write(frame);
+        w.uncork();
       });
     }
     this.proc.stdout.on('data', (c: Buffer) => this.#emit(this.#splitter.push(c)));
