@@ -8,10 +8,11 @@
  *   producing (CPU is so short that even shedding did not keep up). It is replaced too: a
  *   freeze, not a failure, and the file stays on wall time. Not while it is starting: a
  *   continuing worker feeds its first epoch the ticks it missed at once.
- * - **Behind**: owing more than it normally does. An epoch that has not put out its first picture
- *   is starting, not short of CPU; owing its encoder's own delay (`depth`) is normal, and so is a
- *   steady backlog: the lowest owed in the last 10 s is the baseline. Falling behind is owing
- *   more and more; the StrideController turns that into fewer distinct pictures.
+ * - **Behind**: owing more pictures than it normally does, counted as the wall time they span.
+ *   An epoch that has not put out its first picture is starting, not short of CPU; owing its
+ *   encoder's own delay (`depth`) is normal, and so is a steady backlog (the lowest owed in the
+ *   last 10 s is the baseline) and a backlog that is shrinking. Falling behind is owing more and
+ *   more; the StrideController turns that into fewer distinct pictures.
  */
 export interface LagLook {
   /** Ticks made by the clock that have not left yet. */
@@ -22,12 +23,18 @@ export interface LagLook {
   starting: boolean;
   /** Ms since its last picture (or its start). */
   silentMs: number;
-  /** Ticks it owed when its first picture came out (its encoder's own delay). */
+  /** Pictures it owed when its first picture came out (its encoder's own delay). */
   depth: number;
+  /** Pictures it owes now (ticks fed to it for composing, not yet answered). */
+  pictures?: number;
+  /** One tick in `stride` is composed now (see StrideController). */
+  stride?: number;
 }
 
 export class LagMonitor {
   #samples: { at: number; owed: number }[] = [];
+  /** Every look of the last 1.5 s (see #draining). */
+  #recent: { at: number; owed: number }[] = [];
   readonly stallTicks: number;
   readonly farBehindTicks: number;
 
@@ -43,13 +50,40 @@ export class LagMonitor {
     return hung || (l.owed > this.farBehindTicks && !l.starting);
   }
 
-  /** Ticks behind beyond the normal backlog (0 while starting or with no epoch in charge). */
+  /**
+   * Ticks behind beyond the normal backlog (0 while starting or with no epoch in charge), or 0
+   * while the backlog is being worked off (#draining). Counted in pictures owed, each worth
+   * `stride` ticks of wall time: an encoder's own delay is pictures (x264's lookahead holds 10),
+   * so at one tick in three it spans three times the ticks. Counted in ticks, as it was until
+   * day 9, each step of the ladder looked like falling further behind and brought on the next
+   * (measured in 0.45 cores: 15 pictures a second after a join, 10 two seconds later, and there
+   * for the rest of the call).
+   */
   behind(l: LagLook, now: number): number {
-    const baseline = Math.max(l.depth, this.#floor(l.owed, now));
-    return l.starting || !l.owner ? 0 : Math.max(0, l.owed - baseline);
+    const owed = l.pictures ?? l.owed;
+    const baseline = Math.max(l.depth, this.#floor(owed, now));
+    const draining = this.#draining(owed, now);
+    return l.starting || !l.owner || draining ? 0 : Math.max(0, owed - baseline) * (l.stride ?? 1);
   }
 
-  /** The lowest backlog of the last 10 s (sampled once a second), including `owed` now. */
+  /**
+   * The backlog is shrinking: the least owed in the last half second is below the least owed a
+   * second before that, by more than a tenth of a second's pictures. A backlog that a start or a
+   * layout change left and that is being worked off is not a shortage; shedding for it costs
+   * pictures for seconds (a step back waits 5 s).
+   */
+  #draining(owed: number, now: number): boolean {
+    this.#recent.push({ at: now, owed });
+    while (this.#recent.length && now - this.#recent[0].at > 1500) this.#recent.shift();
+    let before = Infinity, lately = Infinity;
+    for (const r of this.#recent) {
+      if (now - r.at >= 1000) before = Math.min(before, r.owed);
+      else if (now - r.at <= 500) lately = Math.min(lately, r.owed);
+    }
+    return before !== Infinity && lately < before - this.o.fps / 10;
+  }
+
+  /** The lowest backlog (pictures) of the last 10 s (sampled once a second), including `owed` now. */
   #floor(owed: number, now: number): number {
     const last = this.#samples[this.#samples.length - 1];
     if (!last || now - last.at >= 1000) this.#samples.push({ at: now, owed });

@@ -719,6 +719,8 @@ export class Recording extends EventEmitter<Events> {
       starting: this.#epochs.starting(owner),
       silentMs: owner ? now - owner.lastOutputAt : 0,
       depth: owner?.depth ?? 0,
+      pictures: owner?.fed.length ?? 0,
+      stride: this.#strides.stride,
     };
     // Once per epoch: it is dead only when its exit is seen, and the checks run every tick meanwhile.
     if (owner && !this.#killed.has(owner) && this.#lag.replace(look)) {

@@ -182,7 +182,7 @@ describe('Pacer', () => {
 describe('LagMonitor', () => {
   const fps = 30;
   const make = () => new LagMonitor({ fps, stallTimeoutMs: 3000 });
-  const look = (owed: number, o: Partial<{ owner: boolean; starting: boolean; silentMs: number; depth: number }> = {}) => ({ owed, owner: true, starting: false, silentMs: 0, depth: 0, ...o });
+  const look = (owed: number, o: Partial<{ owner: boolean; starting: boolean; silentMs: number; depth: number; pictures: number; stride: number }> = {}) => ({ owed, owner: true, starting: false, silentMs: 0, depth: 0, ...o });
 
   test('hung: owes more than the stall timeout of ticks and silent for it; far behind: owes more than 2 × (stall + 1 s), unless starting', () => {
     const m = make();
@@ -192,6 +192,31 @@ describe('LagMonitor', () => {
     expect(m.replace(look(241))).toBe(true);
     expect(m.replace(look(241, { starting: true }))).toBe(false); // a continuing worker's first epoch owes the missed ticks
     expect(m.replace(look(1000, { owner: false, silentMs: 10_000 }))).toBe(false);
+  });
+
+  test('behind counts pictures owed, each worth `stride` ticks: shedding does not look like falling behind', () => {
+    const m = make();
+    let now = 0;
+    // At every tick: x264's lookahead and the pipes hold 12 pictures, 12 ticks.
+    for (; now < 3000; now += 100) expect(m.behind(look(12, { pictures: 12, depth: 12, stride: 1 }), now)).toBe(0);
+    // One tick in three: the same 12 pictures span 36 ticks. Not behind.
+    for (; now < 6000; now += 100) expect(m.behind(look(36, { pictures: 12, depth: 12, stride: 3 }), now)).toBe(0);
+    // 5 pictures more than that, growing: behind by the 15 ticks they span.
+    expect(m.behind(look(51, { pictures: 17, depth: 12, stride: 3 }), now)).toBe(15);
+  });
+
+  test('a backlog being worked off is not behind', () => {
+    const m = make();
+    let now = 0;
+    for (; now < 3000; now += 100) m.behind(look(12, { depth: 10 }), now);
+    // A layout change left 60 owed; they shrink by 10 a second. Once that shows (1.5 s on): not
+    // behind while they do (the StrideController sheds only for a whole second behind).
+    const seen: number[] = [];
+    for (let owed = 60; now < 6000; now += 100, owed -= 1) seen.push(m.behind(look(owed, { depth: 10 }), now));
+    expect(seen.slice(15)).toEqual(seen.slice(15).map(() => 0));
+    // Growing again: behind.
+    for (let owed = 30; now < 7600; now += 100, owed += 2) m.behind(look(owed, { depth: 10 }), now);
+    expect(m.behind(look(62, { depth: 10 }), now)).toBe(50);
   });
 
   test('behind is owing more than the encoder\'s own delay and more than the lowest backlog of the last 10 s', () => {
