@@ -43,11 +43,11 @@ export class LagMonitor {
     this.farBehindTicks = 2 * Math.ceil(((o.stallTimeoutMs + 1000) * o.fps) / 1000);
   }
 
-  /** Whether the epoch in charge must be replaced: hung, or far behind. */
-  replace(l: LagLook): boolean {
-    if (!l.owner) return false;
-    const hung = l.owed > this.stallTicks && l.silentMs > this.o.stallTimeoutMs;
-    return hung || (l.owed > this.farBehindTicks && !l.starting);
+  /** Whether the epoch in charge must be replaced, and why: hung, or far behind. */
+  replace(l: LagLook): 'hung' | 'far behind' | null {
+    if (!l.owner) return null;
+    if (l.owed > this.stallTicks && l.silentMs > this.o.stallTimeoutMs) return 'hung';
+    return l.owed > this.farBehindTicks && !l.starting ? 'far behind' : null;
   }
 
   /**

@@ -183,6 +183,13 @@ export class Recording extends EventEmitter<Events> {
   #lag: LagMonitor;
   /** Epochs killed as stalled or far behind, whose exit has not been seen yet. */
   #killed = new WeakSet<Epoch>();
+  /**
+   * Of those, the ones replaced for being far behind: producing, only short of CPU. Their exits
+   * are restarts but not deaths: three deaths in a minute end the worker, and counting these
+   * (measured in 0.30 cores: hung at the start, then far behind twice) replaced a starved
+   * worker with a new one that had to start over inside the same quota.
+   */
+  #slowKilled = new WeakSet<Epoch>();
   /** Every `stride`-th tick is composed; the others repeat the last composite. */
   #strides: StrideController;
   /** Frames behind real time at the last check (LagMonitor). */
@@ -688,7 +695,7 @@ export class Recording extends EventEmitter<Events> {
     const { unexpected, replace } = this.#epochs.exited(epoch, this.#closed);
     if (!unexpected) return;
     this.stats.compositorRestarts++;
-    if (this.#epochDied(exit)) return;
+    if (!this.#slowKilled.has(epoch) && this.#epochDied(exit)) return;
     this.#log.warn({ exit }, 'epoch died; replacing it');
     if (replace) {
       const delay = Math.min(2000, 50 * 2 ** Math.min(this.#compRestartBackoff++, 5));
@@ -723,9 +730,11 @@ export class Recording extends EventEmitter<Events> {
       stride: this.#strides.stride,
     };
     // Once per epoch: it is dead only when its exit is seen, and the checks run every tick meanwhile.
-    if (owner && !this.#killed.has(owner) && this.#lag.replace(look)) {
-      this.#log.warn({ lagTicks: look.owed, silentMs: Math.round(look.silentMs) }, 'compositor stalled or far behind; replacing it');
+    const why = owner && !this.#killed.has(owner) ? this.#lag.replace(look) : null;
+    if (owner && why) {
+      this.#log.warn({ lagTicks: look.owed, silentMs: Math.round(look.silentMs), why }, 'compositor stalled or far behind; replacing it');
       this.#killed.add(owner);
+      if (why === 'far behind') this.#slowKilled.add(owner);
       owner.handle.kill();
     }
     if (this.#closed) return;

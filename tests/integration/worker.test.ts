@@ -98,7 +98,8 @@ test('a hung worker (alive, sending nothing) is replaced after 3 × the stall ti
   expect(decodeErrors(out)).toBe('');
   expect(Math.abs(probe(out).videoDuration * 1000 - r.wallMs)).toBeLessThanOrEqual(150);
   // From the last picture of the hung worker: its picture held, or the new worker's name cards
-  // for the ticks it missed, as long as the hang went unnoticed (3 s + the 1 s check).
+  // for the ticks it missed, as long as the hang went unnoticed (3 s + the ¼-s check), and the
+  // new worker's start and first keyframe.
   const g = longestGap(out, 2);
   // eslint-disable-next-line no-console
   console.log(`hung worker: ${g.gapS.toFixed(2)} s not live, from ${g.startS.toFixed(2)} s`);

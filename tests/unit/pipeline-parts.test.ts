@@ -186,12 +186,12 @@ describe('LagMonitor', () => {
 
   test('hung: owes more than the stall timeout of ticks and silent for it; far behind: owes more than 2 × (stall + 1 s), unless starting', () => {
     const m = make();
-    expect(m.replace(look(100, { silentMs: 3100 }))).toBe(true);
-    expect(m.replace(look(100, { silentMs: 2900 }))).toBe(false); // producing: slow, not hung
-    expect(m.replace(look(80, { silentMs: 10_000 }))).toBe(false); // owes little: nothing to replace it for
-    expect(m.replace(look(241))).toBe(true);
-    expect(m.replace(look(241, { starting: true }))).toBe(false); // a continuing worker's first epoch owes the missed ticks
-    expect(m.replace(look(1000, { owner: false, silentMs: 10_000 }))).toBe(false);
+    expect(m.replace(look(100, { silentMs: 3100 }))).toBe('hung');
+    expect(m.replace(look(100, { silentMs: 2900 }))).toBeNull(); // producing: slow, not hung
+    expect(m.replace(look(80, { silentMs: 10_000 }))).toBeNull(); // owes little: nothing to replace it for
+    expect(m.replace(look(241))).toBe('far behind');
+    expect(m.replace(look(241, { starting: true }))).toBeNull(); // a continuing worker's first epoch owes the missed ticks
+    expect(m.replace(look(1000, { owner: false, silentMs: 10_000 }))).toBeNull();
   });
 
   test('behind counts pictures owed, each worth `stride` ticks: shedding does not look like falling behind', () => {
