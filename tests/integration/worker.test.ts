@@ -98,13 +98,15 @@ test('a hung worker (alive, sending nothing) is replaced after 3 × the stall ti
   expect(decodeErrors(out)).toBe('');
   expect(Math.abs(probe(out).videoDuration * 1000 - r.wallMs)).toBeLessThanOrEqual(150);
   // From the last picture of the hung worker: its picture held, or the new worker's name cards
-  // for the ticks it missed, as long as the hang went unnoticed (3 s + the ¼-s check), and the
-  // new worker's start and first keyframe.
+  // for the ticks it missed. What adds up: the pictures its encoder held (~0.6 s), the 3 s the
+  // hang goes unnoticed after its last picture arrived, the ¼-s check, and the new worker's
+  // start and first live picture (0.7–1.2 s measured; more in a loaded full suite). Measured
+  // 4.63–4.97 s with the ¼-s check (docs/testing.md); 5.5 s leaves that half a second.
   const g = longestGap(out, 2);
   // eslint-disable-next-line no-console
   console.log(`hung worker: ${g.gapS.toFixed(2)} s not live, from ${g.startS.toFixed(2)} s`);
   expect(g.gapS).toBeGreaterThan(2.5);
-  expect(g.gapS).toBeLessThanOrEqual(5);
+  expect(g.gapS).toBeLessThanOrEqual(5.5);
   expect(g.startS).toBeGreaterThan(2); // what the hung worker's encoder held (~0.5 s) is lost with it
   expect(g.everyoneLastS).toBeGreaterThan(probe(out).videoDuration - 1);
   const manifest = JSON.parse(fs.readFileSync(out.replace(/\.mp4$/, '.json'), 'utf8'));
