@@ -34,11 +34,14 @@ describe.each([['Debian 5.1', DEBIAN_FFMPEG], ['bundled 4.1', BUNDLED_FFMPEG]])(
     const clip = await clipFor(1);
     const { d, asks } = decoder(ffmpegPath);
     await feed(d, clip.videoFrames, 0, 12, 15);
+    // (12 written; again one or two held inside)
     await until(() => d.framesDecoded >= 10, 10_000, 'the first frames decoded');
     const asked = asks();
     await sleep(1500); // the sender pauses (its browser short of CPU, a camera turned off)
     await feed(d, clip.videoFrames, 12, 15, 15); // frames of the same stream, no keyframe among them
-    await until(() => d.framesDecoded >= 26, 5000, 'the frames after the pause decoded');
+    // 27 frames written; Debian's 5.1 gives a picture back only once more input comes, one
+    // frame behind, and two under load (two busy loops on this machine: 25 out, none skipped).
+    await until(() => d.framesDecoded >= 25, 5000, 'the frames after the pause decoded');
     expect(d.framesSkipped).toBe(0);
     expect(asks()).toBe(asked);
   });
