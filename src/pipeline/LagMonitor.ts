@@ -61,7 +61,11 @@ export class LagMonitor {
    */
   behind(l: LagLook, now: number): number {
     const owed = l.pictures ?? l.owed;
-    const baseline = Math.max(l.depth, this.#floor(owed, now));
+    // The encoder's own delay is pictures (x264's lookahead, the pipes), at most a second of them.
+    // What an epoch owed at its first picture beyond that is what its start left behind: in 0.30
+    // cores a new layout's epoch came out owing 100–200 and, with that counted as its delay,
+    // never looked behind until it was replaced as far behind (a freeze of 8 s: day 10).
+    const baseline = Math.max(Math.min(l.depth, this.o.fps), this.#floor(owed, now));
     const draining = this.#draining(owed, now);
     return l.starting || !l.owner || draining ? 0 : Math.max(0, owed - baseline) * (l.stride ?? 1);
   }

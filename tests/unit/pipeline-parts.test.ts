@@ -231,4 +231,14 @@ describe('LagMonitor', () => {
     for (; now < 17_000; now += 100) m.behind(look(40, { depth: 10 }), now);
     expect(m.behind(look(40, { depth: 10 }), now)).toBe(0);
   });
+
+  test('an encoder\'s own delay is at most a second of pictures: a slow start that leaves seconds owed, not shrinking, is behind', () => {
+    const m = make();
+    let now = 0;
+    for (; now < 3000; now += 100) m.behind(look(12, { depth: 10 }), now);
+    // A new layout's epoch put out its first picture owing 120 (its start took 4 s of a small
+    // quota) and works them off no faster than they come: behind by all beyond a second's worth.
+    for (; now < 5000; now += 100) m.behind(look(120, { depth: 120 }), now);
+    expect(m.behind(look(120, { depth: 120 }), now)).toBe(90);
+  });
 });
