@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import os from 'node:os';
 import path from 'node:path';
 import type { Socket } from 'node:net';
 import { FromWorker, MessageReader, send, type Message } from './protocol';
@@ -23,6 +24,18 @@ function workerCommand(): string[] {
   return [...extra, '--import', require.resolve('tsx'), path.join(__dirname, 'main.ts')];
 }
 
+/**
+ * CPU priority of a recording's worker and of the FFmpegs it starts (they inherit it). The
+ * meeting comes first: the server's one event loop carries every room's media, and when CPU is
+ * short a recording sheds pictures (StrideController) while a starved event loop drops people.
+ * Measured in e2e-browser-loaded (four Chromiums at normal priority on this 2-core machine) at
+ * the same priority: the server's event loop stalled 2–4 s at a time once the recording ran, ICE
+ * consent checks went unanswered, and browsers were dropped from the call. Renders (nice 10) and
+ * name cards (nice 10) stay below the live recordings. TESSERA_WORKER_NICE overrides it (0 = the
+ * server's own priority).
+ */
+export const WORKER_NICE = Number(process.env.TESSERA_WORKER_NICE ?? 5);
+
 interface HandleEvents {
   message: [Message];
   exit: [{ code: number | null; signal: NodeJS.Signals | null }];
@@ -38,6 +51,11 @@ export class WorkerHandle extends EventEmitter<HandleEvents> {
   constructor(logger: Logger) {
     super();
     this.child = spawn(process.execPath, workerCommand(), { stdio: ['ignore', 'inherit', 'inherit', 'pipe'] });
+    try {
+      if (this.child.pid && WORKER_NICE > 0) os.setPriority(this.child.pid, Math.min(19, os.getPriority() + WORKER_NICE));
+    } catch {
+      // Not permitted here: it runs at the server's priority.
+    }
     this.#sock = this.child.stdio[3] as Socket;
     const reader = new MessageReader();
     let onReady: () => void = () => undefined;
