@@ -17,9 +17,20 @@ import type { RecordingInfo } from '../../src/pipeline/types';
 import { TesseraServer } from '../../src/server/TesseraServer';
 import { FileStorage } from '../../src/storage/FileStorage';
 import { joinMeeting, launchIdentity, playingRemoteTiles } from '../helpers/browser-meeting';
-import { allFrames, colourDistance, decodeErrors, hexRgb, probe, colourShare } from '../helpers/media';
+import { allFrames, decodeErrors, probe, colourShare } from '../helpers/media';
 import { sleep } from '../helpers/rtc-harness';
 import { participantStyle } from '../../src/media/SyntheticClip';
+import { PLACEHOLDER_COLOUR } from '../../src/pipeline/placeholder';
+import { computeLayout } from '../../compositor/layout';
+import { loadPresets } from '../../compositor/presets';
+
+/** The pixels of rectangle `r` of an RGB picture `w` wide. */
+function cropRgb(rgb: Buffer, w: number, r: { x: number; y: number; w: number; h: number }): Buffer {
+  const x0 = Math.ceil(r.x), x1 = Math.floor(r.x + r.w), y0 = Math.ceil(r.y), y1 = Math.floor(r.y + r.h);
+  const rows: Buffer[] = [];
+  for (let y = y0; y < y1; y++) rows.push(rgb.subarray((y * w + x0) * 3, (y * w + x1) * 3));
+  return Buffer.concat(rows);
+}
 
 jest.setTimeout(240_000);
 
@@ -86,6 +97,7 @@ test('four browsers at normal priority on the same two cores: the 720p30 recordi
   console.log(`loaded meeting: ${info.status}, ${info.durationMs} ms recorded of ${recordedMs} ms between the clicks (${Date.parse(info.startedAt) - clickedStartAt} ms from the first click to the clock's start)`, info.error ?? '');
   expect(info.status).toBe('available');
   const file = path.join(tmp, 'rec', info.location.key);
+  if (process.env.KEEP_MP4) fs.copyFileSync(file, process.env.KEEP_MP4);
   expect(decodeErrors(file)).toBe('');
   const p = probe(file);
   expect(p.width).toBe(1280);
@@ -94,11 +106,24 @@ test('four browsers at normal priority on the same two cores: the 720p30 recordi
   // a busy browser and the spare worker's start (allowed 3 s).
   expect(p.videoDuration * 1000).toBeLessThan(recordedMs + 100);
   expect(p.videoDuration * 1000).toBeGreaterThan(clickingStopAt - clickedStartAt - 3000);
-  // Everyone is in the picture over the last seconds (each takes a quarter of the canvas).
-  const { frames } = allFrames(file, 8);
-  const tail = frames.slice(-60);
-  const shares = names.map((_, i) => Math.max(...tail.map((f) => colourShare(f, participantStyle(i + 1).hex))));
+  // Everyone is in the recording: each person's camera (their colour over 8 % of the picture; a
+  // tile is a quarter) in at least half a second of it, and at the end four tiles, each a camera
+  // or a name card. Not "every camera live at the end": in this load the server's one event loop
+  // stalls for 1–7 s at a time (four Chromiums take ~1.5 of the 2 cores at the same priority),
+  // frames reach the recording in bursts, and a tile quiet for a second shows its name card until
+  // the next keyframe (docs/testing.md, day 10). Degraded, as the issue allows; what must not
+  // happen is a person missing from the call's recording or the recording failing.
+  const { frames, w } = allFrames(file, 8);
+  const seen = names.map((_, i) => frames.filter((f) => colourShare(f, participantStyle(i + 1).hex) > 0.08).length);
+  const layout = computeLayout(loadPresets().get('grid')!, { width: 1280, height: 720, tiles: names.map((n) => ({ id: n, kind: 'camera' as const })) });
+  const last = frames[frames.length - 1];
+  const cells = layout.tiles.map((t) => {
+    const cell = cropRgb(last, w, { x: t.video.x / 8, y: t.video.y / 8, w: t.video.w / 8, h: t.video.h / 8 });
+    const camera = names.findIndex((_, i) => colourShare(cell, participantStyle(i + 1).hex) > 0.5);
+    return camera >= 0 ? names[camera] : colourShare(cell, PLACEHOLDER_COLOUR, 30) > 0.5 ? 'card' : 'neither';
+  });
   // eslint-disable-next-line no-console
-  console.log('loaded meeting: colour shares at the end', shares.map((s) => s.toFixed(3)));
-  for (const s of shares) expect(s).toBeGreaterThan(0.08);
+  console.log('loaded meeting: frames with each camera', seen, '; tiles at the end', cells);
+  for (const n of seen) expect(n).toBeGreaterThanOrEqual(15);
+  expect(cells).not.toContain('neither');
 });
