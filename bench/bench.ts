@@ -206,7 +206,7 @@ function ownCpuSeconds(): number {
  * and reported as spareWorkerMB).
  */
 buildWorker();
-const pool = new WorkerPool({ logger });
+const pool = new WorkerPool({ logger, nice: loadConfig().workerNice });
 
 /** Recordings' workers run compiled JavaScript, as in the image (tests/helpers/compiledApp.ts). */
 function buildWorker(): void {

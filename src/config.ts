@@ -83,6 +83,8 @@ export interface Config {
    * ladder at 10 distinct pictures a second.
    */
   x264Economy: boolean;
+  /** How much lower than the server a recording's worker and its FFmpegs run (nice; 0 = the same). */
+  workerNice: number;
   /** Epochs decode the participants' VP8 themselves (no decoder processes, no raw tiles through Node). */
   directDecode: boolean;
   /** A compositor/decoder that returns nothing for this long is replaced. */
@@ -153,6 +155,7 @@ export const DEFAULTS: Config = {
   keyframeMs: 2000,
   x264Psnr: false,
   x264Economy: true,
+  workerNice: 5,
   directDecode: true,
   stallTimeoutMs: 3000,
   stopTimeoutMs: 20_000,
@@ -331,6 +334,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     keyframeMs: int('TESSERA_KEYFRAME_MS', d.keyframeMs, 500, 10_000),
     x264Psnr: bool('TESSERA_X264_PSNR', d.x264Psnr),
     x264Economy: bool('TESSERA_X264_ECONOMY', d.x264Economy),
+    workerNice: int('TESSERA_WORKER_NICE', d.workerNice, 0, 19),
     directDecode: bool('TESSERA_DIRECT_DECODE', d.directDecode),
     stallTimeoutMs: int('TESSERA_STALL_TIMEOUT_MS', d.stallTimeoutMs, 500, 60_000),
     stopTimeoutMs: int('TESSERA_STOP_TIMEOUT_MS', d.stopTimeoutMs, 1000, 600_000),

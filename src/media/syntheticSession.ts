@@ -69,7 +69,7 @@ export function participantName(i: number): string {
  */
 export async function runSyntheticSession(o: SyntheticSessionOptions): Promise<SyntheticSessionResult> {
   // A warm worker, as a server keeps one: the recording starts without a process start.
-  const pool = o.pool ?? new WorkerPool({ logger: o.logger });
+  const pool = o.pool ?? new WorkerPool({ logger: o.logger, nice: o.config.workerNice });
   const ownPool = !o.pool;
   pool.warm();
   const clips = new Map<number, SyntheticClip>();

@@ -31,11 +31,9 @@ function workerCommand(): string[] {
  * Measured in e2e-browser-loaded (four Chromiums at normal priority on this 2-core machine) at
  * the same priority: the server's event loop stalled 2–4 s at a time once the recording ran, ICE
  * consent checks went unanswered, and browsers were dropped from the call. Renders (nice 10) and
- * name cards (nice 10) stay below the live recordings. TESSERA_WORKER_NICE overrides it (0 = the
- * server's own priority).
+ * name cards (nice 10) stay below the live recordings. TESSERA_WORKER_NICE sets it (config
+ * `workerNice`, default 5; 0 = the server's own priority).
  */
-export const WORKER_NICE = Number(process.env.TESSERA_WORKER_NICE ?? 5);
-
 interface HandleEvents {
   message: [Message];
   exit: [{ code: number | null; signal: NodeJS.Signals | null }];
@@ -48,11 +46,11 @@ export class WorkerHandle extends EventEmitter<HandleEvents> {
   #sock: Socket;
   #exited = false;
 
-  constructor(logger: Logger) {
+  constructor(logger: Logger, nice = 0) {
     super();
     this.child = spawn(process.execPath, workerCommand(), { stdio: ['ignore', 'inherit', 'inherit', 'pipe'] });
     try {
-      if (this.child.pid && WORKER_NICE > 0) os.setPriority(this.child.pid, Math.min(19, os.getPriority() + WORKER_NICE));
+      if (this.child.pid && nice > 0) os.setPriority(this.child.pid, Math.min(19, os.getPriority() + nice));
     } catch {
       // Not permitted here: it runs at the server's priority.
     }
@@ -125,9 +123,12 @@ export class WorkerPool {
   #log: Logger;
   #closed = false;
 
-  constructor(opts: { logger: Logger; spares?: number }) {
+  readonly #nice: number;
+
+  constructor(opts: { logger: Logger; spares?: number; nice?: number }) {
     this.#log = opts.logger.child({ component: 'workers' });
     this.#size = opts.spares ?? 1;
+    this.#nice = opts.nice ?? 0;
   }
 
   /** Process ids of the spares waiting now (for the benchmark's memory accounting). */
@@ -158,7 +159,7 @@ export class WorkerPool {
   }
 
   #spawn(): WorkerHandle {
-    const w = new WorkerHandle(this.#log);
+    const w = new WorkerHandle(this.#log, this.#nice);
     w.once('exit', (e) => {
       const i = this.#spares.indexOf(w);
       if (i < 0) return;
