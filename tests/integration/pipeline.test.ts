@@ -59,7 +59,9 @@ const binaries: [string, string][] = [['Debian 5.1', DEBIAN_FFMPEG], ['bundled 4
 describe.each(binaries)('recording engine with %s FFmpeg', (label, bin) => {
   const tag = label.split(' ')[0].toLowerCase();
 
-  test.each([1, 2, 4, 6, 9])('%i participants (VP8 and H.264 senders): every colour at its computed cell, every tone, no clipping', async (n) => {
+  // Every grid size with Debian's 5.1; with the bundled 4.1 (the same graph, another build) the
+  // smallest, the usual and the largest: the suite's time is near its 30-minute budget.
+  test.each(tag === 'debian' ? [1, 2, 4, 6, 9] : [1, 4, 9])('%i participants (VP8 and H.264 senders): every colour at its computed cell, every tone, no clipping', async (n) => {
     // Odd participants send VP8, even ones H.264 (Annex-B access units), as browsers may.
     // Participants 7+ repeat the tones of 1+; they join 250 ms later (half a beep period) so two identical tones
     // are never perfectly superposed (in antiphase they would cancel: a property of the test
