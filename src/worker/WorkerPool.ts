@@ -25,14 +25,14 @@ function workerCommand(): string[] {
 }
 
 /**
- * CPU priority of a recording's worker and of the FFmpegs it starts (they inherit it). The
- * meeting comes first: the server's one event loop carries every room's media, and when CPU is
- * short a recording sheds pictures (StrideController) while a starved event loop drops people.
- * Measured in e2e-browser-loaded (four Chromiums at normal priority on this 2-core machine) at
- * the same priority: the server's event loop stalled 2–4 s at a time once the recording ran, ICE
- * consent checks went unanswered, and browsers were dropped from the call. Renders (nice 10) and
- * name cards (nice 10) stay below the live recordings. TESSERA_WORKER_NICE sets it (config
- * `workerNice`, default 5; 0 = the server's own priority).
+ * CPU priority of a recording's worker and of the FFmpegs it starts (they inherit it), as
+ * TESSERA_WORKER_NICE (config `workerNice`): how much lower than the server. An operator can put
+ * the calls first: the server's one event loop carries every room's media, and when CPU is short
+ * a recording sheds pictures (StrideController) while a starved event loop drops people. The
+ * default is 0 (the server's priority): measured on day 10, nice 5 alone did not end the server's
+ * stalls in e2e-browser-loaded (1–5 s; the browsers' own nice −8 threads were the larger part),
+ * and CI rehearsals with it had recordings start late in tests whose participants run inside the
+ * server's process (docs/workers.md, day 10). Renders and name cards run at nice 10.
  */
 interface HandleEvents {
   message: [Message];
