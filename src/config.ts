@@ -155,7 +155,7 @@ export const DEFAULTS: Config = {
   keyframeMs: 2000,
   x264Psnr: false,
   x264Economy: true,
-  workerNice: 0,
+  workerNice: 5,
   directDecode: true,
   stallTimeoutMs: 3000,
   stopTimeoutMs: 20_000,

@@ -26,13 +26,13 @@ function workerCommand(): string[] {
 
 /**
  * CPU priority of a recording's worker and of the FFmpegs it starts (they inherit it), as
- * TESSERA_WORKER_NICE (config `workerNice`): how much lower than the server. An operator can put
- * the calls first: the server's one event loop carries every room's media, and when CPU is short
- * a recording sheds pictures (StrideController) while a starved event loop drops people. The
- * default is 0 (the server's priority): measured on day 10, nice 5 alone did not end the server's
- * stalls in e2e-browser-loaded (1–5 s; the browsers' own nice −8 threads were the larger part),
- * and CI rehearsals with it had recordings start late in tests whose participants run inside the
- * server's process (docs/workers.md, day 10). Renders and name cards run at nice 10.
+ * TESSERA_WORKER_NICE (config `workerNice`, default 5): how much lower than the server. The
+ * meeting comes first: the server's one event loop carries every room's media, and when CPU is
+ * short a recording sheds pictures (StrideController) while a starved event loop drops people.
+ * Renders and name cards run at nice 10. Measured on day 10 (docs/workers.md): it did not end
+ * the server's stalls in e2e-browser-loaded by itself (the browsers' own nice −8 threads were
+ * the larger part), and over three CI rehearsals the suite failed less often with it than
+ * without it.
  */
 interface HandleEvents {
   message: [Message];
