@@ -41,7 +41,8 @@ export interface ScheduledEpoch<H extends EpochControl> {
   fed: number[];
   /** `now()` of its last output (or of its start): how a hang is told from slowness. */
   lastOutputAt: number;
-  startedAt: number;
+  /** It has put out its first picture (before that it is starting, not slow). */
+  produced: boolean;
   /**
    * Ticks fed before its first picture came out: its encoder's own delay (the pipes, x264's
    * lookahead). Owing that many is normal; owing more is falling behind.
@@ -93,7 +94,7 @@ export class EpochSchedule<H extends EpochControl> {
 
   /** An epoch not dead that has not put out its first picture (starting, not slow). */
   starting(e: ScheduledEpoch<H> | undefined): boolean {
-    return !!e && !e.dead && e.lastOutputAt === e.startedAt;
+    return !!e && !e.dead && !e.produced;
   }
 
   /** A new layout's epoch, fed from the next tick. */
@@ -105,7 +106,7 @@ export class EpochSchedule<H extends EpochControl> {
     this.epochs = this.epochs.filter((e) => !(e.dead && e.ownFrom === Infinity));
     const tick = this.#o.ticks();
     const now = this.#o.now();
-    const epoch: ScheduledEpoch<H> = { handle, feedFrom: tick, feedUntil: Infinity, ownFrom: Infinity, ownUntil: Infinity, dead: false, fed: [], lastOutputAt: now, startedAt: now, depth: 0 };
+    const epoch: ScheduledEpoch<H> = { handle, feedFrom: tick, feedUntil: Infinity, ownFrom: Infinity, ownUntil: Infinity, dead: false, fed: [], lastOutputAt: now, produced: false, depth: 0 };
     const live = this.owner(tick);
     if (!live || live.dead) {
       if (live) live.ownUntil = epoch.feedFrom;
@@ -144,7 +145,8 @@ export class EpochSchedule<H extends EpochControl> {
    * Returns true when this picture switched the layout.
    */
   output(epoch: ScheduledEpoch<H>, au: Buffer, key: boolean): boolean {
-    if (epoch.lastOutputAt === epoch.startedAt) epoch.depth = epoch.fed.length;
+    if (!epoch.produced) epoch.depth = epoch.fed.length;
+    epoch.produced = true;
     const tick = epoch.fed.shift() ?? -1;
     epoch.lastOutputAt = this.#o.now();
     let switched = false;

@@ -75,6 +75,12 @@ export interface RecordingStats {
   framesShed: number;
   /** Cores the recording's process tree used over the last seconds (measured by its worker). */
   cores: number;
+  /**
+   * Wall time (ms) in which nothing came from the server to the worker beyond the heartbeat's
+   * slack: the server's (or the worker's) event loop stalled. Not counted as a source's quiet
+   * time (see UpstreamClock).
+   */
+  upstreamStalledMs?: number;
   /** x264's PSNR of the last finished epoch (dB; only with TESSERA_X264_PSNR). */
   psnrDb?: number;
 }
@@ -125,6 +131,12 @@ export interface RecordingOptions {
   logger: Logger;
   workDir: string;
   resume?: RecordingResume;
+  /**
+   * The clock quietness is judged on: whether a source's video is live (else its name card) and
+   * whether an epoch in charge is hung. The worker passes its UpstreamClock, which stands still
+   * while nothing comes from the server; wall time (performance.now()) by default.
+   */
+  quietNow?: () => number;
 }
 
 /**
@@ -190,7 +202,7 @@ export class Recording extends EventEmitter<Events> {
    * worker with a new one that had to start over inside the same quota.
    */
   #slowKilled = new WeakSet<Epoch>();
-  /** Every `stride`-th tick is composed; the others repeat the last composite. */
+  /** One tick in `stride` (on average) is composed; the others repeat the last composite. */
   #strides: StrideController;
   /** Frames behind real time at the last check (LagMonitor). */
   #behind = 0;
@@ -201,6 +213,7 @@ export class Recording extends EventEmitter<Events> {
   #direct: boolean;
   /** A direct epoch waiting for its tiles' keyframes before it is fed (see #relayout). */
   #pendingEpoch: { comp: EpochEncoder; since: number; tiles: EpochTile[]; begin: () => void } | null = null;
+  #quietNow: () => number;
 
   constructor(opts: RecordingOptions) {
     super();
@@ -213,11 +226,14 @@ export class Recording extends EventEmitter<Events> {
     this.#layoutName = opts.layout;
     this.#fps = opts.config.video.fps;
     this.#pacer = new Pacer({ fps: this.#fps, hooks: { video: (t) => this.#videoTick(t), audio: (b) => this.#audioTick(b), checked: () => this.#checkLag() } });
-    this.#strides = new StrideController({ fps: this.#fps, maxStride: 3, economy: opts.config.x264Economy && economyAllowed({ preset: opts.config.x264Preset, x264Params: opts.config.x264Params }), upAfterMs: 2000, downAfterMs: 5000 });
+    this.#strides = new StrideController({ fps: this.#fps, strides: [2, 2.5, 3], economy: opts.config.x264Economy && economyAllowed({ preset: opts.config.x264Preset, x264Params: opts.config.x264Params }), upAfterMs: 2000, downAfterMs: 5000 });
     this.#lag = new LagMonitor({ fps: this.#fps, stallTimeoutMs: opts.config.stallTimeoutMs });
     this.#direct = opts.config.directDecode;
+    // Quietness (a source's video live, an epoch hung) is judged on the quiet clock: see RecordingOptions.quietNow.
+    const quietNow = opts.quietNow ?? (() => performance.now());
+    this.#quietNow = quietNow;
     this.#epochs = new EpochSchedule<EpochEncoder>({
-      now: () => performance.now(),
+      now: quietNow,
       ticks: () => this.#pacer.ticks,
       emit: (tick, au, key) => {
         this.#compRestartBackoff = 0;
@@ -228,7 +244,7 @@ export class Recording extends EventEmitter<Events> {
     });
     // Shed ticks are counted where they leave (the schedule); the stats read them live.
     Object.defineProperty(this.stats, 'framesShed', { enumerable: true, get: () => this.#epochs.shed });
-    this.#content = new TileContent({ source: (id) => this.#sources.get(id), videoTimeoutMs: opts.config.videoTimeoutMs, stallTimeoutMs: opts.config.stallTimeoutMs, camera: TILE_SIZE.camera });
+    this.#content = new TileContent({ source: (id) => this.#sources.get(id), videoTimeoutMs: opts.config.videoTimeoutMs, stallTimeoutMs: opts.config.stallTimeoutMs, camera: TILE_SIZE.camera, now: quietNow });
     const r = opts.resume;
     if (r) {
       this.#tickBase = r.tickBase;
@@ -360,7 +376,7 @@ export class Recording extends EventEmitter<Events> {
     const { config, ffmpegPath } = this.#o;
     const log = this.#log.child({ sourceId: source.id });
     const size = TILE_SIZE[source.kind];
-    const video = new VideoDecoder({ ffmpegPath, width: size.w, height: size.h, logger: log.child({ proc: 'vdec' }), stallMs: config.stallTimeoutMs, requestKeyframe: () => source.requestKeyframe() });
+    const video = new VideoDecoder({ ffmpegPath, width: size.w, height: size.h, logger: log.child({ proc: 'vdec' }), stallMs: config.stallTimeoutMs, requestKeyframe: () => source.requestKeyframe(), quietNow: this.#quietNow });
     const audio = new AudioDecoder({ logger: log.child({ proc: 'adec' }) });
     const onRestart = () => this.stats.decoderRestarts++;
     video.on('restart', onRestart);
@@ -377,7 +393,7 @@ export class Recording extends EventEmitter<Events> {
       audio,
       card: solidFrame(size.w, size.h, PLACEHOLDER_COLOUR),
       vp8Card: null,
-      tile: new SourceVideo({ gopFrames: GOP_REPLAY_S * this.#fps, askEveryMs: KEYFRAME_ASK_MS, request: () => source.requestKeyframe() }),
+      tile: new SourceVideo({ gopFrames: GOP_REPLAY_S * this.#fps, askEveryMs: KEYFRAME_ASK_MS, request: () => source.requestKeyframe(), now: this.#quietNow }),
       unsubscribe: () => {
         source.off('video', onVideo);
         source.off('audio', onAudio);
@@ -659,7 +675,7 @@ export class Recording extends EventEmitter<Events> {
       const s = this.#sources.get(t.sourceId);
       if (s && !s.tile.gop.frames(this.#replayLimit())) s.tile.askKeyframe();
     }
-    this.#pendingEpoch = { comp, since: performance.now(), tiles, begin };
+    this.#pendingEpoch = { comp, since: this.#quietNow(), tiles, begin };
     this.#startPendingEpoch();
   }
 
@@ -680,7 +696,7 @@ export class Recording extends EventEmitter<Events> {
       const s = this.#sources.get(t.sourceId);
       return !s || s.tile.codec !== 'vp8' || !!s.tile.gop.frames(this.#replayLimit());
     });
-    if (!ready && performance.now() - p.since < KEYFRAME_WAIT_MS) return;
+    if (!ready && this.#quietNow() - p.since < KEYFRAME_WAIT_MS) return;
     this.#pendingEpoch = null;
     p.begin();
   }
@@ -724,7 +740,8 @@ export class Recording extends EventEmitter<Events> {
       owed: this.#pacer.ticks - this.#epochs.next,
       owner: !!owner && !owner.dead,
       starting: this.#epochs.starting(owner),
-      silentMs: owner ? now - owner.lastOutputAt : 0,
+      // On the quiet clock: an epoch fed nothing because nothing came from the server is not hung.
+      silentMs: owner ? this.#quietNow() - owner.lastOutputAt : 0,
       depth: owner?.depth ?? 0,
       pictures: owner?.fed.length ?? 0,
       stride: this.#strides.stride,

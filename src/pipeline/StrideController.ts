@@ -1,8 +1,11 @@
 /**
  * Degrade rather than fail when CPU is short, one level at a time. The levels: every tick
- * composed, then one tick in `stride` (up to `maxStride`: 30 fps → 15 → 10 distinct pictures a
- * second), then, with `economy`, x264's economy analysis as well (ECONOMY_X264 in
+ * composed, then one tick in each of `strides` on average (the recording's are 2, 2.5 and 3:
+ * 30 fps → 15 → 12 → 10 distinct pictures a second; 2.5 composes ticks 2 and 3 apart in turn),
+ * then, with `economy`, x264's economy analysis as well (ECONOMY_X264 in
  * compositor/ffmpegArgs.ts: a new epoch, as x264's analysis is fixed for an encoder's life).
+ * The 12 step is there because 15 was measured just short of enough in 0.45 cores and 10 is
+ * below what a recording there must keep (docs/workers.md, day 11).
  *
  * More than half a second of frames behind for a whole second (a start or a hiccup is not a
  * shortage): one level up, at most every `upAfterMs`. Less than a tenth of a second behind: one
@@ -18,15 +21,21 @@ export class StrideController {
   #economyHold = 0;
   #economyLeftAt = -Infinity;
 
-  constructor(private readonly o: { fps: number; maxStride: number; economy?: boolean; upAfterMs: number; downAfterMs: number }) {}
+  /** Ticks per composed picture at each level past the first (ascending; each at least 1). */
+  readonly #strides: number[];
 
+  constructor(private readonly o: { fps: number; strides: number[]; economy?: boolean; upAfterMs: number; downAfterMs: number }) {
+    this.#strides = [1, ...o.strides];
+  }
+
+  /** Ticks per composed picture now, on average (2.5: 2 and 3 in turn). */
   get stride(): number {
-    return Math.min(this.#level + 1, this.o.maxStride);
+    return this.#strides[Math.min(this.#level, this.#strides.length - 1)];
   }
 
   /** Whether epochs now encode with x264's economy analysis (the level past the last stride). */
   get economy(): boolean {
-    return this.#level >= this.o.maxStride;
+    return this.#level >= this.#strides.length;
   }
 
   get distinctFps(): number {
@@ -34,7 +43,7 @@ export class StrideController {
   }
 
   get #top(): number {
-    return this.o.maxStride - 1 + (this.o.economy ? 1 : 0);
+    return this.#strides.length - 1 + (this.o.economy ? 1 : 0);
   }
 
   /** Feeds the current backlog (frames behind real time); returns the change made, if any. */
@@ -68,8 +77,13 @@ export class StrideController {
     return n;
   }
 
-  /** Whether tick `tick` is composed (the others repeat the last composite). */
+  /**
+   * Whether tick `tick` is composed (the others repeat the last composite): the ticks where
+   * tick / stride passes a whole number. Exact for the strides used (1, 2, 2.5, 3: a multiple
+   * divides to an exact integer, anything else lies at least 1/3 from one).
+   */
   composes(tick: number): boolean {
-    return this.stride === 1 || tick % this.stride === 0;
+    const s = this.stride;
+    return s === 1 || Math.floor(tick / s) > Math.floor((tick - 1) / s);
   }
 }

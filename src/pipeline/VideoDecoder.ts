@@ -34,8 +34,10 @@ export class VideoDecoder extends SupervisedDecoder {
   readonly width: number;
   readonly height: number;
   readonly frameBytes: number;
-  /** When the most recent frame was decoded (ms, Date.now()); 0 = never. */
+  /** When the most recent frame was decoded (ms, on the `quietNow` clock); 0 = never. */
   latestAt = 0;
+  /** The clock a tile's quietness is judged on (see UpstreamClock); Date.now() by default. */
+  #quietNow: () => number;
   framesDecoded = 0;
   /** Decoded frames never shown (the source ran ahead of the pacer by more than the queue). */
   framesDropped = 0;
@@ -73,8 +75,9 @@ export class VideoDecoder extends SupervisedDecoder {
   /** Frames (from a keyframe on) that came while no process was running. */
   #early: EncodedVideoFrame[] = [];
 
-  constructor(opts: { ffmpegPath: string; width: number; height: number; logger: Logger; stallMs: number; requestKeyframe: () => void; maxLagMs?: number }) {
+  constructor(opts: { ffmpegPath: string; width: number; height: number; logger: Logger; stallMs: number; requestKeyframe: () => void; maxLagMs?: number; quietNow?: () => number }) {
     super(opts.ffmpegPath, opts.logger, opts.stallMs);
+    this.#quietNow = opts.quietNow ?? Date.now;
     this.maxLagMs = opts.maxLagMs ?? 1000;
     this.width = opts.width;
     this.height = opts.height;
@@ -126,7 +129,7 @@ export class VideoDecoder extends SupervisedDecoder {
         releaseFrame(this.#queue.shift()!);
         this.framesDropped++;
       }
-      this.latestAt = Date.now();
+      this.latestAt = this.#quietNow();
       this.framesDecoded++;
       this.#writeTimes.shift();
     });

@@ -3,7 +3,7 @@ import type { RecordingStats } from '../pipeline/Recording';
 import { nextStatus } from '../pipeline/status';
 import { TesseraError, toTesseraError, type ErrorBody } from '../errors';
 import { Mp4Muxer } from '../storage/Mp4Muxer';
-import { FromWorker, ToWorker, type Message } from './protocol';
+import { BEAT_MS, FromWorker, ToWorker, type Message } from './protocol';
 import type { WorkerHandle, WorkerPool } from './WorkerPool';
 import type { InitMessage, SourceMessage } from './main';
 import type { Config } from '../config';
@@ -40,7 +40,7 @@ interface Tap {
   off: () => void;
 }
 
-const ZERO_STATS: RecordingStats = { framesDuplicated: 0, framesDropped: 0, compositorRestarts: 0, decoderRestarts: 0, encoderSpeed: 0, distinctFps: 0, preset: '', framesShed: 0, cores: 0 };
+const ZERO_STATS: RecordingStats = { framesDuplicated: 0, framesDropped: 0, compositorRestarts: 0, decoderRestarts: 0, encoderSpeed: 0, distinctFps: 0, preset: '', framesShed: 0, cores: 0, upstreamStalledMs: 0 };
 /** Worker restarts allowed within RESTART_WINDOW_MS before the recording fails for good. */
 const MAX_RESTARTS = 3;
 const RESTART_WINDOW_MS = 60_000;
@@ -100,6 +100,8 @@ export class WorkerRecording extends EventEmitter<Events> {
   /** When the worker last sent a picture: a worker alive but silent this long is hung. */
   #lastPictureAt = 0;
   #watchdog: NodeJS.Timeout | null = null;
+  /** The heartbeat to the worker: its clock for quiet sources runs while this loop does (UpstreamClock). */
+  #beat: NodeJS.Timeout | null = null;
   #tracks: TrackRecorder | null = null;
 
   constructor(opts: WorkerRecordingOptions) {
@@ -302,6 +304,10 @@ export class WorkerRecording extends EventEmitter<Events> {
         w.kill('SIGKILL');
       }
     }, 250);
+    if (this.#beat) clearInterval(this.#beat);
+    this.#beat = setInterval(() => {
+      if (w === this.#worker && !w.exited) w.send(ToWorker.Beat, {});
+    }, BEAT_MS);
   }
 
   #sourceMessage(tap: Tap): SourceMessage {
@@ -546,6 +552,7 @@ export class WorkerRecording extends EventEmitter<Events> {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#watchdog) clearInterval(this.#watchdog);
+    if (this.#beat) clearInterval(this.#beat);
     for (const id of [...this.#taps.keys()]) this.#untap(id);
     // A failed recording is done once what it made is kept (its manifest written).
     void this.#aborting.then(() => {
@@ -567,6 +574,7 @@ function sumStats(a: RecordingStats, b: RecordingStats): RecordingStats {
     preset: b.preset || a.preset,
     framesShed: a.framesShed + b.framesShed,
     cores: b.cores || a.cores,
+    upstreamStalledMs: (a.upstreamStalledMs ?? 0) + (b.upstreamStalledMs ?? 0),
     ...(b.psnrDb ?? a.psnrDb) !== undefined ? { psnrDb: b.psnrDb ?? a.psnrDb } : {},
   };
 }

@@ -19,7 +19,8 @@ import { loadPresets } from '../../compositor/presets';
 import { logger } from '../logger';
 import { TesseraError, toTesseraError } from '../errors';
 import { treeCpuSeconds } from '../pipeline/cpu';
-import { FromWorker, MessageReader, send, ToWorker, type Message } from './protocol';
+import { BEAT_SLACK_MS, FromWorker, MessageReader, send, ToWorker, type Message } from './protocol';
+import { UpstreamClock } from '../pipeline/UpstreamClock';
 import type { Config } from '../config';
 import type { MediaSource, MediaSourceEvents, SourceKind, RecordingLocation, VideoCodec } from '../media/types';
 import type { Manifest } from '../pipeline/types';
@@ -99,6 +100,8 @@ function main(): void {
   let output: RemoteOutput | null = null;
   let statsTimer: NodeJS.Timeout | null = null;
   let exiting = false;
+  // Everything from the server (media, control, its heartbeat) keeps this clock running.
+  const upstream = new UpstreamClock({ slackMs: BEAT_SLACK_MS });
 
   const exit = (code: number) => {
     if (exiting) return;
@@ -114,6 +117,7 @@ function main(): void {
     const now = { at: performance.now(), s: treeCpuSeconds() };
     if (recording && now.at - cpu.at > 500) recording.stats.cores = Math.round(((now.s - cpu.s) * 1000 * 1000) / (now.at - cpu.at)) / 1000;
     cpu = now;
+    if (recording) recording.stats.upstreamStalledMs = Math.round(upstream.stalledMs);
     if (recording) send(sock, FromWorker.Stats, { stats: recording.stats, sources: recording.debugSources() });
   };
 
@@ -131,6 +135,7 @@ function main(): void {
       logger: log,
       workDir: m.workDir,
       resume: m.resume,
+      quietNow: () => upstream.now(),
     });
     recording = rec;
     for (const s of m.sources) addSource(s);
@@ -182,10 +187,13 @@ function main(): void {
         return recording?.debugKill(m.header.what);
       case ToWorker.SinkDone:
         return output?.done(m.header);
+      case ToWorker.Beat:
+        return;
     }
   };
 
   sock.on('data', (chunk: Buffer) => {
+    upstream.heard();
     try {
       reader.push(chunk, onMessage);
     } catch (err) {

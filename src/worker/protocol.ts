@@ -20,7 +20,14 @@ export const enum ToWorker {
   Stop = 6,
   Debug = 7,
   SinkDone = 8,
+  /** The server's heartbeat (every BEAT_MS): its event loop runs (see UpstreamClock). */
+  Beat = 9,
 }
+
+/** How often the server sends `Beat` to a recording's worker. */
+export const BEAT_MS = 100;
+/** A silence from the server longer than this is a stall of the server (or of the worker): see UpstreamClock. */
+export const BEAT_SLACK_MS = 300;
 
 /** Worker → server. */
 export const enum FromWorker {

@@ -45,7 +45,7 @@ describe('SpeakerDetector', () => {
 });
 
 describe('StrideController', () => {
-  const make = () => new StrideController({ fps: 30, maxStride: 2, upAfterMs: 2000, downAfterMs: 5000 });
+  const make = () => new StrideController({ fps: 30, strides: [2], upAfterMs: 2000, downAfterMs: 5000 });
 
   test('more than half a second behind: every second tick is composed; never fewer', () => {
     const s = make();
@@ -73,26 +73,37 @@ describe('StrideController', () => {
     expect(s.update(20, 8200)).toBe('up');
   });
 
-  test('with economy: 30, 15, 10 distinct pictures, then x264 economy; out of economy first, and only after 20 s', () => {
-    const s = new StrideController({ fps: 30, maxStride: 3, economy: true, upAfterMs: 2000, downAfterMs: 5000 });
+  test('with economy: 30, 15, 12, 10 distinct pictures, then x264 economy; out of economy first, and only after 20 s', () => {
+    const s = new StrideController({ fps: 30, strides: [2, 2.5, 3], economy: true, upAfterMs: 2000, downAfterMs: 5000 });
     const seen: string[] = [];
     const at = () => `${s.distinctFps}${s.economy ? '+economy' : ''}`;
     s.update(20, 0);
-    for (let t = 1000; t <= 12_000; t += 100) if (s.update(20, t)) seen.push(at());
-    expect(seen).toEqual(['15', '10', '10+economy']); // and no further
+    for (let t = 1000; t <= 14_000; t += 100) if (s.update(20, t)) seen.push(at());
+    expect(seen).toEqual(['15', '12', '10', '10+economy']); // and no further
     expect(s.stride).toBe(3);
-    expect(s.update(1, 20_000)).toBeNull(); // caught up 13 s after the change: not long enough to leave economy
-    expect(s.update(1, 27_500)).toBe('down');
+    const since = 7300; // the change into economy
+    expect(s.update(1, since + 19_900)).toBeNull(); // caught up, but not for 20 s: economy stays
+    expect(s.update(1, since + 20_100)).toBe('down');
     expect(at()).toBe('10');
-    expect(s.update(1, 31_000)).toBeNull();
-    expect(s.update(1, 32_600)).toBe('down');
-    expect(at()).toBe('15');
+    expect(s.update(1, since + 23_000)).toBeNull();
+    expect(s.update(1, since + 25_200)).toBe('down');
+    expect(at()).toBe('12');
     // Short again within a minute of leaving economy: back in it, and it stays twice as long (40 s).
-    for (let t = 33_000; t <= 40_000; t += 100) s.update(20, t);
+    for (let t = since + 26_000; t <= since + 40_000; t += 100) s.update(20, t);
     expect(at()).toBe('10+economy');
-    const since = 37_300; // the change into economy
-    expect(s.update(1, since + 39_000)).toBeNull();
-    expect(s.update(1, since + 40_100)).toBe('down');
+  });
+
+  test('12 distinct pictures a second: ticks 2 and 3 apart in turn, 12 in every 30', () => {
+    const s = new StrideController({ fps: 30, strides: [2, 2.5, 3], upAfterMs: 0, downAfterMs: 5000 });
+    s.update(20, 0);
+    s.update(20, 1000);
+    s.update(20, 2000);
+    expect(s.distinctFps).toBe(12);
+    const composed = Array.from({ length: 90 }, (_, t) => t).filter((t) => s.composes(t));
+    expect(composed.slice(0, 6)).toEqual([0, 3, 5, 8, 10, 13]);
+    for (let k = 0; k < 3; k++) expect(s.composedIn(k * 30, (k + 1) * 30)).toBe(12);
+    s.update(20, 3000);
+    expect([0, 1, 2, 3, 4, 5, 6].map((t) => s.composes(t))).toEqual([true, false, false, true, false, false, true]);
   });
 });
 
