@@ -11,7 +11,7 @@
  * - **Behind**: owing more pictures than it normally does, counted as the wall time they span.
  *   An epoch that has not put out its first picture is starting, not short of CPU; owing its
  *   encoder's own delay (`depth`) is normal, and so is a steady backlog (the lowest owed in the
- *   last 10 s is the baseline) and a backlog that is shrinking. Falling behind is owing more and
+ *   last 10 s is the baseline) up to half the far-behind bound, and a backlog that is shrinking. Falling behind is owing more and
  *   more; the StrideController turns that into fewer distinct pictures.
  */
 export interface LagLook {
@@ -37,6 +37,13 @@ export class LagMonitor {
   #recent: { at: number; owed: number }[] = [];
   readonly stallTicks: number;
   readonly farBehindTicks: number;
+  /**
+   * What the last behind() counted before the draining rule: a backlog being worked off is not
+   * a reason to shed more, nor is it caught up. The ladder steps back only when this is small
+   * (day 11, 0.30 cores: "caught up" while draining 100 pictures, back to 30 a second, and
+   * replaced as far behind 0.2–2.5 s later).
+   */
+  backlog = 0;
 
   constructor(private readonly o: { fps: number; stallTimeoutMs: number }) {
     this.stallTicks = Math.ceil((o.stallTimeoutMs * o.fps) / 1000);
@@ -67,7 +74,17 @@ export class LagMonitor {
     // never looked behind until it was replaced as far behind (a freeze of 8 s: day 10).
     const baseline = Math.max(Math.min(l.depth, this.o.fps), this.#floor(owed, now));
     const draining = this.#draining(owed, now);
-    return l.starting || !l.owner || draining ? 0 : Math.max(0, owed - baseline) * (l.stride ?? 1);
+    this.backlog = 0;
+    if (l.starting || !l.owner) return 0;
+    // A steady backlog is normal only while it is far from the far-behind bound: past half of
+    // it, what is owed beyond that half is behind however long it has stood. Measured in 0.30
+    // cores (day 11): a backlog of ~100 pictures at 15 a second stood for 10 s, became the
+    // baseline, the ladder stepped back to 30 ("caught up") and 2 s later the epoch owed 241
+    // ticks and was replaced as far behind: a freeze.
+    const excess = l.owed - this.farBehindTicks / 2;
+    this.backlog = Math.max(0, (owed - baseline) * (l.stride ?? 1), excess);
+    // Working a backlog off is not falling behind, unless what is still owed is that near the bound.
+    return draining ? Math.max(0, excess) : this.backlog;
   }
 
   /**

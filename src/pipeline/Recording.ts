@@ -758,7 +758,7 @@ export class Recording extends EventEmitter<Events> {
     const behind = this.#lag.behind(look, now);
     this.#behind = behind;
     const economy = this.#strides.economy;
-    const change = this.#strides.update(behind, now);
+    const change = this.#strides.update(behind, now, this.#lag.backlog);
     if (change) {
       const what = this.#strides.economy !== economy ? `x264 economy analysis ${economy ? 'off' : 'on'}` : `${change === 'up' ? 'fewer' : 'more'} distinct pictures`;
       this.#log.warn({ behindFrames: Math.round(behind), distinctFps: this.#strides.distinctFps, economy: this.#strides.economy }, `${change === 'up' ? 'behind real time' : 'caught up'}: ${what}`);

@@ -46,8 +46,12 @@ export class StrideController {
     return this.#strides.length - 1 + (this.o.economy ? 1 : 0);
   }
 
-  /** Feeds the current backlog (frames behind real time); returns the change made, if any. */
-  update(behindFrames: number, now: number): 'up' | 'down' | null {
+  /**
+   * Feeds how far behind real time the recording is (frames); returns the change made, if any.
+   * `backlogFrames` (default: the same) is what it owes even while that is being worked off: a
+   * step back needs it small, not just nothing new owed.
+   */
+  update(behindFrames: number, now: number, backlogFrames = behindFrames): 'up' | 'down' | null {
     const since = now - this.#changedAt;
     const behind = behindFrames > this.o.fps / 2;
     if (!behind) this.#behindSince = null;
@@ -61,7 +65,7 @@ export class StrideController {
       return 'up';
     }
     const downAfter = this.economy ? this.#economyHold : this.o.downAfterMs;
-    if (behindFrames < this.o.fps / 10 && this.#level > 0 && since > downAfter) {
+    if (behindFrames < this.o.fps / 10 && backlogFrames < this.o.fps / 10 && this.#level > 0 && since > downAfter) {
       if (this.economy) this.#economyLeftAt = now;
       this.#level--;
       this.#changedAt = now;

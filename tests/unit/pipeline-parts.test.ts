@@ -93,6 +93,15 @@ describe('StrideController', () => {
     expect(at()).toBe('10+economy');
   });
 
+  test('no step back while a backlog is still being worked off, however long since the last change', () => {
+    const s = make();
+    s.update(20, 0);
+    expect(s.update(20, 1000)).toBe('up');
+    // Nothing new owed (behind 0: the backlog shrinks), but 40 frames still owed.
+    expect(s.update(0, 9000, 40)).toBeNull();
+    expect(s.update(0, 9100, 2)).toBe('down');
+  });
+
   test('12 distinct pictures a second: ticks 2 and 3 apart in turn, 12 in every 30', () => {
     const s = new StrideController({ fps: 30, strides: [2, 2.5, 3], upAfterMs: 0, downAfterMs: 5000 });
     s.update(20, 0);
@@ -241,6 +250,27 @@ describe('LagMonitor', () => {
     // 10 s later the old baseline is forgotten: a backlog that stays is the new normal.
     for (; now < 17_000; now += 100) m.behind(look(40, { depth: 10 }), now);
     expect(m.behind(look(40, { depth: 10 }), now)).toBe(0);
+  });
+
+  test('a steady backlog near the far-behind bound is behind however long it stands: the ladder must not step back into a replacement', () => {
+    const m = make();
+    let now = 0;
+    // 0.30 cores, day 11: ~100 pictures owed at one tick in two (200 ticks of wall time) for 10 s.
+    for (; now < 12_000; now += 100) m.behind(look(200, { depth: 10, pictures: 100, stride: 2 }), now);
+    // The baseline rule alone would call that normal now; half the far-behind bound (120 ticks) does not.
+    expect(m.farBehindTicks).toBe(240);
+    expect(m.behind(look(200, { depth: 10, pictures: 100, stride: 2 }), now)).toBe(80);
+    // Working it off: behind only by what is owed beyond half the bound, and that is the backlog.
+    for (let owed = 200; owed > 150; owed -= 2, now += 100) m.behind(look(owed, { depth: 10, pictures: owed / 2, stride: 2 }), now);
+    expect(m.behind(look(150, { depth: 10, pictures: 75, stride: 2 }), now)).toBe(30);
+    expect(m.backlog).toBe(30);
+    // Below half the bound, working a backlog off is not behind.
+    for (let owed = 118; owed > 60; owed -= 2, now += 100) m.behind(look(owed, { depth: 10, pictures: owed / 2, stride: 2 }), now);
+    expect(m.behind(look(60, { depth: 10, pictures: 30, stride: 2 }), now)).toBe(0);
+    // Below half the bound, a standing backlog is the new normal as before.
+    const n = make();
+    for (now = 0; now < 12_000; now += 100) n.behind(look(100, { depth: 10, pictures: 50, stride: 2 }), now);
+    expect(n.behind(look(100, { depth: 10, pictures: 50, stride: 2 }), now)).toBe(0);
   });
 
   test('an encoder\'s own delay is at most a second of pictures: a slow start that leaves seconds owed, not shrinking, is behind', () => {
