@@ -11,8 +11,9 @@
  * - **Behind**: owing more pictures than it normally does, counted as the wall time they span.
  *   An epoch that has not put out its first picture is starting, not short of CPU; owing its
  *   encoder's own delay (`depth`) is normal, and so is a steady backlog (the lowest owed in the
- *   last 10 s is the baseline) up to half the far-behind bound, and a backlog that is shrinking. Falling behind is owing more and
- *   more; the StrideController turns that into fewer distinct pictures.
+ *   last 10 s is the baseline) up to half a second of pictures more, and a backlog that shrinks
+ *   fast enough to be gone within 3 s. Falling behind is owing more and more, or a standing
+ *   backlog of seconds; the StrideController turns that into fewer distinct pictures.
  */
 export interface LagLook {
   /** Ticks made by the clock that have not left yet. */
@@ -72,8 +73,17 @@ export class LagMonitor {
     // What an epoch owed at its first picture beyond that is what its start left behind: in 0.30
     // cores a new layout's epoch came out owing 100–200 and, with that counted as its delay,
     // never looked behind until it was replaced as far behind (a freeze of 8 s: day 10).
-    const baseline = Math.max(Math.min(l.depth, this.o.fps), this.#floor(owed, now));
-    const draining = this.#draining(owed, now);
+    // A backlog that stands is the new normal only up to half a second of pictures beyond that
+    // delay. More is queued work, seconds of it: it does not drain at a rate that is only just
+    // enough, and a layout change inherits it (the old epoch must still make those pictures while
+    // the new one starts). Measured in 0.40–0.45 cores (day 12): 60 pictures standing at 15 a
+    // second (4 s of wall time), then a join took the owed ticks past the far-behind bound.
+    const delay = Math.min(l.depth, this.o.fps);
+    const baseline = Math.max(delay, Math.min(this.#floor(owed, now), delay + this.o.fps / 2));
+    // Worked off fast enough to be gone within 3 s at the pace seen: not behind. Slower than
+    // that, the shortage is still there.
+    const shrink = this.#shrinking(owed, now);
+    const draining = shrink > this.o.fps / 10 && (owed - baseline) <= 3 * shrink;
     this.backlog = 0;
     if (l.starting || !l.owner) return 0;
     // A steady backlog is normal only while it is far from the far-behind bound: past half of
@@ -88,12 +98,12 @@ export class LagMonitor {
   }
 
   /**
-   * The backlog is shrinking: the least owed in the last half second is below the least owed a
-   * second before that, by more than a tenth of a second's pictures. A backlog that a start or a
-   * layout change left and that is being worked off is not a shortage; shedding for it costs
+   * How fast the backlog shrinks: the least owed a second ago less the least owed in the last
+   * half second (pictures in about a second; 0 when it does not shrink). A backlog that a start or
+   * a layout change left and that is being worked off is not a shortage; shedding for it costs
    * pictures for seconds (a step back waits 5 s).
    */
-  #draining(owed: number, now: number): boolean {
+  #shrinking(owed: number, now: number): number {
     this.#recent.push({ at: now, owed });
     while (this.#recent.length && now - this.#recent[0].at > 1500) this.#recent.shift();
     let before = Infinity, lately = Infinity;
@@ -101,7 +111,7 @@ export class LagMonitor {
       if (now - r.at >= 1000) before = Math.min(before, r.owed);
       else if (now - r.at <= 500) lately = Math.min(lately, r.owed);
     }
-    return before !== Infinity && lately < before - this.o.fps / 10;
+    return before === Infinity ? 0 : Math.max(0, before - lately);
   }
 
   /** The lowest backlog (pictures) of the last 10 s (sampled once a second), including `owed` now. */

@@ -733,6 +733,7 @@ export class Recording extends EventEmitter<Events> {
    * ticks repeat the last picture); one that is falling behind but producing is starved of CPU,
    * not hung: the recording sheds work (StrideController) and stays on wall time. See LagMonitor.
    */
+  #lagLoggedAt = -Infinity;
   #checkLag(): void {
     const now = performance.now();
     const owner = this.#epochs.owner(this.#epochs.next);
@@ -757,11 +758,18 @@ export class Recording extends EventEmitter<Events> {
     if (this.#closed) return;
     const behind = this.#lag.behind(look, now);
     this.#behind = behind;
+    if (now - this.#lagLoggedAt >= 1000) {
+      this.#lagLoggedAt = now;
+      this.#log.trace({ ...look, silentMs: Math.round(look.silentMs), behind: Math.round(behind), backlog: Math.round(this.#lag.backlog), epochs: this.#epochs.epochs.length, pending: !!this.#pendingEpoch }, 'lag');
+    }
     const economy = this.#strides.economy;
-    const change = this.#strides.update(behind, now, this.#lag.backlog);
+    // A layout change in progress (two epochs, or one waiting for keyframes) is not a calm moment
+    // to step back: the old epoch drains its backlog and looks caught up while the new one works.
+    const settled = !this.#pendingEpoch && this.#epochs.epochs.filter((e) => !e.dead).length <= 1;
+    const change = this.#strides.update(behind, now, this.#lag.backlog, settled);
     if (change) {
       const what = this.#strides.economy !== economy ? `x264 economy analysis ${economy ? 'off' : 'on'}` : `${change === 'up' ? 'fewer' : 'more'} distinct pictures`;
-      this.#log.warn({ behindFrames: Math.round(behind), distinctFps: this.#strides.distinctFps, economy: this.#strides.economy }, `${change === 'up' ? 'behind real time' : 'caught up'}: ${what}`);
+      this.#log.warn({ behindFrames: Math.round(behind), distinctFps: this.#strides.distinctFps, economy: this.#strides.economy, holdMs: this.#strides.holdMs }, `${change === 'up' ? 'behind real time' : 'caught up'}: ${what}`);
       // x264's analysis is fixed for an encoder's life: the economy level takes effect with the
       // next epoch. Into it, that is the next one started anyway (a layout change, a replacement):
       // starting one just for it, when CPU is short, costs a process start and a keyframe round

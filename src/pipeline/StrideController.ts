@@ -8,18 +8,25 @@
  * below what a recording there must keep (docs/workers.md, day 11).
  *
  * More than half a second of frames behind for a whole second (a start or a hiccup is not a
- * shortage): one level up, at most every `upAfterMs`. Less than a tenth of a second behind: one
- * level down after `downAfterMs` at the same level, or 4 × that out of the economy level, doubled
- * each time it comes back within a minute (each change of it costs an epoch start, a keyframe
- * from everyone, when CPU is short: it must not flap). Pure: time and the backlog come in with
- * each call.
+ * shortage): one level up, at most every `upAfterMs`. Less than a tenth of a second behind, with
+ * the recording settled (one epoch running: a layout change in progress is two epochs' work, and
+ * the old one draining its backlog looks caught up while the new one is not): one level down
+ * after a hold at the same level — `downAfterMs`, or 4 × that out of the economy level.
+ *
+ * A level that had to be taken again within a minute of leaving it was left too early: its hold
+ * doubles (up to 2 minutes, 5 for economy) and resets after a calm minute. Measured in 0.45 cores
+ * (day 12): 5 s at 15 pictures a second, back to 30, behind again 3–4 s later with a backlog
+ * that the next layout change took past the far-behind bound: a freeze. Each change of the
+ * economy level also costs an epoch start, a keyframe from everyone, when CPU is short: it must
+ * not flap either. Pure: time and the backlog come in with each call.
  */
 export class StrideController {
   #level = 0;
   #changedAt = -Infinity;
   #behindSince: number | null = null;
-  #economyHold = 0;
-  #economyLeftAt = -Infinity;
+  /** Per level: how long to stay before stepping down from it, and when it was last left. */
+  #hold: number[] = [];
+  #leftAt: number[] = [];
 
   /** Ticks per composed picture at each level past the first (ascending; each at least 1). */
   readonly #strides: number[];
@@ -49,29 +56,37 @@ export class StrideController {
   /**
    * Feeds how far behind real time the recording is (frames); returns the change made, if any.
    * `backlogFrames` (default: the same) is what it owes even while that is being worked off: a
-   * step back needs it small, not just nothing new owed.
+   * step back needs it small, not just nothing new owed. `settled`: one epoch runs (no layout
+   * change in progress); a step back needs that too.
    */
-  update(behindFrames: number, now: number, backlogFrames = behindFrames): 'up' | 'down' | null {
+  update(behindFrames: number, now: number, backlogFrames = behindFrames, settled = true): 'up' | 'down' | null {
     const since = now - this.#changedAt;
     const behind = behindFrames > this.o.fps / 2;
     if (!behind) this.#behindSince = null;
     else this.#behindSince ??= now;
     if (behind && now - this.#behindSince! >= 1000 && this.#level < this.#top && since > this.o.upAfterMs) {
-      this.#level++;
+      const l = ++this.#level;
       this.#changedAt = now;
-      // Back into economy within a minute of leaving it: CPU did not come back for long; stay
-      // twice as long this time (up to 5 minutes).
-      if (this.economy) this.#economyHold = now - this.#economyLeftAt < 60_000 ? Math.min(2 * this.#economyHold, 300_000) : 4 * this.o.downAfterMs;
+      // Back within a minute of leaving this level: CPU did not come back for long; stay twice
+      // as long this time.
+      const base = this.economy ? 4 * this.o.downAfterMs : this.o.downAfterMs;
+      const max = this.economy ? 300_000 : 120_000;
+      this.#hold[l] = now - (this.#leftAt[l] ?? -Infinity) < 60_000 ? Math.min(2 * (this.#hold[l] ?? base), max) : base;
       return 'up';
     }
-    const downAfter = this.economy ? this.#economyHold : this.o.downAfterMs;
-    if (behindFrames < this.o.fps / 10 && backlogFrames < this.o.fps / 10 && this.#level > 0 && since > downAfter) {
-      if (this.economy) this.#economyLeftAt = now;
+    const hold = this.#hold[this.#level] ?? this.o.downAfterMs;
+    if (settled && behindFrames < this.o.fps / 10 && backlogFrames < this.o.fps / 10 && this.#level > 0 && since > hold) {
+      this.#leftAt[this.#level] = now;
       this.#level--;
       this.#changedAt = now;
       return 'down';
     }
     return null;
+  }
+
+  /** How long the recording stays at the current level before it may step back (ms). */
+  get holdMs(): number {
+    return this.#hold[this.#level] ?? this.o.downAfterMs;
   }
 
   /** How many of the ticks in [from, to) are composed at the current stride. */

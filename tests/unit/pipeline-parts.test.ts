@@ -102,6 +102,40 @@ describe('StrideController', () => {
     expect(s.update(0, 9100, 2)).toBe('down');
   });
 
+  test('no step back while a layout change is in progress (two epochs), however calm it looks', () => {
+    const s = make();
+    s.update(20, 0);
+    expect(s.update(20, 1000)).toBe('up');
+    expect(s.update(0, 9000, 0, false)).toBeNull();
+    expect(s.update(0, 9100, 0, true)).toBe('down');
+  });
+
+  test('a level taken again within a minute of leaving it is held twice as long, up to 2 minutes; a calm minute resets it', () => {
+    const s = make();
+    const shortAgain = (t: number) => {
+      s.update(20, t);
+      return s.update(20, t + 1000);
+    };
+    expect(shortAgain(0)).toBe('up');
+    expect(s.holdMs).toBe(5000);
+    expect(s.update(0, 6100)).toBe('down');
+    expect(shortAgain(9000)).toBe('up'); // 15 a second again 3 s after leaving it
+    expect(s.holdMs).toBe(10_000);
+    expect(s.update(0, 10_000 + 9_900)).toBeNull(); // held twice as long
+    expect(s.update(0, 10_000 + 10_100)).toBe('down');
+    let t = 22_000;
+    for (const hold of [20_000, 40_000, 80_000, 120_000, 120_000]) {
+      expect(shortAgain(t)).toBe('up');
+      expect(s.holdMs).toBe(hold);
+      t += 1000 + hold + 100;
+      expect(s.update(0, t)).toBe('down');
+      t += 2000;
+    }
+    // A calm minute at full rate: the next shortage starts from 5 s again.
+    expect(shortAgain(t + 60_000)).toBe('up');
+    expect(s.holdMs).toBe(5000);
+  });
+
   test('12 distinct pictures a second: ticks 2 and 3 apart in turn, 12 in every 30', () => {
     const s = new StrideController({ fps: 30, strides: [2, 2.5, 3], upAfterMs: 0, downAfterMs: 5000 });
     s.update(20, 0);
@@ -229,11 +263,18 @@ describe('LagMonitor', () => {
     const m = make();
     let now = 0;
     for (; now < 3000; now += 100) m.behind(look(12, { depth: 10 }), now);
-    // A layout change left 60 owed; they shrink by 10 a second. Once that shows (1.5 s on): not
-    // behind while they do (the StrideController sheds only for a whole second behind).
+    // A layout change left 60 owed; they shrink by 20 a second (gone in under 3 s). Once that
+    // shows (1.5 s on): not behind while they do (the StrideController sheds only for a whole
+    // second behind).
     const seen: number[] = [];
-    for (let owed = 60; now < 6000; now += 100, owed -= 1) seen.push(m.behind(look(owed, { depth: 10 }), now));
+    for (let owed = 60; owed > 12; now += 100, owed -= 2) seen.push(m.behind(look(owed, { depth: 10 }), now));
     expect(seen.slice(15)).toEqual(seen.slice(15).map(() => 0));
+    // Shrinking too slowly to be gone within 3 s (60 owed, 5 fewer a second): still behind.
+    const slow = make();
+    let t = 0;
+    for (; t < 3000; t += 100) slow.behind(look(12, { depth: 10 }), t);
+    for (let owed = 62; t < 5000; t += 100, owed -= 0.5) slow.behind(look(owed, { depth: 10 }), t);
+    expect(slow.behind(look(52, { depth: 10 }), t)).toBe(40);
     // Growing again: behind.
     for (let owed = 30; now < 7600; now += 100, owed += 2) m.behind(look(owed, { depth: 10 }), now);
     expect(m.behind(look(62, { depth: 10 }), now)).toBe(50);
@@ -247,9 +288,14 @@ describe('LagMonitor', () => {
     // Owing more and more: behind by what it owes beyond the steady 12.
     expect(m.behind(look(40, { depth: 10 }), now)).toBe(28);
     expect(m.behind(look(40, { starting: true }), now)).toBe(0);
-    // 10 s later the old baseline is forgotten: a backlog that stays is the new normal.
-    for (; now < 17_000; now += 100) m.behind(look(40, { depth: 10 }), now);
-    expect(m.behind(look(40, { depth: 10 }), now)).toBe(0);
+    // 10 s later the old baseline is forgotten: a backlog that stays is the new normal, up to
+    // half a second of pictures beyond the encoder's delay (10 + 15 here).
+    for (; now < 17_000; now += 100) m.behind(look(20, { depth: 10 }), now);
+    expect(m.behind(look(20, { depth: 10 }), now)).toBe(0);
+    // Seconds of queued work standing is behind however long it stands (day 12, 0.40 cores: 60
+    // pictures at 15 a second; the next join took the epoch past the far-behind bound).
+    for (; now < 29_000; now += 100) m.behind(look(40, { depth: 10 }), now);
+    expect(m.behind(look(40, { depth: 10 }), now)).toBe(15);
   });
 
   test('a steady backlog near the far-behind bound is behind however long it stands: the ladder must not step back into a replacement', () => {
@@ -257,20 +303,23 @@ describe('LagMonitor', () => {
     let now = 0;
     // 0.30 cores, day 11: ~100 pictures owed at one tick in two (200 ticks of wall time) for 10 s.
     for (; now < 12_000; now += 100) m.behind(look(200, { depth: 10, pictures: 100, stride: 2 }), now);
-    // The baseline rule alone would call that normal now; half the far-behind bound (120 ticks) does not.
+    // Behind by all it owes beyond the encoder's delay and half a second (25 pictures): 150 ticks.
     expect(m.farBehindTicks).toBe(240);
-    expect(m.behind(look(200, { depth: 10, pictures: 100, stride: 2 }), now)).toBe(80);
-    // Working it off: behind only by what is owed beyond half the bound, and that is the backlog.
+    expect(m.behind(look(200, { depth: 10, pictures: 100, stride: 2 }), now)).toBe(150);
+    // Working it off, 10 pictures a second: too slow to be gone within 3 s, still behind.
     for (let owed = 200; owed > 150; owed -= 2, now += 100) m.behind(look(owed, { depth: 10, pictures: owed / 2, stride: 2 }), now);
-    expect(m.behind(look(150, { depth: 10, pictures: 75, stride: 2 }), now)).toBe(30);
-    expect(m.backlog).toBe(30);
+    expect(m.behind(look(150, { depth: 10, pictures: 75, stride: 2 }), now)).toBe(100);
+    expect(m.backlog).toBe(100);
     // Below half the bound, working a backlog off is not behind.
     for (let owed = 118; owed > 60; owed -= 2, now += 100) m.behind(look(owed, { depth: 10, pictures: owed / 2, stride: 2 }), now);
     expect(m.behind(look(60, { depth: 10, pictures: 30, stride: 2 }), now)).toBe(0);
-    // Below half the bound, a standing backlog is the new normal as before.
+    // Below half the bound, a standing backlog is normal up to half a second of pictures beyond
+    // the encoder's delay (25 here): 50 standing is behind by the 25 more, 50 ticks at 1 in 2.
     const n = make();
     for (now = 0; now < 12_000; now += 100) n.behind(look(100, { depth: 10, pictures: 50, stride: 2 }), now);
-    expect(n.behind(look(100, { depth: 10, pictures: 50, stride: 2 }), now)).toBe(0);
+    expect(n.behind(look(100, { depth: 10, pictures: 50, stride: 2 }), now)).toBe(50);
+    for (now = 12_000; now < 24_000; now += 100) n.behind(look(40, { depth: 10, pictures: 20, stride: 2 }), now);
+    expect(n.behind(look(40, { depth: 10, pictures: 20, stride: 2 }), now)).toBe(0);
   });
 
   test('an encoder\'s own delay is at most a second of pictures: a slow start that leaves seconds owed, not shrinking, is behind', () => {
