@@ -4,12 +4,11 @@
  * Minutes of wall clock and almost no CPU: `npm test` runs it in its side lane, beside the other
  * suites (scripts/test.js).
  */
-import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { S3Storage } from '../../src/storage/S3Storage';
 import type { Mp4Segment } from '../../src/storage/Sink';
-import { S3TestServer } from '../helpers/s3server';
-import { BUCKET, TEST_CREDENTIALS, feedPaced, makeFmp4, s3TestConfig, split, tempDir } from '../helpers/s3fixtures';
+import { s3TestBed } from '../helpers/s3bed';
+import { BUCKET, TEST_CREDENTIALS, feedPaced, makeFmp4, s3TestConfig, split } from '../helpers/s3fixtures';
 import { expectSameBytes, expectedOf } from '../helpers/windowedMd5';
 
 const OUTAGE_S = Number(process.env.TESSERA_TEST_OUTAGE_S ?? 180);
@@ -17,29 +16,7 @@ const BEFORE_S = 20;
 const AFTER_S = 25;
 jest.setTimeout((OUTAGE_S + BEFORE_S + AFTER_S) * 1000 + 120_000);
 
-let server: S3TestServer;
-let dir: string;
-let s3: S3Storage | null = null;
-
-beforeAll(async () => {
-  dir = await tempDir('s3-outage');
-});
-
-beforeEach(async () => {
-  server = new S3TestServer({ buckets: [BUCKET] });
-  await server.start();
-});
-
-afterEach(async () => {
-  await s3?.close();
-  s3 = null;
-  await server.close();
-  await fsp.rm(path.join(dir, 'spool'), { recursive: true, force: true });
-});
-
-afterAll(async () => {
-  await fsp.rm(dir, { recursive: true, force: true });
-});
+const bed = s3TestBed('s3-outage');
 
 const manifest = (id: string): object => ({ id, roomId: 'room', status: 'available', startedAt: new Date().toISOString(), layout: 'grid', participants: [] });
 
@@ -47,7 +24,7 @@ test(`a ${OUTAGE_S} s S3 outage mid-recording (stalls, then resets, then 503s) l
   const total = BEFORE_S + OUTAGE_S + AFTER_S;
   const clip = await makeFmp4(total);
   const segs = split(clip);
-  s3 = new S3Storage(s3TestConfig(server.endpoint, path.join(dir, 'spool'), { requestTimeoutMs: 3000, retryMaxMs: 5000 }), { clientConfig: { credentials: TEST_CREDENTIALS } });
+  const s3 = bed.s3 = new S3Storage(s3TestConfig(bed.server.endpoint, path.join(bed.dir, 'spool'), { requestTimeoutMs: 3000, retryMaxMs: 5000 }), { clientConfig: { credentials: TEST_CREDENTIALS } });
   const sink = s3.createSink('rec-outage', 'room');
   await sink.open();
 
@@ -70,19 +47,19 @@ test(`a ${OUTAGE_S} s S3 outage mid-recording (stalls, then resets, then 503s) l
     if (phase === 'before') ackedAtOutageStart = sink.stats.partsUploaded;
     if (next === 'after') ackedDuringOutage = sink.stats.partsUploaded - ackedAtOutageStart;
     phase = next;
-    server.setOutage(next === 'after' ? null : (next as 'stall' | 'reset' | 'slowdown'));
+    bed.server.setOutage(next === 'after' ? null : (next as 'stall' | 'reset' | 'slowdown'));
   });
   const wallS = (Date.now() - t0) / 1000;
   const stop = Date.now();
   const result = await sink.finish(manifest('rec-outage'));
   const finishMs = Date.now() - stop;
-  console.log(JSON.stringify({ outageS: OUTAGE_S, wallS, bytes: clip.length, maxSpoolBytes: maxSpool, slowestWriteMs: slowestWrite, finishMs, parts: sink.stats.partsUploaded, failedRequests: server.requests.filter((r) => r.fault).length }));
+  console.log(JSON.stringify({ outageS: OUTAGE_S, wallS, bytes: clip.length, maxSpoolBytes: maxSpool, slowestWriteMs: slowestWrite, finishMs, parts: sink.stats.partsUploaded, failedRequests: bed.server.requests.filter((r) => r.fault).length }));
 
   expect(ackedDuringOutage).toBe(0);
   expect(maxSpool).toBeGreaterThan(5 * 1024 * 1024); // the outage really backed parts up on disk
   expect(slowestWrite).toBeLessThan(1000); // a hung S3 never held the recording up
   expect(result.bytes).toBe(clip.length);
   expect(finishMs).toBeLessThan(2000); // caught up before the stop
-  await expectSameBytes((await server.objectPath(BUCKET, 'rec/room/rec-outage.mp4'))!, expectedOf(clip));
-  for (const kind of ['stall', 'reset', 'slowdown']) expect(server.requests.some((r) => r.fault === kind)).toBe(true);
+  await expectSameBytes((await bed.server.objectPath(BUCKET, 'rec/room/rec-outage.mp4'))!, expectedOf(clip));
+  for (const kind of ['stall', 'reset', 'slowdown']) expect(bed.server.requests.some((r) => r.fault === kind)).toBe(true);
 });
