@@ -102,6 +102,23 @@ describe('StrideController', () => {
     expect(s.update(0, 9100, 2)).toBe('down');
   });
 
+  test('more than a second behind: the ladder climbs twice as fast (half a second behind, a step a second)', () => {
+    const s = new StrideController({ fps: 30, strides: [2, 2.5, 3], economy: true, upAfterMs: 2000, downAfterMs: 5000 });
+    s.update(65, 0);
+    expect(s.update(65, 400)).toBeNull();
+    expect(s.update(65, 500)).toBe('up');
+    expect(s.update(124, 1400)).toBeNull();
+    expect(s.update(124, 1600)).toBe('up');
+    expect(s.update(113, 2700)).toBe('up');
+    expect(s.update(63, 3800)).toBe('up');
+    expect(s.economy).toBe(true);
+    // Half a second to a second behind: a step every 2 s, as before.
+    const t = make();
+    t.update(20, 0);
+    expect(t.update(20, 900)).toBeNull();
+    expect(t.update(20, 1000)).toBe('up');
+  });
+
   test('no step back while a layout change is in progress (two epochs), however calm it looks', () => {
     const s = make();
     s.update(20, 0);
