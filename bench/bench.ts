@@ -35,7 +35,7 @@ import { FfmpegProcess } from '../src/pipeline/FfmpegProcess';
 import { WorkerPool } from '../src/worker/WorkerPool';
 import { buildFilterGraph } from '../compositor/filterGraph';
 import { encoderArgs } from '../compositor/ffmpegArgs';
-import { computeLayout } from '../compositor/layout';
+import { computeLayout, shrinkTiles } from '../compositor/layout';
 import { loadPresets } from '../compositor/presets';
 import { allFrames, avOffsetMs, markerRect } from '../tests/helpers/media';
 import { measureRender } from './render';
@@ -288,17 +288,42 @@ async function throttledRun(dir: string, n: number, seconds: number) {
   }
   try {
     const out = path.join(dir, 'throttled.mp4');
-    const script = `echo $$ > ${cg}/cgroup.procs && exec "${process.execPath}" --import "${require.resolve('tsx')}" src/cli/demo.ts --participants ${n} --seconds ${seconds} --churn --out "${out}"`;
+    // The compiled demo, as the image runs it (throttled.test does the same): through tsx the
+    // process would transpile its modules inside the quota first.
+    const entry = process.env.TESSERA_WORKER_ENTRY;
+    const demo = entry ? `"${path.join(path.dirname(entry), '../cli/demo.js')}"` : `--import "${require.resolve('tsx')}" src/cli/demo.ts`;
+    const script = `echo $$ > ${cg}/cgroup.procs && exec "${process.execPath}" ${demo} --participants ${n} --seconds ${seconds} --churn --out "${out}"`;
     const child = spawn('sh', ['-c', script], { cwd: path.join(__dirname, '..'), stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'error' } });
     let stdout = '';
     child.stdout.on('data', (c) => (stdout += c));
     const code = await new Promise<number | null>((r) => child.on('close', r));
     const r = code === 0 ? JSON.parse(stdout.trim().split('\n').pop() ?? '{}') : { status: 'failed' };
     console.error(`throttled demo: exit ${code}, ${stdout.trim().split('\n').pop()}`);
+    // What the issue asks of this case besides ending available on wall time: the fewest distinct
+    // pictures in any whole second, and lip sync (participant 1, whose tile is first in every
+    // layout of the churn; its marker where a whole or a half-size tile puts it).
+    let minDistinctPerSecond: number | null = null, avOffset: number | null = null;
+    if (r.status === 'available') {
+      const { frames, fps } = allFrames(out, 8);
+      const perSecond: number[] = [];
+      for (let k = 0; (k + 1) * fps <= frames.length; k++) {
+        let distinct = 1;
+        for (let f = Math.round(k * fps) + 1; f < Math.round((k + 1) * fps); f++) if (!frames[f].equals(frames[f - 1])) distinct++;
+        perSecond.push(distinct);
+      }
+      minDistinctPerSecond = Math.min(...perSecond);
+      console.error(`throttled: distinct pictures per second ${perSecond.join(' ')}`);
+      const video = computeLayout(loadPresets().get('grid')!, { width: 1280, height: 720, tiles: [{ id: 'p1', kind: 'camera' as const }, { id: 'p3', kind: 'camera' as const }, { id: 'p4', kind: 'camera' as const }] });
+      const sync = avOffsetMs(out, [markerRect(video.tiles[0].video), markerRect(shrinkTiles(video, 0.5).tiles[0].video)], participantStyle(1).toneHz).medianMs;
+      avOffset = Number.isFinite(sync) ? sync : null;
+    }
     return {
       name: `grid-${n}-throttled-0.45`, participants: n, recordings: 1, throttled: true, cpuQuota: 0.45,
       realtimeFactor: r.durationMs ? round(r.durationMs / r.wallMs) : 0,
       framesDropped: r.stats?.framesDropped, framesDuplicated: r.stats?.framesDuplicated, framesShed: r.stats?.framesShed,
+      minDistinctPerSecond, avOffsetMs: avOffset,
+      // The level it ended at.
+      distinctFps: r.stats?.distinctFps, preset: r.stats?.preset, tiles: r.stats?.tiles,
       status: r.status,
     };
   } finally {

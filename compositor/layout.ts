@@ -29,6 +29,8 @@ export interface Layout {
   tiles: LayoutTile[];
   /** Background rectangles that, with the slots, cover the canvas. */
   fillers: Rect[];
+  /** The tiles' video at this fraction of its size, centred where it was (`shrinkTiles`); absent: whole. */
+  tileScale?: number;
 }
 
 export interface LayoutOptions {
@@ -168,4 +170,25 @@ export function computeLayout(preset: GridPreset, opts: LayoutOptions): Layout {
   out.tiles.push({ id: stageId, slot: stage, video: fit(stage, aspect, preset.margin) });
   stripIn(strip, ids.filter((id) => id !== stageId), preset.strip.side, aspect, preset.margin, out);
   return out;
+}
+
+/**
+ * The same layout with every tile's video at `scale` of its size, centred in the rectangle it
+ * had; slots and fillers unchanged, so the canvas is covered as before (the rest of each slot is
+ * background). The last degradation level (StrideController's `smallTiles`): x264 spends far
+ * less on a flat, still background than on camera pictures, so the grid at half-size tiles costs
+ * it about a quarter less at the economy level (docs/workers.md, day 13). Pure.
+ */
+export function shrinkTiles(layout: Layout, scale: number): Layout {
+  if (!(scale > 0 && scale <= 1)) throw new Error(`tile scale must be in (0, 1]: ${scale}`);
+  if (scale === 1) return layout;
+  return {
+    ...layout,
+    tileScale: scale,
+    tiles: layout.tiles.map((t) => {
+      const w = Math.max(2, even(t.video.w * scale));
+      const h = Math.max(2, even(t.video.h * scale));
+      return { ...t, video: { x: t.video.x + even((t.video.w - w) / 2), y: t.video.y + even((t.video.h - h) / 2), w, h } };
+    }),
+  };
 }

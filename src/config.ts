@@ -83,6 +83,12 @@ export interface Config {
    * ladder at 10 distinct pictures a second.
    */
   x264Economy: boolean;
+  /**
+   * The small-tiles degradation level (TESSERA_SMALL_TILES): past the economy level (or 10
+   * distinct pictures a second without it), every tile at half size in its cell from the next
+   * epoch (docs/workers.md, day 13). `false` stops the ladder before it.
+   */
+  smallTiles: boolean;
   /** How much lower than the server a recording's worker and its FFmpegs run (nice; 0 = the same). */
   workerNice: number;
   /** Epochs decode the participants' VP8 themselves (no decoder processes, no raw tiles through Node). */
@@ -155,6 +161,7 @@ export const DEFAULTS: Config = {
   keyframeMs: 2000,
   x264Psnr: false,
   x264Economy: true,
+  smallTiles: true,
   workerNice: 5,
   directDecode: true,
   stallTimeoutMs: 3000,
@@ -334,6 +341,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     keyframeMs: int('TESSERA_KEYFRAME_MS', d.keyframeMs, 500, 10_000),
     x264Psnr: bool('TESSERA_X264_PSNR', d.x264Psnr),
     x264Economy: bool('TESSERA_X264_ECONOMY', d.x264Economy),
+    smallTiles: bool('TESSERA_SMALL_TILES', d.smallTiles),
     workerNice: int('TESSERA_WORKER_NICE', d.workerNice, 0, 19),
     directDecode: bool('TESSERA_DIRECT_DECODE', d.directDecode),
     stallTimeoutMs: int('TESSERA_STALL_TIMEOUT_MS', d.stallTimeoutMs, 500, 60_000),

@@ -64,8 +64,8 @@ export const metrics = {
   }),
   recordingsAtLevel: new Gauge({
     name: 'tessera_recordings_at_level',
-    help: 'Active recordings by degradation level: the distinct pictures a second each composes now (the output fps, then 1/2 and 1/3 of it when CPU is short) and its x264 preset (the configured one, then "economy")',
-    labelNames: ['distinct_fps', 'preset'] as const,
+    help: 'Active recordings by degradation level: the distinct pictures a second each composes now (the output fps, then 1/2, 2/5 and 1/3 of it when CPU is short), its x264 preset (the configured one, then "economy") and its tiles ("full", then "small": half size)',
+    labelNames: ['distinct_fps', 'preset', 'tiles'] as const,
     registers: [registry],
   }),
   cpuBudget: new Gauge({
@@ -151,7 +151,7 @@ interface ObservableRecorder {
     encoderSpeed?(ratio: number): void;
     distinctFps?(lowest: number): void;
     recordingCores?(cores: number, budget: number): void;
-    perRecording?(each: { id: string; roomId: string; cores: number; distinctFps: number; preset: string }[]): void;
+    perRecording?(each: { id: string; roomId: string; cores: number; distinctFps: number; preset: string; tiles?: string }[]): void;
   };
   on(event: 'state', listener: (info: { status: string }) => void): unknown;
 }
@@ -190,12 +190,12 @@ export function observeRecorder(recorder: ObservableRecorder): void {
       for (const level of levelsSeen.keys()) levelsSeen.set(level, 0);
       for (const r of each) {
         if (r.distinctFps <= 0) continue;
-        const level = `${r.distinctFps} ${r.preset}`;
+        const level = `${r.distinctFps} ${r.preset} ${r.tiles ?? 'full'}`;
         levelsSeen.set(level, (levelsSeen.get(level) ?? 0) + 1);
       }
       for (const [level, n] of levelsSeen) {
-        const [fps, preset] = level.split(' ');
-        metrics.recordingsAtLevel.set({ distinct_fps: fps, preset }, n);
+        const [fps, preset, tiles] = level.split(' ');
+        metrics.recordingsAtLevel.set({ distinct_fps: fps, preset, tiles }, n);
       }
       prev.perRecording?.(each);
     },

@@ -28,7 +28,7 @@ export interface RecorderObserver {
   /** Every few seconds: the cores the recordings' workers use now, and this process's budget. */
   recordingCores?(cores: number, budget: number): void;
   /** Every few seconds: each running recording's cores and distinct pictures a second now. */
-  perRecording?(each: { id: string; roomId: string; cores: number; distinctFps: number; preset: string }[]): void;
+  perRecording?(each: { id: string; roomId: string; cores: number; distinctFps: number; preset: string; tiles?: string }[]): void;
   /** Every few seconds while recordings run: the slowest encoder's media seconds per wall second. */
   encoderSpeed?(ratio: number): void;
 }
@@ -109,7 +109,7 @@ export class Recorder extends EventEmitter<Events> {
     if (slowest !== Infinity) this.observer.encoderSpeed?.(slowest);
     this.observer.distinctFps?.(lowestFps === Infinity ? 0 : lowestFps);
     this.observer.recordingCores?.(cores, this.cpuBudget);
-    this.observer.perRecording?.([...this.#active.values()].map((r) => ({ id: r.id, roomId: r.roomId, cores: r.stats.cores, distinctFps: r.stats.distinctFps, preset: r.stats.preset })));
+    this.observer.perRecording?.([...this.#active.values()].map((r) => ({ id: r.id, roomId: r.roomId, cores: r.stats.cores, distinctFps: r.stats.distinctFps, preset: r.stats.preset, tiles: r.stats.tiles ?? 'full' })));
   }
 
   #publishDelta(rec: WorkerRecording): void {

@@ -9,7 +9,7 @@ import { AUDIO_PREBUFFER_MS, Mixer } from './audio';
 import { renderNameCard, renderVp8NameCard, solidFrame, PLACEHOLDER_COLOUR } from './placeholder';
 import { TileContent, WAITING_ID } from './TileContent';
 import { SourceVideo } from './DirectFeed';
-import { computeLayout, type Layout } from '../../compositor/layout';
+import { computeLayout, shrinkTiles, type Layout } from '../../compositor/layout';
 import { SpeakerDetector } from './SpeakerDetector';
 import { nextStatus } from './status';
 export { nextStatus };
@@ -28,6 +28,8 @@ import type { Manifest, RecordingInfo, RecordingStatus, RecordingParticipant } f
 /** Decoded tile sizes: cameras are small (cheap to decode and scale), screens keep detail. */
 export const TILE_SIZE = { camera: { w: 640, h: 360 }, screen: { w: 1280, h: 720 } } as const;
 /** How long a new direct epoch waits for keyframes before it starts with cards for the rest. */
+/** The small-tiles level: each tile's video at half its width and height, centred in its cell. */
+const SMALL_TILE_SCALE = 0.5;
 const KEYFRAME_WAIT_MS = 1000;
 /**
  * A new direct epoch replays up to this many seconds of a source's frames (from its last
@@ -71,6 +73,8 @@ export interface RecordingStats {
   distinctFps: number;
   /** x264's level now: the configured preset, or `economy` (its economy analysis, when CPU is short). */
   preset: string;
+  /** The tiles now: `full`, or `small` (half size in their cells, the last level when CPU is short). */
+  tiles?: 'full' | 'small';
   /** Ticks repeated on purpose because composition could not keep up. */
   framesShed: number;
   /** Cores the recording's process tree used over the last seconds (measured by its worker). */
@@ -226,7 +230,7 @@ export class Recording extends EventEmitter<Events> {
     this.#layoutName = opts.layout;
     this.#fps = opts.config.video.fps;
     this.#pacer = new Pacer({ fps: this.#fps, hooks: { video: (t) => this.#videoTick(t), audio: (b) => this.#audioTick(b), checked: () => this.#checkLag() } });
-    this.#strides = new StrideController({ fps: this.#fps, strides: [2, 2.5, 3], economy: opts.config.x264Economy && economyAllowed({ preset: opts.config.x264Preset, x264Params: opts.config.x264Params }), upAfterMs: 2000, downAfterMs: 5000 });
+    this.#strides = new StrideController({ fps: this.#fps, strides: [2, 2.5, 3], economy: opts.config.x264Economy && economyAllowed({ preset: opts.config.x264Preset, x264Params: opts.config.x264Params }), smallTiles: opts.config.smallTiles, upAfterMs: 2000, downAfterMs: 5000 });
     this.#lag = new LagMonitor({ fps: this.#fps, stallTimeoutMs: opts.config.stallTimeoutMs });
     this.#direct = opts.config.directDecode;
     // Quietness (a source's video live, an epoch hung) is judged on the quiet clock: see RecordingOptions.quietNow.
@@ -569,12 +573,13 @@ export class Recording extends EventEmitter<Events> {
   #currentLayout(): { layout: Layout; tiles: EpochTile[] } {
     const { width, height } = this.#o.config.video;
     const ids = this.#order.length ? this.#order : [WAITING_ID];
-    const layout = computeLayout(this.#preset(), {
+    const whole = computeLayout(this.#preset(), {
       width,
       height,
       tiles: ids.map((id) => ({ id, kind: this.#sources.get(id)?.source.kind ?? 'camera' })),
       speakerId: this.#speakers.speaker,
     });
+    const layout = this.#strides.smallTiles ? shrinkTiles(whole, SMALL_TILE_SCALE) : whole;
     const tiles = layout.tiles.map((t) => {
       const s = this.#sources.get(t.id);
       const size = TILE_SIZE[s?.source.kind ?? 'camera'];
@@ -647,7 +652,7 @@ export class Recording extends EventEmitter<Events> {
     });
     const begin = () => {
       epoch = this.#epochs.begin(comp);
-      this.#layouts.push({ at: new Date().toISOString(), preset: layout.preset, tiles: tiles.map((t) => t.sourceId) });
+      this.#layouts.push({ at: new Date().toISOString(), preset: layout.preset, tiles: tiles.map((t) => t.sourceId), ...(layout.tileScale ? { smallTiles: true } : {}) });
       this.#log.debug({ tick: this.#pacer.ticks, tiles: tiles.length, direct }, 'epoch starting');
       if (comp.direct) {
         // Each tile starts from its source's frames since their last keyframe, or its card.
@@ -763,22 +768,31 @@ export class Recording extends EventEmitter<Events> {
       this.#log.trace({ ...look, silentMs: Math.round(look.silentMs), behind: Math.round(behind), backlog: Math.round(this.#lag.backlog), epochs: this.#epochs.epochs.length, pending: !!this.#pendingEpoch }, 'lag');
     }
     const economy = this.#strides.economy;
+    const smallTiles = this.#strides.smallTiles;
     // A layout change in progress (two epochs, or one waiting for keyframes) is not a calm moment
     // to step back: the old epoch drains its backlog and looks caught up while the new one works.
     const settled = !this.#pendingEpoch && this.#epochs.epochs.filter((e) => !e.dead).length <= 1;
     const change = this.#strides.update(behind, now, this.#lag.backlog, settled);
     if (change) {
-      const what = this.#strides.economy !== economy ? `x264 economy analysis ${economy ? 'off' : 'on'}` : `${change === 'up' ? 'fewer' : 'more'} distinct pictures`;
-      this.#log.warn({ behindFrames: Math.round(behind), distinctFps: this.#strides.distinctFps, economy: this.#strides.economy, holdMs: this.#strides.holdMs }, `${change === 'up' ? 'behind real time' : 'caught up'}: ${what}`);
-      // x264's analysis is fixed for an encoder's life: the economy level takes effect with the
-      // next epoch. Into it, that is the next one started anyway (a layout change, a replacement):
-      // starting one just for it, when CPU is short, costs a process start and a keyframe round
-      // while two epochs decode, and measured in 0.25 cores it left the recording seconds behind
-      // and replaced (docs/workers.md, day 7). Out of it, CPU is back: a new epoch now.
-      if (economy && !this.#strides.economy) this.#relayout();
+      const what =
+        this.#strides.smallTiles !== smallTiles ? `${smallTiles ? 'whole' : 'half-size'} tiles`
+        : this.#strides.economy !== economy ? `x264 economy analysis ${economy ? 'off' : 'on'}`
+        : `${change === 'up' ? 'fewer' : 'more'} distinct pictures`;
+      this.#log.warn({ behindFrames: Math.round(behind), distinctFps: this.#strides.distinctFps, economy: this.#strides.economy, smallTiles: this.#strides.smallTiles, holdMs: this.#strides.holdMs }, `${change === 'up' ? 'behind real time' : 'caught up'}: ${what}`);
+      // x264's analysis is fixed for an encoder's life, and a graph's tile sizes for its: the
+      // economy and small-tiles levels take effect with the next epoch. Into them, that is the
+      // next one started anyway (a layout change, a replacement): starting one just for it, when
+      // CPU is short, costs a process start and a keyframe round while two epochs decode, and
+      // measured in 0.25 cores it left the recording seconds behind and replaced
+      // (docs/workers.md, day 7). Out of them, CPU is back: a new epoch now.
+      if ((economy && !this.#strides.economy) || (smallTiles && !this.#strides.smallTiles)) this.#relayout();
     }
     this.stats.distinctFps = this.#strides.distinctFps;
-    this.stats.preset = owner?.handle.settings.economy ? 'economy' : this.#o.config.x264Preset;
+    // What the epoch making the next pictures uses; kept as it was while none does (the end).
+    if (owner) {
+      this.stats.preset = owner.handle.settings.economy ? 'economy' : this.#o.config.x264Preset;
+      this.stats.tiles = owner.handle.layout.tileScale ? 'small' : 'full';
+    } else this.stats.preset ||= this.#o.config.x264Preset;
   }
 
   #updateSpeaker(): void {

@@ -1,25 +1,38 @@
 /**
  * Degrade rather than fail when CPU is short, one level at a time. The levels: every tick
  * composed, then one tick in each of `strides` on average (the recording's are 2, 2.5 and 3:
- * 30 fps → 15 → 12 → 10 distinct pictures a second; 2.5 composes ticks 2 and 3 apart in turn),
- * then, with `economy`, x264's economy analysis as well (ECONOMY_X264 in
- * compositor/ffmpegArgs.ts: a new epoch, as x264's analysis is fixed for an encoder's life).
- * The 12 step is there because 15 was measured just short of enough in 0.45 cores and 10 is
- * below what a recording there must keep (docs/workers.md, day 11).
+ * 30 fps → 15 → 12 → 10 distinct pictures a second; 2.5 composes ticks 2 and 3 apart in turn);
+ * with `economy`, x264's economy analysis (ECONOMY_X264 in compositor/ffmpegArgs.ts) comes in
+ * before the last stride step (30, 15, 12, 12 + economy, 10 + economy); then, with
+ * `smallTiles`, every tile at half its size in its cell (compositor/layout.ts `shrinkTiles`).
+ * Economy and small tiles take a new epoch: x264's analysis and a graph's sizes are fixed for
+ * its life. The 12 step is there because 15 was measured just short of enough in 0.45 cores and
+ * 10 is below what a recording there must keep (docs/workers.md, day 11).
  *
  * More than half a second of frames behind for a whole second (a start or a hiccup is not a
- * shortage): one level up, at most every `upAfterMs`; more than a second behind, twice as fast. Less than a tenth of a second behind, with
- * the recording settled (one epoch running: a layout change in progress is two epochs' work, and
- * the old one draining its backlog looks caught up while the new one is not): one level down
- * after a hold at the same level — `downAfterMs`, or 4 × that out of the economy level.
+ * shortage): one level up, at most every `upAfterMs`; more than a second behind, twice as fast.
+ * Less than a tenth of a second behind, with the recording settled (one epoch running: a layout
+ * change in progress is two epochs' work, and the old one draining its backlog looks caught up
+ * while the new one is not): one level down after a hold at the same level — `downAfterMs`, or
+ * 4 × that from a level that changed how epochs start (economy on, small tiles on).
  *
  * A level that had to be taken again within a minute of leaving it was left too early: its hold
- * doubles (up to 2 minutes, 5 for economy) and resets after a calm minute. Measured in 0.45 cores
+ * doubles (up to 2 minutes, 5 for the epoch-changing levels) and resets after a calm minute. Measured in 0.45 cores
  * (day 12): 5 s at 15 pictures a second, back to 30, behind again 3–4 s later with a backlog
  * that the next layout change took past the far-behind bound: a freeze. Each change of the
  * economy level also costs an epoch start, a keyframe from everyone, when CPU is short: it must
  * not flap either. Pure: time and the backlog come in with each call.
  */
+/** One rung of the ladder: what an epoch composes and encodes at it. */
+interface Level {
+  /** Ticks per composed picture, on average. */
+  stride: number;
+  economy: boolean;
+  smallTiles: boolean;
+  /** Reaching it changes what an epoch is started with (economy, tiles): held longer. */
+  epochChange: boolean;
+}
+
 export class StrideController {
   #level = 0;
   #changedAt = -Infinity;
@@ -28,21 +41,42 @@ export class StrideController {
   #hold: number[] = [];
   #leftAt: number[] = [];
 
-  /** Ticks per composed picture at each level past the first (ascending; each at least 1). */
-  readonly #strides: number[];
+  /** The ladder, from full quality up. */
+  readonly #levels: Level[];
 
-  constructor(private readonly o: { fps: number; strides: number[]; economy?: boolean; upAfterMs: number; downAfterMs: number }) {
-    this.#strides = [1, ...o.strides];
+  constructor(private readonly o: { fps: number; strides: number[]; economy?: boolean; smallTiles?: boolean; upAfterMs: number; downAfterMs: number }) {
+    const plain = (stride: number): Level => ({ stride, economy: false, smallTiles: false, epochChange: false });
+    const levels = [1, ...o.strides].map(plain);
+    if (o.economy) {
+      // Economy before the last stride step (12 a second, then 10 with it) when there are two:
+      // it costs x264 40 % and the picture almost nothing (the same PSNR within 0.1 dB), while
+      // 12 → 10 pictures a second is seen; 0.45 cores in a slow hour held 10–11 a second with
+      // economy last (day 13).
+      const k = levels.length > 2 ? levels.length - 1 : levels.length;
+      const economical = [{ ...levels[k - 1], economy: true, epochChange: true }, ...levels.slice(k).map((l) => ({ ...l, economy: true }))];
+      levels.splice(k, levels.length - k, ...economical);
+    }
+    if (o.smallTiles) levels.push({ ...levels[levels.length - 1], smallTiles: true, epochChange: true });
+    this.#levels = levels;
+  }
+
+  get #at(): Level {
+    return this.#levels[this.#level];
   }
 
   /** Ticks per composed picture now, on average (2.5: 2 and 3 in turn). */
   get stride(): number {
-    return this.#strides[Math.min(this.#level, this.#strides.length - 1)];
+    return this.#at.stride;
   }
 
-  /** Whether epochs now encode with x264's economy analysis (the level past the last stride). */
+  /** Whether epochs now encode with x264's economy analysis. */
   get economy(): boolean {
-    return this.#level >= this.#strides.length;
+    return this.#at.economy;
+  }
+
+  /** Whether epochs now compose every tile at half size (the last level). */
+  get smallTiles(): boolean {
+    return this.#at.smallTiles;
   }
 
   get distinctFps(): number {
@@ -50,7 +84,7 @@ export class StrideController {
   }
 
   get #top(): number {
-    return this.#strides.length - 1 + (this.o.economy ? 1 : 0);
+    return this.#levels.length - 1;
   }
 
   /**
@@ -74,8 +108,9 @@ export class StrideController {
       this.#changedAt = now;
       // Back within a minute of leaving this level: CPU did not come back for long; stay twice
       // as long this time.
-      const base = this.economy ? 4 * this.o.downAfterMs : this.o.downAfterMs;
-      const max = this.economy ? 300_000 : 120_000;
+      const costly = this.#at.epochChange;
+      const base = costly ? 4 * this.o.downAfterMs : this.o.downAfterMs;
+      const max = costly ? 300_000 : 120_000;
       this.#hold[l] = now - (this.#leftAt[l] ?? -Infinity) < 60_000 ? Math.min(2 * (this.#hold[l] ?? base), max) : base;
       return 'up';
     }

@@ -97,6 +97,18 @@ export class PcmJitterBuffer {
  * Sums the blocks and never clips: when the sum would exceed full scale, a gain brings the
  * block's peak under it at once (attack), and recovers slowly (release) so it does not pump.
  */
+/**
+ * 16-bit samples of `b` without a copy when it starts on an even byte (Int16Array needs that),
+ * else a copy. Little-endian, as the PCM is, on every platform Node runs here. Typed arrays, not
+ * readInt16LE per sample: the mixer touches every sample of every source, 48 000 a second each.
+ */
+function int16View(b: Buffer): Int16Array {
+  if (b.byteOffset % 2 === 0) return new Int16Array(b.buffer, b.byteOffset, b.length >> 1);
+  const c = new Int16Array(b.length >> 1);
+  new Uint8Array(c.buffer).set(b.subarray(0, c.length * 2));
+  return c;
+}
+
 export class Mixer {
   #gain = 1;
   /**
@@ -119,8 +131,9 @@ export class Mixer {
         continue;
       }
       let energy = 0;
+      const v = int16View(b);
       for (let i = 0; i < BLOCK_SAMPLES; i++) {
-        const s = b.readInt16LE(i * 2);
+        const s = v[i];
         sum[i] += s;
         energy += s * s;
       }
@@ -130,12 +143,12 @@ export class Mixer {
     for (let i = 0; i < BLOCK_SAMPLES; i++) peak = Math.max(peak, Math.abs(sum[i]));
     const needed = peak > this.#ceiling ? this.#ceiling / peak : 1;
     this.#gain = needed < this.#gain ? needed : Math.min(needed, this.#gain + (1 - this.#gain) * this.#release);
-    const out = Buffer.alloc(BLOCK_BYTES);
+    const out = new Int16Array(BLOCK_SAMPLES);
     for (let i = 0; i < BLOCK_SAMPLES; i++) {
       const v = Math.round(sum[i] * this.#gain);
-      out.writeInt16LE(v > 32767 ? 32767 : v < -32768 ? -32768 : v, i * 2);
+      out[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
     }
-    return { pcm: out, levels };
+    return { pcm: Buffer.from(out.buffer, 0, BLOCK_BYTES), levels };
   }
 
   get gain(): number {

@@ -45,7 +45,8 @@ export interface Manifest extends RecordingInfo {
   endReason?: 'stopped' | 'failed' | 'interrupted' | 'shutdown';
   video: { width: number; height: number; fps: number; codec: 'h264'; frames?: number };
   audio: { codec: 'aac'; sampleRate: number; channels: number };
-  layouts: { at: string; preset: string; tiles: string[] }[];
+  /** Each epoch's layout from when it started; `smallTiles`: composed at the small-tiles level. */
+  layouts: { at: string; preset: string; tiles: string[]; smallTiles?: boolean }[];
   /**
    * Where the recording's worker died and a new one continued it: `at` is the media time (ms from
    * the file's start) where the new worker's first frame lies, `gapMs` how much before it was

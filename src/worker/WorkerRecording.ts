@@ -572,6 +572,7 @@ function sumStats(a: RecordingStats, b: RecordingStats): RecordingStats {
     encoderSpeed: b.encoderSpeed || a.encoderSpeed,
     distinctFps: b.distinctFps || a.distinctFps,
     preset: b.preset || a.preset,
+    tiles: b.tiles ?? a.tiles,
     framesShed: a.framesShed + b.framesShed,
     cores: b.cores || a.cores,
     upstreamStalledMs: (a.upstreamStalledMs ?? 0) + (b.upstreamStalledMs ?? 0),

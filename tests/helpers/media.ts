@@ -151,10 +151,13 @@ export function peak(samples: Float32Array): number {
  * beeps) against the tone itself. Returns the median of (audio onset − video onset) in ms over
  * every beep found, and how many were paired. Positive = audio late.
  */
-export function avOffsetMs(file: string, marker: Rect, toneHz: number, from = 0.5, to = Infinity): { medianMs: number; pairs: number } {
+export function avOffsetMs(file: string, marker: Rect | Rect[], toneHz: number, from = 0.5, to = Infinity): { medianMs: number; pairs: number } {
   const scale = 4;
   const v = allFrames(file, scale);
-  const on = v.frames.map((f) => colourDistance(meanColourFull({ w: v.w, h: v.h, rgb: f }, marker, scale), [255, 255, 255]) < 80);
+  // Several places: where the marker is at each size its tile may have (a recording short of
+  // CPU shows tiles at half size from some epoch on); lit in any of them is lit.
+  const markers = Array.isArray(marker) ? marker : [marker];
+  const on = v.frames.map((f) => markers.some((m) => colourDistance(meanColourFull({ w: v.w, h: v.h, rgb: f }, m, scale), [255, 255, 255]) < 80));
   const videoEdges: number[] = [];
   for (let k = 1; k < on.length; k++) if (on[k] && !on[k - 1] && k / v.fps >= from && k / v.fps < to) videoEdges.push((k * 1000) / v.fps);
   return medianNearestOffset(videoEdges, beepEdgesMs(audioSamples(file), toneHz), 240);

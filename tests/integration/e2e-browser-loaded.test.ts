@@ -21,7 +21,7 @@ import { allFrames, decodeErrors, probe, colourShare } from '../helpers/media';
 import { sleep } from '../helpers/rtc-harness';
 import { participantStyle } from '../../src/media/SyntheticClip';
 import { PLACEHOLDER_COLOUR } from '../../src/pipeline/placeholder';
-import { computeLayout } from '../../compositor/layout';
+import { computeLayout, shrinkTiles } from '../../compositor/layout';
 import { loadPresets } from '../../compositor/presets';
 
 /** The pixels of rectangle `r` of an RGB picture `w` wide. */
@@ -124,8 +124,12 @@ test('four browsers at normal priority on the same two cores: the 720p30 recordi
   // Degraded, as the issue allows; what must not happen is a person missing from the call's
   // recording, a tile showing neither a camera nor a card, or the recording failing.
   const { frames, w } = allFrames(file, 8);
-  const seen = names.map((_, i) => frames.filter((f) => colourShare(f, participantStyle(i + 1).hex) > 0.08).length);
-  const layout = computeLayout(loadPresets().get('grid')!, { width: 1280, height: 720, tiles: names.map((n) => ({ id: n, kind: 'camera' as const })) });
+  // A camera over 4 % of the picture: a tile is a quarter of it, a half-size tile (the ladder's
+  // last level, which this load may reach) a sixteenth.
+  const seen = names.map((_, i) => frames.filter((f) => colourShare(f, participantStyle(i + 1).hex) > 0.04).length);
+  // Each cell judged by the middle of its video rectangle: the whole of a half-size tile, the
+  // middle quarter of a whole one.
+  const layout = shrinkTiles(computeLayout(loadPresets().get('grid')!, { width: 1280, height: 720, tiles: names.map((n) => ({ id: n, kind: 'camera' as const })) }), 0.5);
   const cellsOf = (f: Buffer) => layout.tiles.map((t) => {
     const cell = cropRgb(f, w, { x: t.video.x / 8, y: t.video.y / 8, w: t.video.w / 8, h: t.video.h / 8 });
     const camera = names.findIndex((_, i) => colourShare(cell, participantStyle(i + 1).hex) > 0.5);

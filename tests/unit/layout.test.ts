@@ -1,4 +1,6 @@
-import { computeLayout, gridShape, type Layout, type Rect } from '../../compositor/layout';
+import { execFileSync } from 'node:child_process';
+import { computeLayout, gridShape, shrinkTiles, type Layout, type Rect } from '../../compositor/layout';
+import { buildFilterGraph } from '../../compositor/filterGraph';
 import { loadPresets, validatePreset } from '../../compositor/presets';
 
 const presets = loadPresets();
@@ -89,5 +91,47 @@ describe('presets', () => {
     expect(() => validatePreset({ name: 'X!', kind: 'mosaic', background: 'red', tileAspect: [16], margin: -1, maxTiles: 0 }, 'bad.json')).toThrow(
       /bad.json: name.*kind.*background.*tileAspect.*margin.*maxTiles/,
     );
+  });
+});
+
+describe('small tiles (the last degradation level)', () => {
+  test.each(['grid', 'speaker', 'screenshare'])('%s: each video at half size, centred where it was; slots, fillers and coverage unchanged', (preset) => {
+    const tiles = preset === 'screenshare' ? [...cams(3), { id: 's', kind: 'screen' as const }] : cams(4);
+    const whole = computeLayout(presets.get(preset)!, { width: W, height: H, tiles });
+    const small = shrinkTiles(whole, 0.5);
+    expect(small.tileScale).toBe(0.5);
+    expect(small.fillers).toEqual(whole.fillers);
+    expect(coverage(small)).toEqual({ holes: 0, overlaps: 0 });
+    small.tiles.forEach((t, i) => {
+      const w = whole.tiles[i];
+      expect(t.slot).toEqual(w.slot);
+      expect(allEven(t.video)).toBe(true);
+      expect(inside(t.video, w.video)).toBe(true);
+      expect(Math.abs(t.video.w - w.video.w / 2)).toBeLessThanOrEqual(2);
+      expect(Math.abs(t.video.x + t.video.w / 2 - (w.video.x + w.video.w / 2))).toBeLessThanOrEqual(2);
+      expect(Math.abs(t.video.y + t.video.h / 2 - (w.video.y + w.video.h / 2))).toBeLessThanOrEqual(2);
+    });
+    expect(shrinkTiles(whole, 1)).toBe(whole);
+    expect(() => shrinkTiles(whole, 0)).toThrow(/tile scale/);
+  });
+
+  test('composed by FFmpeg: each camera in the middle of its cell, the background around it', () => {
+    const colours = ['ff0000', '00ff00', '0000ff', 'ffff00'];
+    const layout = shrinkTiles(computeLayout(presets.get('grid')!, { width: W, height: H, tiles: cams(4) }), 0.5);
+    const { graph, output } = buildFilterGraph(layout, { fps: 30, background: '#181818', inputSize: () => ({ w: 640, h: 360 }) });
+    const rgb = execFileSync('node_modules/@ffmpeg-installer/linux-x64/ffmpeg', [
+      '-v', 'error', ...colours.flatMap((c) => ['-f', 'lavfi', '-i', `color=c=0x${c}:s=640x360:r=30:d=0.1,format=yuv420p`]),
+      '-filter_complex', graph, '-map', output, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1',
+    ], { maxBuffer: 16 << 20 });
+    const at = (x: number, y: number) => [...rgb.subarray((y * W + x) * 3, (y * W + x) * 3 + 3)];
+    const near = (a: number[], b: number[]) => a.every((v, i) => Math.abs(v - b[i]) < 40);
+    layout.tiles.forEach((t, i) => {
+      const want = [0, 2, 4].map((k) => parseInt(colours[i].slice(k, k + 2), 16));
+      expect(near(at(t.video.x + t.video.w / 2, t.video.y + t.video.h / 2), want)).toBe(true);
+      expect(near(at(t.video.x + 4, t.video.y + 4), want)).toBe(true);
+      // Outside the small video but inside where the whole one was: background.
+      expect(near(at(t.slot.x + 20, t.slot.y + 20), [0x18, 0x18, 0x18])).toBe(true);
+      expect(near(at(t.video.x - 8, t.video.y + t.video.h / 2), [0x18, 0x18, 0x18])).toBe(true);
+    });
   });
 });

@@ -73,24 +73,51 @@ describe('StrideController', () => {
     expect(s.update(20, 8200)).toBe('up');
   });
 
-  test('with economy: 30, 15, 12, 10 distinct pictures, then x264 economy; out of economy first, and only after 20 s', () => {
+  test('with economy: 30, 15, 12, then 12 with x264 economy, then 10 with it; economy held 20 s, out of it last', () => {
     const s = new StrideController({ fps: 30, strides: [2, 2.5, 3], economy: true, upAfterMs: 2000, downAfterMs: 5000 });
     const seen: string[] = [];
+    const changes: number[] = [];
     const at = () => `${s.distinctFps}${s.economy ? '+economy' : ''}`;
     s.update(20, 0);
-    for (let t = 1000; t <= 14_000; t += 100) if (s.update(20, t)) seen.push(at());
-    expect(seen).toEqual(['15', '12', '10', '10+economy']); // and no further
+    for (let t = 1000; t <= 14_000; t += 100) if (s.update(20, t)) { seen.push(at()); changes.push(t); }
+    expect(seen).toEqual(['15', '12', '12+economy', '10+economy']); // and no further
     expect(s.stride).toBe(3);
-    const since = 7300; // the change into economy
-    expect(s.update(1, since + 19_900)).toBeNull(); // caught up, but not for 20 s: economy stays
-    expect(s.update(1, since + 20_100)).toBe('down');
-    expect(at()).toBe('10');
-    expect(s.update(1, since + 23_000)).toBeNull();
-    expect(s.update(1, since + 25_200)).toBe('down');
+    const into10 = changes[3];
+    expect(s.update(1, into10 + 4900)).toBeNull();
+    const back = into10 + 5100;
+    expect(s.update(1, back)).toBe('down'); // 10 → 12 is a stride: 5 s
+    expect(at()).toBe('12+economy');
+    // Economy itself is held 20 s (a new epoch took it), from the last change.
+    expect(s.update(1, back + 19_900)).toBeNull();
+    expect(s.update(1, back + 20_100)).toBe('down');
     expect(at()).toBe('12');
     // Short again within a minute of leaving economy: back in it, and it stays twice as long (40 s).
-    for (let t = since + 26_000; t <= since + 40_000; t += 100) s.update(20, t);
+    for (let t = back + 21_000; t <= back + 26_000 && s.update(20, t) !== 'up'; t += 100);
+    expect(at()).toBe('12+economy');
+    expect(s.holdMs).toBe(40_000);
+  });
+
+  test('with small tiles: half-size tiles after 10 with economy, held 20 s; without economy they follow 10 a second', () => {
+    const s = new StrideController({ fps: 30, strides: [2, 2.5, 3], economy: true, smallTiles: true, upAfterMs: 2000, downAfterMs: 5000 });
+    const at = () => `${s.distinctFps}${s.economy ? '+economy' : ''}${s.smallTiles ? '+small' : ''}`;
+    const seen: string[] = [];
+    s.update(20, 0);
+    let into = 0;
+    for (let t = 1000; t <= 20_000; t += 100) if (s.update(20, t)) { seen.push(at()); into = t; }
+    expect(seen).toEqual(['15', '12', '12+economy', '10+economy', '10+economy+small']); // and no further
+    expect(s.update(1, into + 19_900)).toBeNull(); // held 4 × downAfter
+    expect(s.update(1, into + 20_100)).toBe('down');
     expect(at()).toBe('10+economy');
+    // Taken again within a minute: held twice as long.
+    for (let t = into + 21_000; t <= into + 30_000; t += 100) s.update(20, t);
+    expect(at()).toBe('10+economy+small');
+    expect(s.holdMs).toBe(40_000);
+
+    const n = new StrideController({ fps: 30, strides: [2, 2.5, 3], smallTiles: true, upAfterMs: 2000, downAfterMs: 5000 });
+    const nseen: string[] = [];
+    n.update(20, 0);
+    for (let t = 1000; t <= 20_000; t += 100) if (n.update(20, t)) nseen.push(`${n.distinctFps}${n.economy ? '+economy' : ''}${n.smallTiles ? '+small' : ''}`);
+    expect(nseen).toEqual(['15', '12', '10', '10+small']);
   });
 
   test('no step back while a backlog is still being worked off, however long since the last change', () => {
