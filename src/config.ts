@@ -78,15 +78,15 @@ export interface Config {
   /** x264 measures PSNR (TESSERA_X264_PSNR; for the benchmark, it costs CPU). */
   x264Psnr: boolean;
   /**
-   * The economy degradation level (TESSERA_X264_ECONOMY): past 10 distinct pictures a second,
-   * x264's economy analysis from the next epoch (docs/workers.md, day 7). `false` stops the
-   * ladder at 10 distinct pictures a second.
+   * The economy degradation level (TESSERA_X264_ECONOMY): past 12 distinct pictures a second
+   * (before 10), x264's economy analysis from the next epoch (docs/workers.md, days 7 and 13).
+   * `false` leaves it out of the ladder.
    */
   x264Economy: boolean;
   /**
-   * The small-tiles degradation level (TESSERA_SMALL_TILES): past the economy level (or 10
-   * distinct pictures a second without it), every tile at half size in its cell from the next
-   * epoch (docs/workers.md, day 13). `false` stops the ladder before it.
+   * The small-tiles degradation level (TESSERA_SMALL_TILES): past 10 distinct pictures a second
+   * (with economy, when that is on), every tile at half size in its cell from the next epoch
+   * (docs/workers.md, day 13). `false` stops the ladder before it.
    */
   smallTiles: boolean;
   /** How much lower than the server a recording's worker and its FFmpegs run (nice; 0 = the same). */

@@ -118,13 +118,20 @@ export class DirectFeed {
   }
 
   /**
-   * The last tick was fed: every tile gets one more card, for the picture after the last, so
-   * the frame sync can settle every picture up to the last (the extra one is not used).
+   * The last tick was fed: every tile gets two more cards, for the two pictures after the last,
+   * so the frame sync can settle every picture up to the last (the extra ones are not used).
+   * With one, an epoch that had been idle while its successor started lost its last picture when
+   * a tile had had no frame since (a departed participant's: `xstack`'s `shortest` ended the
+   * graph at that input's end before the picture came out). At 12 pictures a second that tick
+   * showed the picture before for five ticks instead of two, and the second had 11 (day 13).
    */
   end(card: (i: number) => Buffer): void {
     if (this.ended) return;
     this.ended = true;
-    this.#tiles.forEach((_, i) => this.#put(i, card(i), this.pictures));
+    this.#tiles.forEach((_, i) => {
+      this.#put(i, card(i), this.pictures);
+      this.#put(i, card(i), this.pictures + 1);
+    });
   }
 }
 

@@ -75,14 +75,14 @@ describe('direct epochs: what each tile input gets (DirectFeed)', () => {
     expect(feed.synced(1)).toBe(false);
   });
 
-  test('end: one more card for the picture after the last, so every picture up to the last comes out; nothing is written after', () => {
+  test('end: two more cards, for the two pictures after the last, so every picture up to the last comes out; nothing is written after', () => {
     const { writes, feed } = recorder();
     feed.begin([[vp8(true)], [vp8(true)]], () => CARD);
     feed.tick(() => true, () => CARD);
     feed.tick(() => true, () => CARD);
     writes.length = 0;
     feed.end(() => CARD);
-    expect(writes.map((w) => [w.tile, w.pts, w.frame === CARD])).toEqual([[0, 2 * SUBTICKS, true], [1, 2 * SUBTICKS, true]]);
+    expect(writes.map((w) => [w.tile, w.pts, w.frame === CARD])).toEqual([[0, 2 * SUBTICKS, true], [0, 3 * SUBTICKS, true], [1, 2 * SUBTICKS, true], [1, 3 * SUBTICKS, true]]);
     writes.length = 0;
     feed.frame(0, vp8(false), false);
     feed.tick(() => true, () => CARD);
