@@ -37,7 +37,7 @@ import { buildFilterGraph } from '../compositor/filterGraph';
 import { encoderArgs } from '../compositor/ffmpegArgs';
 import { computeLayout, shrinkTiles } from '../compositor/layout';
 import { loadPresets } from '../compositor/presets';
-import { allFrames, avOffsetMs, markerRect } from '../tests/helpers/media';
+import { allFrames, avOffsetMs, distinctPerSecond, markerRect } from '../tests/helpers/media';
 import { measureRender } from './render';
 import { buildCompiledApp } from '../tests/helpers/compiledApp';
 
@@ -304,13 +304,7 @@ async function throttledRun(dir: string, n: number, seconds: number) {
     // layout of the churn; its marker where a whole or a half-size tile puts it).
     let minDistinctPerSecond: number | null = null, avOffset: number | null = null;
     if (r.status === 'available') {
-      const { frames, fps } = allFrames(out, 8);
-      const perSecond: number[] = [];
-      for (let k = 0; (k + 1) * fps <= frames.length; k++) {
-        let distinct = 1;
-        for (let f = Math.round(k * fps) + 1; f < Math.round((k + 1) * fps); f++) if (!frames[f].equals(frames[f - 1])) distinct++;
-        perSecond.push(distinct);
-      }
+      const perSecond = distinctPerSecond(out);
       minDistinctPerSecond = Math.min(...perSecond);
       console.error(`throttled: distinct pictures per second ${perSecond.join(' ')}`);
       const video = computeLayout(loadPresets().get('grid')!, { width: 1280, height: 720, tiles: [{ id: 'p1', kind: 'camera' as const }, { id: 'p3', kind: 'camera' as const }, { id: 'p4', kind: 'camera' as const }] });

@@ -772,7 +772,8 @@ export class Recording extends EventEmitter<Events> {
     // A layout change in progress (two epochs, or one waiting for keyframes) is not a calm moment
     // to step back: the old epoch drains its backlog and looks caught up while the new one works.
     const settled = !this.#pendingEpoch && this.#epochs.epochs.filter((e) => !e.dead).length <= 1;
-    const change = this.#strides.update(behind, now, this.#lag.backlog, settled);
+    const inEffect = !owner || (!!owner.handle.settings.economy === this.#strides.economy && !!owner.handle.layout.tileScale === this.#strides.smallTiles);
+    const change = this.#strides.update(behind, now, this.#lag.backlog, settled, inEffect);
     if (change) {
       const what =
         this.#strides.smallTiles !== smallTiles ? `${smallTiles ? 'whole' : 'half-size'} tiles`

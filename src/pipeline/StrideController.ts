@@ -91,11 +91,15 @@ export class StrideController {
    * Feeds how far behind real time the recording is (frames); returns the change made, if any.
    * `backlogFrames` (default: the same) is what it owes even while that is being worked off: a
    * step back needs it small, not just nothing new owed. `settled`: one epoch runs (no layout
-   * change in progress); a step back needs that too.
+   * change in progress); a step back needs that too. `inEffect`: the epoch making the pictures
+   * was started at this level's economy and tiles. Until it is, the level has not been tried: the
+   * next step up waits for more than two seconds behind (day 13: in 0.45 cores economy was
+   * taken at 12 a second and, a second later, 10, before any epoch had started with it).
    */
-  update(behindFrames: number, now: number, backlogFrames = behindFrames, settled = true): 'up' | 'down' | null {
+  update(behindFrames: number, now: number, backlogFrames = behindFrames, settled = true, inEffect = true): 'up' | 'down' | null {
     const since = now - this.#changedAt;
-    const behind = behindFrames > this.o.fps / 2;
+    const untried = this.#at.epochChange && !inEffect;
+    const behind = behindFrames > (untried ? 2 * this.o.fps : this.o.fps / 2);
     if (!behind) this.#behindSince = null;
     else this.#behindSince ??= now;
     // More than a second behind is a large shortage (a layout change's second epoch at full

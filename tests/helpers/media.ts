@@ -210,3 +210,15 @@ export function markerRect(video: Rect): Rect {
   const m = { x: 572, y: 12, w: 56, h: 56 }; // SYNC_MARK in source (640×360) pixels
   return { x: video.x + (m.x * video.w) / 640, y: video.y + (m.y * video.h) / 360, w: (m.w * video.w) / 640, h: (m.h * video.h) / 360 };
 }
+
+/** Distinct pictures in each whole second of a file (a picture equal to the one before is not new). */
+export function distinctPerSecond(file: string): number[] {
+  const { frames, fps } = allFrames(file, 8);
+  const perSecond: number[] = [];
+  for (let s = 0; (s + 1) * fps <= frames.length; s++) {
+    let distinct = 1;
+    for (let k = Math.round(s * fps) + 1; k < Math.round((s + 1) * fps); k++) if (!frames[k].equals(frames[k - 1])) distinct++;
+    perSecond.push(distinct);
+  }
+  return perSecond;
+}

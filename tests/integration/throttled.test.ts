@@ -17,7 +17,7 @@ import { spawn } from 'node:child_process';
 import { participantStyle } from '../../src/media/SyntheticClip';
 import { computeLayout, shrinkTiles } from '../../compositor/layout';
 import { loadPresets } from '../../compositor/presets';
-import { allFrames, audioSamples, avOffsetMs, colourDistance, decodeErrors, frameAt, markerRect, meanColour, probe, toneShare } from '../helpers/media';
+import { audioSamples, avOffsetMs, distinctPerSecond, colourDistance, decodeErrors, frameAt, markerRect, meanColour, probe, toneShare } from '../helpers/media';
 import { buildCompiledApp } from '../helpers/compiledApp';
 
 jest.setTimeout(180_000);
@@ -100,13 +100,7 @@ test.each([
     const sync = avOffsetMs(out, [markerRect(layout.tiles[0].video), markerRect(shrinkTiles(layout, 0.5).tiles[0].video)], participantStyle(1).toneHz);
     if (Number.isFinite(maxSyncMs)) expect(Math.abs(sync.medianMs)).toBeLessThanOrEqual(maxSyncMs);
     // At least `minDistinct` distinct pictures in every whole second.
-    const { frames, fps } = allFrames(out, 8);
-    const perSecond: number[] = [];
-    for (let s = 0; (s + 1) * fps <= frames.length; s++) {
-      let distinct = 1;
-      for (let k = Math.round(s * fps) + 1; k < Math.round((s + 1) * fps); k++) if (!frames[k].equals(frames[k - 1])) distinct++;
-      perSecond.push(distinct);
-    }
+    const perSecond = distinctPerSecond(out);
     // eslint-disable-next-line no-console
     console.log(`distinct pictures per second: ${perSecond.join(' ')}; lip sync ${sync.medianMs} ms`);
     expect(Math.min(...perSecond)).toBeGreaterThanOrEqual(minDistinct);

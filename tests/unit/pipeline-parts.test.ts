@@ -120,6 +120,25 @@ describe('StrideController', () => {
     expect(nseen).toEqual(['15', '12', '10', '10+small']);
   });
 
+  test('a level that waits for its epoch (economy) is not stepped past until it is in effect, unless more than 2 s behind', () => {
+    const s = new StrideController({ fps: 30, strides: [2, 2.5, 3], economy: true, upAfterMs: 2000, downAfterMs: 5000 });
+    s.update(40, 0, 40, true, true);
+    for (let t = 1000; t <= 7000 && !s.economy; t += 100) s.update(40, t, 40, true, true);
+    expect(`${s.distinctFps}${s.economy ? '+economy' : ''}`).toBe('12+economy');
+    // 1.3 s behind (urgent, before), economy not yet in an epoch: stays.
+    for (let t = 8000; t <= 20_000; t += 100) expect(s.update(40, t, 40, true, false)).toBeNull();
+    // More than 2 s behind: on to 10.
+    expect(s.update(61, 20_100, 61, true, false)).toBeNull();
+    expect(s.update(61, 21_200, 61, true, false)).toBe('up');
+    expect(s.distinctFps).toBe(10);
+    // In effect: the usual rule (half a second behind for a second).
+    const e = new StrideController({ fps: 30, strides: [2, 2.5, 3], economy: true, upAfterMs: 2000, downAfterMs: 5000 });
+    e.update(40, 0);
+    for (let t = 1000; t <= 7000 && !e.economy; t += 100) e.update(40, t);
+    expect(e.update(20, 10_000, 20, true, true)).toBe('up');
+    expect(e.distinctFps).toBe(10);
+  });
+
   test('no step back while a backlog is still being worked off, however long since the last change', () => {
     const s = make();
     s.update(20, 0);
