@@ -40,6 +40,36 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
   });
 }
 
+/**
+ * The failed tests of both lanes, a few lines each, printed last: a CI log is often kept only as
+ * its tail, and jest's own report puts the failures minutes of output earlier.
+ */
+function failureSummary(files) {
+  const strip = (t) => t.replace(/\u001b\[[0-9;]*m/g, '');
+  const lines = [];
+  for (const f of files) {
+    let r;
+    try {
+      r = JSON.parse(fs.readFileSync(f, 'utf8'));
+    } catch {
+      lines.push(`(no jest report in ${f})`);
+      continue;
+    } finally {
+      fs.rmSync(f, { force: true });
+    }
+    for (const suite of r.testResults ?? []) {
+      const file = path.relative(root, suite.name);
+      const failed = (suite.assertionResults ?? []).filter((a) => a.status === 'failed');
+      if (failed.length === 0 && suite.status === 'failed') lines.push(`FAIL ${file}: ${strip(suite.message ?? '').trim().split('\n').slice(0, 6).join('\n    ')}`);
+      for (const a of failed) {
+        const msg = strip((a.failureMessages ?? []).join('\n')).split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('at ')).slice(0, 6);
+        lines.push(`FAIL ${file} › ${a.fullName}\n    ${msg.join('\n    ')}`);
+      }
+    }
+  }
+  return lines.length ? `\n===== failed tests =====\n${lines.join('\n')}\n` : '\n===== no failed tests =====\n';
+}
+
 async function main() {
   const extra = process.argv.slice(2);
   if (extra.length > 0) return run(['--runInBand', ...extra], 'inherit');
@@ -50,14 +80,17 @@ async function main() {
   const log = fs.openSync(logFile, 'w');
   const started = Date.now();
   process.stdout.write(`side lane (${SIDE_LANE.join(', ')}) runs beside the main lane; its report follows the main one\n`);
-  const side = run(['--runInBand', ...sidePaths], ['ignore', log, log]);
-  const mainCode = await run(['--runInBand', '--testPathIgnorePatterns=/node_modules/', ...ignore], 'inherit');
+  const mainJson = path.join(os.tmpdir(), `tessera-test-main-${process.pid}.json`);
+  const sideJson = path.join(os.tmpdir(), `tessera-test-side-${process.pid}.json`);
+  const side = run(['--runInBand', '--json', `--outputFile=${sideJson}`, ...sidePaths], ['ignore', log, log]);
+  const mainCode = await run(['--runInBand', '--json', `--outputFile=${mainJson}`, '--testPathIgnorePatterns=/node_modules/', ...ignore], 'inherit');
   const sideCode = await side;
   fs.closeSync(log);
   process.stdout.write(`\n===== side lane: ${SIDE_LANE.join(', ')} (exit ${sideCode}) =====\n`);
   process.stdout.write(fs.readFileSync(logFile, 'utf8'));
   fs.rmSync(logFile, { force: true });
   const s = Math.round((Date.now() - started) / 1000);
+  process.stdout.write(failureSummary([mainJson, sideJson]));
   process.stdout.write(`\n===== main lane exit ${mainCode}, side lane exit ${sideCode}, ${s} s in all =====\n`);
   return mainCode !== 0 ? mainCode : sideCode;
 }

@@ -187,8 +187,16 @@ export class S3TestServer {
   // ---- inspection ------------------------------------------------------------------------
 
   async getObject(bucket: string, key: string): Promise<Buffer | null> {
-    const o = this.#objects.get(`${bucket}/${key}`);
-    return o ? Buffer.concat(await Promise.all(o.segments.map((g) => fsp.readFile(g.file)))) : null;
+    for (;;) {
+      const o = this.#objects.get(`${bucket}/${key}`);
+      if (!o) return null;
+      try {
+        return Buffer.concat(await Promise.all(o.segments.map((g) => fsp.readFile(g.file))));
+      } catch (err) {
+        // Replaced while being read: its old files are gone, read the new version.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || this.#objects.get(`${bucket}/${key}`) === o) throw err;
+      }
+    }
   }
 
   objectInfo(bucket: string, key: string): Omit<StoredObject, 'segments'> | null {
@@ -406,8 +414,7 @@ export class S3TestServer {
         await fsp.mkdir(path.dirname(file), { recursive: true });
         await fsp.writeFile(file, body);
         const etag = `"${md5(body)}"`;
-        await this.#deleteObject(bucket, key);
-        this.#objects.set(`${bucket}/${key}`, { size: body.length, etag, lastModified: new Date(), segments: [{ file, size: body.length }], ...attrs });
+        await this.#replaceObject(bucket, key, { size: body.length, etag, lastModified: new Date(), segments: [{ file, size: body.length }], ...attrs });
         res.writeHead(200, { etag, ...this.#sseHeaders(attrs) }).end();
         return;
       }
@@ -571,8 +578,7 @@ export class S3TestServer {
         segments.push({ file, size: p.size });
       }
       const etag = `"${md5(Buffer.concat(chosen.map((p) => Buffer.from(p.etag.replace(/"/g, ''), 'hex'))))}-${chosen.length}"`;
-      await this.#deleteObject(u.bucket, u.key);
-      this.#objects.set(`${u.bucket}/${u.key}`, {
+      await this.#replaceObject(u.bucket, u.key, {
         size: chosen.reduce((a, p) => a + p.size, 0), etag, lastModified: new Date(), contentType: u.contentType, meta: u.meta, sse: u.sse, kmsKeyId: u.kmsKeyId, tags: u.tags, segments,
       });
       this.#uploads.delete(u.uploadId);
@@ -608,6 +614,16 @@ export class S3TestServer {
     if (a.sse) h['x-amz-server-side-encryption'] = a.sse;
     if (a.sse === 'aws:kms') h['x-amz-server-side-encryption-aws-kms-key-id'] = a.kmsKeyId ?? 'arn:aws:kms:us-east-1:000000000000:key/aws/s3';
     return h;
+  }
+
+  /**
+   * Puts a new version in place at once, as S3 does: a reader sees the old object or the new one,
+   * never no object (deleting first left a window in which a manifest being rewritten was missing).
+   */
+  async #replaceObject(bucket: string, key: string, o: StoredObject): Promise<void> {
+    const old = this.#objects.get(`${bucket}/${key}`);
+    this.#objects.set(`${bucket}/${key}`, o);
+    if (old) for (const g of old.segments) await fsp.rm(g.file, { force: true });
   }
 
   async #deleteObject(bucket: string, key: string): Promise<void> {
