@@ -74,7 +74,7 @@ export interface EncoderSettings {
   keyframeMs: number;
   /** Have x264 measure its output's PSNR against its input (the benchmark's psnrDb; costs CPU). */
   psnr?: boolean;
-  /** x264's economy analysis on top (ECONOMY_X264): the last degradation level, when CPU is short. */
+  /** x264's economy analysis on top (ECONOMY_X264): a degradation level, when CPU is short. */
   economy?: boolean;
 }
 

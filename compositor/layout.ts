@@ -175,7 +175,7 @@ export function computeLayout(preset: GridPreset, opts: LayoutOptions): Layout {
 /**
  * The same layout with every tile's video at `scale` of its size, centred in the rectangle it
  * had; slots and fillers unchanged, so the canvas is covered as before (the rest of each slot is
- * background). The last degradation level (StrideController's `smallTiles`): x264 spends far
+ * background). A degradation level (StrideController's `smallTiles`): x264 spends far
  * less on a flat, still background than on camera pictures, so the grid at half-size tiles costs
  * it about a quarter less at the economy level (docs/workers.md, day 13). Pure.
  */

@@ -84,9 +84,9 @@ export interface Config {
    */
   x264Economy: boolean;
   /**
-   * The small-tiles degradation level (TESSERA_SMALL_TILES): past 10 distinct pictures a second
-   * (with economy, when that is on), every tile at half size in its cell from the next epoch
-   * (docs/workers.md, day 13). `false` stops the ladder before it.
+   * The small-tiles degradation level (TESSERA_SMALL_TILES): past 12 distinct pictures a second
+   * (with economy, when that is on) and before 10, every tile at half size in its cell from the
+   * next epoch (docs/workers.md, days 13 and 14). `false` leaves it out of the ladder.
    */
   smallTiles: boolean;
   /** How much lower than the server a recording's worker and its FFmpegs run (nice; 0 = the same). */

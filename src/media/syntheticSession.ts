@@ -1,3 +1,5 @@
+import { admit, startsShort } from '../pipeline/admission';
+import { availableCores } from '../pipeline/cpu';
 import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
@@ -87,6 +89,10 @@ export async function runSyntheticSession(o: SyntheticSessionOptions): Promise<S
   }
   const id = `demo_${crypto.randomBytes(4).toString('hex')}`;
   const out = path.resolve(o.out);
+  // The server's admission decision for a recording alone in its process: above the budget
+  // (a small CPU quota), it starts degraded.
+  const fit = admit({ budgetCores: o.config.cpuBudget ?? availableCores(), usable: o.config.cpuUsable, model: o.config.recordingCores, active: [], wanted: initial.length });
+  if (startsShort(fit)) o.logger.warn({ cost: fit.cost, free: fit.free }, 'recording admitted above the CPU budget (the only one): it starts degraded');
   const recording = new WorkerRecording({
     id,
     roomId: 'demo',
@@ -98,6 +104,7 @@ export async function runSyntheticSession(o: SyntheticSessionOptions): Promise<S
     tracks: o.tracks ? (_meta, file) => new FileTrackTarget(path.dirname(out), tracksPrefixOf(path.basename(out)) + file) : undefined,
     logger: o.logger,
     workDir: path.join(os.tmpdir(), `tessera-${process.pid}`, id),
+    startShort: startsShort(fit),
   });
   const sources = new Map<number, SyntheticSource>();
   const timeline = all.map((index) => ({ index }) as SyntheticSessionResult['timeline'][number]);

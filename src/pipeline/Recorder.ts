@@ -8,7 +8,7 @@ import { WorkerPool } from '../worker/WorkerPool';
 import { loadPresets, type GridPreset } from '../../compositor/presets';
 import { resolveFfmpegPath } from './ffmpegPath';
 import { TesseraError } from '../errors';
-import { admit } from './admission';
+import { admit, startsShort } from './admission';
 import { availableCores } from './cpu';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
@@ -170,8 +170,12 @@ export class Recorder extends EventEmitter<Events> {
       sink,
       logger: this.#log,
       workDir: path.join(this.#workBase, id),
+      startShort: startsShort(fit),
     });
     this.#active.set(roomId, rec);
+    if (startsShort(fit)) {
+      this.#log.warn({ recordingId: id, roomId, cost: fit.cost, free: fit.free, budget: this.cpuBudget }, 'recording admitted above the CPU budget (the only one): it starts degraded');
+    }
     let ended = false;
     rec.on('state', (info) => {
       // A recording ends once. The worker's own last State message can arrive after the server

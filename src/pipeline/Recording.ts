@@ -73,7 +73,7 @@ export interface RecordingStats {
   distinctFps: number;
   /** x264's level now: the configured preset, or `economy` (its economy analysis, when CPU is short). */
   preset: string;
-  /** The tiles now: `full`, or `small` (half size in their cells, the last level when CPU is short). */
+  /** The tiles now: `full`, or `small` (half size in their cells, the levels past economy when CPU is short). */
   tiles?: 'full' | 'small';
   /** Ticks repeated on purpose because composition could not keep up. */
   framesShed: number;
@@ -135,6 +135,11 @@ export interface RecordingOptions {
   logger: Logger;
   workDir: string;
   resume?: RecordingResume;
+  /**
+   * Start degraded (12 distinct pictures a second with economy) because the recording is known
+   * not to fit its CPU at full quality; it steps back to full quality as CPU allows.
+   */
+  startShort?: boolean;
   /**
    * The clock quietness is judged on: whether a source's video is live (else its name card) and
    * whether an epoch in charge is hung. The worker passes its UpstreamClock, which stands still
@@ -230,7 +235,7 @@ export class Recording extends EventEmitter<Events> {
     this.#layoutName = opts.layout;
     this.#fps = opts.config.video.fps;
     this.#pacer = new Pacer({ fps: this.#fps, hooks: { video: (t) => this.#videoTick(t), audio: (b) => this.#audioTick(b), checked: () => this.#checkLag() } });
-    this.#strides = new StrideController({ fps: this.#fps, strides: [2, 2.5, 3], economy: opts.config.x264Economy && economyAllowed({ preset: opts.config.x264Preset, x264Params: opts.config.x264Params }), smallTiles: opts.config.smallTiles, upAfterMs: 2000, downAfterMs: 5000 });
+    this.#strides = new StrideController({ fps: this.#fps, strides: [2, 2.5, 3], economy: opts.config.x264Economy && economyAllowed({ preset: opts.config.x264Preset, x264Params: opts.config.x264Params }), smallTiles: opts.config.smallTiles, upAfterMs: 2000, downAfterMs: 5000, startShort: opts.startShort });
     this.#lag = new LagMonitor({ fps: this.#fps, stallTimeoutMs: opts.config.stallTimeoutMs });
     this.#direct = opts.config.directDecode;
     // Quietness (a source's video live, an epoch hung) is judged on the quiet clock: see RecordingOptions.quietNow.

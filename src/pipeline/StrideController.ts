@@ -2,9 +2,10 @@
  * Degrade rather than fail when CPU is short, one level at a time. The levels: every tick
  * composed, then one tick in each of `strides` on average (the recording's are 2, 2.5 and 3:
  * 30 fps → 15 → 12 → 10 distinct pictures a second; 2.5 composes ticks 2 and 3 apart in turn);
- * with `economy`, x264's economy analysis (ECONOMY_X264 in compositor/ffmpegArgs.ts) comes in
- * before the last stride step (30, 15, 12, 12 + economy, 10 + economy); then, with
- * `smallTiles`, every tile at half its size in its cell (compositor/layout.ts `shrinkTiles`).
+ * with `economy`, x264's economy analysis (ECONOMY_X264 in compositor/ffmpegArgs.ts), then, with
+ * `smallTiles`, every tile at half its size in its cell (compositor/layout.ts `shrinkTiles`),
+ * come in before the last stride step: 30, 15, 12, 12 + economy, 12 + economy + small tiles,
+ * 10 + economy + small tiles.
  * Economy and small tiles take a new epoch: x264's analysis and a graph's sizes are fixed for
  * its life. The 12 step is there because 15 was measured just short of enough in 0.45 cores and
  * 10 is below what a recording there must keep (docs/workers.md, day 11).
@@ -44,20 +45,38 @@ export class StrideController {
   /** The ladder, from full quality up. */
   readonly #levels: Level[];
 
-  constructor(private readonly o: { fps: number; strides: number[]; economy?: boolean; smallTiles?: boolean; upAfterMs: number; downAfterMs: number }) {
-    const plain = (stride: number): Level => ({ stride, economy: false, smallTiles: false, epochChange: false });
-    const levels = [1, ...o.strides].map(plain);
-    if (o.economy) {
-      // Economy before the last stride step (12 a second, then 10 with it) when there are two:
-      // it costs x264 40 % and the picture almost nothing (the same PSNR within 0.1 dB), while
-      // 12 → 10 pictures a second is seen; 0.45 cores in a slow hour held 10–11 a second with
-      // economy last (day 13).
-      const k = levels.length > 2 ? levels.length - 1 : levels.length;
-      const economical = [{ ...levels[k - 1], economy: true, epochChange: true }, ...levels.slice(k).map((l) => ({ ...l, economy: true }))];
-      levels.splice(k, levels.length - k, ...economical);
-    }
-    if (o.smallTiles) levels.push({ ...levels[levels.length - 1], smallTiles: true, epochChange: true });
+  /** Set at the first update when the ladder starts above full quality (`startShort`). */
+  #startPending = false;
+
+  /**
+   * `startShort`: the recording is known not to fit its process's CPU at full quality (admitted
+   * as the process's only recording although its measured cost is above the budget, or continuing
+   * one that was degraded): it starts at 12 a second with economy — the level 0.45 cores settled
+   * at — and steps back from there like from any level, instead of first falling seconds behind
+   * at full rate while the ladder climbs (day 14).
+   */
+  constructor(private readonly o: { fps: number; strides: number[]; economy?: boolean; smallTiles?: boolean; upAfterMs: number; downAfterMs: number; startShort?: boolean }) {
+    // The cheaper rungs — economy, then small tiles — come before the last stride step (12 a
+    // second, then 10 with them) when there are two steps: economy costs x264 40 % and the
+    // picture almost nothing (the same PSNR within 0.1 dB); half-size tiles cost the whole epoch
+    // a fifth less on camera pictures; 12 → 10 pictures a second saves less than either (the
+    // decoders still decode every frame) and is below what a recording in 0.45 cores must keep.
+    // In slow hours 0.45 cores held 10–11 a second with economy last (day 13), and 10 with
+    // economy before small tiles (day 14).
+    const steps = [1, ...o.strides];
+    const k = steps.length > 2 ? steps.length - 1 : steps.length;
+    const levels: Level[] = steps.slice(0, k).map((stride) => ({ stride, economy: false, smallTiles: false, epochChange: false }));
+    let cheap = levels[k - 1];
+    if (o.economy) levels.push((cheap = { ...cheap, economy: true, epochChange: true }));
+    if (o.smallTiles) levels.push((cheap = { ...cheap, smallTiles: true, epochChange: true }));
+    for (const stride of steps.slice(k)) levels.push({ ...cheap, stride, epochChange: false });
     this.#levels = levels;
+    if (o.startShort) {
+      const economical = levels.findIndex((l) => l.economy);
+      this.#level = economical >= 0 ? economical : k - 1;
+      this.#hold[this.#level] = this.#at.epochChange ? 4 * o.downAfterMs : o.downAfterMs;
+      this.#startPending = true;
+    }
   }
 
   get #at(): Level {
@@ -74,7 +93,7 @@ export class StrideController {
     return this.#at.economy;
   }
 
-  /** Whether epochs now compose every tile at half size (the last level). */
+  /** Whether epochs now compose every tile at half size (the last two levels). */
   get smallTiles(): boolean {
     return this.#at.smallTiles;
   }
@@ -97,6 +116,10 @@ export class StrideController {
    * taken at 12 a second and, a second later, 10, before any epoch had started with it).
    */
   update(behindFrames: number, now: number, backlogFrames = behindFrames, settled = true, inEffect = true): 'up' | 'down' | null {
+    if (this.#startPending) {
+      this.#startPending = false;
+      this.#changedAt = now;
+    }
     const since = now - this.#changedAt;
     const untried = this.#at.epochChange && !inEffect;
     const behind = behindFrames > (untried ? 2 * this.o.fps : this.o.fps / 2);

@@ -34,6 +34,14 @@ export function recordingCost(model: CostModel, sources: number): number {
   return model.base + model.perSource * Math.max(1, sources);
 }
 
+/**
+ * Admitted (as the process's only recording) although its cost is above what the budget leaves:
+ * it cannot run at full quality here, so it starts degraded (StrideController `startShort`).
+ */
+export function startsShort(r: AdmissionResult): boolean {
+  return r.ok && r.cost > r.free + 1e-9;
+}
+
 export function admit(i: AdmissionInput): AdmissionResult {
   const used = i.active.reduce((s, n) => s + recordingCost(i.model, n), 0);
   const free = i.budgetCores * i.usable - used;

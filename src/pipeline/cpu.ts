@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 
 let tick = 0;
@@ -59,22 +60,55 @@ export function treeCpuSeconds(): number {
   return total;
 }
 
-/** The cores this process may use: its cgroup CPU quota if it has one, else its CPUs. */
+/**
+ * The cgroup directories whose CPU quota applies to this process, its own first, then its
+ * ancestors up to the hierarchy's root (a quota on any of them limits it). Its own is found from
+ * /proc/self/cgroup: a process moved into a child cgroup (a test's quota, a systemd slice) is
+ * limited by that one, not by the root's, which is all a reading of the mount point sees. Inside
+ * a container the path is "/" (a cgroup namespace) or not found under the mount: the mount
+ * point's own files are the container's.
+ */
+function cgroupDirs(mount: string, controller: string | null): string[] {
+  let rel = '/';
+  try {
+    for (const line of fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n')) {
+      const [, controllers, p] = line.split(':');
+      if (p === undefined) continue;
+      if (controller === null ? controllers === '' : controllers.split(',').includes(controller)) rel = p;
+    }
+  } catch {
+    /* not Linux */
+  }
+  const dirs: string[] = [];
+  for (let r = rel; ; r = path.posix.dirname(r)) {
+    const d = path.join(mount, r);
+    if (fs.existsSync(d)) dirs.push(d);
+    if (r === '/' || r === '.' || r === '') break;
+  }
+  return dirs.length ? dirs : [mount];
+}
+
+/** The cores this process may use: the lowest CPU quota of its cgroups, else its CPUs. */
 export function availableCores(): number {
-  const cpus = os.availableParallelism?.() ?? os.cpus().length;
-  try {
-    // cgroup v2: "max 100000" or "<quota> <period>"
-    const [q, p] = fs.readFileSync('/sys/fs/cgroup/cpu.max', 'utf8').trim().split(/\s+/);
-    if (q !== 'max') return Math.min(cpus, Number(q) / Number(p));
-  } catch {
-    /* not v2 */
+  let cores = os.availableParallelism?.() ?? os.cpus().length;
+  // cgroup v2: "max 100000" or "<quota> <period>" in cpu.max
+  for (const d of cgroupDirs('/sys/fs/cgroup', null)) {
+    try {
+      const [q, p] = fs.readFileSync(path.join(d, 'cpu.max'), 'utf8').trim().split(/\s+/);
+      if (q !== 'max' && Number(p) > 0) cores = Math.min(cores, Number(q) / Number(p));
+    } catch {
+      /* not v2, or no cpu controller here */
+    }
   }
-  try {
-    const q = Number(fs.readFileSync('/sys/fs/cgroup/cpu/cpu.cfs_quota_us', 'utf8'));
-    const p = Number(fs.readFileSync('/sys/fs/cgroup/cpu/cpu.cfs_period_us', 'utf8'));
-    if (q > 0 && p > 0) return Math.min(cpus, q / p);
-  } catch {
-    /* no v1 cpu controller */
+  // cgroup v1: cpu.cfs_quota_us (-1: none) over cpu.cfs_period_us
+  for (const d of cgroupDirs('/sys/fs/cgroup/cpu', 'cpu')) {
+    try {
+      const q = Number(fs.readFileSync(path.join(d, 'cpu.cfs_quota_us'), 'utf8'));
+      const p = Number(fs.readFileSync(path.join(d, 'cpu.cfs_period_us'), 'utf8'));
+      if (q > 0 && p > 0) cores = Math.min(cores, q / p);
+    } catch {
+      /* no v1 cpu controller */
+    }
   }
-  return cpus;
+  return cores;
 }

@@ -25,6 +25,11 @@ export interface WorkerRecordingOptions {
   pool: WorkerPool;
   /** Also write every source's tracks as they arrive (`tracks: true`), to targets made by this. */
   tracks?: TrackTargetFactory;
+  /**
+   * Admitted although its measured cost is above what the process's CPU budget leaves (the
+   * process's only recording): its worker starts degraded (StrideController `startShort`).
+   */
+  startShort?: boolean;
 }
 
 interface Events {
@@ -78,6 +83,8 @@ export class WorkerRecording extends EventEmitter<Events> {
   /** Stats of workers that already exited, and of the current one. */
   #statsBase: RecordingStats = { ...ZERO_STATS };
   #statsNow: RecordingStats = { ...ZERO_STATS };
+  /** The last worker's last figures showed it degraded (fewer distinct pictures than the fps). */
+  #lastDegraded = false;
   debugSourcesLast: object[] = [];
   /** Workers that died and were replaced by one continuing the recording. */
   workerRestarts = 0;
@@ -280,6 +287,7 @@ export class WorkerRecording extends EventEmitter<Events> {
       workDir: this.#o.workDir,
       location: this.#o.sink.location,
       resume,
+      startShort: resume ? this.#lastDegraded : this.#o.startShort,
       sources: [...this.#taps.values()].map((t) => this.#sourceMessage(t)),
     };
     w.send(ToWorker.Init, init);
@@ -385,6 +393,8 @@ export class WorkerRecording extends EventEmitter<Events> {
   #onExit(w: WorkerHandle, e: { code: number | null; signal: NodeJS.Signals | null }): void {
     if (w !== this.#worker) return;
     this.#worker = null;
+    // A replacement starts degraded if the worker it replaces was: CPU was short a moment ago.
+    this.#lastDegraded = this.#statsNow.distinctFps > 0 && this.#statsNow.distinctFps < this.#o.config.video.fps;
     this.#statsBase = sumStats(this.#statsBase, this.#statsNow);
     this.#statsNow = { ...ZERO_STATS };
     this.#sumStats();

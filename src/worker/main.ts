@@ -34,6 +34,8 @@ export interface InitMessage {
   workDir: string;
   location: RecordingLocation;
   resume?: RecordingResume;
+  /** Start degraded: the recording does not fit the server's CPU budget at full quality, or continues one that was degraded. */
+  startShort?: boolean;
   /** The sources present at the start (so the first layout has them, not a waiting card). */
   sources: SourceMessage[];
 }
@@ -135,6 +137,7 @@ function main(): void {
       logger: log,
       workDir: m.workDir,
       resume: m.resume,
+      startShort: m.startShort,
       quietNow: () => upstream.now(),
     });
     recording = rec;

@@ -124,8 +124,8 @@ test('four browsers at normal priority on the same two cores: the 720p30 recordi
   // Degraded, as the issue allows; what must not happen is a person missing from the call's
   // recording, a tile showing neither a camera nor a card, or the recording failing.
   const { frames, w } = allFrames(file, 8);
-  // A camera over 4 % of the picture: a tile is a quarter of it, a half-size tile (the ladder's
-  // last level, which this load may reach) a sixteenth.
+  // A camera over 4 % of the picture: a tile is a quarter of it, a half-size tile (a level of
+  // the ladder past economy, which this load may reach) a sixteenth.
   const seen = names.map((_, i) => frames.filter((f) => colourShare(f, participantStyle(i + 1).hex) > 0.04).length);
   // Each cell judged by the middle of its video rectangle: the whole of a half-size tile, the
   // middle quarter of a whole one.

@@ -1,5 +1,5 @@
 /**
- * The economy level (x264's economy analysis, the last degradation level) starts a new epoch
+ * The economy level (x264's economy analysis, a degradation level) starts a new epoch
  * whose stream must continue the recording's one H.264 track: its SPS and PPS must be those of
  * the epochs before it, byte for byte, with both FFmpeg builds the product runs. Checked with
  * real x264 through the argument vector the epochs use (epochEncoderArgs), and the splice through

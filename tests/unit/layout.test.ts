@@ -94,7 +94,7 @@ describe('presets', () => {
   });
 });
 
-describe('small tiles (the last degradation level)', () => {
+describe('small tiles (a degradation level)', () => {
   test.each(['grid', 'speaker', 'screenshare'])('%s: each video at half size, centred where it was; slots, fillers and coverage unchanged', (preset) => {
     const tiles = preset === 'screenshare' ? [...cams(3), { id: 's', kind: 'screen' as const }] : cams(4);
     const whole = computeLayout(presets.get(preset)!, { width: W, height: H, tiles });

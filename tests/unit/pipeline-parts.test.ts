@@ -97,27 +97,53 @@ describe('StrideController', () => {
     expect(s.holdMs).toBe(40_000);
   });
 
-  test('with small tiles: half-size tiles after 10 with economy, held 20 s; without economy they follow 10 a second', () => {
+  test('with small tiles: half-size tiles after 12 with economy and before 10, held 20 s; without economy after 12', () => {
     const s = new StrideController({ fps: 30, strides: [2, 2.5, 3], economy: true, smallTiles: true, upAfterMs: 2000, downAfterMs: 5000 });
     const at = () => `${s.distinctFps}${s.economy ? '+economy' : ''}${s.smallTiles ? '+small' : ''}`;
     const seen: string[] = [];
+    const changes: number[] = [];
     s.update(20, 0);
-    let into = 0;
-    for (let t = 1000; t <= 20_000; t += 100) if (s.update(20, t)) { seen.push(at()); into = t; }
-    expect(seen).toEqual(['15', '12', '12+economy', '10+economy', '10+economy+small']); // and no further
-    expect(s.update(1, into + 19_900)).toBeNull(); // held 4 × downAfter
-    expect(s.update(1, into + 20_100)).toBe('down');
-    expect(at()).toBe('10+economy');
+    for (let t = 1000; t <= 20_000; t += 100) if (s.update(20, t)) { seen.push(at()); changes.push(t); }
+    expect(seen).toEqual(['15', '12', '12+economy', '12+economy+small', '10+economy+small']); // and no further
+    // 10 → 12 is a stride step (5 s); small tiles themselves are held 4 × downAfter from then.
+    const into10 = changes[4];
+    expect(s.update(1, into10 + 4900)).toBeNull();
+    const back = into10 + 5100;
+    expect(s.update(1, back)).toBe('down');
+    expect(at()).toBe('12+economy+small');
+    expect(s.update(1, back + 19_900)).toBeNull();
+    expect(s.update(1, back + 20_100)).toBe('down');
+    expect(at()).toBe('12+economy');
     // Taken again within a minute: held twice as long.
-    for (let t = into + 21_000; t <= into + 30_000; t += 100) s.update(20, t);
-    expect(at()).toBe('10+economy+small');
+    for (let t = back + 21_000; t <= back + 30_000 && s.update(20, t) !== 'up'; t += 100);
+    expect(at()).toBe('12+economy+small');
     expect(s.holdMs).toBe(40_000);
 
     const n = new StrideController({ fps: 30, strides: [2, 2.5, 3], smallTiles: true, upAfterMs: 2000, downAfterMs: 5000 });
     const nseen: string[] = [];
     n.update(20, 0);
     for (let t = 1000; t <= 20_000; t += 100) if (n.update(20, t)) nseen.push(`${n.distinctFps}${n.economy ? '+economy' : ''}${n.smallTiles ? '+small' : ''}`);
-    expect(nseen).toEqual(['15', '12', '10', '10+small']);
+    expect(nseen).toEqual(['15', '12', '12+small', '10+small']);
+  });
+
+  test('startShort: starts at 12 with economy, held 20 s from the first update, then steps back like any level', () => {
+    const s = new StrideController({ fps: 30, strides: [2, 2.5, 3], economy: true, smallTiles: true, upAfterMs: 2000, downAfterMs: 5000, startShort: true });
+    const at = () => `${s.distinctFps}${s.economy ? '+economy' : ''}${s.smallTiles ? '+small' : ''}`;
+    expect(at()).toBe('12+economy');
+    expect(s.update(0, 100_000)).toBeNull(); // the hold counts from the start, not from time 0
+    expect(s.update(0, 119_900)).toBeNull();
+    expect(s.update(0, 120_100)).toBe('down');
+    expect(at()).toBe('12');
+    expect(s.update(0, 125_200)).toBe('down');
+    expect(at()).toBe('15');
+    // Behind from the start instead: the next rung up, as from any level.
+    const b = new StrideController({ fps: 30, strides: [2, 2.5, 3], economy: true, smallTiles: true, upAfterMs: 2000, downAfterMs: 5000, startShort: true });
+    b.update(20, 0);
+    let seen = '';
+    for (let t = 100; t <= 3000 && !seen; t += 100) if (b.update(20, t)) seen = `${b.distinctFps}${b.economy ? '+economy' : ''}${b.smallTiles ? '+small' : ''}`;
+    expect(seen).toBe('12+economy+small');
+    // Without economy: it starts at 12.
+    expect(new StrideController({ fps: 30, strides: [2, 2.5, 3], upAfterMs: 2000, downAfterMs: 5000, startShort: true }).distinctFps).toBe(12);
   });
 
   test('a level that waits for its epoch (economy) is not stepped past until it is in effect, unless more than 2 s behind', () => {

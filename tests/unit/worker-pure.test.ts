@@ -10,7 +10,7 @@ import { encode, MessageReader, type Message } from '../../src/worker/protocol';
 import { Mp4Muxer } from '../../src/storage/Mp4Muxer';
 import { AccessUnitSplitter, avcCodecString, isKeyframe } from '../../src/media/annexb';
 import { AdtsSplitter } from '../../src/media/adts';
-import { admit, recordingCost } from '../../src/pipeline/admission';
+import { admit, recordingCost, startsShort } from '../../src/pipeline/admission';
 import { DEBIAN_FFMPEG } from '../helpers/media';
 
 describe('worker protocol', () => {
@@ -126,7 +126,14 @@ describe('admission', () => {
     expect(admit({ budgetCores: 2, usable: 0.8, model, active: [2, 2], wanted: 9 }).ok).toBe(false);
   });
 
-  test('the first recording is always admitted (a budget too small is a configuration error, not a 503)', () => {
-    expect(admit({ budgetCores: 0.5, usable: 0.8, model, active: [], wanted: 9 }).ok).toBe(true);
+  test('the first recording is always admitted (a budget too small is a configuration error, not a 503), and starts degraded if it does not fit', () => {
+    const alone = admit({ budgetCores: 0.5, usable: 0.8, model, active: [], wanted: 9 });
+    expect(alone.ok).toBe(true);
+    expect(startsShort(alone)).toBe(true);
+    // 0.45 cores (the throttled case): a 3-person start costs 0.5 > 0.36.
+    expect(startsShort(admit({ budgetCores: 0.45, usable: 0.8, model, active: [], wanted: 3 }))).toBe(true);
+    // What fits starts at full quality; what is refused does not start at all.
+    expect(startsShort(admit({ budgetCores: 2, usable: 0.8, model, active: [4], wanted: 4 }))).toBe(false);
+    expect(startsShort(admit({ budgetCores: 2, usable: 0.8, model, active: [4, 4], wanted: 4 }))).toBe(false);
   });
 });
