@@ -6,7 +6,7 @@
  *
  * - LAN: one participant in its own namespace (another machine on a /24), one on the host where
  *   the server runs, listening on 0.0.0.0.
- * - Container: `npm start` inside a namespace with a private address (a pod), reachable only as
+ * - Container: the server as the image runs it (`node dist/src/main.js`) inside a namespace with a private address (a pod), reachable only as
  *   a Kubernetes hostPort/NodePort would make it: DNAT from a node address (PUBLIC_IP) for the
  *   HTTP port and the RTC_MIN_PORT..RTC_MAX_PORT range. Direct UDP to the pod's own address is
  *   dropped, so media flows only if the server announces PUBLIC_IP and binds inside its range.
@@ -182,7 +182,7 @@ test('LAN: a participant on another network stack meets one on the server host, 
   }
 });
 
-test('container: npm start in a pod behind DNAT of PUBLIC_IP and the RTC port range; nothing reaches the pod address directly', async () => {
+test('container: the server in a pod behind DNAT of PUBLIC_IP and the RTC port range; nothing reaches the pod address directly', async () => {
   const pod = addHost(POD.ns, POD.link, POD.subnet);
   // The node's address, on the host side of the pod's link (it goes away with the link).
   sh('ip', ['addr', 'add', `${NODE_IP}/32`, 'dev', `${POD.link}h`]);
