@@ -96,7 +96,12 @@
     const btn = $('record-toggle');
     btn.textContent = active ? 'Stop recording' : 'Record';
     btn.classList.toggle('active', active);
-    btn.disabled = state.left || !state.me || !state.canRecord || (rec && rec.status === 'stopping') || btn.dataset.busy === '1';
+    // Not while reconnecting: between leaving and joining again the server refuses it (not in the
+    // room), and a host's Stop lost that way left the recording running (seen with four
+    // browsers on two cores: every connection failed at once and was rejoined).
+    const away = state.rejoining || !!state.needRejoin;
+    btn.disabled = state.left || !state.me || away || !state.canRecord || (rec && rec.status === 'stopping') || btn.dataset.busy === '1';
+    btn.title = away ? 'Reconnecting…' : '';
   }
   async function answerConsent(accept) {
     try {
@@ -350,6 +355,7 @@
     if (state.left || state.rejoining) return;
     state.rejoining = true;
     document.body.dataset.rejoining = '1';
+    renderRecording();
     notice('Reconnecting (' + reason + ')…');
     for (let attempt = 0; !state.left; attempt++) {
       for (const pc of [state.pub, state.sub]) if (pc) pc.close();
@@ -378,6 +384,7 @@
     }
     state.rejoining = false;
     if (!state.needRejoin) delete document.body.dataset.rejoining;
+    renderRecording();
   }
 
   // ---- start -------------------------------------------------------------------------
@@ -428,6 +435,7 @@
       notice('Lost the connection to the server (' + reason + '); reconnecting…');
       document.body.dataset.rejoining = '1';
       state.needRejoin = true;
+      renderRecording();
       if (reason === 'io server disconnect') setTimeout(() => !state.left && state.socket.connect(), 2000);
     });
     state.socket.on('connect', () => {
