@@ -279,8 +279,23 @@ test('the server loses a person\'s media, then their socket: each time the page 
   }
   const firstId = await red.evaluate(() => (window as unknown as { tessera: { participantId: () => string } }).tessera.participantId());
   const errorsBefore = pageErrors.length;
+  // While the page reconnects, Record/Stop is disabled (the server would refuse it between the
+  // leave and the join): watched every 5 ms from inside the page.
+  await red.evaluate(() => {
+    const w = window as unknown as { rejoinButton: { disabled: number; enabled: number } };
+    w.rejoinButton = { disabled: 0, enabled: 0 };
+    setInterval(() => {
+      if (document.body.dataset.rejoining !== '1') return;
+      if ((document.getElementById('record-toggle') as HTMLButtonElement).disabled) w.rejoinButton.disabled++;
+      else w.rejoinButton.enabled++;
+    }, 5);
+  });
   server.conference.room(room)!.peer(firstId)!.debugFail(); // what a failed ICE/DTLS connection does
   await red.waitForFunction(() => (window as unknown as { tessera: { rejoins: () => number } }).tessera.rejoins() === 1, undefined, { timeout: 20_000 });
+  const button = await red.evaluate(() => (window as unknown as { rejoinButton: { disabled: number; enabled: number } }).rejoinButton);
+  expect(button.disabled).toBeGreaterThan(0);
+  expect(button.enabled).toBe(0);
+  await red.waitForFunction(() => !(document.getElementById('record-toggle') as HTMLButtonElement).disabled, undefined, { timeout: 10_000 });
   const notices = await red.locator('#notices .notice').allTextContents();
   expect(notices.some((n) => /^REC_ERR_BAD_SIGNAL: .*reconnecting$/.test(n))).toBe(true);
   expect(notices).toContain('Reconnected.');
