@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
 import type { Socket } from 'node:net';
-import { FromWorker, MessageReader, send, type Message } from './protocol';
+import { backlog, FromWorker, MessageReader, send, type Message } from './protocol';
 import type { Logger } from '../logger';
 
 /**
@@ -94,7 +94,7 @@ export class WorkerHandle extends EventEmitter<HandleEvents> {
 
   /** Bytes waiting to go to the worker: how far behind it is in reading. */
   get backlog(): number {
-    return this.#sock.writableLength;
+    return backlog(this.#sock);
   }
 
   send(type: number, header: unknown, payload?: Buffer | null): void {

@@ -19,7 +19,7 @@ import { loadPresets } from '../../compositor/presets';
 import { logger } from '../logger';
 import { TesseraError, toTesseraError } from '../errors';
 import { treeCpuSeconds } from '../pipeline/cpu';
-import { BEAT_SLACK_MS, FromWorker, MessageReader, send, ToWorker, type Message } from './protocol';
+import { BEAT_SLACK_MS, flush, FromWorker, MessageReader, send, ToWorker, type Message } from './protocol';
 import { UpstreamClock } from '../pipeline/UpstreamClock';
 import type { Config } from '../config';
 import type { MediaSource, MediaSourceEvents, SourceKind, RecordingLocation, VideoCodec } from '../media/types';
@@ -70,10 +70,10 @@ class RemoteOutput implements RecordingOutput {
   #pending: { resolve: (r: { bytes: number }) => void; reject: (e: Error) => void } | null = null;
   constructor(readonly location: RecordingLocation, private readonly out: net.Socket) {}
   video(tick: number, au: Buffer, key: boolean): void {
-    send(this.out, FromWorker.Video, { t: tick, k: key }, au);
+    send(this.out, FromWorker.Video, { t: tick, k: key }, au, true);
   }
   audio(pos: number, frame: Buffer): void {
-    send(this.out, FromWorker.Audio, { p: pos }, frame);
+    send(this.out, FromWorker.Audio, { p: pos }, frame, true);
   }
   checkpoint(manifest: Manifest): void {
     send(this.out, FromWorker.Checkpoint, manifest);
@@ -110,6 +110,7 @@ function main(): void {
     exiting = true;
     if (statsTimer) clearInterval(statsTimer);
     // Let the last messages leave before the process does.
+    flush(sock);
     sock.end(() => process.exit(code));
     setTimeout(() => process.exit(code), 2000).unref();
   };

@@ -5,8 +5,8 @@
  * share one channel instead of Node's IPC channel beside a media pipe.
  *
  * A message: u32 length of what follows | u8 type | u32 header length | JSON header | payload.
- * The payload (an encoded frame, an MP4 segment) is written as its own chunk (writev), never
- * copied into a combined buffer by the sender. Pure apart from the socket it is given.
+ * The messages of one event-loop turn are written together, as one buffer (see Outbox). Pure
+ * apart from the socket it is given.
  */
 import type { Socket } from 'node:net';
 
@@ -67,16 +67,108 @@ export function encode(type: number, header: unknown, payload?: Buffer | null): 
   return payload && plen ? [head, payload] : [head];
 }
 
-/** Writes a message; several messages written in one turn go out as one writev (cork). */
-export function send(socket: Socket, type: number, header: unknown, payload?: Buffer | null): boolean {
+/**
+ * Messages written in one turn of the event loop leave together, as one buffer in one write, at
+ * the loop's check phase (setImmediate). A recording's media is hundreds of small messages a
+ * second (each participant's Opus packet every 20 ms, each picture): written one by one, each paid
+ * a JSON buffer, a header buffer, a stream write, a cork and a nextTick, and each was one read on
+ * the other side. Measured on day 15 (docs/workers.md) this was most of the server's own cost of a
+ * recording. The delay it adds is at most the rest of the current loop turn.
+ *
+ * A message sent `lazy` (the worker's encoded media on its way to the muxer, whose timestamps
+ * travel with it) may wait up to LAZY_MS for others to share its write, so the server reads a
+ * few times a second instead of once a packet; any other message takes the queue with it at the
+ * end of the turn, so order is kept and control never waits.
+ */
+class Outbox {
+  #types: number[] = [];
+  #headers: string[] = [];
+  #payloads: Array<Buffer | null> = [];
+  #bytes = 0;
+  #immediate: NodeJS.Immediate | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  readonly #flush = () => this.flush();
+
+  constructor(private readonly socket: Socket) {}
+
+  /** Bytes queued here and not yet handed to the socket. */
+  get pending(): number {
+    return this.#bytes;
+  }
+
+  add(type: number, header: unknown, payload: Buffer | null | undefined, lazy: boolean): void {
+    const json = header === undefined ? '{}' : JSON.stringify(header);
+    this.#types.push(type);
+    this.#headers.push(json);
+    this.#payloads.push(payload && payload.length ? payload : null);
+    // Header bytes as UTF-8 can be up to 3 per UTF-16 unit; counted exactly at flush.
+    this.#bytes += PREFIX + json.length + (payload ? payload.length : 0);
+    if (this.#immediate) return;
+    if (!lazy) this.#immediate = setImmediate(this.#flush);
+    else if (!this.#timer) this.#timer = setTimeout(this.#flush, LAZY_MS);
+  }
+
+  flush(): void {
+    if (this.#immediate) clearImmediate(this.#immediate);
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#immediate = this.#timer = null;
+    const n = this.#types.length;
+    if (!n) return;
+    let total = 0;
+    const lens = new Array<number>(n);
+    for (let i = 0; i < n; i++) {
+      lens[i] = Buffer.byteLength(this.#headers[i]);
+      total += PREFIX + lens[i] + (this.#payloads[i]?.length ?? 0);
+    }
+    const buf = Buffer.allocUnsafe(total);
+    let o = 0;
+    for (let i = 0; i < n; i++) {
+      const payload = this.#payloads[i];
+      const plen = payload ? payload.length : 0;
+      buf.writeUInt32BE(1 + 4 + lens[i] + plen, o);
+      buf.writeUInt8(this.#types[i], o + 4);
+      buf.writeUInt32BE(lens[i], o + 5);
+      buf.write(this.#headers[i], o + PREFIX, lens[i], 'utf8');
+      o += PREFIX + lens[i];
+      if (payload) o += payload.copy(buf, o);
+    }
+    this.#types = [];
+    this.#headers = [];
+    this.#payloads = [];
+    this.#bytes = 0;
+    if (!this.socket.destroyed && this.socket.writable) this.socket.write(buf);
+  }
+}
+
+/** How long a lazy message may wait for company (see Outbox). */
+export const LAZY_MS = 50;
+
+const outboxes = new WeakMap<Socket, Outbox>();
+
+function outbox(socket: Socket): Outbox {
+  let o = outboxes.get(socket);
+  if (!o) outboxes.set(socket, (o = new Outbox(socket)));
+  return o;
+}
+
+/**
+ * Queues a message; it leaves with the others of this loop turn (or, `lazy`, within LAZY_MS: see
+ * Outbox), in order. False if the socket is closed (the message is dropped).
+ */
+export function send(socket: Socket, type: number, header: unknown, payload?: Buffer | null, lazy = false): boolean {
   if (socket.destroyed || !socket.writable) return false;
-  const chunks = encode(type, header, payload);
-  if (chunks.length === 1) return socket.write(chunks[0]);
-  socket.cork();
-  socket.write(chunks[0]);
-  const ok = socket.write(chunks[1]);
-  process.nextTick(() => socket.uncork());
-  return ok;
+  outbox(socket).add(type, header, payload, lazy);
+  return true;
+}
+
+/** Hands every queued message to the socket now (before ending it, or exiting). */
+export function flush(socket: Socket): void {
+  outboxes.get(socket)?.flush();
+}
+
+/** Bytes on their way to the other side and not yet taken by it: queued here plus the socket's buffer. */
+export function backlog(socket: Socket): number {
+  return (outboxes.get(socket)?.pending ?? 0) + socket.writableLength;
 }
 
 /**

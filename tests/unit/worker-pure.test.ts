@@ -6,7 +6,8 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { encode, MessageReader, type Message } from '../../src/worker/protocol';
+import net from 'node:net';
+import { backlog, encode, flush, LAZY_MS, MessageReader, send, type Message } from '../../src/worker/protocol';
 import { Mp4Muxer } from '../../src/storage/Mp4Muxer';
 import { AccessUnitSplitter, avcCodecString, isKeyframe } from '../../src/media/annexb';
 import { AdtsSplitter } from '../../src/media/adts';
@@ -32,6 +33,79 @@ describe('worker protocol', () => {
       expect(got[1].payload!.equals(big)).toBe(true);
       expect([...got[2].payload!]).toEqual([1, 2, 3]);
     }
+  });
+
+  describe('sending', () => {
+    let server: net.Server;
+    let a: net.Socket;
+    let b: net.Socket;
+    const chunks: Buffer[] = [];
+    const received: Array<{ m: Message; at: number }> = [];
+    beforeEach(async () => {
+      chunks.length = 0;
+      received.length = 0;
+      const sockPath = path.join(os.tmpdir(), `tessera-proto-${process.pid}.sock`);
+      fs.rmSync(sockPath, { force: true });
+      const accepted = new Promise<net.Socket>((res) => (server = net.createServer(res)));
+      await new Promise<void>((res) => server.listen(sockPath, res));
+      a = net.connect(sockPath);
+      b = await accepted;
+      const r = new MessageReader();
+      b.on('data', (c: Buffer) => {
+        chunks.push(c);
+        r.push(c, (m) => received.push({ m, at: performance.now() }));
+      });
+    });
+    afterEach(async () => {
+      a.destroy();
+      b.destroy();
+      await new Promise((res) => server.close(res));
+    });
+    const until = async (n: number) => {
+      const t0 = Date.now();
+      while (received.length < n && Date.now() - t0 < 2000) await new Promise((res) => setTimeout(res, 2));
+    };
+
+    test('the messages of one turn leave as one write, whole and in order', async () => {
+      const frame = Buffer.alloc(20_000, 9);
+      send(a, 4, { n: 1, t: 3000, k: true }, frame);
+      for (let k = 0; k < 50; k++) send(a, 5, { n: 1, t: k * 960, é: 'ü' }, Buffer.from([k]));
+      send(a, 6, {});
+      expect(backlog(a)).toBeGreaterThan(20_000);
+      await until(52);
+      expect(received.map((x) => x.m.type)).toEqual([4, ...Array(50).fill(5), 6]);
+      expect(received[0].m.payload!.equals(frame)).toBe(true);
+      expect(received.slice(1, 51).map((x) => x.m.payload![0])).toEqual([...Array(50).keys()]);
+      expect(received[7].m.header).toEqual({ n: 1, t: 6 * 960, é: 'ü' });
+      // One write of ~20 kB: the reader may see it cut by the kernel, never as 52 pieces.
+      expect(chunks.length).toBeLessThanOrEqual(2);
+    });
+
+    test('lazy messages wait for company; any other message takes them with it', async () => {
+      const t0 = performance.now();
+      send(a, 104, { t: 1, k: true }, Buffer.from([1]), true);
+      send(a, 110, { p: 0 }, Buffer.from([2]), true);
+      await until(2);
+      expect(received.length).toBe(2);
+      expect(received[0].at - t0).toBeGreaterThanOrEqual(LAZY_MS - 5);
+      expect(chunks.length).toBe(1);
+      const t1 = performance.now();
+      send(a, 110, { p: 1024 }, Buffer.from([3]), true);
+      send(a, 102, { info: 'state' });
+      await until(4);
+      expect(received.map((x) => x.m.type)).toEqual([104, 110, 110, 102]);
+      expect(received[3].at - t1).toBeLessThan(LAZY_MS);
+    });
+
+    test('flush hands the queue over at once; a closed socket takes nothing', async () => {
+      send(a, 110, { p: 0 }, Buffer.from([1]), true);
+      flush(a);
+      expect(backlog(a)).toBe(a.writableLength);
+      await until(1);
+      expect(received).toHaveLength(1);
+      a.destroy();
+      expect(send(a, 110, { p: 1 }, Buffer.from([1]))).toBe(false);
+    });
   });
 
   test('a corrupt length is an error, not a hang or a huge allocation', () => {
