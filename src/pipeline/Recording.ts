@@ -3,43 +3,30 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { EpochEncoder, type EpochTile } from './EpochEncoder';
 import { AudioEncoder } from './AudioEncoder';
-import { VideoDecoder } from './VideoDecoder';
-import { AudioDecoder } from './AudioDecoder';
 import { AUDIO_PREBUFFER_MS, Mixer } from './audio';
-import { renderNameCard, renderVp8NameCard, solidFrame, PLACEHOLDER_COLOUR } from './placeholder';
 import { TileContent, WAITING_ID } from './TileContent';
-import { SourceVideo } from './DirectFeed';
+import { RecordingSources, TILE_SIZE, GOP_REPLAY_S, type SourceState } from './RecordingSources';
 import { computeLayout, shrinkTiles, type Layout } from '../../compositor/layout';
 import { SpeakerDetector } from './SpeakerDetector';
 import { nextStatus } from './status';
+import { RecordingLedger, type LedgerResume } from './RecordingLedger';
 export { nextStatus };
 import { Pacer } from './Pacer';
 import { StrideController } from './StrideController';
 import { LagMonitor } from './LagMonitor';
 import { EpochSchedule, type ScheduledEpoch } from './EpochSchedule';
 import type { GridPreset } from '../../compositor/presets';
-import { TesseraError, toTesseraError, type ErrorBody } from '../errors';
+import { TesseraError, toTesseraError } from '../errors';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
-import type { MediaSource, OpusPacket, EncodedVideoFrame, RecordingLocation } from '../media/types';
+import type { MediaSource, EncodedVideoFrame, RecordingLocation } from '../media/types';
 import { economyAllowed, encoderSettingsOf, type EncoderSettings } from '../../compositor/ffmpegArgs';
-import type { Manifest, RecordingInfo, RecordingStatus, RecordingParticipant } from './types';
+import type { Manifest, RecordingInfo, RecordingStatus } from './types';
 
-/** Decoded tile sizes: cameras are small (cheap to decode and scale), screens keep detail. */
-export const TILE_SIZE = { camera: { w: 640, h: 360 }, screen: { w: 1280, h: 720 } } as const;
-/** How long a new direct epoch waits for keyframes before it starts with cards for the rest. */
 /** The small-tiles level: each tile's video at half its width and height, centred in its cell. */
 const SMALL_TILE_SCALE = 0.5;
+/** How long a new direct epoch waits for keyframes before it starts with cards for the rest. */
 const KEYFRAME_WAIT_MS = 1000;
-/**
- * A new direct epoch replays up to this many seconds of a source's frames (from its last
- * keyframe) into its decoder rather than wait for a keyframe: a few ms of decoding per frame
- * against a keyframe request's round trip (and a sender's bandwidth spike). The churn test's
- * re-flow took 1.07 s in a CI rehearsal with 1 s, as its clips' 2 s groups were often too long.
- */
-const GOP_REPLAY_S = 2;
-/** Keyframe requests for one source, at most one per this. */
-const KEYFRAME_ASK_MS = 300;
 /** Epoch deaths within EPOCH_DEATH_WINDOW_MS that mean its encoder cannot be restarted here. */
 const MAX_EPOCH_DEATHS = 3;
 const EPOCH_DEATH_WINDOW_MS = 60_000;
@@ -89,18 +76,6 @@ export interface RecordingStats {
   psnrDb?: number;
 }
 
-interface SourceState {
-  source: MediaSource;
-  video: VideoDecoder;
-  audio: AudioDecoder;
-  card: Buffer;
-  /** The card as a VP8 keyframe, for direct epochs (null until encoded). */
-  vp8Card: Buffer | null;
-  /** Its video as direct epochs see it: liveness, frames since the last keyframe, keyframe asks. */
-  tile: SourceVideo;
-  unsubscribe: () => void;
-}
-
 type Epoch = ScheduledEpoch<EpochEncoder>;
 
 interface Events {
@@ -113,15 +88,11 @@ interface Events {
  * worker's origin (so the file stays on wall time and the ticks missed meanwhile are made at
  * once, from name cards), and what the manifest knew is carried over.
  */
-export interface RecordingResume {
+export interface RecordingResume extends LedgerResume {
   /** Date.now() of tick `tickBase`: the first tick this worker makes. */
   t0Wall: number;
   /** Video frames the recording already holds (the first worker's whole fragments). */
   tickBase: number;
-  startedAt: string;
-  participants: RecordingParticipant[];
-  layouts: Manifest['layouts'];
-  interruptions: NonNullable<Manifest['interruptions']>;
 }
 
 export interface RecordingOptions {
@@ -165,18 +136,13 @@ export class Recording extends EventEmitter<Events> {
   #o: RecordingOptions;
   #log: Logger;
   #status: RecordingStatus = 'starting';
-  #startedAt = new Date();
-  #endedAt: Date | null = null;
-  #availableAt: Date | null = null;
-  #error: ErrorBody | null = null;
-  #bytes = 0;
-  #participants = new Map<string, RecordingParticipant>();
-  #sources = new Map<string, SourceState>();
-  #order: string[] = [];
+  /** Times, participants, layouts and gaps: what the manifest says about the recording. */
+  #ledger: RecordingLedger;
+  /** Per source: decoders, name card, VP8 for direct epochs; the tile order. */
+  #sources: RecordingSources;
   /** What each tile shows: live pictures or cards, leavers' tiles, the waiting tile. */
   #content: TileContent;
   #layoutName: string;
-  #layouts: Manifest['layouts'] = [];
   #fps: number;
   #audioEnc: AudioEncoder | null = null;
   #epochDeaths: number[] = [];
@@ -187,7 +153,6 @@ export class Recording extends EventEmitter<Events> {
   #t0Wall = 0;
   /** Frames made by the workers before this one (see RecordingResume). */
   #tickBase = 0;
-  #interruptions: NonNullable<Manifest['interruptions']> = [];
   #stopAt = 0;
   #pacer: Pacer;
   #stopPromise: Promise<RecordingInfo> | null = null;
@@ -197,9 +162,6 @@ export class Recording extends EventEmitter<Events> {
   #speakers = new SpeakerDetector();
   #closed = false;
   #compRestartBackoff = 0;
-  /** Repeats/drops of sources that already left (their decoders are gone). */
-  #goneRepeated = 0;
-  #goneDropped = 0;
   /** Whether the epoch in charge is hung, far behind or falling behind (see #checkLag). */
   #lag: LagMonitor;
   /** Epochs killed as stalled or far behind, whose exit has not been seen yet. */
@@ -215,11 +177,6 @@ export class Recording extends EventEmitter<Events> {
   #strides: StrideController;
   /** Frames behind real time at the last check (LagMonitor). */
   #behind = 0;
-  /**
-   * Epochs decode the participants' VP8 themselves (config.directDecode), until a source sends
-   * H.264: from then on every source goes through a decoder process and epochs take raw tiles.
-   */
-  #direct: boolean;
   /** A direct epoch waiting for its tiles' keyframes before it is fed (see #relayout). */
   #pendingEpoch: { comp: EpochEncoder; since: number; tiles: EpochTile[]; begin: () => void } | null = null;
   #quietNow: () => number;
@@ -237,7 +194,6 @@ export class Recording extends EventEmitter<Events> {
     this.#pacer = new Pacer({ fps: this.#fps, hooks: { video: (t) => this.#videoTick(t), audio: (b) => this.#audioTick(b), checked: () => this.#checkLag() } });
     this.#strides = new StrideController({ fps: this.#fps, strides: [2, 2.5, 3], economy: opts.config.x264Economy && economyAllowed({ preset: opts.config.x264Preset, x264Params: opts.config.x264Params }), smallTiles: opts.config.smallTiles, upAfterMs: 2000, downAfterMs: 5000, startShort: opts.startShort });
     this.#lag = new LagMonitor({ fps: this.#fps, stallTimeoutMs: opts.config.stallTimeoutMs });
-    this.#direct = opts.config.directDecode;
     // Quietness (a source's video live, an epoch hung) is judged on the quiet clock: see RecordingOptions.quietNow.
     const quietNow = opts.quietNow ?? (() => performance.now());
     this.#quietNow = quietNow;
@@ -254,14 +210,20 @@ export class Recording extends EventEmitter<Events> {
     // Shed ticks are counted where they leave (the schedule); the stats read them live.
     Object.defineProperty(this.stats, 'framesShed', { enumerable: true, get: () => this.#epochs.shed });
     this.#content = new TileContent({ source: (id) => this.#sources.get(id), videoTimeoutMs: opts.config.videoTimeoutMs, stallTimeoutMs: opts.config.stallTimeoutMs, camera: TILE_SIZE.camera, now: quietNow });
-    const r = opts.resume;
-    if (r) {
-      this.#tickBase = r.tickBase;
-      this.#startedAt = new Date(r.startedAt);
-      for (const p of r.participants) this.#participants.set(p.id, { ...p, leftAt: p.leftAt ?? new Date().toISOString() });
-      this.#layouts = [...r.layouts];
-      this.#interruptions = [...r.interruptions];
-    }
+    this.#sources = new RecordingSources({
+      config: opts.config,
+      ffmpegPath: opts.ffmpegPath,
+      logger: this.#log,
+      fps: this.#fps,
+      quietNow,
+      content: this.#content,
+      onVp8: (s, f) => this.#routeVp8(s, f),
+      onCodecSwitch: () => this.#relayoutSoon(),
+      onRestart: () => this.stats.decoderRestarts++,
+      onClose: (id) => this.removeSource(id),
+    });
+    this.#ledger = new RecordingLedger({ resume: opts.resume });
+    this.#tickBase = opts.resume?.tickBase ?? 0;
   }
 
   /** Date.now() of the clock's tick 0 (0 before start). */
@@ -281,11 +243,7 @@ export class Recording extends EventEmitter<Events> {
 
   /** Refreshes the per-source counters in `stats` (tile repeats and drops, summed over sources). */
   #updateFrameStats(): void {
-    let repeated = this.#goneRepeated, dropped = this.#goneDropped;
-    for (const s of this.#sources.values()) {
-      repeated += s.video.framesRepeated;
-      dropped += s.video.framesDropped;
-    }
+    const { repeated, dropped } = this.#sources.frameCounts();
     this.stats.framesDuplicated = repeated + this.#epochs.repeats + this.#epochs.shed;
     this.stats.framesDropped = dropped;
   }
@@ -295,20 +253,13 @@ export class Recording extends EventEmitter<Events> {
   }
 
   info(): RecordingInfo {
-    const info: RecordingInfo = {
-      id: this.id,
-      roomId: this.roomId,
-      status: this.#status,
-      startedAt: this.#startedAt.toISOString(),
-      layout: this.#layoutName,
-      location: this.#o.out.location,
-      participants: [...this.#participants.values()].map((p) => ({ ...p })),
-    };
-    if (this.#endedAt) info.endedAt = this.#endedAt.toISOString();
-    if (this.#availableAt) info.availableAt = this.#availableAt.toISOString();
+    const { startedAt, participants, endedAt, availableAt, bytes, error } = this.#ledger.info();
+    const info: RecordingInfo = { id: this.id, roomId: this.roomId, status: this.#status, startedAt, layout: this.#layoutName, location: this.#o.out.location, participants };
+    if (endedAt) info.endedAt = endedAt;
+    if (availableAt) info.availableAt = availableAt;
     if (this.#epochs.next || this.#tickBase) info.durationMs = Math.round((this.framesEncoded * 1000) / this.#fps);
-    if (this.#bytes) info.bytes = this.#bytes;
-    if (this.#error) info.error = { ...this.#error };
+    if (bytes) info.bytes = bytes;
+    if (error) info.error = error;
     return info;
   }
 
@@ -320,8 +271,7 @@ export class Recording extends EventEmitter<Events> {
       ...(endReason ? { endReason } : {}),
       video: { width, height, fps, codec: 'h264', frames: this.framesEncoded },
       audio: { codec: 'aac', sampleRate: 48000, channels: 1 },
-      layouts: this.#layouts,
-      ...(this.#interruptions.length ? { interruptions: this.#interruptions } : {}),
+      ...this.#ledger.manifest(),
     };
   }
 
@@ -337,7 +287,7 @@ export class Recording extends EventEmitter<Events> {
     const { config, ffmpegPath } = this.#o;
     fs.mkdirSync(this.#o.workDir, { recursive: true });
     // The clock must not wait for cosmetics: the card is rendered in the background.
-    this.#renderWaitingCard();
+    this.#sources.renderWaitingCard();
 
     if (this.#closed) return;
     const enc = new AudioEncoder({ ffmpegPath, audioBitrate: config.audioBitrate, drainMs: config.stopTimeoutMs, logger: this.#log.child({ proc: 'aenc' }) });
@@ -370,75 +320,25 @@ export class Recording extends EventEmitter<Events> {
       this.#pacer.start(t0);
       return;
     }
-    // startedAt becomes the wall time of the file's t = 0, so a participant's joinedAt/leftAt
-    // minus startedAt is where that happens in the MP4. Until now it was the request's time;
-    // the worker's start lies between the two.
-    const requested = this.#startedAt;
-    this.#startedAt = new Date();
-    this.#log.debug({ afterRequestMs: this.#startedAt.getTime() - requested.getTime() }, 'clock started');
+    // startedAt becomes the file's t = 0 (it was the request's time; the worker's start lies between).
+    this.#log.debug({ afterRequestMs: this.#ledger.clockStarted() }, 'clock started');
     this.#relayout();
     this.#pacer.start(t0);
   }
 
   addSource(source: MediaSource): void {
     if (this.#closed || this.#status === 'stopping' || this.#sources.has(source.id)) return;
-    const { config, ffmpegPath } = this.#o;
-    const log = this.#log.child({ sourceId: source.id });
-    const size = TILE_SIZE[source.kind];
-    const video = new VideoDecoder({ ffmpegPath, width: size.w, height: size.h, logger: log.child({ proc: 'vdec' }), stallMs: config.stallTimeoutMs, requestKeyframe: () => source.requestKeyframe(), quietNow: this.#quietNow });
-    const audio = new AudioDecoder({ logger: log.child({ proc: 'adec' }) });
-    const onRestart = () => this.stats.decoderRestarts++;
-    video.on('restart', onRestart);
-    audio.on('restart', onRestart);
-    const onVideo = (f: EncodedVideoFrame) => this.#onVideo(state, f);
-    const onAudio = (p: OpusPacket) => audio.push(p);
-    const onClose = () => this.removeSource(source.id);
-    source.on('video', onVideo);
-    source.on('audio', onAudio);
-    source.once('close', onClose);
-    const state: SourceState = {
-      source,
-      video,
-      audio,
-      card: solidFrame(size.w, size.h, PLACEHOLDER_COLOUR),
-      vp8Card: null,
-      tile: new SourceVideo({ gopFrames: GOP_REPLAY_S * this.#fps, askEveryMs: KEYFRAME_ASK_MS, request: () => source.requestKeyframe(), now: this.#quietNow }),
-      unsubscribe: () => {
-        source.off('video', onVideo);
-        source.off('audio', onAudio);
-        source.off('close', onClose);
-      },
-    };
-    this.#sources.set(source.id, state);
-    this.#content.rejoined(source.id);
-    this.#order.push(source.id);
-    source.requestKeyframe();
-    this.#renderCard(state);
-    if (source.kind === 'camera' && !this.#participants.has(source.participantId)) {
-      this.#participants.set(source.participantId, { id: source.participantId, name: source.name, joinedAt: new Date().toISOString() });
-    } else if (source.kind === 'camera') {
-      delete this.#participants.get(source.participantId)!.leftAt;
-    }
-    log.info({ kind: source.kind }, 'source added');
+    this.#sources.add(source);
+    if (source.kind === 'camera') this.#ledger.joined(source.participantId, source.name);
+    this.#log.info({ sourceId: source.id, kind: source.kind }, 'source added');
     if (this.#audioEnc) this.#relayoutSoon();
     this.#emitState();
   }
 
   removeSource(sourceId: string): void {
-    const s = this.#sources.get(sourceId);
+    const s = this.#sources.remove(sourceId);
     if (!s) return;
-    this.#goneRepeated += s.video.framesRepeated;
-    this.#goneDropped += s.video.framesDropped;
-    this.#sources.delete(sourceId);
-    this.#order = this.#order.filter((id) => id !== sourceId);
-    this.#content.depart(sourceId, s);
-    s.unsubscribe();
-    s.video.close();
-    s.audio.close();
-    if (s.source.kind === 'camera') {
-      const p = this.#participants.get(s.source.participantId);
-      if (p) p.leftAt = new Date().toISOString();
-    }
+    if (s.source.kind === 'camera') this.#ledger.left(s.source.participantId);
     this.#log.info({ sourceId }, 'source removed');
     if (this.#audioEnc && this.#status !== 'stopping') this.#relayoutSoon();
     this.#emitState();
@@ -446,15 +346,7 @@ export class Recording extends EventEmitter<Events> {
 
   /** Per-source diagnostics (decoder and jitter-buffer counters), for logs and tests. */
   debugSources(): object[] {
-    return [...this.#sources.entries()].map(([id, s]) => ({
-      id,
-      vDecoded: s.video.framesDecoded,
-      vRestarts: s.video.restarts,
-      aRestarts: s.audio.restarts,
-      aQueuedMs: Math.round(s.audio.buffer.queuedMs),
-      aUnderruns: s.audio.buffer.underruns,
-      aDroppedMs: Math.round(s.audio.buffer.droppedBytes / 96),
-    }));
+    return this.#sources.debug();
   }
 
   /** Test and operator hooks: kill a child as if it crashed. */
@@ -483,24 +375,8 @@ export class Recording extends EventEmitter<Events> {
 
   // ---- video in ---------------------------------------------------------------------------
 
-  #onVideo(s: SourceState, f: EncodedVideoFrame): void {
-    if (this.#direct && f.codec !== 'vp8') {
-      // Direct epochs take VP8 only: from now on every source goes through a decoder process.
-      this.#log.info({ sourceId: s.source.id, codec: f.codec }, 'a source sends H.264: epochs take decoded tiles from now on');
-      this.#direct = false;
-      for (const o of this.#sources.values()) {
-        o.tile.gop.clear();
-        this.#renderCard(o);
-      }
-      this.#renderWaitingCard();
-      this.#relayoutSoon();
-    }
-    if (!this.#direct) {
-      s.tile.decoded(f.codec);
-      s.video.push(f);
-      return;
-    }
-    if (!s.tile.vp8(f.data, f.keyframe)) return;
+  /** A direct epoch's tiles take a source's VP8 frame as it arrives (see RecordingSources). */
+  #routeVp8(s: SourceState, f: EncodedVideoFrame): void {
     // The first tick that can show it: the clock's next, or a later one by wall time while the
     // clock catches up (pictures of the ticks between are composed without it).
     const next = this.#pacer.nextTickAt();
@@ -512,27 +388,6 @@ export class Recording extends EventEmitter<Events> {
         if (t.sourceId === s.source.id && !feed.frame(i, f.data, f.keyframe, ahead)) s.tile.askKeyframe();
       });
     }
-  }
-
-  /**
-   * A source's name card, in the form the epochs take: a VP8 keyframe for direct epochs, a raw
-   * frame for raw tiles. Rendered in the background (batched, see placeholder.ts); the plain card
-   * stands in until then.
-   */
-  #renderCard(s: SourceState): void {
-    const { config, ffmpegPath } = this.#o;
-    const size = TILE_SIZE[s.source.kind];
-    const text = s.source.kind === 'screen' ? `${s.source.name} (screen)` : s.source.name;
-    const log = this.#log.child({ sourceId: s.source.id });
-    if (this.#direct) void renderVp8NameCard(ffmpegPath, size, text, config.fontFile, log).then((card) => (s.vp8Card = card));
-    else void renderNameCard(ffmpegPath, size, text, config.fontFile, log).then((card) => (s.card = card));
-  }
-
-  #renderWaitingCard(): void {
-    const { config, ffmpegPath } = this.#o;
-    const text = 'Waiting for participants';
-    if (this.#direct) void renderVp8NameCard(ffmpegPath, TILE_SIZE.camera, text, config.fontFile, this.#log).then((card) => (this.#content.waitingVp8 = card));
-    else void renderNameCard(ffmpegPath, TILE_SIZE.camera, text, config.fontFile, this.#log).then((card) => (this.#content.waitingCard = card));
   }
 
   // ---- the clock -------------------------------------------------------------------------
@@ -560,7 +415,7 @@ export class Recording extends EventEmitter<Events> {
   }
 
   #audioTick(block: number): void {
-    const ids = [...this.#sources.keys()];
+    const ids = this.#sources.ids();
     const { pcm, levels } = this.#mixer.mix(ids.map((id) => this.#sources.get(id)!.audio.buffer.pull()));
     this.#audioEnc?.write(pcm);
     this.#speakers.addLevels(ids, levels);
@@ -571,13 +426,13 @@ export class Recording extends EventEmitter<Events> {
 
   #preset(): GridPreset {
     const presets = this.#o.presets;
-    const hasScreen = this.#order.some((id) => this.#sources.get(id)?.source.kind === 'screen');
+    const hasScreen = this.#sources.order.some((id) => this.#sources.get(id)?.source.kind === 'screen');
     return hasScreen ? presets.get('screenshare')! : presets.get(this.#layoutName)!;
   }
 
   #currentLayout(): { layout: Layout; tiles: EpochTile[] } {
     const { width, height } = this.#o.config.video;
-    const ids = this.#order.length ? this.#order : [WAITING_ID];
+    const ids = this.#sources.order.length ? [...this.#sources.order] : [WAITING_ID];
     const whole = computeLayout(this.#preset(), {
       width,
       height,
@@ -618,7 +473,7 @@ export class Recording extends EventEmitter<Events> {
   #relayout(): void {
     if (this.#closed || this.#epochs.finalTick >= 0 || !this.#audioEnc) return;
     const { layout, tiles } = this.#currentLayout();
-    const direct = this.#direct;
+    const direct = this.#sources.direct;
     const comp = new EpochEncoder({
       ffmpegPath: this.#o.ffmpegPath,
       layout,
@@ -657,7 +512,7 @@ export class Recording extends EventEmitter<Events> {
     });
     const begin = () => {
       epoch = this.#epochs.begin(comp);
-      this.#layouts.push({ at: new Date().toISOString(), preset: layout.preset, tiles: tiles.map((t) => t.sourceId), ...(layout.tileScale ? { smallTiles: true } : {}) });
+      this.#ledger.layout(layout.preset, tiles.map((t) => t.sourceId), !!layout.tileScale);
       this.#log.debug({ tick: this.#pacer.ticks, tiles: tiles.length, direct }, 'epoch starting');
       if (comp.direct) {
         // Each tile starts from its source's frames since their last keyframe, or its card.
@@ -811,7 +666,7 @@ export class Recording extends EventEmitter<Events> {
   async #drain(atWall?: number): Promise<RecordingInfo> {
     if (this.#status === 'failed' || this.#closed) return this.info();
     this.#setStatus('stopping');
-    this.#endedAt = new Date();
+    this.#ledger.ended();
     this.#pacer.stop();
     const audio = this.#audioEnc;
     if (!audio) {
@@ -843,13 +698,12 @@ export class Recording extends EventEmitter<Events> {
       // Only a clean exit (code 0, after flushing everything it was given) makes a complete file;
       // an encoder that had to be interrupted left the end out, which must not pass as available.
       if (exit.code !== 0) throw new TesseraError('REC_ERR_ENCODER_DIED', `encoder did not finish cleanly (code ${exit.code}, signal ${exit.signal}): ${exit.stderr}`);
-      this.#closeSources();
+      this.#sources.closeAll();
       // The manifest stored is the final one: available (the server adds the bytes it wrote).
       const availableAt = new Date();
       const final: Manifest = { ...this.manifest('stopped'), status: 'available', availableAt: availableAt.toISOString() };
       const result = await this.#o.out.finish(final);
-      this.#bytes = result.bytes;
-      this.#availableAt = availableAt;
+      this.#ledger.available(availableAt, result.bytes);
       this.#setStatus('available');
     } catch (err) {
       this.#fail(toTesseraError(err, 'REC_ERR_SINK'));
@@ -863,8 +717,7 @@ export class Recording extends EventEmitter<Events> {
   #fail(err: TesseraError): void {
     if (this.#status === 'failed' || this.#status === 'available') return;
     this.#log.error({ code: err.code, err: err.message }, 'recording failed');
-    this.#error = err.toJSON();
-    this.#endedAt ??= new Date();
+    this.#ledger.failed(err.toJSON());
     this.#setStatus('failed');
     void this.#o.out.abort(err, this.manifest('failed'));
     this.#drainResolve?.();
@@ -897,16 +750,6 @@ export class Recording extends EventEmitter<Events> {
     }
   }
 
-  #closeSources(): void {
-    for (const id of [...this.#sources.keys()]) {
-      const s = this.#sources.get(id)!;
-      s.unsubscribe();
-      s.video.close();
-      s.audio.close();
-      this.#sources.delete(id);
-    }
-  }
-
   #close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -914,7 +757,7 @@ export class Recording extends EventEmitter<Events> {
     this.#epochs.clear((e) => !e.handle.proc.hasExited);
     this.#pendingEpoch?.comp.kill();
     this.#pendingEpoch = null;
-    this.#closeSources();
+    this.#sources.closeAll();
     if (this.#audioEnc && !this.#audioEnc.proc.hasExited && this.#status === 'failed') this.#audioEnc.kill();
     fs.rm(this.#o.workDir, { recursive: true, force: true }, () => undefined);
     this.emit('close');

@@ -10,7 +10,7 @@ import { BLOCK_SAMPLES, Mixer, SAMPLE_RATE } from '../pipeline/audio';
 import { EpochEncoder } from '../pipeline/EpochEncoder';
 import { FfmpegProcess } from '../pipeline/FfmpegProcess';
 import { renderNameCard } from '../pipeline/placeholder';
-import { TILE_SIZE } from '../pipeline/Recording';
+import { TILE_SIZE } from '../pipeline/RecordingSources';
 import { SpeakerDetector } from '../pipeline/SpeakerDetector';
 import type { Manifest } from '../pipeline/types';
 import { Mp4Muxer } from '../storage/Mp4Muxer';

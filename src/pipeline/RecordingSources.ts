@@ -1,0 +1,222 @@
+import { VideoDecoder } from './VideoDecoder';
+import { AudioDecoder } from './AudioDecoder';
+import { SourceVideo } from './DirectFeed';
+import { renderNameCard, renderVp8NameCard, solidFrame, PLACEHOLDER_COLOUR } from './placeholder';
+import type { TileContent } from './TileContent';
+import type { Config } from '../config';
+import type { Logger } from '../logger';
+import type { EncodedVideoFrame, MediaSource, OpusPacket } from '../media/types';
+
+/** Decoded tile sizes: cameras are small (cheap to decode and scale), screens keep detail. */
+export const TILE_SIZE = { camera: { w: 640, h: 360 }, screen: { w: 1280, h: 720 } } as const;
+/**
+ * A new direct epoch replays up to this many seconds of a source's frames (from its last
+ * keyframe) into its decoder rather than wait for a keyframe: a few ms of decoding per frame
+ * against a keyframe request's round trip (and a sender's bandwidth spike). The churn test's
+ * re-flow took 1.07 s in a CI rehearsal with 1 s, as its clips' 2 s groups were often too long.
+ */
+export const GOP_REPLAY_S = 2;
+/** Keyframe requests for one source, at most one per this. */
+const KEYFRAME_ASK_MS = 300;
+
+/** One source in the recording: its decoders, its name card, its VP8 as direct epochs see it. */
+export interface SourceState {
+  source: MediaSource;
+  video: VideoDecoder;
+  audio: AudioDecoder;
+  card: Buffer;
+  /** The card as a VP8 keyframe, for direct epochs (null until encoded). */
+  vp8Card: Buffer | null;
+  /** Its video as direct epochs see it: liveness, frames since the last keyframe, keyframe asks. */
+  tile: SourceVideo;
+  unsubscribe: () => void;
+}
+
+export interface RecordingSourcesOptions {
+  config: Readonly<Config>;
+  ffmpegPath: string;
+  logger: Logger;
+  fps: number;
+  /** The clock a source's quietness is judged on (see RecordingOptions.quietNow). */
+  quietNow: () => number;
+  /** What each tile shows: told of joins and leaves; the waiting tile's cards go there. */
+  content: TileContent;
+  /** A VP8 frame the source's tile took, for the direct epochs that show it. */
+  onVp8: (s: SourceState, f: EncodedVideoFrame) => void;
+  /** A source sent H.264: epochs take decoded tiles from now on (a new layout is due). */
+  onCodecSwitch: () => void;
+  /** A source's decoder was restarted. */
+  onRestart: () => void;
+  /** A source closed by itself (its participant left): the recording removes it. */
+  onClose: (sourceId: string) => void;
+}
+
+/**
+ * The recording's inputs: per source, the video decoder (raw tiles) or the VP8 kept for direct
+ * epochs, the Opus decoder and its jitter buffer, and the name card in the form the epochs take;
+ * the tile order (join order); and the switch from direct epochs to raw tiles, once for all, when
+ * a source sends H.264. Routing frames into epochs and deciding layouts is the recording's.
+ */
+export class RecordingSources {
+  #o: RecordingSourcesOptions;
+  #map = new Map<string, SourceState>();
+  #order: string[] = [];
+  /** Repeats/drops of sources that already left (their decoders are gone). */
+  #goneRepeated = 0;
+  #goneDropped = 0;
+  /**
+   * Epochs decode the participants' VP8 themselves (config.directDecode), until a source sends
+   * H.264: from then on every source goes through a decoder process and epochs take raw tiles.
+   */
+  direct: boolean;
+
+  constructor(o: RecordingSourcesOptions) {
+    this.#o = o;
+    this.direct = o.config.directDecode;
+  }
+
+  get(id: string): SourceState | undefined {
+    return this.#map.get(id);
+  }
+
+  has(id: string): boolean {
+    return this.#map.has(id);
+  }
+
+  /** Source ids in tile order (the order they joined). */
+  get order(): readonly string[] {
+    return this.#order;
+  }
+
+  /** Source ids in the order they were added (the mixer's). */
+  ids(): string[] {
+    return [...this.#map.keys()];
+  }
+
+  add(source: MediaSource): SourceState {
+    const { config, ffmpegPath, quietNow } = this.#o;
+    const log = this.#o.logger.child({ sourceId: source.id });
+    const size = TILE_SIZE[source.kind];
+    const video = new VideoDecoder({ ffmpegPath, width: size.w, height: size.h, logger: log.child({ proc: 'vdec' }), stallMs: config.stallTimeoutMs, requestKeyframe: () => source.requestKeyframe(), quietNow });
+    const audio = new AudioDecoder({ logger: log.child({ proc: 'adec' }) });
+    video.on('restart', this.#o.onRestart);
+    audio.on('restart', this.#o.onRestart);
+    const onVideo = (f: EncodedVideoFrame) => this.#onVideo(state, f);
+    const onAudio = (p: OpusPacket) => audio.push(p);
+    const onClose = () => this.#o.onClose(source.id);
+    source.on('video', onVideo);
+    source.on('audio', onAudio);
+    source.once('close', onClose);
+    const state: SourceState = {
+      source,
+      video,
+      audio,
+      card: solidFrame(size.w, size.h, PLACEHOLDER_COLOUR),
+      vp8Card: null,
+      tile: new SourceVideo({ gopFrames: GOP_REPLAY_S * this.#o.fps, askEveryMs: KEYFRAME_ASK_MS, request: () => source.requestKeyframe(), now: quietNow }),
+      unsubscribe: () => {
+        source.off('video', onVideo);
+        source.off('audio', onAudio);
+        source.off('close', onClose);
+      },
+    };
+    this.#map.set(source.id, state);
+    this.#o.content.rejoined(source.id);
+    this.#order.push(source.id);
+    source.requestKeyframe();
+    this.#renderCard(state);
+    return state;
+  }
+
+  /** Removes a source and closes its decoders; undefined if it was not here. */
+  remove(id: string): SourceState | undefined {
+    const s = this.#map.get(id);
+    if (!s) return undefined;
+    this.#goneRepeated += s.video.framesRepeated;
+    this.#goneDropped += s.video.framesDropped;
+    this.#map.delete(id);
+    this.#order = this.#order.filter((x) => x !== id);
+    // Before its decoder closes: a tile still showing it keeps its last picture for a while.
+    this.#o.content.depart(id, s);
+    this.#close(s);
+    return s;
+  }
+
+  /** Closes every source (the recording's end). */
+  closeAll(): void {
+    for (const s of this.#map.values()) this.#close(s);
+    this.#map.clear();
+    this.#order = [];
+  }
+
+  /** Tile pictures repeated (none new in time) and dropped (too many), over every source so far. */
+  frameCounts(): { repeated: number; dropped: number } {
+    let repeated = this.#goneRepeated, dropped = this.#goneDropped;
+    for (const s of this.#map.values()) {
+      repeated += s.video.framesRepeated;
+      dropped += s.video.framesDropped;
+    }
+    return { repeated, dropped };
+  }
+
+  /** Per-source diagnostics (decoder and jitter-buffer counters), for logs and tests. */
+  debug(): object[] {
+    return [...this.#map.entries()].map(([id, s]) => ({
+      id,
+      vDecoded: s.video.framesDecoded,
+      vRestarts: s.video.restarts,
+      aRestarts: s.audio.restarts,
+      aQueuedMs: Math.round(s.audio.buffer.queuedMs),
+      aUnderruns: s.audio.buffer.underruns,
+      aDroppedMs: Math.round(s.audio.buffer.droppedBytes / 96),
+    }));
+  }
+
+  /** The waiting tile's card (nobody in the room), in the form the epochs take now. */
+  renderWaitingCard(): void {
+    const { config, ffmpegPath, logger, content } = this.#o;
+    const text = 'Waiting for participants';
+    if (this.direct) void renderVp8NameCard(ffmpegPath, TILE_SIZE.camera, text, config.fontFile, logger).then((card) => (content.waitingVp8 = card));
+    else void renderNameCard(ffmpegPath, TILE_SIZE.camera, text, config.fontFile, logger).then((card) => (content.waitingCard = card));
+  }
+
+  #onVideo(s: SourceState, f: EncodedVideoFrame): void {
+    if (this.direct && f.codec !== 'vp8') {
+      // Direct epochs take VP8 only: from now on every source goes through a decoder process.
+      this.#o.logger.info({ sourceId: s.source.id, codec: f.codec }, 'a source sends H.264: epochs take decoded tiles from now on');
+      this.direct = false;
+      for (const o of this.#map.values()) {
+        o.tile.gop.clear();
+        this.#renderCard(o);
+      }
+      this.renderWaitingCard();
+      this.#o.onCodecSwitch();
+    }
+    if (!this.direct) {
+      s.tile.decoded(f.codec);
+      s.video.push(f);
+      return;
+    }
+    if (s.tile.vp8(f.data, f.keyframe)) this.#o.onVp8(s, f);
+  }
+
+  /**
+   * A source's name card, in the form the epochs take: a VP8 keyframe for direct epochs, a raw
+   * frame for raw tiles. Rendered in the background (batched, see placeholder.ts); the plain card
+   * stands in until then.
+   */
+  #renderCard(s: SourceState): void {
+    const { config, ffmpegPath } = this.#o;
+    const size = TILE_SIZE[s.source.kind];
+    const text = s.source.kind === 'screen' ? `${s.source.name} (screen)` : s.source.name;
+    const log = this.#o.logger.child({ sourceId: s.source.id });
+    if (this.direct) void renderVp8NameCard(ffmpegPath, size, text, config.fontFile, log).then((card) => (s.vp8Card = card));
+    else void renderNameCard(ffmpegPath, size, text, config.fontFile, log).then((card) => (s.card = card));
+  }
+
+  #close(s: SourceState): void {
+    s.unsubscribe();
+    s.video.close();
+    s.audio.close();
+  }
+}
