@@ -27,6 +27,11 @@ import type { Manifest, RecordingInfo, RecordingStatus } from './types';
 const SMALL_TILE_SCALE = 0.5;
 /** How long a new direct epoch waits for keyframes before it starts with cards for the rest. */
 const KEYFRAME_WAIT_MS = 1000;
+/**
+ * From the clock's start (its first picture comes 0.5–1 s later), a recording that fits its CPU
+ * climbs the degradation ladder only for a large shortage (see StrideController startGraceMs).
+ */
+const START_GRACE_MS = 5000;
 /** Epoch deaths within EPOCH_DEATH_WINDOW_MS that mean its encoder cannot be restarted here. */
 const MAX_EPOCH_DEATHS = 3;
 const EPOCH_DEATH_WINDOW_MS = 60_000;
@@ -192,7 +197,7 @@ export class Recording extends EventEmitter<Events> {
     this.#layoutName = opts.layout;
     this.#fps = opts.config.video.fps;
     this.#pacer = new Pacer({ fps: this.#fps, hooks: { video: (t) => this.#videoTick(t), audio: (b) => this.#audioTick(b), checked: () => this.#checkLag() } });
-    this.#strides = new StrideController({ fps: this.#fps, strides: [2, 2.5, 3], economy: opts.config.x264Economy && economyAllowed({ preset: opts.config.x264Preset, x264Params: opts.config.x264Params }), smallTiles: opts.config.smallTiles, upAfterMs: 2000, downAfterMs: 5000, startShort: opts.startShort });
+    this.#strides = new StrideController({ fps: this.#fps, strides: [2, 2.5, 3], economy: opts.config.x264Economy && economyAllowed({ preset: opts.config.x264Preset, x264Params: opts.config.x264Params }), smallTiles: opts.config.smallTiles, upAfterMs: 2000, downAfterMs: 5000, startShort: opts.startShort, startGraceMs: opts.startShort ? 0 : START_GRACE_MS });
     this.#lag = new LagMonitor({ fps: this.#fps, stallTimeoutMs: opts.config.stallTimeoutMs });
     // Quietness (a source's video live, an epoch hung) is judged on the quiet clock: see RecordingOptions.quietNow.
     const quietNow = opts.quietNow ?? (() => performance.now());

@@ -47,6 +47,8 @@ export class StrideController {
 
   /** Set at the first update when the ladder starts above full quality (`startShort`). */
   #startPending = false;
+  /** Until then (from the first update), only a large shortage climbs the ladder (`startGraceMs`). */
+  #graceUntil: number | null = null;
 
   /**
    * `startShort`: the recording is known not to fit its process's CPU at full quality (admitted
@@ -54,8 +56,14 @@ export class StrideController {
    * one that was degraded): it starts at 12 a second with economy — the level 0.45 cores settled
    * at — and steps back from there like from any level, instead of first falling seconds behind
    * at full rate while the ladder climbs (day 14).
+   *
+   * `startGraceMs`: from the first update for this long, only more than a second behind climbs
+   * the ladder. A start leaves a backlog that a recording that fits works off in a few seconds;
+   * two recordings started at once on two cores in a slow hour (the benchmark's two-at-once case,
+   * day 15) left one 21 pictures behind 2 s in, and it then held 15 a second for 5 s: 13 % of its
+   * pictures repeated, for a shortage that was gone a second later.
    */
-  constructor(private readonly o: { fps: number; strides: number[]; economy?: boolean; smallTiles?: boolean; upAfterMs: number; downAfterMs: number; startShort?: boolean }) {
+  constructor(private readonly o: { fps: number; strides: number[]; economy?: boolean; smallTiles?: boolean; upAfterMs: number; downAfterMs: number; startShort?: boolean; startGraceMs?: number }) {
     // The cheaper rungs — economy, then small tiles — come before the last stride step (12 a
     // second, then 10 with them) when there are two steps: economy costs x264 40 % and the
     // picture almost nothing (the same PSNR within 0.1 dB); half-size tiles cost the whole epoch
@@ -120,6 +128,7 @@ export class StrideController {
       this.#startPending = false;
       this.#changedAt = now;
     }
+    this.#graceUntil ??= now + (this.o.startGraceMs ?? 0);
     const since = now - this.#changedAt;
     const untried = this.#at.epochChange && !inEffect;
     const behind = behindFrames > (untried ? 2 * this.o.fps : this.o.fps / 2);
@@ -130,7 +139,8 @@ export class StrideController {
     // far behind at the economy level 8 s in; day 12): the ladder climbs twice as fast.
     const urgent = behindFrames > this.o.fps;
     const wait = urgent ? 0.5 : 1;
-    if (behind && now - this.#behindSince! >= 1000 * wait && this.#level < this.#top && since > this.o.upAfterMs * wait) {
+    const graced = !urgent && now < this.#graceUntil;
+    if (behind && !graced && now - this.#behindSince! >= 1000 * wait && this.#level < this.#top && since > this.o.upAfterMs * wait) {
       const l = ++this.#level;
       this.#changedAt = now;
       // Back within a minute of leaving this level: CPU did not come back for long; stay twice

@@ -59,6 +59,17 @@ describe('StrideController', () => {
     expect(s.stride).toBe(2);
   });
 
+  test('a start grace: a backlog of under a second waits it out; more than a second does not', () => {
+    const s = new StrideController({ fps: 30, strides: [2], upAfterMs: 2000, downAfterMs: 5000, startGraceMs: 5000 });
+    expect(s.update(0, 0)).toBeNull(); // the first update starts the grace
+    for (let t = 600; t < 5000; t += 100) expect(s.update(25, t)).toBeNull(); // 25 behind: waited out
+    expect(s.update(25, 5000)).toBe('up'); // still behind when the grace ends: a shortage
+    const urgent = new StrideController({ fps: 30, strides: [2], upAfterMs: 2000, downAfterMs: 5000, startGraceMs: 5000 });
+    urgent.update(0, 0);
+    urgent.update(40, 600);
+    expect(urgent.update(40, 1100)).toBe('up'); // more than a second behind: at once, as without a grace
+  });
+
   test('one step at a time, and back to every tick only after 5 s without a backlog', () => {
     const s = make();
     s.update(20, 0);
