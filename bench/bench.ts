@@ -43,11 +43,13 @@ import { buildCompiledApp } from '../tests/helpers/compiledApp';
 
 const TICK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
-/** CPU seconds used so far by this process and its reaped children. */
+/**
+ * CPU seconds used so far by this process's whole tree: itself, its reaped children and every
+ * live descendant (spare workers included). Reaped children alone would miss a worker that
+ * outlives the run: one that goes back to the pool warm after its recording (`workerReuse`).
+ */
 function treeCpuSeconds(): number {
-  const fields = fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
-  // After "pid (comm) ": state=0 ... utime=11 stime=12 cutime=13 cstime=14
-  return -samplerCpuSeconds + (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / TICK;
+  return liveTreeCpuSeconds();
 }
 
 /** CPU seconds the memory samplers (child processes) used: not the recording's, subtracted from the tree. */

@@ -91,6 +91,12 @@ export interface Config {
   smallTiles: boolean;
   /** How much lower than the server a recording's worker and its FFmpegs run (nice; 0 = the same). */
   workerNice: number;
+  /**
+   * How many recordings one worker process may run, one after another: a worker whose recording
+   * ended `available` with nothing of it left running goes back to the pool warm (its code
+   * compiled and optimised), up to this many times. 1 = a new process for every recording.
+   */
+  workerReuse: number;
   /** Epochs decode the participants' VP8 themselves (no decoder processes, no raw tiles through Node). */
   directDecode: boolean;
   /** A compositor/decoder that returns nothing for this long is replaced. */
@@ -163,6 +169,7 @@ export const DEFAULTS: Config = {
   x264Economy: true,
   smallTiles: true,
   workerNice: 5,
+  workerReuse: 20,
   directDecode: true,
   stallTimeoutMs: 3000,
   stopTimeoutMs: 20_000,
@@ -343,6 +350,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     x264Economy: bool('TESSERA_X264_ECONOMY', d.x264Economy),
     smallTiles: bool('TESSERA_SMALL_TILES', d.smallTiles),
     workerNice: int('TESSERA_WORKER_NICE', d.workerNice, 0, 19),
+    workerReuse: int('TESSERA_WORKER_REUSE', d.workerReuse, 1, 1000),
     directDecode: bool('TESSERA_DIRECT_DECODE', d.directDecode),
     stallTimeoutMs: int('TESSERA_STALL_TIMEOUT_MS', d.stallTimeoutMs, 500, 60_000),
     stopTimeoutMs: int('TESSERA_STOP_TIMEOUT_MS', d.stopTimeoutMs, 1000, 600_000),

@@ -37,12 +37,18 @@ function workerCommand(): string[] {
 interface HandleEvents {
   message: [Message];
   exit: [{ code: number | null; signal: NodeJS.Signals | null }];
+  /** The worker finished its recording and waits for another (it said `Ready` again). */
+  idle: [];
 }
 
 /** One worker process and its socket (fd 3). `ready` resolves once its modules are loaded. */
 export class WorkerHandle extends EventEmitter<HandleEvents> {
   readonly child: ChildProcess;
   readonly ready: Promise<void>;
+  /** Done with its recording and not yet taken again. */
+  idle = false;
+  /** Recordings it has run (1 while running its first). */
+  uses = 0;
   #sock: Socket;
   #exited = false;
 
@@ -60,11 +66,13 @@ export class WorkerHandle extends EventEmitter<HandleEvents> {
     let onFail: (e: Error) => void = () => undefined;
     this.ready = new Promise<void>((res, rej) => ((onReady = res), (onFail = rej)));
     this.ready.catch(() => undefined);
+    let readySeen = false;
     this.#sock.on('data', (chunk: Buffer) => {
       try {
         reader.push(chunk, (m) => {
-          if (m.type === FromWorker.Ready) onReady();
-          else this.emit('message', m);
+          if (m.type !== FromWorker.Ready) this.emit('message', m);
+          else if (!readySeen) (readySeen = true), onReady();
+          else (this.idle = true), this.emit('idle');
         });
       } catch (err) {
         logger.error({ err: (err as Error).message, pid: this.child.pid }, 'worker sent a malformed message; killing it');
@@ -116,6 +124,12 @@ export class WorkerHandle extends EventEmitter<HandleEvents> {
  * Warm spare workers: a process with its modules loaded waits for a recording, so starting one
  * (or replacing a worker that died) costs no process start (~0.5 s of loading under tsx).
  * Spares are made from the first take() on, or at once by warm() (the server calls it at start).
+ *
+ * A worker whose recording ended well comes back (release()) and is taken before a new spare:
+ * it has run the per-frame code before, so V8 has it optimised and libopus compiled, which a new
+ * process pays again on every recording (~0.4 CPU-s, and a slower first second). At most one
+ * more than `spares` wait; beyond that the one at the back of the line (a new spare, if one
+ * waits) is ended.
  */
 export class WorkerPool {
   #spares: WorkerHandle[] = [];
@@ -145,10 +159,23 @@ export class WorkerPool {
   async take(): Promise<WorkerHandle> {
     if (this.#closed) throw new Error('worker pool closed');
     const w = this.#spares.shift() ?? this.#spawn();
+    w.idle = false;
+    w.uses++;
     this.#fill();
     w.setRef(true);
     await w.ready;
     return w;
+  }
+
+  /**
+   * A worker that said it is idle again (see WorkerHandle's `idle`): it waits first in line. The
+   * caller has taken its own listeners off it.
+   */
+  release(w: WorkerHandle): void {
+    if (this.#closed || w.exited || !w.idle) return w.kill();
+    w.setRef(false);
+    this.#spares.unshift(w);
+    while (this.#spares.length > this.#size + 1) this.#spares.pop()!.kill();
   }
 
   close(): void {

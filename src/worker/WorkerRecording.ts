@@ -258,10 +258,12 @@ export class WorkerRecording extends EventEmitter<Events> {
   /** The current worker's exit (it leaves by itself after its last message; killed after 3 s). */
   #workerGone(): Promise<void> {
     const w = this.#lastWorker;
-    if (!w || w.exited) return Promise.resolve();
+    if (!w || w.exited || w.idle) return Promise.resolve();
     return new Promise((resolve) => {
       const t = setTimeout(() => w.kill('SIGKILL'), 3000);
-      w.once('exit', () => (clearTimeout(t), resolve()));
+      const gone = () => (clearTimeout(t), w.off('exit', gone), w.off('idle', gone), resolve());
+      w.once('exit', gone);
+      w.once('idle', gone);
     });
   }
 
@@ -276,8 +278,19 @@ export class WorkerRecording extends EventEmitter<Events> {
     this.#lastPictureAt = Date.now();
     this.#watchWorker(w);
     this.#statsNow = { ...ZERO_STATS };
-    w.on('message', (m) => this.#onMessage(w, m));
-    w.once('exit', (e) => this.#onExit(w, e));
+    const onMessage = (m: Message) => this.#onMessage(w, m);
+    const onExit = (e: { code: number | null; signal: NodeJS.Signals | null }) => (w.off('idle', onIdle), this.#onExit(w, e));
+    // Done with this recording and alive: back to the pool for the next one, without our listeners.
+    const onIdle = () => {
+      if (!this.#finishing && !this.#closed) return w.kill('SIGKILL'); // not ours to give back yet: a death
+      w.off('message', onMessage);
+      w.off('exit', onExit);
+      this.#onExit(w, { code: null, signal: null });
+      this.#o.pool.release(w);
+    };
+    w.on('message', onMessage);
+    w.once('exit', onExit);
+    w.once('idle', onIdle);
     const init: InitMessage = {
       id: this.id,
       roomId: this.roomId,

@@ -11,6 +11,8 @@
  *
  * A worker may start as a spare, before it has a recording: it loads its modules and says
  * `Ready`, so that starting a recording (or replacing a dead worker) costs no process start.
+ * After a recording that ended `available` it may say `Ready` again and wait for the next one
+ * (config `workerReuse`); one process never runs two recordings at once.
  */
 import net from 'node:net';
 import { EventEmitter } from 'node:events';
@@ -94,6 +96,21 @@ class RemoteOutput implements RecordingOutput {
   }
 }
 
+/** A worker using more memory than this after its recording exits instead of waiting for another. */
+const IDLE_RSS_MB = 160;
+
+/** The process's live handles and requests (child processes, pipes, timers, ...) by type. */
+function resourceCounts(): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const r of process.getActiveResourcesInfo()) m.set(r, (m.get(r) ?? 0) + 1);
+  return m;
+}
+
+/** What is live now beyond what was live while idle, e.g. ['ProcessWrap×1']. */
+function leftover(idle: Map<string, number>): string[] {
+  return [...resourceCounts()].filter(([k, n]) => n > (idle.get(k) ?? 0)).map(([k, n]) => `${k}×${n - (idle.get(k) ?? 0)}`);
+}
+
 function main(): void {
   const sock = new net.Socket({ fd: 3, readable: true, writable: true });
   const reader = new MessageReader();
@@ -102,6 +119,10 @@ function main(): void {
   let output: RemoteOutput | null = null;
   let statsTimer: NodeJS.Timeout | null = null;
   let exiting = false;
+  // Reuse (config `workerReuse`): recordings this process has run, and what it holds while idle.
+  let served = 0;
+  let maxUses = 1;
+  let idleResources: Map<string, number> | null = null;
   // Everything from the server (media, control, its heartbeat) keeps this clock running.
   const upstream = new UpstreamClock({ slackMs: BEAT_SLACK_MS });
 
@@ -124,7 +145,41 @@ function main(): void {
     if (recording) send(sock, FromWorker.Stats, { stats: recording.stats, sources: recording.debugSources() });
   };
 
+  /**
+   * A recording ended `available`: go back to the pool warm, or exit. Warm means V8 has compiled
+   * and optimised the per-frame code and libopus's WebAssembly already (about 0.4 CPU-s that a new
+   * process spends again, docs/workers.md day 16). Only a process that is as it was before its
+   * recording is offered again: every FFmpeg, pipe and timer the recording started is gone (waited
+   * for up to 2 s) and its memory is back under IDLE_RSS_MB. Anything else exits, as before.
+   */
+  const release = async (log: typeof logger) => {
+    if (statsTimer) clearInterval(statsTimer);
+    statsTimer = null;
+    recording = null;
+    output = null;
+    sources.clear();
+    if (served >= maxUses || !idleResources) return exit(0);
+    flush(sock);
+    const deadline = performance.now() + 2000;
+    let left: string[] = leftover(idleResources);
+    while (left.length > 0 && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      left = leftover(idleResources);
+    }
+    const rssMB = process.memoryUsage().rss / 1e6;
+    if (left.length > 0 || rssMB > IDLE_RSS_MB) {
+      log.info({ left, rssMB: Math.round(rssMB) }, 'worker not reused');
+      return exit(0);
+    }
+    send(sock, FromWorker.Ready, { pid: process.pid, served });
+  };
+
   const onInit = (m: InitMessage) => {
+    if (recording || exiting) return; // one recording at a time
+    idleResources ??= resourceCounts();
+    served++;
+    maxUses = Math.max(1, m.config.workerReuse ?? 1);
+    cpu = { at: performance.now(), s: treeCpuSeconds() };
     const log = logger.child({ worker: process.pid });
     output = new RemoteOutput(m.location, sock);
     const rec = new Recording({
@@ -147,7 +202,8 @@ function main(): void {
       send(sock, FromWorker.State, { info, t0Wall: rec.t0Wall, frames: rec.framesEncoded });
       if (info.status === 'available') {
         sendStats();
-        exit(0);
+        rec.removeAllListeners();
+        void release(log);
       } else if (info.status === 'failed') {
         sendStats();
         // The server decides whether a new worker continues the recording.

@@ -1,0 +1,105 @@
+/**
+ * A worker runs one recording at a time, and may run another after it (config `workerReuse`):
+ * the pool offers a worker whose recording ended `available` before a new process. What a user
+ * needs from that: the second recording, run by the same process, is as good as the first (every
+ * participant in place and every voice, clean decode, the call's length), the process really is
+ * the same one (that is the point: its code is warm), the limit ends a worker after its last use,
+ * and `workerReuse` 1 gives every recording a new process.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '../../src/config';
+import { logger } from '../../src/logger';
+import { WorkerPool } from '../../src/worker/WorkerPool';
+import { runSyntheticSession } from '../../src/media/syntheticSession';
+import { participantStyle } from '../../src/media/SyntheticClip';
+import { computeLayout } from '../../compositor/layout';
+import { loadPresets } from '../../compositor/presets';
+import { allFrames, audioSamples, colourDistance, decodeErrors, meanColour, probe, toneShare, DEBIAN_FFMPEG } from '../helpers/media';
+
+jest.setTimeout(120_000);
+
+let dir: string;
+beforeAll(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-reuse-')); });
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const N = 3;
+
+/** One 4-s recording of N synthetic participants through `pool`: its worker's pid and its file. */
+async function record(pool: WorkerPool, name: string, env: Record<string, string> = {}) {
+  const out = path.join(dir, `${name}.mp4`);
+  const config = loadConfig({ FFMPEG_PATH: DEBIAN_FFMPEG, TESSERA_X264_PRESET: 'ultrafast', ...env });
+  let pid: number | undefined;
+  const r = await runSyntheticSession({
+    participants: N, seconds: 4, out, config, ffmpegPath: DEBIAN_FFMPEG, logger, pool,
+    events: [{ at: 2, action: (c) => void (pid = c.recording.workerPid) }],
+  });
+  return { r, pid, out };
+}
+
+/** What a viewer needs of the file: it plays cleanly, lasts the call, shows and sounds everyone. */
+function expectWhole(file: string, wallMs: number) {
+  expect(decodeErrors(file)).toBe('');
+  const p = probe(file);
+  expect(Math.abs(p.videoDuration * 1000 - wallMs)).toBeLessThanOrEqual(150);
+  expect(p.audioDuration).toBeGreaterThan(p.videoDuration - 0.3);
+  const { frames, w, h, fps } = allFrames(file, 8);
+  const layout = computeLayout(loadPresets().get('grid')!, { width: 1280, height: 720, tiles: Array.from({ length: N }, (_, k) => ({ id: `p${k + 1}`, kind: 'camera' as const })) });
+  // Every participant in their own cell over the last second.
+  for (const rgb of frames.slice(-fps)) {
+    layout.tiles.forEach((t, k) => expect(colourDistance(meanColour({ w, h, rgb }, t.video, 8), participantStyle(k + 1).rgb)).toBeLessThan(45));
+  }
+  const samples = audioSamples(file, 1);
+  for (let k = 1; k <= N; k++) expect(toneShare(samples, participantStyle(k).toneHz)).toBeGreaterThan(0.1);
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+test('a worker whose recording ended well runs the next one, as well, and ends at its limit', async () => {
+  const pool = new WorkerPool({ logger });
+  pool.warm();
+  try {
+    const a = await record(pool, 'first', { TESSERA_WORKER_REUSE: '2' });
+    expect(a.r.info.status).toBe('available');
+    expect(a.pid).toBeDefined();
+    // Back in the pool, first in line, alive and idle.
+    expect(pool.sparePids[0]).toBe(a.pid);
+    expect(alive(a.pid!)).toBe(true);
+    const b = await record(pool, 'second', { TESSERA_WORKER_REUSE: '2' });
+    expect(b.r.info.status).toBe('available');
+    expect(b.pid).toBe(a.pid);
+    expectWhole(a.out, a.r.wallMs);
+    expectWhole(b.out, b.r.wallMs);
+    // Its second use was its last: it exits instead of waiting again.
+    const until = performance.now() + 5000;
+    while (alive(a.pid!) && performance.now() < until) await new Promise((r) => setTimeout(r, 50));
+    expect(alive(a.pid!)).toBe(false);
+    expect(pool.sparePids).not.toContain(a.pid);
+  } finally {
+    pool.close();
+  }
+});
+
+test('workerReuse 1: every recording gets a new process', async () => {
+  const pool = new WorkerPool({ logger });
+  pool.warm();
+  try {
+    const a = await record(pool, 'once-a', { TESSERA_WORKER_REUSE: '1' });
+    const b = await record(pool, 'once-b', { TESSERA_WORKER_REUSE: '1' });
+    expect(a.r.info.status).toBe('available');
+    expect(b.r.info.status).toBe('available');
+    expect(b.pid).not.toBe(a.pid);
+    expect(alive(a.pid!)).toBe(false);
+    expectWhole(b.out, b.r.wallMs);
+  } finally {
+    pool.close();
+  }
+});
