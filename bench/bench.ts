@@ -4,7 +4,8 @@
  *
  * - floor: ONE bare FFmpeg doing the same work on the same inputs — N × VP8 360p decode, the
  *   same filter graph (scale, labels, pad, xstack), N × Opus decode + mix, and the same x264/AAC
- *   settings into fragmented MP4 — read in real time (`-re`).
+ *   settings into fragmented MP4 — read in real time (`-re`). Run before the recording and after
+ *   it (`floorRuns`); the ratio is to their mean.
  * - tessera: the real pipeline fed by synthetic participants in real time: this process plays
  *   the server (it forwards encoded media to the recording's worker process and writes the
  *   worker's MP4 to the file sink); the worker runs decoders, pacer, compositor and encoder.
@@ -17,8 +18,11 @@
  *   quota of 0.45 cores (a Kubernetes CPU limit); needs a writable cgroup (root).
  *
  * Lip sync (avOffsetMs) is measured in the output: each participant's sync marker against its tone.
- * CPU is the whole process tree: this process's own time plus every reaped child's
- * (/proc/self/stat cutime+cstime), as a delta over the run, divided by wall time.
+ * CPU is the whole process tree: this process's own time, every reaped child's
+ * (/proc/self/stat cutime+cstime) and every live descendant's, as a delta over the run, divided
+ * by wall time. The recordings share one pool of workers, as a server's do: after the unmeasured
+ * first recording, a recording runs in a reused worker (`workerReuse`), as it would in a server
+ * that has recorded before.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -135,7 +139,7 @@ async function makeInputs(ffmpeg: string, dir: string, n: number, seconds: numbe
   return files;
 }
 
-async function floorRun(ffmpeg: string, dir: string, n: number, seconds: number, config: ReturnType<typeof loadConfig>) {
+async function floorRun(ffmpeg: string, dir: string, n: number, seconds: number, config: ReturnType<typeof loadConfig>, name = 'floor') {
   const inputs = await makeInputs(ffmpeg, dir, n, seconds);
   const { width, height, fps } = config.video;
   const layout = computeLayout(loadPresets().get('grid')!, { width, height, tiles: inputs.map((_, k) => ({ id: `p${k + 1}`, kind: 'camera' as const })) });
@@ -149,7 +153,7 @@ async function floorRun(ffmpeg: string, dir: string, n: number, seconds: number,
   const args = ['-hide_banner', '-loglevel', 'error',
     ...inputs.flatMap((f) => ['-re', '-i', f.ivf]), ...inputs.flatMap((f) => ['-re', '-i', f.ogg]),
     '-filter_complex', `${graph.replace(/\[(\d+):v\]/g, '[$1:v]')};${audio}`, '-map', '[out]', '-map', '[a]', '-r', String(fps),
-    ...encOut.slice(0, -1), path.join(dir, 'floor.mp4')];
+    ...encOut.slice(0, -1), path.join(dir, `${name}.mp4`)];
   const cpu0 = treeCpuSeconds();
   const t0 = performance.now();
   const rss = rssSampler(() => pool.sparePids);
@@ -361,9 +365,14 @@ async function main() {
   for (const n of cases) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-bench-'));
     try {
-      const floor = await floorRun(ffmpeg, dir, n, seconds, config);
+      // The floor is run before the recording and again after it, and the two are averaged: this
+      // machine's speed drifts by 10-20 % within minutes (docs/workers.md, day 16), and one floor
+      // run 20 s away from the recording moved the ratio more than the recording's own cost did.
+      const floorBefore = await floorRun(ffmpeg, dir, n, seconds, config);
       const participantsCores = await participantsOnlyCores(ffmpeg, n, 8);
       const t = await tesseraRun(ffmpeg, dir, n, seconds, config);
+      const floorAfter = await floorRun(ffmpeg, dir, n, seconds, config, 'floor-after');
+      const floor = { cores: (floorBefore.cores + floorAfter.cores) / 2, steadyCores: (floorBefore.steadyCores + floorAfter.steadyCores) / 2, rssMB: Math.max(floorBefore.rssMB, floorAfter.rssMB) };
       const c = {
         name: `grid-${n}-${config.video.width}x${config.video.height}@${config.video.fps}`,
         participants: n, width: config.video.width, height: config.video.height, fps: config.video.fps, recordings: 1,
@@ -372,6 +381,8 @@ async function main() {
         // receiving their media, recorded or not — and the floor, reading files, has no such cost.
         coresPerRecording: round(t.cores - participantsCores), floorCoresPerRecording: round(floor.cores), ratioToFloor: round((t.cores - participantsCores) / floor.cores),
         coresWithParticipants: round(t.cores),
+        // The two floor runs (before and after the recording) that floorCoresPerRecording averages.
+        floorRuns: [round(floorBefore.cores), round(floorAfter.cores)],
         // Once started (from 5 s in to the end): the cost per second of a long call.
         steadyCoresPerRecording: round(t.steadyCores - participantsCores), floorSteadyCores: round(floor.steadyCores),
         steadyRatioToFloor: round((t.steadyCores - participantsCores) / floor.steadyCores),

@@ -124,7 +124,8 @@ function main(): void {
   let maxUses = 1;
   let idleResources: Map<string, number> | null = null;
   // Everything from the server (media, control, its heartbeat) keeps this clock running.
-  const upstream = new UpstreamClock({ slackMs: BEAT_SLACK_MS });
+  // A new one per recording: the wait for it (a spare's, or a reused worker's) is not a stall.
+  let upstream = new UpstreamClock({ slackMs: BEAT_SLACK_MS });
 
   const exit = (code: number) => {
     if (exiting) return;
@@ -180,6 +181,7 @@ function main(): void {
     served++;
     maxUses = Math.max(1, m.config.workerReuse ?? 1);
     cpu = { at: performance.now(), s: treeCpuSeconds() };
+    upstream = new UpstreamClock({ slackMs: BEAT_SLACK_MS });
     const log = logger.child({ worker: process.pid });
     output = new RemoteOutput(m.location, sock);
     const rec = new Recording({

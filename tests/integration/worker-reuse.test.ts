@@ -73,9 +73,12 @@ test('a worker whose recording ended well runs the next one, as well, and ends a
     // Back in the pool, first in line, alive and idle.
     expect(pool.sparePids[0]).toBe(a.pid);
     expect(alive(a.pid!)).toBe(true);
+    // Idle a while: waiting for a recording is not a stall of the server (UpstreamClock).
+    await new Promise((r) => setTimeout(r, 2500));
     const b = await record(pool, 'second', { TESSERA_WORKER_REUSE: '2' });
     expect(b.r.info.status).toBe('available');
     expect(b.pid).toBe(a.pid);
+    expect(b.r.recording.stats.upstreamStalledMs ?? 0).toBeLessThan(1000);
     expectWhole(a.out, a.r.wallMs);
     expectWhole(b.out, b.r.wallMs);
     // Its second use was its last: it exits instead of waiting again.
