@@ -120,10 +120,14 @@ export class WorkerHandle extends EventEmitter<HandleEvents> {
   }
 }
 
+/** How long after a take() its spare is made again (see WorkerPool.#fillSoon). */
+export const REFILL_DELAY_MS = 2000;
+
 /**
  * Warm spare workers: a process with its modules loaded waits for a recording, so starting one
  * (or replacing a worker that died) costs no process start (~0.5 s of loading under tsx).
- * Spares are made from the first take() on, or at once by warm() (the server calls it at start).
+ * Spares are made from the first take() on, or at once by warm() (the server calls it at start);
+ * the one a take() used is made again 2 s later.
  *
  * A worker whose recording ended well comes back (release()) and is taken before a new spare:
  * it has run the per-frame code before, so V8 has it optimised and libopus compiled, which a new
@@ -136,6 +140,7 @@ export class WorkerPool {
   #size: number;
   #log: Logger;
   #closed = false;
+  #fillTimer: NodeJS.Timeout | null = null;
 
   readonly #nice: number;
 
@@ -161,7 +166,7 @@ export class WorkerPool {
     const w = this.#spares.shift() ?? this.#spawn();
     w.idle = false;
     w.uses++;
-    this.#fill();
+    this.#fillSoon();
     w.setRef(true);
     await w.ready;
     return w;
@@ -181,6 +186,7 @@ export class WorkerPool {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#fillTimer) clearTimeout(this.#fillTimer);
     for (const w of this.#spares) w.kill();
     this.#spares = [];
   }
@@ -195,6 +201,21 @@ export class WorkerPool {
       this.#log.warn({ ...e, pid: w.pid }, 'spare worker exited');
     });
     return w;
+  }
+
+  /**
+   * The spare a take() used is made again REFILL_DELAY_MS later, not at once: a worker's start
+   * (~0.1–0.2 CPU-s) then does not compete with the start of the recording that took the spare,
+   * its most expensive second. In a 0.45-core quota that second is where pictures were short
+   * (docs/workers.md, day 16). A take() in between that finds no spare starts a worker itself.
+   */
+  #fillSoon(): void {
+    if (this.#fillTimer || this.#spares.length >= this.#size) return;
+    this.#fillTimer = setTimeout(() => {
+      this.#fillTimer = null;
+      this.#fill();
+    }, REFILL_DELAY_MS);
+    this.#fillTimer.unref();
   }
 
   #fill(): void {

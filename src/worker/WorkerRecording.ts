@@ -304,7 +304,7 @@ export class WorkerRecording extends EventEmitter<Events> {
       sources: [...this.#taps.values()].map((t) => this.#sourceMessage(t)),
     };
     w.send(ToWorker.Init, init);
-    this.#log.info({ pid: w.pid, resume: resume ? { tickBase: resume.tickBase } : undefined }, 'worker started');
+    this.#log.info({ pid: w.pid, use: w.uses, resume: resume ? { tickBase: resume.tickBase } : undefined }, 'worker started');
   }
 
   /**

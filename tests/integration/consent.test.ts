@@ -111,7 +111,12 @@ test('one declines (never in the MP4), one accepts late (in it from then on), th
   // Tracks follow consent too: none for Green or Late; Blue's begin only once Blue said yes.
   const tracks = manifest.tracks ?? [];
   expect(tracks.map((t) => `${t.name}:${t.kind}`).sort()).toEqual(['Blue:camera', 'Blue:microphone', 'Red:camera', 'Red:microphone']);
-  for (const t of tracks.filter((x) => x.name === 'Blue')) expect(Date.parse(t.startedAt)).toBeGreaterThanOrEqual(blueAt - 100);
+  // A track is placed by its first packet's capture time (RTP), settled over its first seconds:
+  // packets that were on their way when the answer was handled (a busy sender or server holds
+  // them for a moment; 204 ms once in a CI rehearsal) put its start that much before the answer.
+  // Before the answer by more than that would be a track that did not wait for it (it would
+  // start with the recording, 5 s earlier).
+  for (const t of tracks.filter((x) => x.name === 'Blue')) expect(Date.parse(t.startedAt)).toBeGreaterThanOrEqual(blueAt - 500);
   for (const t of tracks) expect(fs.statSync(path.join(tmp, 'rec', t.location.key)).size).toBe(t.bytes);
   const audit = ((await (await fetch(`${server.url}/api/audit?recordingId=${rec.id}`)).json()) as { events: Array<{ event: string; actor: { name?: string } }> }).events;
   expect(audit.map((e) => `${e.event}:${e.actor.name ?? ''}`)).toEqual(['recording.started:Red', 'consent.given:Red', 'consent.declined:Green', 'consent.given:Blue', 'recording.stopped:Red', 'recording.downloaded:']);
