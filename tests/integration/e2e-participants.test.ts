@@ -126,7 +126,9 @@ test('six npm run participant peers: five join, Record, a sixth joins, one leave
   console.log(`six peers: P6 in the grid at ${firstShown6.toFixed(2)} s, ${((firstShown6 - shown6) * 1000).toFixed(0)} ms after it published`);
   // Windows leave 1.5 s after P6 publishes (keyframe, re-layout) and after P2 leaves.
   const phases: Array<{ from: number; to: number; present: number[]; absent: number[] }> = [
-    { from: 1, to: joined6 - 0.2, present: [1, 2, 3, 4, 5], absent: [6] },
+    // From 2 s: a tile's first picture waits for its sender's keyframe, and on a loaded machine
+    // that took 1.7 s once (a day-16 rehearsal; how soon is the benchmark's startLatencyMs).
+    { from: 2, to: joined6 - 0.2, present: [1, 2, 3, 4, 5], absent: [6] },
     { from: shown6 + 1.5, to: left2 - 0.2, present: [1, 2, 3, 4, 5, 6], absent: [] },
     { from: left2 + 1.5, to: end, present: [1, 3, 4, 5, 6], absent: [2] },
   ];
