@@ -5,6 +5,8 @@ import { AdtsSplitter } from '../media/adts';
 import type { Logger } from '../logger';
 
 export const AAC_FRAME_SAMPLES = 1024;
+/** Mixed 20-ms blocks per write to the encoder: 100 ms. */
+export const WRITE_BLOCKS = 5;
 
 interface Events {
   /** One AAC frame (raw, no ADTS header) and its position in samples from the first PCM written. */
@@ -24,8 +26,9 @@ export class AudioEncoder extends EventEmitter<Events> {
   #frames = 0;
   #ended = false;
 
-  constructor(opts: { ffmpegPath: string; audioBitrate: number; logger: Logger; drainMs?: number }) {
+  constructor(opts: { ffmpegPath: string; audioBitrate: number; logger: Logger; drainMs?: number; writeBlocks?: number }) {
     super();
+    this.#batch = opts.writeBlocks ?? WRITE_BLOCKS;
     this.proc = new FfmpegProcess({
       ffmpegPath: opts.ffmpegPath,
       args: audioEncoderArgs({ audioBitrate: opts.audioBitrate }),
@@ -42,12 +45,30 @@ export class AudioEncoder extends EventEmitter<Events> {
     this.proc.on('exit', (e) => this.emit('exit', e));
   }
 
+  #pending: Buffer[] = [];
+  readonly #batch: number;
+
+  /**
+   * Mixed blocks go to the encoder WRITE_BLOCKS at a time: each write wakes the encoder (and its
+   * output wakes the worker), and a wake-up costs more than the AAC encoding of a block on this
+   * machine's VMs (docs/workers.md, day 17). Positions count samples, so the batching delays the
+   * audio's arrival at the muxer, never its place in the file. A worker killed mid-call loses
+   * the unwritten blocks with the rest of its gap.
+   */
   write(pcm: Buffer): void {
     if (this.#ended || this.proc.hasExited) return;
-    this.proc.stdin.write(pcm);
+    this.#pending.push(pcm);
+    if (this.#pending.length >= this.#batch) this.#flush();
+  }
+
+  #flush(): void {
+    if (!this.#pending.length || this.proc.hasExited) return;
+    this.proc.stdin.write(this.#pending.length === 1 ? this.#pending[0] : Buffer.concat(this.#pending));
+    this.#pending = [];
   }
 
   finish(): Promise<FfmpegExit> {
+    this.#flush();
     this.#ended = true;
     return this.proc.stop();
   }

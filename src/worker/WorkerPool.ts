@@ -105,8 +105,8 @@ export class WorkerHandle extends EventEmitter<HandleEvents> {
     return backlog(this.#sock);
   }
 
-  send(type: number, header: unknown, payload?: Buffer | null): void {
-    if (!this.#exited) send(this.#sock, type, header, payload);
+  send(type: number, header: unknown, payload?: Buffer | null, lazyMs = 0): void {
+    if (!this.#exited) send(this.#sock, type, header, payload, lazyMs);
   }
 
   /** A spare must not keep its parent alive; a worker with a recording must. */

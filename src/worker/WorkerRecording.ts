@@ -3,7 +3,7 @@ import type { RecordingStats } from '../pipeline/Recording';
 import { nextStatus } from '../pipeline/status';
 import { TesseraError, toTesseraError, type ErrorBody } from '../errors';
 import { Mp4Muxer } from '../storage/Mp4Muxer';
-import { BEAT_MS, FromWorker, ToWorker, type Message } from './protocol';
+import { BEAT_MS, FromWorker, TO_WORKER_LAZY_MS, ToWorker, type Message } from './protocol';
 import type { WorkerHandle, WorkerPool } from './WorkerPool';
 import type { InitMessage, SourceMessage } from './main';
 import type { Config } from '../config';
@@ -106,7 +106,6 @@ export class WorkerRecording extends EventEmitter<Events> {
   #aborting: Promise<unknown> = Promise.resolve();
   /** When the worker last sent a picture: a worker alive but silent this long is hung. */
   #lastPictureAt = 0;
-  #watchdog: NodeJS.Timeout | null = null;
   /** The heartbeat to the worker: its clock for quiet sources runs while this loop does (UpstreamClock). */
   #beat: NodeJS.Timeout | null = null;
   #tracks: TrackRecorder | null = null;
@@ -184,9 +183,9 @@ export class WorkerRecording extends EventEmitter<Events> {
         }
         tap.waitKey = false;
       }
-      w.send(ToWorker.Video, { n: tap.n, c: f.codec, t: f.rtpTimestamp, k: f.keyframe, w: f.width, h: f.height }, f.data);
+      w.send(ToWorker.Video, { n: tap.n, c: f.codec, t: f.rtpTimestamp, k: f.keyframe, w: f.width, h: f.height }, f.data, TO_WORKER_LAZY_MS);
     };
-    const onAudio = (p: OpusPacket) => this.#worker?.send(ToWorker.Audio, { n: tap.n, t: p.rtpTimestamp }, p.data);
+    const onAudio = (p: OpusPacket) => this.#worker?.send(ToWorker.Audio, { n: tap.n, t: p.rtpTimestamp }, p.data, TO_WORKER_LAZY_MS);
     const onClose = () => this.removeSource(source.id);
     source.on('video', onVideo);
     source.on('audio', onAudio);
@@ -311,23 +310,22 @@ export class WorkerRecording extends EventEmitter<Events> {
    * A worker that is alive but sends no picture for 3 × the stall timeout is hung (stopped,
    * deadlocked, swapping): kill it, and the usual replacement continues the recording. A worker
    * short of CPU still sends pictures (fewer of them), so it is not mistaken for a hung one.
-   * Looked at four times a second: checked once a second, the hang went unnoticed for up to a
-   * second more, and the gap in the picture measured 4.6–6.1 s instead of 3 s plus the restart.
+   * Looked at with every heartbeat (10 times a second): checked once a second, the hang went
+   * unnoticed for up to a second more, and the gap in the picture measured 4.6–6.1 s instead of
+   * 3 s plus the restart. One timer does both, as every timer is a wake-up of the server.
    */
   #watchWorker(w: WorkerHandle): void {
-    if (this.#watchdog) clearInterval(this.#watchdog);
+    if (this.#beat) clearInterval(this.#beat);
     const limit = this.#o.config.stallTimeoutMs * 3;
-    this.#watchdog = setInterval(() => {
+    this.#beat = setInterval(() => {
       if (w !== this.#worker || w.exited) return;
       if (this.#status === 'recording' && Date.now() - this.#lastPictureAt > limit) {
         this.#log.warn({ pid: w.pid, silentMs: Date.now() - this.#lastPictureAt }, 'worker sends nothing; replacing it');
         this.#workerError = { code: 'REC_ERR_WORKER_DIED', message: `worker hung (no picture for ${Math.round((Date.now() - this.#lastPictureAt) / 1000)} s)` };
         w.kill('SIGKILL');
+        return;
       }
-    }, 250);
-    if (this.#beat) clearInterval(this.#beat);
-    this.#beat = setInterval(() => {
-      if (w === this.#worker && !w.exited) w.send(ToWorker.Beat, {});
+      w.send(ToWorker.Beat, {}, null, TO_WORKER_LAZY_MS);
     }, BEAT_MS);
   }
 
@@ -574,7 +572,6 @@ export class WorkerRecording extends EventEmitter<Events> {
   #close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#watchdog) clearInterval(this.#watchdog);
     if (this.#beat) clearInterval(this.#beat);
     for (const id of [...this.#taps.keys()]) this.#untap(id);
     // A failed recording is done once what it made is kept (its manifest written).

@@ -21,7 +21,7 @@ import { loadPresets } from '../../compositor/presets';
 import { logger } from '../logger';
 import { TesseraError, toTesseraError } from '../errors';
 import { treeCpuSeconds } from '../pipeline/cpu';
-import { BEAT_SLACK_MS, flush, FromWorker, MessageReader, send, ToWorker, type Message } from './protocol';
+import { BEAT_SLACK_MS, flush, LAZY_MS, FromWorker, MessageReader, send, ToWorker, type Message } from './protocol';
 import { UpstreamClock } from '../pipeline/UpstreamClock';
 import type { Config } from '../config';
 import type { MediaSource, MediaSourceEvents, SourceKind, RecordingLocation, VideoCodec } from '../media/types';
@@ -72,10 +72,10 @@ class RemoteOutput implements RecordingOutput {
   #pending: { resolve: (r: { bytes: number }) => void; reject: (e: Error) => void } | null = null;
   constructor(readonly location: RecordingLocation, private readonly out: net.Socket) {}
   video(tick: number, au: Buffer, key: boolean): void {
-    send(this.out, FromWorker.Video, { t: tick, k: key }, au, true);
+    send(this.out, FromWorker.Video, { t: tick, k: key }, au, LAZY_MS);
   }
   audio(pos: number, frame: Buffer): void {
-    send(this.out, FromWorker.Audio, { p: pos }, frame, true);
+    send(this.out, FromWorker.Audio, { p: pos }, frame, LAZY_MS);
   }
   checkpoint(manifest: Manifest): void {
     send(this.out, FromWorker.Checkpoint, manifest);

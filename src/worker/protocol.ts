@@ -75,10 +75,16 @@ export function encode(type: number, header: unknown, payload?: Buffer | null): 
  * the other side. Measured on day 15 (docs/workers.md) this was most of the server's own cost of a
  * recording. The delay it adds is at most the rest of the current loop turn.
  *
- * A message sent `lazy` (the worker's encoded media on its way to the muxer, whose timestamps
- * travel with it) may wait up to LAZY_MS for others to share its write, so the server reads a
- * few times a second instead of once a packet; any other message takes the queue with it at the
- * end of the turn, so order is kept and control never waits.
+ * A message sent lazily (`lazyMs` > 0) may wait up to that long for others to share its write;
+ * any other message takes the queue with it at the end of the turn, so order is kept and control
+ * never waits. Lazy writes leave on a grid of `lazyMs` (wall clock), so every outbox of a process
+ * with the same delay flushes in the same wake-up. Both directions carry media lazily:
+ * - the worker's encoded pictures and AAC frames (LAZY_MS, 50 ms: their timestamps travel with
+ *   them, and the muxer does not care when), so the server reads a few times a second;
+ * - the participants' media and the heartbeat to the worker (TO_WORKER_LAZY_MS, 20 ms).
+ * Every write is a wake-up of the process reading it, and a wake-up costs this machine's VMs
+ * 45–185 µs of CPU even when it does nothing (an empty Node timer: docs/workers.md, day 17):
+ * the worker read its socket 90 times a second when the server wrote once per event-loop turn.
  */
 class Outbox {
   #types: number[] = [];
@@ -96,7 +102,7 @@ class Outbox {
     return this.#bytes;
   }
 
-  add(type: number, header: unknown, payload: Buffer | null | undefined, lazy: boolean): void {
+  add(type: number, header: unknown, payload: Buffer | null | undefined, lazyMs: number): void {
     const json = header === undefined ? '{}' : JSON.stringify(header);
     this.#types.push(type);
     this.#headers.push(json);
@@ -104,8 +110,8 @@ class Outbox {
     // Header bytes as UTF-8 can be up to 3 per UTF-16 unit; counted exactly at flush.
     this.#bytes += PREFIX + json.length + (payload ? payload.length : 0);
     if (this.#immediate) return;
-    if (!lazy) this.#immediate = setImmediate(this.#flush);
-    else if (!this.#timer) this.#timer = setTimeout(this.#flush, LAZY_MS);
+    if (lazyMs <= 0) this.#immediate = setImmediate(this.#flush);
+    else if (!this.#timer) this.#timer = setTimeout(this.#flush, lazyMs - (Date.now() % lazyMs));
   }
 
   flush(): void {
@@ -140,8 +146,17 @@ class Outbox {
   }
 }
 
-/** How long a lazy message may wait for company (see Outbox). */
+/** How long the worker's encoded media may wait for company on its way to the server (see Outbox). */
 export const LAZY_MS = 50;
+
+/**
+ * How long the participants' media (and the heartbeat) may wait for company on the way to a
+ * worker (see Outbox). It delays a picture by at most this much (10 ms on average) before its
+ * recording sees it, and the audio by as much (its jitter buffer starts that much later), so
+ * lip sync stays; less than a frame interval at 30 fps, so two pictures of one participant
+ * rarely share a write. Measured on day 17: with 20 ms the worker's own CPU fell by a quarter.
+ */
+export const TO_WORKER_LAZY_MS = 20;
 
 const outboxes = new WeakMap<Socket, Outbox>();
 
@@ -152,12 +167,12 @@ function outbox(socket: Socket): Outbox {
 }
 
 /**
- * Queues a message; it leaves with the others of this loop turn (or, `lazy`, within LAZY_MS: see
- * Outbox), in order. False if the socket is closed (the message is dropped).
+ * Queues a message; it leaves with the others of this loop turn (or, with `lazyMs`, within that
+ * many ms: see Outbox), in order. False if the socket is closed (the message is dropped).
  */
-export function send(socket: Socket, type: number, header: unknown, payload?: Buffer | null, lazy = false): boolean {
+export function send(socket: Socket, type: number, header: unknown, payload?: Buffer | null, lazyMs = 0): boolean {
   if (socket.destroyed || !socket.writable) return false;
-  outbox(socket).add(type, header, payload, lazy);
+  outbox(socket).add(type, header, payload, lazyMs);
   return true;
 }
 
