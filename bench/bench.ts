@@ -190,14 +190,29 @@ function steadyWindow(seconds: number, exclude: () => number[], own = false) {
 
 /**
  * Share of the output's frames (as a player shows them, at the nominal rate) that repeat the one
- * before: a picture held because nothing new was composed in time. The synthetic participants'
- * grey patches move every frame, so any repeat is the recorder's.
+ * before: a picture held because nothing new was composed in time (`repeatedShare`), and the same
+ * per tile, the worst tile's (`tileRepeatedShare`): a tile whose participant's picture missed its
+ * tick (two of their pictures in one tick, none in the next) judders while the others move. The
+ * synthetic participants' grey noise patches change every frame, so any repeat is the recorder's.
  */
-function repeatedShare(file: string): number {
-  const { frames } = allFrames(file, 8);
-  let repeats = 0;
-  for (let k = 1; k < frames.length; k++) if (frames[k].equals(frames[k - 1])) repeats++;
-  return frames.length > 1 ? repeats / (frames.length - 1) : 0;
+function repeats(file: string, tiles: { x: number; y: number; w: number; h: number }[]): { whole: number; worstTile: number } {
+  const scale = 8;
+  const { w, fps, frames } = allFrames(file, scale);
+  const row = w * 3;
+  const same = (a: Buffer, b: Buffer, t: { x: number; y: number; w: number; h: number }) => {
+    const x0 = Math.ceil(t.x / scale), x1 = Math.floor((t.x + t.w) / scale), y0 = Math.ceil(t.y / scale), y1 = Math.floor((t.y + t.h) / scale);
+    for (let y = y0; y < y1; y++) if (a.compare(b, y * row + x0 * 3, y * row + x1 * 3, y * row + x0 * 3, y * row + x1 * 3) !== 0) return false;
+    return true;
+  };
+  let whole = 0;
+  const perTile = tiles.map(() => 0);
+  // Tiles from 1 s in: until each tile's first picture it shows its (still) name card.
+  const from = Math.round(fps);
+  for (let k = 1; k < frames.length; k++) {
+    if (frames[k].equals(frames[k - 1])) whole++;
+    if (k > from) tiles.forEach((t, i) => { if (same(frames[k], frames[k - 1], t)) perTile[i]++; });
+  }
+  return { whole: whole / Math.max(1, frames.length - 1), worstTile: Math.max(0, ...perTile) / Math.max(1, frames.length - 1 - from) };
 }
 
 /** CPU seconds of this process alone (the server's share). */
@@ -274,7 +289,7 @@ function analyse(run: Awaited<ReturnType<typeof recordRun>>) {
     startLatencyMs: run.startLatencyMs,
     timeToAvailableMs: run.timeToAvailableMs,
     avOffsetMs: worst,
-    repeatedShare: repeatedShare(file),
+    ...(() => { const r = repeats(file, layout.tiles.map((t) => t.video)); return { repeatedShare: r.whole, tileRepeatedShare: r.worstTile }; })(),
   };
 }
 
@@ -391,7 +406,7 @@ async function main() {
         serverSteadyCoresPerRecording: round(Math.max(0, t.steadyServerCores - participantsCores)),
         realtimeFactor: round(t.realtimeFactor), framesDropped: t.stats.framesDropped, framesDuplicated: t.stats.framesDuplicated,
         rssMBPerRecording: Math.round(t.rssMB), pssMBPerRecording: Math.round(t.pssMB), spareWorkerMB: spareWorkerMB(), floorRssMB: Math.round(floor.rssMB), startLatencyMs: Math.round(t.startLatencyMs), timeToAvailableMs: Math.round(t.timeToAvailableMs),
-        avOffsetMs: Math.round(t.avOffsetMs), repeatedShare: round(t.repeatedShare), serverCoresPerRecording: round(Math.max(0, t.serverCores - participantsCores)), serverCoresWithParticipants: round(t.serverCores), psnrDb: null as number | null, status: t.info.status,
+        avOffsetMs: Math.round(t.avOffsetMs), repeatedShare: round(t.repeatedShare), tileRepeatedShare: round(t.tileRepeatedShare), serverCoresPerRecording: round(Math.max(0, t.serverCores - participantsCores)), serverCoresWithParticipants: round(t.serverCores), psnrDb: null as number | null, status: t.info.status,
       };
       results.push(c);
       console.log(JSON.stringify(c));
@@ -407,7 +422,7 @@ async function main() {
           coresPerRecording: round((treeCores - 2 * participantsCores) / 2), floorCoresPerRecording: round(floor.cores), ratioToFloor: round((treeCores - 2 * participantsCores) / 2 / floor.cores),
           realtimeFactor: round(Math.min(...both.map((b) => b.realtimeFactor))),
           framesDropped: both.reduce((s, b) => s + b.stats.framesDropped, 0), framesDuplicated: both.reduce((s, b) => s + b.stats.framesDuplicated, 0),
-          repeatedShare: round(Math.max(...both.map((b) => b.repeatedShare))),
+          repeatedShare: round(Math.max(...both.map((b) => b.repeatedShare))), tileRepeatedShare: round(Math.max(...both.map((b) => b.tileRepeatedShare))),
           // Both recordings run in this one process tree: its peak over two.
           rssMBPerRecording: Math.round(Math.max(...both.map((b) => b.rssMB)) / 2), pssMBPerRecording: Math.round(Math.max(...both.map((b) => b.pssMB)) / 2), startLatencyMs: Math.round(Math.max(...both.map((b) => b.startLatencyMs))),
           timeToAvailableMs: Math.round(Math.max(...both.map((b) => b.timeToAvailableMs))), avOffsetMs: Math.round(both.map((b) => b.avOffsetMs).reduce((w, x) => (Math.abs(x) > Math.abs(w) ? x : w), 0)),

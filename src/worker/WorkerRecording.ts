@@ -3,7 +3,7 @@ import type { RecordingStats } from '../pipeline/Recording';
 import { nextStatus } from '../pipeline/status';
 import { TesseraError, toTesseraError, type ErrorBody } from '../errors';
 import { Mp4Muxer } from '../storage/Mp4Muxer';
-import { BEAT_MS, FromWorker, TO_WORKER_LAZY_MS, ToWorker, type Message } from './protocol';
+import { BEAT_LAZY_MS, BEAT_MS, FromWorker, ToWorker, type Message } from './protocol';
 import type { WorkerHandle, WorkerPool } from './WorkerPool';
 import type { InitMessage, SourceMessage } from './main';
 import type { Config } from '../config';
@@ -183,9 +183,9 @@ export class WorkerRecording extends EventEmitter<Events> {
         }
         tap.waitKey = false;
       }
-      w.send(ToWorker.Video, { n: tap.n, c: f.codec, t: f.rtpTimestamp, k: f.keyframe, w: f.width, h: f.height }, f.data, TO_WORKER_LAZY_MS);
+      w.send(ToWorker.Video, { n: tap.n, c: f.codec, t: f.rtpTimestamp, k: f.keyframe, w: f.width, h: f.height }, f.data);
     };
-    const onAudio = (p: OpusPacket) => this.#worker?.send(ToWorker.Audio, { n: tap.n, t: p.rtpTimestamp }, p.data, TO_WORKER_LAZY_MS);
+    const onAudio = (p: OpusPacket) => this.#worker?.send(ToWorker.Audio, { n: tap.n, t: p.rtpTimestamp }, p.data);
     const onClose = () => this.removeSource(source.id);
     source.on('video', onVideo);
     source.on('audio', onAudio);
@@ -325,7 +325,7 @@ export class WorkerRecording extends EventEmitter<Events> {
         w.kill('SIGKILL');
         return;
       }
-      w.send(ToWorker.Beat, {}, null, TO_WORKER_LAZY_MS);
+      w.send(ToWorker.Beat, {}, null, BEAT_LAZY_MS);
     }, BEAT_MS);
   }
 

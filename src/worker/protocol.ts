@@ -78,13 +78,12 @@ export function encode(type: number, header: unknown, payload?: Buffer | null): 
  * A message sent lazily (`lazyMs` > 0) may wait up to that long for others to share its write;
  * any other message takes the queue with it at the end of the turn, so order is kept and control
  * never waits. Lazy writes leave on a grid of `lazyMs` (wall clock), so every outbox of a process
- * with the same delay flushes in the same wake-up. Both directions carry media lazily:
- * - the worker's encoded pictures and AAC frames (LAZY_MS, 50 ms: their timestamps travel with
- *   them, and the muxer does not care when), so the server reads a few times a second;
- * - the participants' media and the heartbeat to the worker (TO_WORKER_LAZY_MS, 20 ms).
- * Every write is a wake-up of the process reading it, and a wake-up costs this machine's VMs
- * 45–185 µs of CPU even when it does nothing (an empty Node timer: docs/workers.md, day 17):
- * the worker read its socket 90 times a second when the server wrote once per event-loop turn.
+ * with the same delay flushes in the same wake-up. Lazy are the worker's encoded pictures and AAC
+ * frames (LAZY_MS, 50 ms: their timestamps travel with them, and the muxer does not care when),
+ * so the server reads a few times a second, and the server's heartbeat (BEAT_LAZY_MS), which
+ * mostly leaves with the next picture. The participants' media to the worker is not: a picture
+ * is shown from the first tick after it reaches the worker, and a delay on a fixed grid aliases
+ * with the frame rate (see the note at BEAT_LAZY_MS).
  */
 class Outbox {
   #types: number[] = [];
@@ -150,13 +149,17 @@ class Outbox {
 export const LAZY_MS = 50;
 
 /**
- * How long the participants' media (and the heartbeat) may wait for company on the way to a
- * worker (see Outbox). It delays a picture by at most this much (10 ms on average) before its
- * recording sees it, and the audio by as much (its jitter buffer starts that much later), so
- * lip sync stays; less than a frame interval at 30 fps, so two pictures of one participant
- * rarely share a write. Measured on day 17: with 20 ms the worker's own CPU fell by a quarter.
+ * How long the heartbeat may wait for company on its way to the worker: it mostly leaves with the
+ * next picture instead of waking the worker on its own (BEAT_SLACK_MS is 300).
+ *
+ * The participants' media is not sent lazily. Tried on day 17 with 20 ms: the worker's CPU fell by
+ * about 0.01 cores, but a picture is stamped with the first tick after it reaches the worker, and
+ * a delay on a 20-ms grid against 33.3-ms ticks puts two pictures of one participant into one tick
+ * and none into the next for some phases: a simulation gave 13 % of ticks without a new picture
+ * per tile on average (33 % at worst), and the pipeline suite's churn case saw whole-frame
+ * repeats. A grid with the ticks' own period and phase would not alias (docs/workers.md, day 17).
  */
-export const TO_WORKER_LAZY_MS = 20;
+export const BEAT_LAZY_MS = 20;
 
 const outboxes = new WeakMap<Socket, Outbox>();
 
