@@ -81,7 +81,7 @@ export class AudioDecoder extends EventEmitter<DecoderEvents> {
       const s = mono[i];
       pcm[i] = s >= 1 ? 32767 : s <= -1 ? -32768 : Math.round(s * 32767);
     }
-    this.buffer.push(Buffer.from(pcm.buffer, 0, n * 2), performance.now());
+    this.buffer.push(Buffer.from(pcm.buffer, 0, n * 2));
   }
 
   close(): void {

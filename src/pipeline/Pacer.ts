@@ -4,12 +4,6 @@
  * frames and blocks always equals wall time — which is what keeps lip sync and the file's
  * duration right whatever the pipeline does.
  *
- * The clock wakes for video ticks only; an audio block runs at the first wake-up at or after its
- * time (at most one frame interval late), before the tick. Its samples' place in the file is its
- * number, not the hour it ran, and its jitter buffer holds more than a frame interval (60 ms),
- * so running it late changes nothing in the file — but it saves the worker 50 wake-ups a second
- * of its 30 + 50, and a wake-up is what costs most here (docs/workers.md, day 17).
- *
  * After an event-loop stall several are due at once: with a short backlog it yields between them
  * (setImmediate) so decoder output that arrived meanwhile is read and catch-up ticks carry new
  * frames, not repeats; far behind (a starved loop), it catches up at once so ticks stay on wall
@@ -33,12 +27,7 @@ export const realPacerClock: PacerClock = {
 
 export interface PacerHooks {
   video(tick: number): void;
-  /**
-   * `asOf`: the clock's time the block stands for — when it would have run had the clock woken
-   * for it (its due time, plus however late the loop itself runs). What arrived after that
-   * belongs to the next block (see PcmJitterBuffer.pull).
-   */
-  audio(block: number, asOf: number): void;
+  audio(block: number): void;
   /** After each run of due ticks (the place to look at backlogs). */
   checked(): void;
 }
@@ -55,8 +44,6 @@ export class Pacer {
   #timer: unknown = null;
   #immediate: unknown = null;
   #running = false;
-  /** The video tick's due time the running timer was set for. */
-  #wakeFor = 0;
 
   constructor(o: { fps: number; hooks: PacerHooks; clock?: PacerClock }) {
     this.#fps = o.fps;
@@ -101,7 +88,7 @@ export class Pacer {
     if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
     if (this.#immediate !== null) this.#clock.clearImmediate(this.#immediate);
     this.#timer = this.#immediate = null;
-    if (catchUpTo !== undefined) this.#catchUp(catchUpTo, false, true);
+    if (catchUpTo !== undefined) this.#catchUp(catchUpTo, false);
   }
 
   #due(): number {
@@ -110,10 +97,7 @@ export class Pacer {
 
   #schedule(): void {
     if (!this.#running) return;
-    // Woken for video ticks only: the audio blocks due meanwhile run then, in time order (see above).
-    const at = this.#t0 + (this.#ticks * 1000) / this.#fps;
-    this.#wakeFor = at;
-    this.#timer = this.#clock.setTimeout(() => this.#run(), Math.max(0, at - this.#clock.now()));
+    this.#timer = this.#clock.setTimeout(() => this.#run(), Math.max(0, this.#due() - this.#clock.now()));
   }
 
   #run(): void {
@@ -124,12 +108,11 @@ export class Pacer {
   }
 
   /** Runs everything due by `now`; false when it yielded with more due. */
-  #catchUp(now: number, yieldBetween: boolean, final = false): boolean {
+  #catchUp(now: number, yieldBetween: boolean): boolean {
     while (this.#due() <= now) {
       const v = this.#t0 + (this.#ticks * 1000) / this.#fps;
       const a = this.#t0 + this.#blocks * AUDIO_BLOCK_MS;
-      // Held for the video tick's wake-up: that long is not the loop's lateness.
-      if (a <= v) this.#hooks.audio(this.#blocks++, final ? Infinity : now - Math.max(0, this.#wakeFor - a));
+      if (a <= v) this.#hooks.audio(this.#blocks++);
       else this.#hooks.video(this.#ticks++);
       if (yieldBetween && this.#running && this.#due() <= now && this.#clock.now() - this.#due() < 100) {
         this.#hooks.checked();

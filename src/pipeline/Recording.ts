@@ -196,7 +196,7 @@ export class Recording extends EventEmitter<Events> {
     if (!preset) throw new TesseraError('REC_ERR_UNKNOWN_LAYOUT', `unknown layout "${opts.layout}"; known: ${[...opts.presets.keys()].join(', ')}`);
     this.#layoutName = opts.layout;
     this.#fps = opts.config.video.fps;
-    this.#pacer = new Pacer({ fps: this.#fps, hooks: { video: (t) => this.#videoTick(t), audio: (b, asOf) => this.#audioTick(b, asOf), checked: () => this.#checkLag() } });
+    this.#pacer = new Pacer({ fps: this.#fps, hooks: { video: (t) => this.#videoTick(t), audio: (b) => this.#audioTick(b), checked: () => this.#checkLag() } });
     this.#strides = new StrideController({ fps: this.#fps, strides: [2, 2.5, 3], economy: opts.config.x264Economy && economyAllowed({ preset: opts.config.x264Preset, x264Params: opts.config.x264Params }), smallTiles: opts.config.smallTiles, upAfterMs: 2000, downAfterMs: 5000, startShort: opts.startShort, startGraceMs: opts.startShort ? 0 : START_GRACE_MS });
     this.#lag = new LagMonitor({ fps: this.#fps, stallTimeoutMs: opts.config.stallTimeoutMs });
     // Quietness (a source's video live, an epoch hung) is judged on the quiet clock: see RecordingOptions.quietNow.
@@ -419,9 +419,9 @@ export class Recording extends EventEmitter<Events> {
     this.#updateFrameStats();
   }
 
-  #audioTick(block: number, asOf: number): void {
+  #audioTick(block: number): void {
     const ids = this.#sources.ids();
-    const { pcm, levels } = this.#mixer.mix(ids.map((id) => this.#sources.get(id)!.audio.buffer.pull(asOf)));
+    const { pcm, levels } = this.#mixer.mix(ids.map((id) => this.#sources.get(id)!.audio.buffer.pull()));
     this.#audioEnc?.write(pcm);
     this.#speakers.addLevels(ids, levels);
     if ((block + 1) % 25 === 0) this.#updateSpeaker();

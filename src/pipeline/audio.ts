@@ -22,8 +22,6 @@ export const AUDIO_PREBUFFER_MS = 60;
  */
 export class PcmJitterBuffer {
   #chunks: Buffer[] = [];
-  /** When each chunk arrived (parallel to #chunks). */
-  #arrivals: number[] = [];
   #bytes = 0;
   #playing = false;
   readonly prebufferBytes: number;
@@ -44,7 +42,7 @@ export class PcmJitterBuffer {
     while (n > 0 && this.#chunks.length) {
       const head = this.#chunks[0];
       const k = Math.min(n, head.length);
-      if (k === head.length) (this.#chunks.shift(), this.#arrivals.shift());
+      if (k === head.length) this.#chunks.shift();
       else this.#chunks[0] = head.subarray(k);
       this.#bytes -= k;
       this.droppedBytes += k;
@@ -56,56 +54,38 @@ export class PcmJitterBuffer {
     return (this.#bytes / 2 / SAMPLE_RATE) * 1000;
   }
 
-  /** `at`: when it arrived, in the clock that `pull`'s `asOf` uses. */
-  push(pcm: Buffer, at = 0): void {
+  push(pcm: Buffer): void {
     if (pcm.length === 0) return;
     this.#chunks.push(pcm);
-    this.#arrivals.push(at);
     this.#bytes += pcm.length;
     if (this.#bytes > this.maxBytes) this.#dropOldest(this.#bytes - this.maxBytes);
   }
 
-  /** Bytes that had arrived by `asOf`: the newest chunks may have come after it. */
-  #arrivedBy(asOf: number): number {
-    let bytes = this.#bytes;
-    for (let k = this.#chunks.length - 1; k >= 0 && this.#arrivals[k] > asOf; k--) bytes -= this.#chunks[k].length;
-    return bytes;
-  }
-
-  /**
-   * One 20 ms block, or null (silence) when not playing. `asOf`: the time the block is pulled
-   * for. The pacer runs a block up to a frame interval after it is due (it wakes for video ticks
-   * only); audio that arrived in between is left for the next block, as it would have been had
-   * the block run on time. Otherwise the prebuffer fills sooner by the pull's lateness, each
-   * source starts playing a block earlier, and the audio leads the picture in the file (measured
-   * on day 17: lip sync −25…−45 ms against −15…+28).
-   */
-  pull(asOf = Infinity): Buffer | null {
-    const queued = this.#arrivedBy(asOf);
+  /** One 20 ms block, or null (silence) when not playing. */
+  pull(): Buffer | null {
     if (!this.#playing) {
-      if (queued < this.prebufferBytes) return null;
+      if (this.#bytes < this.prebufferBytes) return null;
       this.#playing = true;
     }
-    if (queued < BLOCK_BYTES) {
+    if (this.#bytes < BLOCK_BYTES) {
       this.#playing = false;
       this.underruns++;
-      if (queued === 0) return null;
+      if (this.#bytes === 0) return null;
     }
-    if (queued > this.targetBytes) {
+    if (this.#bytes > this.targetBytes) {
       if (++this.#overTarget >= this.settleBlocks) {
-        this.#dropOldest(queued - this.prebufferBytes);
+        this.#dropOldest(this.#bytes - this.prebufferBytes);
         this.#overTarget = 0;
       }
     } else this.#overTarget = 0;
     const out = Buffer.alloc(BLOCK_BYTES);
     let o = 0;
-    const take = Math.min(BLOCK_BYTES, this.#arrivedBy(asOf));
-    while (o < take && this.#chunks.length) {
+    while (o < BLOCK_BYTES && this.#chunks.length) {
       const head = this.#chunks[0];
-      const n = Math.min(head.length, take - o);
+      const n = Math.min(head.length, BLOCK_BYTES - o);
       head.copy(out, o, 0, n);
       o += n;
-      if (n === head.length) (this.#chunks.shift(), this.#arrivals.shift());
+      if (n === head.length) this.#chunks.shift();
       else this.#chunks[0] = head.subarray(n);
       this.#bytes -= n;
     }

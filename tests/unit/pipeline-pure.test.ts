@@ -50,24 +50,6 @@ describe('audio', () => {
     expect(j.queuedMs).toBeLessThanOrEqual(80);
     expect(j.droppedBytes).toBeGreaterThan(0);
   });
-  test('a block pulled late takes only what had arrived by its time (asOf): the start, and so the lip sync, do not move', () => {
-    // Packets arrive every 20 ms from t = 0; block b is due at 10 + 20·b and pulled `late` ms after.
-    // The block at which the source starts playing is where its audio lands in the file.
-    const firstPlaying = (late: number, asOf: boolean) => {
-      const j = new PcmJitterBuffer(60, 400);
-      let pushed = 0;
-      for (let b = 0; b < 20; b++) {
-        const due = 10 + 20 * b;
-        for (; 20 * pushed <= due + late; pushed++) j.push(block(pushed + 1), 20 * pushed);
-        if (j.pull(asOf ? due : Infinity)) return b;
-      }
-      return -1;
-    };
-    expect(firstPlaying(0, true)).toBe(2);
-    expect(firstPlaying(13, true)).toBe(2);
-    // Taking what came after its time, the late pull starts a block (20 ms) early.
-    expect(firstPlaying(13, false)).toBe(1);
-  });
   test('the mix sums, and never clips: a gain brings loud sums under full scale', () => {
     const m = new Mixer();
     expect(m.mix([block(1000), block(2000), null]).pcm.readInt16LE(10)).toBe(3000);
