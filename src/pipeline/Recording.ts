@@ -11,7 +11,7 @@ import { SpeakerDetector } from './SpeakerDetector';
 import { nextStatus } from './status';
 import { RecordingLedger, type LedgerResume } from './RecordingLedger';
 export { nextStatus };
-import { Pacer } from './Pacer';
+import { AUDIO_BLOCK_MS, Pacer } from './Pacer';
 import { StrideController } from './StrideController';
 import { LagMonitor } from './LagMonitor';
 import { EpochSchedule, type ScheduledEpoch } from './EpochSchedule';
@@ -298,11 +298,10 @@ export class Recording extends EventEmitter<Events> {
     const enc = new AudioEncoder({ ffmpegPath, audioBitrate: config.audioBitrate, drainMs: config.stopTimeoutMs, logger: this.#log.child({ proc: 'aenc' }) });
     this.#audioEnc = enc;
     // Audio block b of this worker starts at sample (blockBase + b) × 960 of the recording, less
-    // what the audio waited in the jitter buffers beyond the picture's own delay (the buffers
-    // hold between their prebuffer and a block less). Measured in the benchmark's output, worst
-    // participant: audio 41–60 ms late without this. With 40 ms it was +15 ms while the worker's
-    // garbage collection delayed pictures; once pooled frames removed those pauses, +28 (4 and 9
-    // people) and +43 (two recordings at once) — hence the whole prebuffer.
+    // the prebuffer: each source's buffer hands over a block whose first sample is the prebuffer
+    // plus that source's pictures' wait for their tick old (PcmJitterBuffer), so audio and
+    // pictures that arrived together land together. (Measured in the benchmark's output: with
+    // the buffers started on whole packets instead, −5 to −45 ms, per participant; docs/workers.md, day 18.)
     const lead = AUDIO_PREBUFFER_MS;
     const audioBase = Math.round((this.#tickBase * 48000) / this.#fps) - (lead * 48000) / 1000;
     enc.on('packet', (frame, pos) => {
@@ -344,7 +343,8 @@ export class Recording extends EventEmitter<Events> {
     const s = this.#sources.remove(sourceId);
     if (!s) return;
     if (s.source.kind === 'camera') this.#ledger.left(s.source.participantId);
-    this.#log.info({ sourceId }, 'source removed');
+    const a = s.audio.buffer;
+    this.#log.info({ sourceId, audio: { droppedMs: Math.round(a.droppedBytes / 96), paddedMs: Math.round(a.paddedBytes / 96), underruns: a.underruns }, pictureDelayMs: Math.round(s.pictureDelay.ms) }, 'source removed');
     if (this.#audioEnc && this.#status !== 'stopping') this.#relayoutSoon();
     this.#emitState();
   }
@@ -384,7 +384,13 @@ export class Recording extends EventEmitter<Events> {
   #routeVp8(s: SourceState, f: EncodedVideoFrame): void {
     // The first tick that can show it: the clock's next, or a later one by wall time while the
     // clock catches up (pictures of the ticks between are composed without it).
-    const next = this.#pacer.nextTickAt();
+    const now = performance.now();
+    const next = this.#pacer.nextTickAt(now);
+    // How long it waits to be shown (the first composed tick from there, when ticks are shed):
+    // the source's audio is made to wait as long (lip sync).
+    let shown = next;
+    while (!this.#strides.composes(shown) && shown < next + 4) shown++;
+    s.pictureDelay.note(this.#pacer.t0 + (shown * 1000) / this.#fps - now);
     const ahead = this.#strides.composedIn(this.#pacer.ticks, next);
     for (const e of this.#epochs.epochs) {
       const feed = e.handle.direct;
@@ -421,7 +427,14 @@ export class Recording extends EventEmitter<Events> {
 
   #audioTick(block: number): void {
     const ids = this.#sources.ids();
-    const { pcm, levels } = this.#mixer.mix(ids.map((id) => this.#sources.get(id)!.audio.buffer.pull()));
+    // Each source's block as of its due time, its first sample as old as the prebuffer plus the
+    // source's pictures' wait for their tick (PcmJitterBuffer), since the block is stamped the
+    // prebuffer before its due time and a picture at its tick.
+    const due = this.#pacer.t0 + block * AUDIO_BLOCK_MS;
+    const { pcm, levels } = this.#mixer.mix(ids.map((id) => {
+      const s = this.#sources.get(id)!;
+      return s.audio.buffer.pull(due, AUDIO_PREBUFFER_MS + s.pictureDelay.ms);
+    }));
     this.#audioEnc?.write(pcm);
     this.#speakers.addLevels(ids, levels);
     if ((block + 1) % 25 === 0) this.#updateSpeaker();
@@ -703,6 +716,8 @@ export class Recording extends EventEmitter<Events> {
       // Only a clean exit (code 0, after flushing everything it was given) makes a complete file;
       // an encoder that had to be interrupted left the end out, which must not pass as available.
       if (exit.code !== 0) throw new TesseraError('REC_ERR_ENCODER_DIED', `encoder did not finish cleanly (code ${exit.code}, signal ${exit.signal}): ${exit.stderr}`);
+      // How each source's audio was kept in step with its pictures (drops and silence added).
+      this.#log.info({ sources: this.#sources.debug() }, 'sources at the end');
       this.#sources.closeAll();
       // The manifest stored is the final one: available (the server adds the bytes it wrote).
       const availableAt = new Date();

@@ -1,5 +1,6 @@
 import { VideoDecoder } from './VideoDecoder';
 import { AudioDecoder } from './AudioDecoder';
+import { PictureDelay } from './audio';
 import { SourceVideo } from './DirectFeed';
 import { renderNameCard, renderVp8NameCard, solidFrame, PLACEHOLDER_COLOUR } from './placeholder';
 import type { TileContent } from './TileContent';
@@ -29,6 +30,8 @@ export interface SourceState {
   vp8Card: Buffer | null;
   /** Its video as direct epochs see it: liveness, frames since the last keyframe, keyframe asks. */
   tile: SourceVideo;
+  /** How long its pictures wait for their tick: its audio is mixed as much later (lip sync). */
+  pictureDelay: PictureDelay;
   unsubscribe: () => void;
 }
 
@@ -114,6 +117,8 @@ export class RecordingSources {
       card: solidFrame(size.w, size.h, PLACEHOLDER_COLOUR),
       vp8Card: null,
       tile: new SourceVideo({ gopFrames: GOP_REPLAY_S * this.#o.fps, askEveryMs: KEYFRAME_ASK_MS, request: () => source.requestKeyframe(), now: quietNow }),
+      // Half a tick until its frames are seen (and for sources whose pictures come from a decoder).
+      pictureDelay: new PictureDelay(500 / this.#o.fps),
       unsubscribe: () => {
         source.off('video', onVideo);
         source.off('audio', onAudio);
@@ -169,6 +174,8 @@ export class RecordingSources {
       aQueuedMs: Math.round(s.audio.buffer.queuedMs),
       aUnderruns: s.audio.buffer.underruns,
       aDroppedMs: Math.round(s.audio.buffer.droppedBytes / 96),
+      aPaddedMs: Math.round(s.audio.buffer.paddedBytes / 96),
+      vDelayMs: Math.round(s.pictureDelay.ms),
     }));
   }
 

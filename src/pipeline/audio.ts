@@ -6,35 +6,77 @@ export const SAMPLE_RATE = 48000;
 export const BLOCK_SAMPLES = 960;
 export const BLOCK_BYTES = BLOCK_SAMPLES * 2;
 /**
- * Audio a source's jitter buffer holds before it plays: every mixed block is that much older
- * than the tick it is mixed at, while a tile shows its newest decoded frame. The recording
- * stamps its audio this much earlier (Recording) so the two line up in the file.
+ * How much earlier than its block's due time the recording stamps its audio (Recording): a
+ * source's audio is mixed this long plus its pictures' own wait after it arrived (see
+ * PcmJitterBuffer.pull), so the two line up in the file.
  */
 export const AUDIO_PREBUFFER_MS = 60;
+/** How far a source's audio may stray from its target age before it is moved back (see pull). */
+export const AUDIO_TOLERANCE_MS = 8;
 
 /**
- * Decoded PCM of one source waiting to be mixed. It starts (and restarts after running dry)
- * only once `prebufferMs` are queued, so bursty arrival does not chop the audio. A burst (an
- * event-loop stall, a network hiccup) would otherwise leave extra audio queued for good — the
- * source then plays late against its video and against everyone else — so when more than
- * `targetMs` stays queued for `settleBlocks` blocks in a row, the excess is dropped. Beyond
- * `maxMs` the oldest audio is dropped at once. Missing audio is silence.
+ * How long a source's pictures wait between arriving and the tick that shows them (0 to one tick,
+ * by where its frames fall between the recording's ticks), smoothed over about a second. Its audio
+ * is made to wait as long, so each participant's lip sync is kept on its own phase.
+ */
+export class PictureDelay {
+  #ms: number;
+  #seen = 0;
+  constructor(readonly defaultMs: number) {
+    this.#ms = defaultMs;
+  }
+  note(ms: number): void {
+    if (!(ms >= 0) || ms > 1000) return;
+    // The first frames set it at once (a plain mean), then an average over ~30 frames.
+    this.#seen++;
+    this.#ms += (ms - this.#ms) / Math.min(this.#seen, 30);
+  }
+  get ms(): number {
+    return this.#ms;
+  }
+}
+
+/**
+ * Decoded PCM of one source waiting to be mixed, kept at a set age. A block pulled at its due
+ * time T starts with the oldest sample queued; its age is how long before T that sample arrived
+ * (the queue's length plus the time since the last packet came: the last packet's last sample
+ * arrived then). The recording stamps the block `AUDIO_PREBUFFER_MS` before T, and a picture
+ * lands on the first tick after it arrives, so a source's audio plays in sync with its pictures
+ * when its age is the prebuffer plus its pictures' wait (`wantMs` in pull).
+ *
+ * It starts (and restarts after running dry) once that age is reached, dropping any excess so it
+ * starts exactly there — before this, it started on a whole number of packets queued, which put
+ * each source's audio 0–20 ms late by where its packets fell between the blocks, while its
+ * pictures were 0–33 ms late by where they fell between the ticks: lip sync measured −5 to −45 ms
+ * and differed per participant. While it plays, the largest age seen over `settleBlocks` blocks
+ * (arrival jitter only makes a packet look younger) is compared with the target: more than
+ * `toleranceMs` over (a burst: an event-loop stall, a network hiccup) and the excess is dropped;
+ * as far under (a source's pictures now wait longer) and silence is put before it. Beyond `maxMs`
+ * the oldest audio is dropped at once. Missing audio is silence. Times are in ms on one clock
+ * (performance.now() by default).
  */
 export class PcmJitterBuffer {
   #chunks: Buffer[] = [];
   #bytes = 0;
   #playing = false;
-  readonly prebufferBytes: number;
-  readonly targetBytes: number;
+  #lastPushAt = -Infinity;
+  #windowMax = -Infinity;
+  #windowBlocks = 0;
+  readonly prebufferMs: number;
   readonly maxBytes: number;
+  readonly toleranceMs: number;
+  readonly settleBlocks: number;
   droppedBytes = 0;
+  paddedBytes = 0;
   underruns = 0;
-  #overTarget = 0;
+  readonly #now: () => number;
 
-  constructor(prebufferMs = AUDIO_PREBUFFER_MS, maxMs = 400, targetMs = 100, private readonly settleBlocks = 25) {
-    this.prebufferBytes = Math.round((prebufferMs * SAMPLE_RATE) / 1000) * 2;
-    this.targetBytes = Math.round((targetMs * SAMPLE_RATE) / 1000) * 2;
-    this.maxBytes = Math.round((maxMs * SAMPLE_RATE) / 1000) * 2;
+  constructor(o: { prebufferMs?: number; maxMs?: number; toleranceMs?: number; settleBlocks?: number; now?: () => number } = {}) {
+    this.prebufferMs = o.prebufferMs ?? AUDIO_PREBUFFER_MS;
+    this.maxBytes = msToBytes(o.maxMs ?? 400);
+    this.toleranceMs = o.toleranceMs ?? AUDIO_TOLERANCE_MS;
+    this.settleBlocks = o.settleBlocks ?? 25;
+    this.#now = o.now ?? (() => performance.now());
   }
 
   #dropOldest(n: number): void {
@@ -54,30 +96,52 @@ export class PcmJitterBuffer {
     return (this.#bytes / 2 / SAMPLE_RATE) * 1000;
   }
 
-  push(pcm: Buffer): void {
+  /** Age (ms) at `at` of the oldest sample queued. */
+  ageMs(at: number): number {
+    return this.queuedMs + (at - this.#lastPushAt);
+  }
+
+  /** A decoded packet; `at`: when it arrived. */
+  push(pcm: Buffer, at = this.#now()): void {
     if (pcm.length === 0) return;
     this.#chunks.push(pcm);
     this.#bytes += pcm.length;
+    this.#lastPushAt = at;
     if (this.#bytes > this.maxBytes) this.#dropOldest(this.#bytes - this.maxBytes);
   }
 
-  /** One 20 ms block, or null (silence) when not playing. */
-  pull(): Buffer | null {
+  /**
+   * The block due at `due`, or null (silence) when not playing. `wantMs`: the age its first
+   * sample should have (the prebuffer plus this source's pictures' wait).
+   */
+  pull(due = this.#now(), wantMs = this.prebufferMs): Buffer | null {
     if (!this.#playing) {
-      if (this.#bytes < this.prebufferBytes) return null;
+      const age = this.ageMs(due);
+      if (this.#bytes === 0 || age < wantMs) return null;
+      this.#dropOldest(msToBytes(age - wantMs));
       this.#playing = true;
+      this.#windowMax = -Infinity;
+      this.#windowBlocks = 0;
+    } else {
+      this.#windowMax = Math.max(this.#windowMax, this.ageMs(due));
+      if (++this.#windowBlocks >= this.settleBlocks) {
+        const off = this.#windowMax - wantMs;
+        if (off > this.toleranceMs) this.#dropOldest(msToBytes(off));
+        else if (off < -this.toleranceMs) {
+          const pad = msToBytes(-off);
+          this.#chunks.unshift(Buffer.alloc(pad));
+          this.#bytes += pad;
+          this.paddedBytes += pad;
+        }
+        this.#windowMax = -Infinity;
+        this.#windowBlocks = 0;
+      }
     }
     if (this.#bytes < BLOCK_BYTES) {
       this.#playing = false;
       this.underruns++;
       if (this.#bytes === 0) return null;
     }
-    if (this.#bytes > this.targetBytes) {
-      if (++this.#overTarget >= this.settleBlocks) {
-        this.#dropOldest(this.#bytes - this.prebufferBytes);
-        this.#overTarget = 0;
-      }
-    } else this.#overTarget = 0;
     const out = Buffer.alloc(BLOCK_BYTES);
     let o = 0;
     while (o < BLOCK_BYTES && this.#chunks.length) {
@@ -91,6 +155,10 @@ export class PcmJitterBuffer {
     }
     return out;
   }
+}
+
+function msToBytes(ms: number): number {
+  return ms > 0 ? Math.round((ms * SAMPLE_RATE) / 1000) * 2 : 0;
 }
 
 /**

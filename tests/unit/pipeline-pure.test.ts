@@ -1,5 +1,5 @@
 import { LineTail, parseProgressLine, parseVersion } from '../../src/pipeline/ffmpegOutput';
-import { Mixer, PcmJitterBuffer, BLOCK_BYTES } from '../../src/pipeline/audio';
+import { Mixer, PcmJitterBuffer, PictureDelay, BLOCK_BYTES } from '../../src/pipeline/audio';
 import { Mp4Splitter } from '../../src/pipeline/Mp4Splitter';
 import { ivfFileHeader, ivfFrameHeader, parseIvf, vp8KeyframeInfo } from '../../src/media/ivf';
 import { splitAnnexBAccessUnits } from '../../src/media/SyntheticClip';
@@ -31,24 +31,66 @@ describe('FFmpeg output parsers (lines captured from 4.1 and 5.1)', () => {
 describe('audio', () => {
   const block = (v: number) => { const b = Buffer.alloc(BLOCK_BYTES); for (let i = 0; i < BLOCK_BYTES; i += 2) b.writeInt16LE(v, i); return b; };
   test('jitter buffer waits for its prebuffer, plays, runs dry into silence, caps latency', () => {
-    const j = new PcmJitterBuffer(60, 100);
-    j.push(block(100));
-    expect(j.pull()).toBeNull(); // 20 ms < 60 ms prebuffer
-    j.push(block(100)); j.push(block(100));
-    expect(j.pull()!.readInt16LE(0)).toBe(100);
-    expect(j.pull()).not.toBeNull();
-    expect(j.pull()).not.toBeNull();
-    expect(j.pull()).toBeNull();
-    for (let i = 0; i < 10; i++) j.push(block(i));
+    const j = new PcmJitterBuffer({ prebufferMs: 60, maxMs: 100 });
+    j.push(block(100), 0);
+    expect(j.pull(0)).toBeNull(); // 20 ms < 60 ms prebuffer
+    j.push(block(100), 20); j.push(block(100), 40);
+    expect(j.pull(40)!.readInt16LE(0)).toBe(100);
+    expect(j.pull(60)).not.toBeNull();
+    expect(j.pull(80)).not.toBeNull();
+    expect(j.pull(100)).toBeNull();
+    expect(j.underruns).toBe(1);
+    for (let i = 0; i < 10; i++) j.push(block(i), 100);
     expect(j.queuedMs).toBeCloseTo(100, 0);
     expect(j.droppedBytes).toBe(5 * BLOCK_BYTES);
   });
-  test('after a burst the queue settles back to the prebuffer, so a source cannot stay late', () => {
-    const j = new PcmJitterBuffer(60, 400, 100, 25);
-    for (let i = 0; i < 15; i++) j.push(block(i)); // a 300 ms burst
-    for (let k = 0; k < 30; k++) { j.pull(); j.push(block(0)); } // steady state: one in, one out
-    expect(j.queuedMs).toBeLessThanOrEqual(80);
+  test('it starts at exactly the age asked for, whatever the packets\' phase, and holds it', () => {
+    // Packets every 20 ms at several phases against the blocks, due every 20 ms.
+    for (const phase of [0, 7, 13, 19]) {
+      for (const want of [60, 75, 93]) {
+        // Once playing, each block's first sample is `want` old (to the sample): the age after a
+        // pull plus the block taken.
+        const j = new PcmJitterBuffer({ prebufferMs: 60 });
+        const got: number[] = [];
+        for (let k = 0; k < 100; k++) {
+          j.push(block(k + 1), k * 20 + phase);
+          const due = k * 20 + 20;
+          if (j.pull(due, want)) got.push(j.ageMs(due) + 20);
+        }
+        expect(got.length).toBeGreaterThan(90);
+        for (const age of got) expect(age).toBeCloseTo(want, 1);
+        expect(j.underruns).toBe(0);
+        expect(j.paddedBytes).toBe(0);
+      }
+    }
+  });
+  test('after a burst the queue settles back to its age, so a source cannot stay late', () => {
+    const j = new PcmJitterBuffer({ prebufferMs: 60, maxMs: 400, settleBlocks: 25 });
+    for (let i = 0; i < 15; i++) j.push(block(i), 0); // a 300 ms burst
+    let t = 0;
+    for (let k = 0; k < 60; k++) { t += 20; j.pull(t, 60); j.push(block(0), t); } // steady state: one in, one out
+    expect(j.queuedMs).toBeLessThanOrEqual(60);
     expect(j.droppedBytes).toBeGreaterThan(0);
+  });
+  test('a source whose pictures come to wait longer gets silence first, not early audio', () => {
+    const j = new PcmJitterBuffer({ prebufferMs: 60, settleBlocks: 25 });
+    let t = 0;
+    for (let k = 0; k < 40; k++) { j.push(block(1), t); t += 20; j.pull(t, 60); }
+    expect(j.paddedBytes).toBe(0);
+    for (let k = 0; k < 60; k++) { j.push(block(1), t); t += 20; j.pull(t, 90); }
+    expect(j.paddedBytes / 96).toBeCloseTo(30, 0);
+    expect(j.underruns).toBe(0);
+  });
+  test('picture delay: the first frames set it, then a mean over about a second', () => {
+    const d = new PictureDelay(16);
+    expect(d.ms).toBe(16);
+    d.note(30);
+    expect(d.ms).toBe(30);
+    for (let i = 0; i < 200; i++) d.note(i % 2 ? 2 : 32);
+    expect(d.ms).toBeGreaterThan(12);
+    expect(d.ms).toBeLessThan(22);
+    d.note(-5); d.note(NaN);
+    expect(d.ms).toBeGreaterThan(12);
   });
   test('the mix sums, and never clips: a gain brings loud sums under full scale', () => {
     const m = new Mixer();
