@@ -51,6 +51,11 @@ export class Pacer {
     this.#clock = o.clock ?? realPacerClock;
   }
 
+  /** Whether the clock has started (ticks count from its t0). */
+  get started(): boolean {
+    return this.#running || this.#ticks > 0;
+  }
+
   /** Clock time of tick 0. */
   get t0(): number {
     return this.#t0;

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { EpochEncoder, type EpochTile } from './EpochEncoder';
 import { AudioEncoder } from './AudioEncoder';
-import { AUDIO_PREBUFFER_MS, Mixer } from './audio';
+import { AUDIO_PREBUFFER_MS, MIN_AUDIO_AGE_MS, Mixer } from './audio';
 import { TileContent, WAITING_ID } from './TileContent';
 import { RecordingSources, TILE_SIZE, GOP_REPLAY_S, type SourceState } from './RecordingSources';
 import { computeLayout, shrinkTiles, type Layout } from '../../compositor/layout';
@@ -385,7 +385,16 @@ export class Recording extends EventEmitter<Events> {
     // The first tick that can show it: the clock's next, or a later one by wall time while the
     // clock catches up (pictures of the ticks between are composed without it).
     const now = performance.now();
-    const next = this.#pacer.nextTickAt(now);
+    let next = this.#pacer.nextTickAt(now);
+    // Its own tick by its capture time (FrameTicks), unless that tick is made already. While the
+    // clock catches up (a starved worker read it late), that can be a tick before the one due
+    // now by wall time: a frame captured in time for a tick still to be made is shown there, so
+    // the ticks made in the catch-up are not all repeats (a join in 0.45 cores: day 18).
+    if (this.#pacer.started) {
+      const own = s.frameTicks.place(f.rtpTimestamp, ((now - this.#pacer.t0) * this.#fps) / 1000);
+      if (own < this.#pacer.ticks) s.frameTicks.late++;
+      next = Math.max(own, this.#pacer.ticks);
+    }
     // How long it waits to be shown (the first composed tick from there, when ticks are shed):
     // the source's audio is made to wait as long (lip sync).
     let shown = next;
@@ -433,7 +442,7 @@ export class Recording extends EventEmitter<Events> {
     const due = this.#pacer.t0 + block * AUDIO_BLOCK_MS;
     const { pcm, levels } = this.#mixer.mix(ids.map((id) => {
       const s = this.#sources.get(id)!;
-      return s.audio.buffer.pull(due, AUDIO_PREBUFFER_MS + s.pictureDelay.ms);
+      return s.audio.buffer.pull(due, Math.max(MIN_AUDIO_AGE_MS, AUDIO_PREBUFFER_MS + s.pictureDelay.ms));
     }));
     this.#audioEnc?.write(pcm);
     this.#speakers.addLevels(ids, levels);

@@ -1,6 +1,7 @@
 import { VideoDecoder } from './VideoDecoder';
 import { AudioDecoder } from './AudioDecoder';
 import { PictureDelay } from './audio';
+import { FrameTicks } from './FrameTicks';
 import { SourceVideo } from './DirectFeed';
 import { renderNameCard, renderVp8NameCard, solidFrame, PLACEHOLDER_COLOUR } from './placeholder';
 import type { TileContent } from './TileContent';
@@ -17,6 +18,12 @@ export const TILE_SIZE = { camera: { w: 640, h: 360 }, screen: { w: 1280, h: 720
  * re-flow took 1.07 s in a CI rehearsal with 1 s, as its clips' 2 s groups were often too long.
  */
 export const GOP_REPLAY_S = 2;
+/**
+ * How much later than the quickest of its recent frames a source's frame may arrive and still be
+ * shown at its own tick (FrameTicks): the worker's arrival jitter (the server's event loop, the
+ * socket, this loop) is a few ms; a recording does not see the latency.
+ */
+export const FRAME_MARGIN_MS = 20;
 /** Keyframe requests for one source, at most one per this. */
 const KEYFRAME_ASK_MS = 300;
 
@@ -32,6 +39,8 @@ export interface SourceState {
   tile: SourceVideo;
   /** How long its pictures wait for their tick: its audio is mixed as much later (lip sync). */
   pictureDelay: PictureDelay;
+  /** Which tick shows each of its VP8 frames (by RTP time; direct epochs). */
+  frameTicks: FrameTicks;
   unsubscribe: () => void;
 }
 
@@ -119,6 +128,7 @@ export class RecordingSources {
       tile: new SourceVideo({ gopFrames: GOP_REPLAY_S * this.#o.fps, askEveryMs: KEYFRAME_ASK_MS, request: () => source.requestKeyframe(), now: quietNow }),
       // Half a tick until its frames are seen (and for sources whose pictures come from a decoder).
       pictureDelay: new PictureDelay(500 / this.#o.fps),
+      frameTicks: new FrameTicks({ fps: this.#o.fps, marginMs: FRAME_MARGIN_MS }),
       unsubscribe: () => {
         source.off('video', onVideo);
         source.off('audio', onAudio);
@@ -176,6 +186,8 @@ export class RecordingSources {
       aDroppedMs: Math.round(s.audio.buffer.droppedBytes / 96),
       aPaddedMs: Math.round(s.audio.buffer.paddedBytes / 96),
       vDelayMs: Math.round(s.pictureDelay.ms),
+      vTimingResets: s.frameTicks.resets,
+      vLate: s.frameTicks.late,
     }));
   }
 

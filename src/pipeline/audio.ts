@@ -11,12 +11,19 @@ export const BLOCK_BYTES = BLOCK_SAMPLES * 2;
  * PcmJitterBuffer.pull), so the two line up in the file.
  */
 export const AUDIO_PREBUFFER_MS = 60;
+/**
+ * The least age a source's audio is held at, whatever its pictures do (they can be shown before
+ * they arrived by the worker's clock when a starved worker reads them late: FrameTicks): a block
+ * and some room for jitter.
+ */
+export const MIN_AUDIO_AGE_MS = 40;
 /** How far a source's audio may stray from its target age before it is moved back (see pull). */
 export const AUDIO_TOLERANCE_MS = 8;
 
 /**
  * How long a source's pictures wait between arriving and the tick that shows them (0 to one tick,
- * by where its frames fall between the recording's ticks), smoothed over about a second. Its audio
+ * by where its frames fall between the recording's ticks, plus FrameTicks' margin; less, even
+ * below 0, for frames a starved worker read late), smoothed over about a second. Its audio
  * is made to wait as long, so each participant's lip sync is kept on its own phase.
  */
 export class PictureDelay {
@@ -26,7 +33,7 @@ export class PictureDelay {
     this.#ms = defaultMs;
   }
   note(ms: number): void {
-    if (!(ms >= 0) || ms > 1000) return;
+    if (!(ms >= -1000 && ms <= 1000)) return;
     // The first frames set it at once (a plain mean), then an average over ~30 frames.
     this.#seen++;
     this.#ms += (ms - this.#ms) / Math.min(this.#seen, 30);

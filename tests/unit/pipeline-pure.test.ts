@@ -1,6 +1,7 @@
 import { LineTail, parseProgressLine, parseVersion } from '../../src/pipeline/ffmpegOutput';
 import { Mixer, PcmJitterBuffer, PictureDelay, BLOCK_BYTES } from '../../src/pipeline/audio';
 import { Mp4Splitter } from '../../src/pipeline/Mp4Splitter';
+import { FrameTicks } from '../../src/pipeline/FrameTicks';
 import { ivfFileHeader, ivfFrameHeader, parseIvf, vp8KeyframeInfo } from '../../src/media/ivf';
 import { splitAnnexBAccessUnits } from '../../src/media/SyntheticClip';
 import { loadConfig, ConfigError } from '../../src/config';
@@ -89,7 +90,7 @@ describe('audio', () => {
     for (let i = 0; i < 200; i++) d.note(i % 2 ? 2 : 32);
     expect(d.ms).toBeGreaterThan(12);
     expect(d.ms).toBeLessThan(22);
-    d.note(-5); d.note(NaN);
+    d.note(-5000); d.note(NaN); d.note(5000);
     expect(d.ms).toBeGreaterThan(12);
   });
   test('the mix sums, and never clips: a gain brings loud sums under full scale', () => {
@@ -100,6 +101,54 @@ describe('audio', () => {
     expect(Mixer.CEILING).toBeLessThan(26100); // −2 dBFS: room for the AAC decoder's overshoot
     expect(loud.levels.map((l) => Math.round(l * 100))).toEqual([61, 61, 61]);
     expect(m.gain).toBeLessThan(1);
+  });
+});
+
+describe('frame ticks', () => {
+  // Frames at 30 a second (RTP steps of 3000 at 90 kHz) against ticks at 30 a second; arrival in
+  // fractional ticks. A tiny pseudo-random jitter, so the test is the same every run.
+  const jitter = (k: number, maxMs: number) => ((((k * 7919) % 101) / 100) * maxMs * 30) / 1000;
+  test('frames land on consecutive ticks whatever their phase, with jitter inside the margin', () => {
+    for (const phase of [0.02, 0.1, 0.5, 0.9, 0.98]) {
+      const ft = new FrameTicks({ fps: 30, marginMs: 20 });
+      const ticks: number[] = [];
+      for (let k = 0; k < 300; k++) {
+        const arrival = 10 + k + phase + jitter(k, 15);
+        const t = Math.max(Math.floor(arrival) + 1, ft.place(123456 + k * 3000, arrival));
+        ticks.push(t);
+      }
+      // After the first frames (the quickest one may come a little later than the first), one
+      // new frame per tick: no tick gets two and none is skipped.
+      const steps = ticks.slice(30).map((t, i) => t - ticks[29 + i]);
+      expect(steps.every((d) => d === 1)).toBe(true);
+      // Never more than a tick plus the margin after arriving.
+      ticks.forEach((t, k) => expect(t - (10 + k + phase + jitter(k, 15))).toBeLessThanOrEqual(1 + 0.6 + 1e-9));
+    }
+  });
+  test('by arrival alone (the old rule), the same jitter makes a tile judder at some phases', () => {
+    const phase = 0.98;
+    const ticks = Array.from({ length: 300 }, (_, k) => Math.floor(10 + k + phase + jitter(k, 15)) + 1);
+    const steps = ticks.slice(1).map((t, i) => t - ticks[i]);
+    expect(steps.filter((d) => d !== 1).length).toBeGreaterThan(20);
+  });
+  test('a frame later than the margin is left to the caller (shown at the next tick it can make)', () => {
+    const ft = new FrameTicks({ fps: 30, marginMs: 20 });
+    for (let k = 0; k < 30; k++) ft.place(k * 3000, 5 + k + 0.5);
+    const late = 5 + 30 + 0.5 + 2; // 67 ms late
+    expect(ft.place(30 * 3000, late)).toBeLessThan(Math.floor(late) + 1);
+  });
+  test('RTP wraps are steps; a jump starts the estimate again', () => {
+    const ft = new FrameTicks({ fps: 30, marginMs: 20 });
+    const base = 2 ** 32 - 3000 * 10;
+    const ticks: number[] = [];
+    for (let k = 0; k < 20; k++) ticks.push(ft.place((base + k * 3000) >>> 0, 100 + k + 0.3));
+    expect(ticks.slice(1).map((t, i) => t - ticks[i]).every((d) => d === 1)).toBe(true);
+    expect(ft.resets).toBe(0);
+    const t = ft.place(123456789, 120.3); // another stream
+    expect(ft.resets).toBe(1);
+    expect(t).toBeGreaterThanOrEqual(121);
+    expect(t).toBeLessThanOrEqual(122);
+    expect(ft.place(123456789 + 3000, 121.3)).toBe(t + 1);
   });
 });
 
