@@ -173,8 +173,9 @@ async function floorRun(ffmpeg: string, dir: string, n: number, seconds: number,
  * hours. Its one-time cost (start, stop, finishing the file) is the whole run's less this.
  */
 function steadyWindow(seconds: number, exclude: () => number[], own = false) {
-  const read = () => ({ cpu: own ? ownCpuSeconds() : liveTreeCpuSeconds(exclude()), t: performance.now() });
-  let a: { cpu: number; t: number } | null = null, b: { cpu: number; t: number } | null = null;
+  type Reading = { cpu: number; t: number; parts: Map<number, { part: Part; s: number }> };
+  const read = (): Reading => ({ cpu: own ? ownCpuSeconds() : liveTreeCpuSeconds(exclude()), t: performance.now(), parts: own ? new Map() : partsCpuSeconds(exclude()) });
+  let a: Reading | null = null, b: Reading | null = null;
   const ta = setTimeout(() => (a = read()), STEADY_FROM_S * 1000);
   const tb = setTimeout(() => (b = read()), (seconds - 0.5) * 1000);
   return {
@@ -185,7 +186,55 @@ function steadyWindow(seconds: number, exclude: () => number[], own = false) {
       const [x, y] = [a as { cpu: number; t: number }, b as { cpu: number; t: number }];
       return (y.cpu - x.cpu) / ((y.t - x.t) / 1000);
     },
+    /**
+     * The same window by part of the tree (cores): each process that lived through the whole
+     * window, by what it is; `other` is the rest (processes that started or ended within it,
+     * and the memory samplers are left out altogether). `server` is this process, which also
+     * plays the synthetic participants.
+     */
+    parts(): Record<Part | 'other', number> | null {
+      if (!a || !b) return null;
+      const [x, y] = [a as Reading, b as Reading];
+      const secs = (y.t - x.t) / 1000;
+      const out: Record<Part | 'other', number> = { server: 0, worker: 0, epoch: 0, audioEncoder: 0, decoder: 0, other: 0 };
+      let known = 0;
+      for (const [pid, e] of y.parts) {
+        const before = x.parts.get(pid);
+        if (!before) continue;
+        out[e.part] += e.s - before.s;
+        known += e.s - before.s;
+      }
+      out.other = (y.cpu - x.cpu) - known;
+      for (const k of Object.keys(out) as (Part | 'other')[]) out[k] = round(out[k] / secs);
+      return out;
+    },
   };
+}
+
+type Part = 'server' | 'worker' | 'epoch' | 'audioEncoder' | 'decoder';
+
+/** CPU seconds of each live process of the tree (its own, not its reaped children's), by part. */
+function partsCpuSeconds(exclude: number[]): Map<number, { part: Part; s: number }> {
+  const m = new Map<number, { part: Part; s: number }>();
+  m.set(process.pid, { part: 'server', s: ownCpuSeconds() });
+  const skip = new Set([...exclude, ...samplerPids]);
+  const stack = [process.pid];
+  while (stack.length) {
+    const pid = stack.pop()!;
+    let kids: number[] = [];
+    try {
+      kids = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch { /* gone */ }
+    for (const k of kids) {
+      if (skip.has(k)) continue;
+      stack.push(k);
+      let cmd = '';
+      try { cmd = fs.readFileSync(`/proc/${k}/cmdline`, 'utf8'); } catch { continue; }
+      const part: Part = cmd.includes('worker/main') ? 'worker' : cmd.includes('libx264') ? 'epoch' : cmd.includes('aac') ? 'audioEncoder' : 'decoder';
+      m.set(k, { part, s: statCpuSeconds(k, false) });
+    }
+  }
+  return m;
 }
 
 /**
@@ -273,18 +322,18 @@ async function recordRun(ffmpeg: string, dir: string, n: number, seconds: number
   const cores = (treeCpuSeconds() - cpuStart) / wall;
   const serverCores = (ownCpuSeconds() - ownStart) / wall;
   const { rssMB: mem, pssMB: pss } = await rss.stop();
-  return { cores, serverCores, steadyCores: steady!.cores(), steadyServerCores: steadyOwn!.cores(), wall, mem, pss, r, startLatencyMs: recordingAt - startCall, timeToAvailableMs: availableAt - stopCall, file: path.join(dir, `${name}.mp4`), n, config };
+  return { cores, serverCores, steadyCores: steady!.cores(), steadyParts: steady!.parts(), steadyServerCores: steadyOwn!.cores(), wall, mem, pss, r, startLatencyMs: recordingAt - startCall, timeToAvailableMs: availableAt - stopCall, file: path.join(dir, `${name}.mp4`), n, config };
 }
 
 function analyse(run: Awaited<ReturnType<typeof recordRun>>) {
-  const { cores, serverCores, steadyCores, steadyServerCores, wall, mem, pss, r, file, n, config } = run;
+  const { cores, serverCores, steadyCores, steadyParts, steadyServerCores, wall, mem, pss, r, file, n, config } = run;
   // Lip sync, measured in the output: each participant's sync marker against its tone. The
   // reported figure is the worst participant's median offset (positive = audio late).
   const layout = computeLayout(loadPresets().get('grid')!, { width: config.video.width, height: config.video.height, tiles: Array.from({ length: n }, (_, k) => ({ id: `p${k + 1}`, kind: 'camera' as const })) });
   const offsets = layout.tiles.slice(0, 6).map((t, k) => avOffsetMs(file, markerRect(t.video), participantStyle(k + 1).toneHz).medianMs).filter((x) => Number.isFinite(x));
   const worst = offsets.reduce((w, x) => (Math.abs(x) > Math.abs(w) ? x : w), 0);
   return {
-    cores, serverCores, steadyCores, steadyServerCores, wall, rssMB: mem, pssMB: pss, info: r.info, stats: r.recording.stats, frames: Math.round(((r.info.durationMs ?? 0) * config.video.fps) / 1000),
+    cores, serverCores, steadyCores, steadyParts, steadyServerCores, wall, rssMB: mem, pssMB: pss, info: r.info, stats: r.recording.stats, frames: Math.round(((r.info.durationMs ?? 0) * config.video.fps) / 1000),
     realtimeFactor: (r.info.durationMs ?? 0) / r.wallMs,
     startLatencyMs: run.startLatencyMs,
     timeToAvailableMs: run.timeToAvailableMs,
@@ -401,6 +450,10 @@ async function main() {
         // Once started (from 5 s in to the end): the cost per second of a long call.
         steadyCoresPerRecording: round(t.steadyCores - participantsCores), floorSteadyCores: round(floor.steadyCores),
         steadyRatioToFloor: round((t.steadyCores - participantsCores) / floor.steadyCores),
+        // The steady window by part of the tree (cores): where the recording's cost goes.
+        // `server` includes the synthetic participants (participantsCores), `decoder` any
+        // per-source decoder process (H.264 sources; none here).
+        steadyCoresByPart: t.steadyParts, participantsCores: round(participantsCores),
         // What a recording costs once, on top: start (worker, FFmpeg starts, JIT), stop, finishing the file.
         startStopCpuSeconds: round((t.cores - t.steadyCores) * t.wall),
         serverSteadyCoresPerRecording: round(Math.max(0, t.steadyServerCores - participantsCores)),
