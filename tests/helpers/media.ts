@@ -163,14 +163,21 @@ export function avOffsetMs(file: string, marker: Rect | Rect[], toneHz: number, 
   return medianNearestOffset(videoEdges, beepEdgesMs(audioSamples(file), toneHz), 240);
 }
 
-/** Rising edges (ms) of a tone in 48 kHz audio: where the synthetic participants' beeps start. */
+/**
+ * Rising edges (ms) of a tone in 48 kHz audio: where the synthetic participants' beeps start.
+ * The threshold is a quarter of a beep's level, taken as the 90th percentile of the tone's power
+ * rather than its maximum: one loud moment (a click, two sources briefly summed) would otherwise
+ * raise the bar above every ordinary beep and leave none to pair. A tone that beeps at all is on
+ * far more than a tenth of the time, so that percentile lies on a beep's plateau.
+ */
 export function beepEdgesMs(pcm: Float32Array, toneHz: number): number[] {
   const hop = 240; // 5 ms
   const power: number[] = [];
   for (let o = 0; o + hop * 2 <= pcm.length; o += hop) power.push(toneShare(pcm.subarray(o, o + hop * 2), toneHz) * energy(pcm.subarray(o, o + hop * 2)));
-  const max = Math.max(...power);
+  const sorted = [...power].sort((x, y) => x - y);
+  const level = sorted[Math.floor(sorted.length * 0.9)] ?? 0;
   const edges: number[] = [];
-  for (let k = 1; k < power.length; k++) if (power[k] > max * 0.25 && power[k - 1] <= max * 0.25) edges.push((k * hop * 1000) / 48000);
+  for (let k = 1; k < power.length; k++) if (power[k] > level * 0.25 && power[k - 1] <= level * 0.25) edges.push((k * hop * 1000) / 48000);
   return edges;
 }
 

@@ -105,9 +105,11 @@ test('tracks: true — one clean file per camera, screen and microphone, with it
       const pcm = audioSamples(file);
       expect({ file: t.location.key, tone: toneShare(pcm, want.toneHz) > 0.5 }).toEqual({ file: t.location.key, tone: true });
       // Lined up with the composite: its beeps, placed at `start`, fall where the composite's are.
-      const lag = medianNearestOffset(beepEdgesMs(pcm, want.toneHz).map((e) => e + t.start), beepEdgesMs(compositePcm, want.toneHz), 200);
+      const trackEdges = beepEdgesMs(pcm, want.toneHz).map((e) => e + t.start);
+      const compositeEdges = beepEdgesMs(compositePcm, want.toneHz);
+      const lag = medianNearestOffset(trackEdges, compositeEdges, 200);
       // eslint-disable-next-line no-console
-      console.log(`${t.location.key}: composite − track ${lag.medianMs} ms over ${lag.pairs} beeps`);
+      console.log(`${t.location.key}: composite − track ${lag.medianMs} ms over ${lag.pairs} beeps; track edges ${JSON.stringify(trackEdges.map(Math.round))}, composite ${JSON.stringify(compositeEdges.map(Math.round))}`);
       expect(lag.pairs).toBeGreaterThanOrEqual(3);
       expect(Math.abs(lag.medianMs)).toBeLessThanOrEqual(67); // a frame at 15 fps
     }
