@@ -4,8 +4,9 @@
  *
  * - floor: ONE bare FFmpeg doing the same work on the same inputs — N × VP8 360p decode, the
  *   same filter graph (scale, labels, pad, xstack), N × Opus decode + mix, and the same x264/AAC
- *   settings into fragmented MP4 — read in real time (`-re`). Run before the recording and after
- *   it (`floorRuns`); the ratio is to their mean.
+ *   settings into fragmented MP4 — read in real time (`-re`). Floors and recordings alternate
+ *   over `--rounds` rounds (`floorRuns`, `ratioRounds`); each recording is set against the floors
+ *   either side of it, and the case's figures are means over the rounds.
  * - tessera: the real pipeline fed by synthetic participants in real time: this process plays
  *   the server (it forwards encoded media to the recording's worker process and writes the
  *   worker's MP4 to the file sink); the worker runs decoders, pacer, compositor and encoder.
@@ -213,6 +214,15 @@ function steadyWindow(seconds: number, exclude: () => number[], own = false) {
 
 type Part = 'server' | 'worker' | 'epoch' | 'audioEncoder' | 'decoder';
 
+/** The mean of several runs' steadyWindow parts (runs without a window are left out). */
+function meanParts(all: Array<Record<Part | 'other', number> | null>): Record<Part | 'other', number> | null {
+  const have = all.filter((x): x is Record<Part | 'other', number> => x !== null);
+  if (have.length === 0) return null;
+  const out = { ...have[0] };
+  for (const k of Object.keys(out) as (Part | 'other')[]) out[k] = round(have.reduce((s, x) => s + x[k], 0) / have.length);
+  return out;
+}
+
 /** CPU seconds of each live process of the tree (its own, not its reaped children's), by part. */
 function partsCpuSeconds(exclude: number[]): Map<number, { part: Part; s: number }> {
   const m = new Map<number, { part: Part; s: number }>();
@@ -411,8 +421,9 @@ async function participantsOnlyCores(ffmpeg: string, n: number, seconds: number)
 }
 
 async function main() {
-  const a = parseArgs(process.argv.slice(2), { json: 'string', seconds: 'number', cases: 'string' });
+  const a = parseArgs(process.argv.slice(2), { json: 'string', seconds: 'number', cases: 'string', rounds: 'number' });
   const seconds = Number(a.seconds ?? 20);
+  const rounds = Math.max(1, Math.round(Number(a.rounds ?? 3)));
   const cases = String(a.cases ?? '4,9').split(',').map(Number);
   const config = loadConfig();
   const ffmpeg = resolveFfmpegPath(config);
@@ -432,34 +443,61 @@ async function main() {
       // The floor is run before the recording and again after it, and the two are averaged: this
       // machine's speed drifts by 10-20 % within minutes (docs/workers.md, day 16), and one floor
       // run 20 s away from the recording moved the ratio more than the recording's own cost did.
-      const floorBefore = await floorRun(ffmpeg, dir, n, seconds, config);
-      const participantsCores = await participantsOnlyCores(ffmpeg, n, 8);
-      const t = await tesseraRun(ffmpeg, dir, n, seconds, config);
-      const floorAfter = await floorRun(ffmpeg, dir, n, seconds, config, 'floor-after');
-      const floor = { cores: (floorBefore.cores + floorAfter.cores) / 2, steadyCores: (floorBefore.steadyCores + floorAfter.steadyCores) / 2, rssMB: Math.max(floorBefore.rssMB, floorAfter.rssMB) };
+      // Several rounds (`--rounds`, 3 by default), alternating: floor, recording, floor,
+      // recording, ... floor. The same code measured 1.10-1.34 in single rounds across one day
+      // (docs/workers.md, day 19): a run's own cost moves by about ±7 %, so one round cannot
+      // tell 1.2 from 1.3. The first round's recording is also analysed (lip sync, repeats, RSS,
+      // latency); the CPU figures are means over the rounds, each recording against the mean of
+      // the floors run just before and after it, and its participants measured just before it.
+      const floors = [await floorRun(ffmpeg, dir, n, seconds, config, 'floor0')];
+      const partsByRound: number[] = [];
+      const runs: Array<Awaited<ReturnType<typeof recordRun>>> = [];
+      let t!: ReturnType<typeof analyse>;
+      for (let k = 0; k < rounds; k++) {
+        partsByRound.push(await participantsOnlyCores(ffmpeg, n, 8));
+        const run = await recordRun(ffmpeg, dir, n, seconds, config, `tessera${k}`);
+        if (k === 0) t = analyse(run);
+        // Each round's own figures in the log (the JSON keeps their means): which part moved.
+        console.error(JSON.stringify({ round: k, participants: n, cores: round(run.cores), steadyCores: round(run.steadyCores), participantsCores: round(partsByRound[k]), steadyCoresByPart: run.steadyParts }));
+        fs.rmSync(run.file, { force: true });
+        runs.push(run);
+        floors.push(await floorRun(ffmpeg, dir, n, seconds, config, `floor${k + 1}`));
+        fs.rmSync(path.join(dir, `floor${k + 1}.mp4`), { force: true });
+      }
+      const avg = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
+      const around = (k: number, f: (x: (typeof floors)[number]) => number) => (f(floors[k]) + f(floors[k + 1])) / 2;
+      const participantsCores = avg(partsByRound);
+      const floor = { cores: avg(runs.map((_, k) => around(k, (x) => x.cores))), steadyCores: avg(runs.map((_, k) => around(k, (x) => x.steadyCores))), rssMB: Math.max(...floors.map((x) => x.rssMB)) };
+      const cpu = {
+        cores: avg(runs.map((r) => r.cores)), steadyCores: avg(runs.map((r) => r.steadyCores)),
+        serverCores: avg(runs.map((r) => r.serverCores)), steadyServerCores: avg(runs.map((r) => r.steadyServerCores)),
+        steadyParts: meanParts(runs.map((r) => r.steadyParts)),
+      };
       const c = {
         name: `grid-${n}-${config.video.width}x${config.video.height}@${config.video.fps}`,
         participants: n, width: config.video.width, height: config.video.height, fps: config.video.fps, recordings: 1,
         // The tree includes this process, which also plays the participants: what they cost it
         // alone (measured side by side) is not the recording's — in a server it is the SFU
         // receiving their media, recorded or not — and the floor, reading files, has no such cost.
-        coresPerRecording: round(t.cores - participantsCores), floorCoresPerRecording: round(floor.cores), ratioToFloor: round((t.cores - participantsCores) / floor.cores),
-        coresWithParticipants: round(t.cores),
-        // The two floor runs (before and after the recording) that floorCoresPerRecording averages.
-        floorRuns: [round(floorBefore.cores), round(floorAfter.cores)],
+        coresPerRecording: round(cpu.cores - participantsCores), floorCoresPerRecording: round(floor.cores), ratioToFloor: round((cpu.cores - participantsCores) / floor.cores),
+        coresWithParticipants: round(cpu.cores),
+        // Each round's ratio (its recording against the floors either side of it), and the floor
+        // runs in the order they ran: how much the figure moves within one benchmark.
+        ratioRounds: runs.map((r, k) => round((r.cores - partsByRound[k]) / around(k, (x) => x.cores))),
+        floorRuns: floors.map((x) => round(x.cores)),
         // Once started (from 5 s in to the end): the cost per second of a long call.
-        steadyCoresPerRecording: round(t.steadyCores - participantsCores), floorSteadyCores: round(floor.steadyCores),
-        steadyRatioToFloor: round((t.steadyCores - participantsCores) / floor.steadyCores),
+        steadyCoresPerRecording: round(cpu.steadyCores - participantsCores), floorSteadyCores: round(floor.steadyCores),
+        steadyRatioToFloor: round((cpu.steadyCores - participantsCores) / floor.steadyCores),
         // The steady window by part of the tree (cores): where the recording's cost goes.
         // `server` includes the synthetic participants (participantsCores), `decoder` any
         // per-source decoder process (H.264 sources; none here).
-        steadyCoresByPart: t.steadyParts, participantsCores: round(participantsCores),
+        steadyCoresByPart: cpu.steadyParts, participantsCores: round(participantsCores),
         // What a recording costs once, on top: start (worker, FFmpeg starts, JIT), stop, finishing the file.
         startStopCpuSeconds: round((t.cores - t.steadyCores) * t.wall),
-        serverSteadyCoresPerRecording: round(Math.max(0, t.steadyServerCores - participantsCores)),
+        serverSteadyCoresPerRecording: round(Math.max(0, cpu.steadyServerCores - participantsCores)),
         realtimeFactor: round(t.realtimeFactor), framesDropped: t.stats.framesDropped, framesDuplicated: t.stats.framesDuplicated,
         rssMBPerRecording: Math.round(t.rssMB), pssMBPerRecording: Math.round(t.pssMB), spareWorkerMB: spareWorkerMB(), floorRssMB: Math.round(floor.rssMB), startLatencyMs: Math.round(t.startLatencyMs), timeToAvailableMs: Math.round(t.timeToAvailableMs),
-        avOffsetMs: Math.round(t.avOffsetMs), repeatedShare: round(t.repeatedShare), tileRepeatedShare: round(t.tileRepeatedShare), serverCoresPerRecording: round(Math.max(0, t.serverCores - participantsCores)), serverCoresWithParticipants: round(t.serverCores), psnrDb: null as number | null, status: t.info.status,
+        avOffsetMs: Math.round(t.avOffsetMs), repeatedShare: round(t.repeatedShare), tileRepeatedShare: round(t.tileRepeatedShare), serverCoresPerRecording: round(Math.max(0, cpu.serverCores - participantsCores)), serverCoresWithParticipants: round(cpu.serverCores), psnrDb: null as number | null, status: t.info.status,
       };
       results.push(c);
       console.log(JSON.stringify(c));
@@ -501,7 +539,7 @@ async function main() {
         const tr = pairs[pairs.length - 1][1];
         const tracksCase = {
           name: `grid-${n}-tracks`, participants: n, recordings: 1, tracks: (tr.r.info.tracks ?? []).length,
-          tracksCoresAdded: round(tracksCores), tracksCpuShare: round(tracksCores / (t.cores - participantsCores)), tracksRssMBAdded: Math.round(mean(([a, b]) => b.mem - a.mem)),
+          tracksCoresAdded: round(tracksCores), tracksCpuShare: round(tracksCores / (cpu.cores - participantsCores)), tracksRssMBAdded: Math.round(mean(([a, b]) => b.mem - a.mem)),
           tracksBytes: (tr.r.info.tracks ?? []).reduce((s, x) => s + (x.bytes ?? 0), 0), status: tr.r.info.status,
         };
         results.push(tracksCase);
