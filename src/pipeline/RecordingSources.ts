@@ -206,6 +206,7 @@ export class RecordingSources {
       this.direct = false;
       for (const o of this.#map.values()) {
         o.tile.gop.clear();
+        o.pictureDelay.reset();
         this.#renderCard(o);
       }
       this.renderWaitingCard();

@@ -41,6 +41,16 @@ export class PictureDelay {
   get ms(): number {
     return this.#ms;
   }
+  /**
+   * Back to the default, for pictures that take another path (a switch to decoded tiles, which
+   * notes nothing): else the figure of the direct epochs' first seconds, when frames wait longest
+   * while the clock starts, would hold for the rest of the recording (day 21: a participant's
+   * audio 25–40 ms later than their pictures and their own track).
+   */
+  reset(): void {
+    this.#ms = this.defaultMs;
+    this.#seen = 0;
+  }
 }
 
 /**

@@ -92,6 +92,12 @@ describe('audio', () => {
     expect(d.ms).toBeLessThan(22);
     d.note(-5000); d.note(NaN); d.note(5000);
     expect(d.ms).toBeGreaterThan(12);
+    // A reset (decoded tiles from now on) forgets the past: the default, then the first note at once.
+    for (let i = 0; i < 60; i++) d.note(75);
+    d.reset();
+    expect(d.ms).toBe(16);
+    d.note(40);
+    expect(d.ms).toBe(40);
   });
   test('the mix sums, and never clips: a gain brings loud sums under full scale', () => {
     const m = new Mixer();
