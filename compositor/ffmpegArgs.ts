@@ -34,23 +34,31 @@ function vp8Input(pipe: string): string[] {
 }
 
 /**
- * Video decoder for one source: IVF (VP8) or Annex-B (H.264) on stdin, raw yuv420p frames of a
- * fixed size on stdout, letterboxed to keep the picture's aspect (so a resolution change upstream
- * never changes the raw frame size Node slices on). One thread: decode latency is one frame.
+ * Video decoder for one source: IVF on stdin (VP8, or H.264 access units under the fourcc
+ * H264), raw yuv420p frames of a fixed size on stdout, letterboxed to keep the picture's aspect
+ * (so a resolution change upstream never changes the raw frame size Node slices on).
+ *
+ * Each picture comes out as soon as its frame is in (about 2 ms), with both FFmpegs (day 22):
+ * - One decoder thread, and one encoder thread for the raw output (`-threads 1` after the
+ *   input): Debian's 5.1 gives the rawvideo encoder frame threads, and then hands each picture
+ *   on only when the next one is encoded: a frame interval late (67 ms at 15 fps).
+ * - H.264 in IVF, not as an Annex-B stream: FFmpeg's Annex-B demuxer finds the end of an access
+ *   unit only at the start of the next, another frame interval (the bundled 4.1 held one frame
+ *   of H.264 that way, Debian's 5.1 two with the encoder's).
  */
-export function videoDecoderArgs(codec: 'vp8' | 'h264', out: { w: number; h: number }, background = '0x181818'): string[] {
-  const demux = codec === 'vp8' ? ['-f', 'ivf'] : ['-f', 'h264'];
+export function videoDecoderArgs(out: { w: number; h: number }, background = '0x181818'): string[] {
   return [
     ...COMMON,
     // No `-fflags nobuffer`: it discards the packets read while probing the input, which is
     // the very first keyframe, leaving the decoder blind until the next one.
     '-flags', 'low_delay', '-probesize', '32', '-analyzeduration', '0',
     '-threads', '1',
-    ...demux, '-i', 'pipe:0',
+    '-f', 'ivf', '-i', 'pipe:0',
     '-an',
     '-vf', letterboxFilter(out, background),
     // passthrough: one output frame per decoded frame (no frame-rate conversion; Node paces).
     '-vsync', 'passthrough',
+    '-threads', '1',
     '-f', 'rawvideo', '-pix_fmt', 'yuv420p', 'pipe:1',
   ];
 }

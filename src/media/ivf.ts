@@ -1,11 +1,12 @@
 /** IVF, the simplest VP8 container: a 32-byte file header, then a 12-byte header per frame. */
 
-export function ivfFileHeader(width: number, height: number, fpsNum = 90000, fpsDen = 1): Buffer {
+/** `fourcc` VP80, or H264 for H.264 access units (Annex B), which FFmpeg's IVF demuxer also takes. */
+export function ivfFileHeader(width: number, height: number, fpsNum = 90000, fpsDen = 1, fourcc: 'VP80' | 'H264' = 'VP80'): Buffer {
   const b = Buffer.alloc(32);
   b.write('DKIF', 0, 'latin1');
   b.writeUInt16LE(0, 4); // version
   b.writeUInt16LE(32, 6); // header size
-  b.write('VP80', 8, 'latin1');
+  b.write(fourcc, 8, 'latin1');
   b.writeUInt16LE(width, 12);
   b.writeUInt16LE(height, 14);
   b.writeUInt32LE(fpsNum, 16); // timebase denominator (rate)

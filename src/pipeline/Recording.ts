@@ -415,7 +415,7 @@ export class Recording extends EventEmitter<Events> {
   #videoTick(tick: number): void {
     if (!this.#audioEnc) return;
     this.#startPendingEpoch();
-    const frameFor = this.#content.rawTick();
+    const frameFor = this.#content.rawTick(this.#pacer.t0 + (tick * 1000) / this.#fps);
     // A shed tick composes nothing: raw tiles are not written, and a direct epoch's decoders
     // take the frames that arrive meanwhile into its next picture (see DirectFeed).
     const shed = !this.#strides.composes(tick);

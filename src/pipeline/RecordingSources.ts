@@ -109,7 +109,10 @@ export class RecordingSources {
     const { config, ffmpegPath, quietNow } = this.#o;
     const log = this.#o.logger.child({ sourceId: source.id });
     const size = TILE_SIZE[source.kind];
-    const video = new VideoDecoder({ ffmpegPath, width: size.w, height: size.h, logger: log.child({ proc: 'vdec' }), stallMs: config.stallTimeoutMs, requestKeyframe: () => source.requestKeyframe(), quietNow });
+    const video = new VideoDecoder({ ffmpegPath, width: size.w, height: size.h, logger: log.child({ proc: 'vdec' }), stallMs: config.stallTimeoutMs, requestKeyframe: () => source.requestKeyframe(), quietNow,
+      // A decoded tile's picture delay: from its frame's arrival, through the decoder, to the
+      // tick that shows it (what a direct epoch notes in #routeVp8, plus the decoder's latency).
+      onShown: (ms) => state.pictureDelay.note(ms) });
     const audio = new AudioDecoder({ logger: log.child({ proc: 'adec' }) });
     video.on('restart', this.#o.onRestart);
     audio.on('restart', this.#o.onRestart);

@@ -13,14 +13,16 @@ const KEYFRAME_REASK_MS = 1000;
 /** At most this many frames are held for a decoder that is starting (2 s at 30 fps). */
 const MAX_EARLY_FRAMES = 60;
 /**
- * Frames a decoder process keeps inside however fast it decodes. Debian's FFmpeg 5.1 returns each
- * picture only once the next frame has been written (measured: one frame in, nothing out after
- * 1.5 s; the second in, the first out); the bundled 4.1 returns it at once. So after a pause in a
- * sender's frames (a browser short of CPU or bandwidth, an encoder dropping frames after a big
- * keyframe, a camera turned off) the last frame before it is still inside, its write time ages,
- * and the decoder looked more than a second behind real time although it had nothing to do: it
- * then threw away every frame until a keyframe (the tile held one picture for seconds, and the
- * keyframe's own picture again waited inside for the next frame).
+ * Frames a decoder process may keep inside however fast it decodes. Debian's FFmpeg 5.1 returned
+ * each picture only once the next frame had been written (measured: one frame in, nothing out
+ * after 1.5 s; the second in, the first out); the bundled 4.1 returned it at once. So after a
+ * pause in a sender's frames (a browser short of CPU or bandwidth, an encoder dropping frames
+ * after a big keyframe, a camera turned off) the last frame before it was still inside, its write
+ * time aged, and the decoder looked more than a second behind real time although it had nothing
+ * to do: it then threw away every frame until a keyframe (the tile held one picture for seconds,
+ * and the keyframe's own picture again waited inside for the next frame). The hold itself was
+ * the raw output's frame-threaded encoder and is gone since day 22 (`-threads 1` on the output:
+ * videoDecoderArgs); the tolerance stays, since a build's threading is not ours to rely on.
  */
 export const DECODER_HOLD_FRAMES = 1;
 /** A gap between a source's frames longer than this is a pause in its input (see push()). */
@@ -49,6 +51,17 @@ export class VideoDecoder extends SupervisedDecoder {
    * instead of dropping one frame and repeating the next.
    */
   #queue: Buffer[] = [];
+  /** When each queued frame's encoded frame reached this decoder (performance.now()), in step with #queue. */
+  #queueArrivals: number[] = [];
+  /**
+   * When each frame still inside the decoder arrived (performance.now(), oldest first): a shown
+   * picture's delay from arrival is what its source's audio must wait (lip sync, day 22). Frames
+   * that waited for the process to start, or (held inside by Debian's 5.1) through a pause in
+   * the source's input, are NaN: their wait is not the decoder's usual one.
+   */
+  #arrivals: number[] = [];
+  /** Told, for each decoded picture a tick takes, how long after its arrival that tick is due. */
+  #onShown: ((delayMs: number) => void) | undefined;
   #shown: Buffer | null = null;
   /** Consecutive ticks that found more than one frame waiting (see take()). */
   #backlogTicks = 0;
@@ -75,7 +88,7 @@ export class VideoDecoder extends SupervisedDecoder {
   /** Frames (from a keyframe on) that came while no process was running. */
   #early: EncodedVideoFrame[] = [];
 
-  constructor(opts: { ffmpegPath: string; width: number; height: number; logger: Logger; stallMs: number; requestKeyframe: () => void; maxLagMs?: number; quietNow?: () => number }) {
+  constructor(opts: { ffmpegPath: string; width: number; height: number; logger: Logger; stallMs: number; requestKeyframe: () => void; maxLagMs?: number; quietNow?: () => number; onShown?: (delayMs: number) => void }) {
     super(opts.ffmpegPath, opts.logger, opts.stallMs);
     this.#quietNow = opts.quietNow ?? Date.now;
     this.maxLagMs = opts.maxLagMs ?? 1000;
@@ -84,6 +97,7 @@ export class VideoDecoder extends SupervisedDecoder {
     this.frameBytes = (opts.width * opts.height * 3) / 2;
     this.#reader = new RawFrameReader(this.frameBytes);
     this.#requestKeyframe = opts.requestKeyframe;
+    this.#onShown = opts.onShown;
   }
 
   /** RawFrameReader copies every read into a frame at once, so reads can share one buffer. */
@@ -94,7 +108,7 @@ export class VideoDecoder extends SupervisedDecoder {
   }
 
   protected args(): string[] {
-    return videoDecoderArgs(this.#codec ?? 'vp8', { w: this.width, h: this.height });
+    return videoDecoderArgs({ w: this.width, h: this.height });
   }
 
   protected onSpawn(_proc: FfmpegProcess): void {
@@ -102,6 +116,7 @@ export class VideoDecoder extends SupervisedDecoder {
     this.#needKeyframe = true;
     this.#ivfHeaderWritten = false;
     this.#writeTimes = [];
+    this.#arrivals = [];
     this.#reader.reset();
     const early = this.#early;
     this.#early = [];
@@ -123,10 +138,15 @@ export class VideoDecoder extends SupervisedDecoder {
         this.#producing = true;
         const now = Date.now();
         this.#writeTimes = this.#writeTimes.map((t) => Math.max(t, now));
+        // Nor do they say how long pictures wait once it runs (they waited for the process: up
+        // to a second), which the source's audio would then wait too for seconds (see take()).
+        this.#arrivals.fill(NaN);
       }
       this.#queue.push(frame);
+      this.#queueArrivals.push(this.#arrivals.shift() ?? NaN);
       if (this.#queue.length > 3) {
         releaseFrame(this.#queue.shift()!);
+        this.#queueArrivals.shift();
         this.framesDropped++;
       }
       this.latestAt = this.#quietNow();
@@ -140,8 +160,12 @@ export class VideoDecoder extends SupervisedDecoder {
     return this.#shown;
   }
 
-  /** The frame for this tick: the next decoded one, else the last shown again; null if none yet. */
-  take(): Buffer | null {
+  /**
+   * The frame for this tick: the next decoded one, else the last shown again; null if none yet.
+   * `dueAt` (performance.now() time the tick is due): a new picture's delay from its arrival is
+   * reported to `onShown`.
+   */
+  take(dueAt?: number): Buffer | null {
     // A burst leaves frames queued for good (one in, one out per tick), and every queued frame
     // is 1/fps of video latency against the audio. Once the backlog has lasted half a second,
     // catch up by skipping to the newest frame.
@@ -149,11 +173,14 @@ export class VideoDecoder extends SupervisedDecoder {
       if (++this.#backlogTicks >= 15) {
         this.framesDropped += this.#queue.length - 1;
         for (const f of this.#queue.splice(0, this.#queue.length - 1)) releaseFrame(f);
+        this.#queueArrivals.splice(0, this.#queueArrivals.length - 1);
         this.#backlogTicks = 0;
       }
     } else this.#backlogTicks = 0;
     const next = this.#queue.shift();
+    const arrivedAt = this.#queueArrivals.shift();
     if (next) {
+      if (dueAt !== undefined && arrivedAt !== undefined && Number.isFinite(arrivedAt)) this.#onShown?.(dueAt - arrivedAt);
       // The queue's reference becomes the shown picture's; the picture it replaces is let go
       // (the encoder holds its own reference while writing it).
       if (this.#shown) releaseFrame(this.#shown);
@@ -189,7 +216,10 @@ export class VideoDecoder extends SupervisedDecoder {
     // held two under load (measured in decoder-pause with two busy loops: 6 of 8 runs failed), and the
     // second-newest frame before a 1.5 s pause then looked 1.5 s late, so the tile was dropped
     // to a keyframe. A decoder that is really behind is fed without pauses and is still caught.
-    if (this.#lastPushAt > 0 && now - this.#lastPushAt > INPUT_PAUSE_MS) this.#writeTimes = this.#writeTimes.map((t) => Math.max(t, now));
+    if (this.#lastPushAt > 0 && now - this.#lastPushAt > INPUT_PAUSE_MS) {
+      this.#writeTimes = this.#writeTimes.map((t) => Math.max(t, now));
+      this.#arrivals.fill(NaN);
+    }
     this.#lastPushAt = now;
     // The oldest frame not out yet should have come out once DECODER_HOLD_FRAMES more were
     // written: lateness counts from then, not from its own write (see DECODER_HOLD_FRAMES).
@@ -199,6 +229,7 @@ export class VideoDecoder extends SupervisedDecoder {
       // old video as live is worse than a skip. Drop to the next keyframe, asked for now.
       this.log.warn({ lagMs: now - dueSince, queued: this.#writeTimes.length }, 'decoder behind real time; skipping to a keyframe');
       this.#writeTimes = [];
+      this.#arrivals = [];
       this.framesSkipped++;
       this.#needKeyframe = true;
       this.#ask(now);
@@ -220,18 +251,19 @@ export class VideoDecoder extends SupervisedDecoder {
         return;
       }
       this.#needKeyframe = false;
-      if (frame.codec === 'vp8' && !this.#ivfHeaderWritten) {
-        // Once per process: the IVF stream header, sized from the first keyframe.
+      if (!this.#ivfHeaderWritten) {
+        // Once per process: the IVF stream header, sized from the first keyframe (for H.264
+        // the decoder takes the size from the SPS; the header's is only a hint).
         this.#ivfHeaderWritten = true;
-        const size = vp8KeyframeInfo(frame.data) ?? { width: frame.width ?? this.width, height: frame.height ?? this.height };
-        this.write(ivfFileHeader(size.width, size.height));
+        const size = (frame.codec === 'vp8' ? vp8KeyframeInfo(frame.data) : null) ?? { width: frame.width ?? this.width, height: frame.height ?? this.height };
+        this.write(ivfFileHeader(size.width, size.height, 90000, 1, frame.codec === 'vp8' ? 'VP80' : 'H264'));
       }
     }
-    if (this.#writeTimes.length < 512) this.#writeTimes.push(now);
-    const ok =
-      frame.codec === 'vp8'
-        ? this.write(Buffer.concat([ivfFrameHeader(frame.data.length, this.#pts++), frame.data]))
-        : this.write(frame.data);
+    if (this.#writeTimes.length < 512) {
+      this.#writeTimes.push(now);
+      this.#arrivals.push(performance.now());
+    }
+    const ok = this.write(Buffer.concat([ivfFrameHeader(frame.data.length, this.#pts++), frame.data]));
     if (!ok && this.proc) {
       // Input was lost (decoder backed up): the next frames would reference missing ones.
       this.#needKeyframe = true;

@@ -23,33 +23,45 @@ export const AUDIO_TOLERANCE_MS = 8;
 /**
  * How long a source's pictures wait between arriving and the tick that shows them (0 to one tick,
  * by where its frames fall between the recording's ticks, plus FrameTicks' margin; less, even
- * below 0, for frames a starved worker read late), smoothed over about a second. Its audio
- * is made to wait as long, so each participant's lip sync is kept on its own phase.
+ * below 0, for frames a starved worker read late; with decoded tiles, the decoder's latency and
+ * the frames queued after it too), as the mean of its last WINDOW pictures (about half a
+ * second). Its audio is made to wait as long, so each participant's lip sync is kept on its own
+ * phase.
+ *
+ * A window rather than a running average since day 22: a decoder that starts puts out its
+ * backlog at once, and those first pictures wait 200-500 ms before the queue catches up, which
+ * a running average that starts as a plain mean carried for seconds (audio up to 190 ms late
+ * between 1.8 and 3 s into a recording on decoded tiles). A window forgets them half a second
+ * after the queue has caught up, and is no noisier in the steady state.
  */
 export class PictureDelay {
-  #ms: number;
-  #seen = 0;
-  constructor(readonly defaultMs: number) {
-    this.#ms = defaultMs;
-  }
+  static readonly WINDOW = 16;
+  readonly #notes = new Float64Array(PictureDelay.WINDOW);
+  #count = 0;
+  #next = 0;
+  #sum = 0;
+  constructor(readonly defaultMs: number) {}
   note(ms: number): void {
     if (!(ms >= -1000 && ms <= 1000)) return;
-    // The first frames set it at once (a plain mean), then an average over ~30 frames.
-    this.#seen++;
-    this.#ms += (ms - this.#ms) / Math.min(this.#seen, 30);
+    if (this.#count === PictureDelay.WINDOW) this.#sum -= this.#notes[this.#next];
+    else this.#count++;
+    this.#notes[this.#next] = ms;
+    this.#sum += ms;
+    this.#next = (this.#next + 1) % PictureDelay.WINDOW;
   }
   get ms(): number {
-    return this.#ms;
+    return this.#count ? this.#sum / this.#count : this.defaultMs;
   }
   /**
-   * Back to the default, for pictures that take another path (a switch to decoded tiles, which
-   * notes nothing): else the figure of the direct epochs' first seconds, when frames wait longest
-   * while the clock starts, would hold for the rest of the recording (day 21: a participant's
-   * audio 25–40 ms later than their pictures and their own track).
+   * Back to the default, for pictures that take another path (a switch to decoded tiles, whose
+   * pictures also wait in a decoder): else the figure of the direct epochs' first seconds, when
+   * frames wait longest while the clock starts, would be averaged into the new path's (day 21: a
+   * participant's audio 25–40 ms later than their pictures and their own track).
    */
   reset(): void {
-    this.#ms = this.defaultMs;
-    this.#seen = 0;
+    this.#count = 0;
+    this.#next = 0;
+    this.#sum = 0;
   }
 }
 

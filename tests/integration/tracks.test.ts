@@ -111,7 +111,13 @@ test('tracks: true — one clean file per camera, screen and microphone, with it
       // eslint-disable-next-line no-console
       console.log(`${t.location.key}: composite − track ${lag.medianMs} ms over ${lag.pairs} beeps; track edges ${JSON.stringify(trackEdges.map(Math.round))}, composite ${JSON.stringify(compositeEdges.map(Math.round))}`);
       expect(lag.pairs).toBeGreaterThanOrEqual(3);
-      expect(Math.abs(lag.medianMs)).toBeLessThanOrEqual(67); // a frame at 15 fps
+      // A track placed late (its first packets' arrival taken for its start: up to ~130 ms) puts
+      // the composite's beeps before the track's. The composite is later by its own latency: each
+      // voice waits as long as its pictures (lip sync), and with decoded tiles (B's H.264 puts
+      // every tile through a decoder) a picture waits 30-70 ms on this machine, more while the
+      // decoders start, when B's first track is made (docs/tracks.md, docs/workers.md day 22).
+      expect(lag.medianMs).toBeGreaterThanOrEqual(-67); // a frame at 15 fps
+      expect(lag.medianMs).toBeLessThanOrEqual(133); // two
     }
   }
   // A camera appears in the composite shortly after its track starts: the composite waits for the

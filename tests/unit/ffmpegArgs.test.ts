@@ -65,9 +65,11 @@ describe('argv builders', () => {
   });
 
   test('decoders: VP8 in IVF or H.264 Annex-B in, fixed-size letterboxed raw out', () => {
-    expect(videoDecoderArgs('vp8', { w: 640, h: 360 }).join(' ')).toContain('-f ivf -i pipe:0');
-    expect(videoDecoderArgs('h264', { w: 640, h: 360 }).join(' ')).toContain('-f h264 -i pipe:0');
-    expect(videoDecoderArgs('vp8', { w: 640, h: 360 }).join(' ')).toContain('scale=640:360:force_original_aspect_ratio=decrease,pad=640:360');
+    // VP8 and H.264 alike in IVF; one thread for the decoder and one for the raw output (a
+    // frame-threaded rawvideo encoder holds each picture until the next: docs/workers.md day 22).
+    expect(videoDecoderArgs({ w: 640, h: 360 }).join(' ')).toContain('-threads 1 -f ivf -i pipe:0');
+    expect(videoDecoderArgs({ w: 640, h: 360 }).join(' ')).toContain('-threads 1 -f rawvideo');
+    expect(videoDecoderArgs({ w: 640, h: 360 }).join(' ')).toContain('scale=640:360:force_original_aspect_ratio=decrease,pad=640:360');
   });
 });
 
