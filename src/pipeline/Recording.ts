@@ -223,6 +223,8 @@ export class Recording extends EventEmitter<Events> {
       quietNow,
       content: this.#content,
       onVp8: (s, f) => this.#routeVp8(s, f),
+      // Decoded tiles: shown from the tick of their capture time too, once the clock runs.
+      frameTick: (s, f) => (this.#pacer.started ? this.#frameTick(s, f, performance.now()) : undefined),
       onCodecSwitch: () => this.#relayoutSoon(),
       onRestart: () => this.stats.decoderRestarts++,
       onClose: (id) => this.removeSource(id),
@@ -382,19 +384,8 @@ export class Recording extends EventEmitter<Events> {
 
   /** A direct epoch's tiles take a source's VP8 frame as it arrives (see RecordingSources). */
   #routeVp8(s: SourceState, f: EncodedVideoFrame): void {
-    // The first tick that can show it: the clock's next, or a later one by wall time while the
-    // clock catches up (pictures of the ticks between are composed without it).
     const now = performance.now();
-    let next = this.#pacer.nextTickAt(now);
-    // Its own tick by its capture time (FrameTicks), unless that tick is made already. While the
-    // clock catches up (a starved worker read it late), that can be a tick before the one due
-    // now by wall time: a frame captured in time for a tick still to be made is shown there, so
-    // the ticks made in the catch-up are not all repeats (a join in 0.45 cores: day 18).
-    if (this.#pacer.started) {
-      const own = s.frameTicks.place(f.rtpTimestamp, ((now - this.#pacer.t0) * this.#fps) / 1000);
-      if (own < this.#pacer.ticks) s.frameTicks.late++;
-      next = Math.max(own, this.#pacer.ticks);
-    }
+    const next = this.#frameTick(s, f, now);
     // How long it waits to be shown (the first composed tick from there, when ticks are shed):
     // the source's audio is made to wait as long (lip sync).
     let shown = next;
@@ -410,12 +401,33 @@ export class Recording extends EventEmitter<Events> {
     }
   }
 
+  /**
+   * The tick that shows a source's video frame arriving `now`: its own by its capture time
+   * (FrameTicks), or the first the clock can still make. The same for direct epochs (#routeVp8)
+   * and decoded tiles (VideoDecoder.take).
+   */
+  #frameTick(s: SourceState, f: EncodedVideoFrame, now: number): number {
+    // The first tick that can show it: the clock's next, or a later one by wall time while the
+    // clock catches up (pictures of the ticks between are composed without it).
+    let next = this.#pacer.nextTickAt(now);
+    // Its own tick by its capture time (FrameTicks), unless that tick is made already. While the
+    // clock catches up (a starved worker read it late), that can be a tick before the one due
+    // now by wall time: a frame captured in time for a tick still to be made is shown there, so
+    // the ticks made in the catch-up are not all repeats (a join in 0.45 cores: day 18).
+    if (this.#pacer.started) {
+      const own = s.frameTicks.place(f.rtpTimestamp, ((now - this.#pacer.t0) * this.#fps) / 1000);
+      if (own < this.#pacer.ticks) s.frameTicks.late++;
+      next = Math.max(own, this.#pacer.ticks);
+    }
+    return next;
+  }
+
   // ---- the clock -------------------------------------------------------------------------
 
   #videoTick(tick: number): void {
     if (!this.#audioEnc) return;
     this.#startPendingEpoch();
-    const frameFor = this.#content.rawTick(this.#pacer.t0 + (tick * 1000) / this.#fps);
+    const frameFor = this.#content.rawTick(tick, this.#pacer.t0 + (tick * 1000) / this.#fps);
     // A shed tick composes nothing: raw tiles are not written, and a direct epoch's decoders
     // take the frames that arrive meanwhile into its next picture (see DirectFeed).
     const shed = !this.#strides.composes(tick);

@@ -55,6 +55,8 @@ export interface RecordingSourcesOptions {
   content: TileContent;
   /** A VP8 frame the source's tile took, for the direct epochs that show it. */
   onVp8: (s: SourceState, f: EncodedVideoFrame) => void;
+  /** The tick a decoded tile's frame is for (undefined before the clock starts): VideoDecoder.take. */
+  frameTick: (s: SourceState, f: EncodedVideoFrame) => number | undefined;
   /** A source sent H.264: epochs take decoded tiles from now on (a new layout is due). */
   onCodecSwitch: () => void;
   /** A source's decoder was restarted. */
@@ -217,7 +219,7 @@ export class RecordingSources {
     }
     if (!this.direct) {
       s.tile.decoded(f.codec);
-      s.video.push(f);
+      s.video.push(f, this.#o.frameTick(s, f));
       return;
     }
     if (s.tile.vp8(f.data, f.keyframe)) this.#o.onVp8(s, f);

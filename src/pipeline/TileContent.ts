@@ -7,7 +7,7 @@ export const WAITING_ID = '__waiting';
 /** What TileContent needs of a source in the recording. */
 export interface TileSource {
   /** Its decoded pictures (raw tiles): when the last arrived, the next one for this tick. */
-  video: { latestAt: number; take(dueAt?: number): Buffer | null; readonly lastShown: Buffer | null };
+  video: { latestAt: number; take(tick?: number, dueAt?: number): Buffer | null; readonly lastShown: Buffer | null };
   /** Its VP8 as the direct epochs see it. */
   tile: SourceVideo;
   /** Its name card: a raw frame, and a VP8 keyframe (null until rendered). */
@@ -70,10 +70,11 @@ export class TileContent {
 
   /**
    * The raw pictures of one tick: a function from a tile's source id to its picture. One per
-   * tick: a source shown by two epochs (a layout change) gives both the same picture. `dueAt`:
-   * when the tick is due (performance.now()), for each source's picture delay (VideoDecoder).
+   * tick: a source shown by two epochs (a layout change) gives both the same picture. `tick` and
+   * `dueAt` (when it is due, performance.now()): which decoded pictures are due, and each
+   * source's picture delay (VideoDecoder.take).
    */
-  rawTick(dueAt?: number): (id: string) => Buffer {
+  rawTick(tick?: number, dueAt?: number): (id: string) => Buffer {
     const now = this.#o.now();
     const timeout = this.#o.videoTimeoutMs;
     const shown = new Map<string, Buffer>();
@@ -85,7 +86,7 @@ export class TileContent {
       if (gone) f = now - gone.at <= timeout ? gone.frame : gone.card;
       else if (!s) f = id === WAITING_ID ? this.waitingCard : solidFrame(this.#o.camera.w, this.#o.camera.h, PLACEHOLDER_COLOUR);
       // The next decoded picture, or the last one again when none arrived in time.
-      else if (s.video.latestAt && now - s.video.latestAt <= timeout) f = s.video.take(dueAt) ?? s.card;
+      else if (s.video.latestAt && now - s.video.latestAt <= timeout) f = s.video.take(tick, dueAt) ?? s.card;
       else f = s.card;
       shown.set(id, f);
       return f;

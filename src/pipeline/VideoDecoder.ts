@@ -25,6 +25,16 @@ const MAX_EARLY_FRAMES = 60;
  * videoDecoderArgs); the tolerance stays, since a build's threading is not ours to rely on.
  */
 export const DECODER_HOLD_FRAMES = 1;
+
+/** An encoded frame written to the decoder: when it arrived, and the tick it is for (if known). */
+interface Arrival {
+  at: number;
+  tick: number | undefined;
+}
+/** A decoded picture waiting for its tick. */
+interface Queued extends Arrival {
+  frame: Buffer;
+}
 /** A gap between a source's frames longer than this is a pause in its input (see push()). */
 const INPUT_PAUSE_MS = 200;
 
@@ -50,16 +60,14 @@ export class VideoDecoder extends SupervisedDecoder {
    * jitter against each other; a queue of up to three absorbs that (at most two frames of delay)
    * instead of dropping one frame and repeating the next.
    */
-  #queue: Buffer[] = [];
-  /** When each queued frame's encoded frame reached this decoder (performance.now()), in step with #queue. */
-  #queueArrivals: number[] = [];
+  #queue: Queued[] = [];
   /**
-   * When each frame still inside the decoder arrived (performance.now(), oldest first): a shown
-   * picture's delay from arrival is what its source's audio must wait (lip sync, day 22). Frames
-   * that waited for the process to start, or (held inside by Debian's 5.1) through a pause in
-   * the source's input, are NaN: their wait is not the decoder's usual one.
+   * Each frame still inside the decoder (oldest first): when it arrived (performance.now()) and
+   * the tick it is for. A shown picture's delay from arrival is what its source's audio must
+   * wait (lip sync, day 22). Frames that waited for the process to start, or were held inside
+   * over a pause in the source's input, arrived at NaN: their wait is not the decoder's usual one.
    */
-  #arrivals: number[] = [];
+  #arrivals: Arrival[] = [];
   /** Told, for each decoded picture a tick takes, how long after its arrival that tick is due. */
   #onShown: ((delayMs: number) => void) | undefined;
   #shown: Buffer | null = null;
@@ -86,7 +94,7 @@ export class VideoDecoder extends SupervisedDecoder {
    */
   #producing = false;
   /** Frames (from a keyframe on) that came while no process was running. */
-  #early: EncodedVideoFrame[] = [];
+  #early: { frame: EncodedVideoFrame; tick: number | undefined }[] = [];
 
   constructor(opts: { ffmpegPath: string; width: number; height: number; logger: Logger; stallMs: number; requestKeyframe: () => void; maxLagMs?: number; quietNow?: () => number; onShown?: (delayMs: number) => void }) {
     super(opts.ffmpegPath, opts.logger, opts.stallMs);
@@ -120,7 +128,7 @@ export class VideoDecoder extends SupervisedDecoder {
     this.#reader.reset();
     const early = this.#early;
     this.#early = [];
-    if (early.length > 0) for (const f of early) this.push(f);
+    if (early.length > 0) for (const e of early) this.push(e.frame, e.tick);
     else this.#ask(Date.now());
   }
 
@@ -140,13 +148,11 @@ export class VideoDecoder extends SupervisedDecoder {
         this.#writeTimes = this.#writeTimes.map((t) => Math.max(t, now));
         // Nor do they say how long pictures wait once it runs (they waited for the process: up
         // to a second), which the source's audio would then wait too for seconds (see take()).
-        this.#arrivals.fill(NaN);
+        for (const a of this.#arrivals) a.at = NaN;
       }
-      this.#queue.push(frame);
-      this.#queueArrivals.push(this.#arrivals.shift() ?? NaN);
+      this.#queue.push({ frame, ...(this.#arrivals.shift() ?? { at: NaN, tick: undefined }) });
       if (this.#queue.length > 3) {
-        releaseFrame(this.#queue.shift()!);
-        this.#queueArrivals.shift();
+        releaseFrame(this.#queue.shift()!.frame);
         this.framesDropped++;
       }
       this.latestAt = this.#quietNow();
@@ -161,37 +167,55 @@ export class VideoDecoder extends SupervisedDecoder {
   }
 
   /**
-   * The frame for this tick: the next decoded one, else the last shown again; null if none yet.
-   * `dueAt` (performance.now() time the tick is due): a new picture's delay from its arrival is
-   * reported to `onShown`.
+   * The frame for tick `tick` (due at `dueAt`, performance.now()), or the last shown again; null
+   * if none yet. A frame pushed with the tick it is for (its capture time: FrameTicks) is shown
+   * from that tick: the newest such frame due, older ones dropped, a frame for a later tick kept
+   * for it. That keeps each source's pictures at a steady delay from their capture, as direct
+   * epochs do (day 22); the queue alone did not (a burst left one or two frames standing for
+   * seconds, 70-90 ms of delay that came and went, and the source's voice would have followed).
+   * A new picture's delay from its arrival goes to `onShown`. Without `tick`, one per tick.
    */
-  take(dueAt?: number): Buffer | null {
-    // A burst leaves frames queued for good (one in, one out per tick), and every queued frame
-    // is 1/fps of video latency against the audio. Once the backlog has lasted half a second,
-    // catch up by skipping to the newest frame.
-    if (this.#queue.length > 1) {
-      if (++this.#backlogTicks >= 15) {
-        this.framesDropped += this.#queue.length - 1;
-        for (const f of this.#queue.splice(0, this.#queue.length - 1)) releaseFrame(f);
-        this.#queueArrivals.splice(0, this.#queueArrivals.length - 1);
-        this.#backlogTicks = 0;
-      }
-    } else this.#backlogTicks = 0;
-    const next = this.#queue.shift();
-    const arrivedAt = this.#queueArrivals.shift();
+  take(tick?: number, dueAt?: number): Buffer | null {
+    // Pictures that waited for the process to start, over a pause in the source's input, or for
+    // the recording's clock to start (no tick) are stale once a newer one is queued: the newest
+    // is shown at once (the audio, too, starts from its newest at the clock's start).
+    const stale = (q: Queued) => Number.isNaN(q.at) || (tick !== undefined && q.tick === undefined);
+    while (this.#queue.length > 1 && stale(this.#queue[0])) this.#drop();
+    let next: Queued | undefined;
+    if (tick !== undefined && this.#queue.length > 0 && this.#queue[0].tick !== undefined) {
+      while (this.#queue.length > 1 && (this.#queue[1].tick ?? Infinity) <= tick) this.#drop();
+      if ((this.#queue[0].tick ?? Infinity) <= tick) next = this.#queue.shift();
+      this.#backlogTicks = 0;
+    } else {
+      // One in, one out per tick. A burst leaves frames queued for good, and every queued frame
+      // is 1/fps of video latency: once the backlog has lasted half a second, catch up by
+      // skipping to the newest frame.
+      if (this.#queue.length > 1) {
+        if (++this.#backlogTicks >= 15) {
+          while (this.#queue.length > 1) this.#drop();
+          this.#backlogTicks = 0;
+        }
+      } else this.#backlogTicks = 0;
+      next = this.#queue.shift();
+    }
     if (next) {
-      if (dueAt !== undefined && arrivedAt !== undefined && Number.isFinite(arrivedAt)) this.#onShown?.(dueAt - arrivedAt);
+      if (dueAt !== undefined && next.tick !== undefined && Number.isFinite(next.at)) this.#onShown?.(dueAt - next.at);
       // The queue's reference becomes the shown picture's; the picture it replaces is let go
       // (the encoder holds its own reference while writing it).
       if (this.#shown) releaseFrame(this.#shown);
-      this.#shown = next;
+      this.#shown = next.frame;
     }
     else if (this.#shown) this.framesRepeated++;
     return this.#shown;
   }
 
-  /** Feed one encoded frame from the source. */
-  push(frame: EncodedVideoFrame): void {
+  #drop(): void {
+    releaseFrame(this.#queue.shift()!.frame);
+    this.framesDropped++;
+  }
+
+  /** Feed one encoded frame from the source; `tick`: the recording's tick it is for (see take()). */
+  push(frame: EncodedVideoFrame, tick?: number): void {
     if (this.closed) return;
     if (frame.codec !== this.#codec) {
       // First frame, or the sender switched codec: a new process for the new bitstream.
@@ -206,8 +230,8 @@ export class VideoDecoder extends SupervisedDecoder {
       // on and decode them when it is up. The keyframe answering the first request usually
       // arrives before the spawn queue reaches this decoder; dropping it cost a second of blank
       // tile at the start of every recording (waiting for the next request to be answered).
-      if (frame.keyframe) this.#early = [frame];
-      else if (this.#early.length > 0 && this.#early.length < MAX_EARLY_FRAMES) this.#early.push(frame);
+      if (frame.keyframe) this.#early = [{ frame, tick }];
+      else if (this.#early.length > 0 && this.#early.length < MAX_EARLY_FRAMES) this.#early.push({ frame, tick });
       return;
     }
     const now = Date.now();
@@ -218,7 +242,7 @@ export class VideoDecoder extends SupervisedDecoder {
     // to a keyframe. A decoder that is really behind is fed without pauses and is still caught.
     if (this.#lastPushAt > 0 && now - this.#lastPushAt > INPUT_PAUSE_MS) {
       this.#writeTimes = this.#writeTimes.map((t) => Math.max(t, now));
-      this.#arrivals.fill(NaN);
+      for (const a of this.#arrivals) a.at = NaN;
     }
     this.#lastPushAt = now;
     // The oldest frame not out yet should have come out once DECODER_HOLD_FRAMES more were
@@ -261,7 +285,7 @@ export class VideoDecoder extends SupervisedDecoder {
     }
     if (this.#writeTimes.length < 512) {
       this.#writeTimes.push(now);
-      this.#arrivals.push(performance.now());
+      this.#arrivals.push({ at: performance.now(), tick });
     }
     const ok = this.write(Buffer.concat([ivfFrameHeader(frame.data.length, this.#pts++), frame.data]));
     if (!ok && this.proc) {
