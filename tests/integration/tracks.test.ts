@@ -114,9 +114,8 @@ test('tracks: true — one clean file per camera, screen and microphone, with it
       // A track placed late (its first packets' arrival taken for its start: up to ~130 ms) puts
       // the composite's beeps before the track's. The composite is later by its own latency: each
       // voice waits as long as its pictures (lip sync), and with decoded tiles (B's H.264 puts
-      // every tile through a decoder) the composite is 12-45 ms after the tracks here, more in
-      // the first seconds while the decoders start, when B's first track is made (48-78 ms;
-      // docs/tracks.md, docs/workers.md day 22).
+      // every tile through a decoder) the composite is 3-52 ms after the tracks here (docs/tracks.md,
+      // docs/workers.md day 22).
       expect(lag.medianMs).toBeGreaterThanOrEqual(-67); // a frame at 15 fps
       expect(lag.medianMs).toBeLessThanOrEqual(133); // two
     }
