@@ -114,10 +114,12 @@ test('tracks: true — one clean file per camera, screen and microphone, with it
       // A track placed late (its first packets' arrival taken for its start: up to ~130 ms) puts
       // the composite's beeps before the track's. The composite is later by its own latency: each
       // voice waits as long as its pictures (lip sync), and with decoded tiles (B's H.264 puts
-      // every tile through a decoder) the composite is 3-52 ms after the tracks here (docs/tracks.md,
+      // every tile through a decoder) the composite is 3-52 ms after the tracks here; B's short
+      // first track, made in the recording's first seconds while the decoders start, 14-25 ms
+      // idle but up to 95 beside a busy loop and 129 in a CI rehearsal (docs/tracks.md,
       // docs/workers.md day 22).
       expect(lag.medianMs).toBeGreaterThanOrEqual(-67); // a frame at 15 fps
-      expect(lag.medianMs).toBeLessThanOrEqual(133); // two
+      expect(lag.medianMs).toBeLessThanOrEqual(200); // three
     }
   }
   // A camera appears in the composite shortly after its track starts: the composite waits for the
