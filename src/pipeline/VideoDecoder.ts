@@ -25,21 +25,11 @@ const MAX_EARLY_FRAMES = 60;
  * videoDecoderArgs); the tolerance stays, since a build's threading is not ours to rely on.
  */
 export const DECODER_HOLD_FRAMES = 1;
-/**
- * For this long after a process's first picture its pictures' waits are not reported to
- * onShown. A process that has just started is slow while it warms up (and while its siblings
- * start: a switch to decoded tiles starts one per source at once): its first pictures wait
- * 150-250 ms, then about 20 within the second. The source's voice waiting that long too would
- * only have to be cut by as much a second later; it keeps its usual wait instead.
- */
-const SETTLE_MS = 1000;
 
 /** An encoded frame written to the decoder: when it arrived, and the tick it is for (if known). */
 interface Arrival {
   at: number;
   tick: number | undefined;
-  /** Written while the process was settling (see SETTLE_MS): its wait is not reported. */
-  settling: boolean;
 }
 /** A decoded picture waiting for its tick. */
 interface Queued extends Arrival {
@@ -78,8 +68,6 @@ export class VideoDecoder extends SupervisedDecoder {
    * over a pause in the source's input, arrived at NaN: their wait is not the decoder's usual one.
    */
   #arrivals: Arrival[] = [];
-  /** When the current process put out its first picture (performance.now()). */
-  #producingAt = -Infinity;
   /** Told, for each decoded picture a tick takes, how long after its arrival that tick is due. */
   #onShown: ((delayMs: number) => void) | undefined;
   #shown: Buffer | null = null;
@@ -156,14 +144,13 @@ export class VideoDecoder extends SupervisedDecoder {
         // as written now, so its start-up time (a loaded machine starting a room's worth of
         // FFmpegs takes a second or more) is not read as falling behind real time.
         this.#producing = true;
-        this.#producingAt = performance.now();
         const now = Date.now();
         this.#writeTimes = this.#writeTimes.map((t) => Math.max(t, now));
         // Nor do they say how long pictures wait once it runs (they waited for the process: up
         // to a second), which the source's audio would then wait too for seconds (see take()).
         for (const a of this.#arrivals) a.at = NaN;
       }
-      this.#queue.push({ frame, ...(this.#arrivals.shift() ?? { at: NaN, tick: undefined, settling: true }) });
+      this.#queue.push({ frame, ...(this.#arrivals.shift() ?? { at: NaN, tick: undefined }) });
       if (this.#queue.length > 3) {
         releaseFrame(this.#queue.shift()!.frame);
         this.framesDropped++;
@@ -212,7 +199,7 @@ export class VideoDecoder extends SupervisedDecoder {
       next = this.#queue.shift();
     }
     if (next) {
-      if (dueAt !== undefined && next.tick !== undefined && !next.settling && Number.isFinite(next.at)) this.#onShown?.(dueAt - next.at);
+      if (dueAt !== undefined && next.tick !== undefined && Number.isFinite(next.at)) this.#onShown?.(dueAt - next.at);
       // The queue's reference becomes the shown picture's; the picture it replaces is let go
       // (the encoder holds its own reference while writing it).
       if (this.#shown) releaseFrame(this.#shown);
@@ -298,8 +285,7 @@ export class VideoDecoder extends SupervisedDecoder {
     }
     if (this.#writeTimes.length < 512) {
       this.#writeTimes.push(now);
-      const at = performance.now();
-      this.#arrivals.push({ at, tick, settling: !this.#producing || at - this.#producingAt < SETTLE_MS });
+      this.#arrivals.push({ at: performance.now(), tick });
     }
     const ok = this.write(Buffer.concat([ivfFrameHeader(frame.data.length, this.#pts++), frame.data]));
     if (!ok && this.proc) {

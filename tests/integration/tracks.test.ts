@@ -115,9 +115,8 @@ test('tracks: true — one clean file per camera, screen and microphone, with it
       // the composite's beeps before the track's. The composite is later by its own latency: each
       // voice waits as long as its pictures (lip sync), and with decoded tiles (B's H.264 puts
       // every tile through a decoder) the composite is 3-52 ms after the tracks here; B's short
-      // first track, made in the recording's first seconds while the decoders start, 14-25 ms
-      // idle but up to 95 beside a busy loop and 129 in a CI rehearsal (docs/tracks.md,
-      // docs/workers.md day 22).
+      // first track, made in the recording's first seconds while the decoders start, 48-78 ms
+      // idle and up to 129 in CI rehearsals (docs/tracks.md, docs/workers.md day 22).
       expect(lag.medianMs).toBeGreaterThanOrEqual(-67); // a frame at 15 fps
       expect(lag.medianMs).toBeLessThanOrEqual(200); // three
     }
