@@ -28,6 +28,14 @@ const SMALL_TILE_SCALE = 0.5;
 /** How long a new direct epoch waits for keyframes before it starts with cards for the rest. */
 const KEYFRAME_WAIT_MS = 1000;
 /**
+ * How long a new epoch of decoded tiles waits for its sources' first decoded pictures. Longer
+ * than for keyframes: at the switch from direct epochs every source's decoder process starts at
+ * once, beside the new epoch and the name cards, and on this 2-core machine their first pictures
+ * came 0.6–1.6 s after the switch idle (day 23), later under load. While it waits the current
+ * epoch goes on; only the newcomer's tile waits longer to appear.
+ */
+const DECODER_WAIT_MS = 3000;
+/**
  * From the clock's start (its first picture comes 0.5–1 s later), a recording that fits its CPU
  * climbs the degradation ladder only for a large shortage (see StrideController startGraceMs).
  */
@@ -222,7 +230,8 @@ export class Recording extends EventEmitter<Events> {
       fps: this.#fps,
       quietNow,
       content: this.#content,
-      onVp8: (s, f) => this.#routeVp8(s, f),
+      onVp8: (s, f, tick) => this.#routeVp8(s, f, tick),
+      feedsDirect: () => this.#epochs.epochs.some((e) => !!e.handle.direct && !e.dead && this.#pacer.ticks < e.feedUntil),
       // Decoded tiles: shown from the tick of their capture time too, once the clock runs.
       frameTick: (s, f) => (this.#pacer.started ? this.#frameTick(s, f, performance.now()) : undefined),
       onCodecSwitch: () => this.#relayoutSoon(),
@@ -382,10 +391,14 @@ export class Recording extends EventEmitter<Events> {
 
   // ---- video in ---------------------------------------------------------------------------
 
-  /** A direct epoch's tiles take a source's VP8 frame as it arrives (see RecordingSources). */
-  #routeVp8(s: SourceState, f: EncodedVideoFrame): void {
+  /**
+   * A direct epoch's tiles take a source's VP8 frame as it arrives (see RecordingSources), at
+   * `tick` when the caller placed it already (a frame that also goes to a decoder: FrameTicks
+   * places each frame once).
+   */
+  #routeVp8(s: SourceState, f: EncodedVideoFrame, tick?: number): void {
     const now = performance.now();
-    const next = this.#frameTick(s, f, now);
+    const next = tick ?? this.#frameTick(s, f, now);
     // How long it waits to be shown (the first composed tick from there, when ticks are shed):
     // the source's audio is made to wait as long (lip sync).
     let shown = next;
@@ -572,12 +585,17 @@ export class Recording extends EventEmitter<Events> {
     // Waiting is worth it only while the current epoch shows someone (not just cards: the first
     // layout of a continuing worker, a replacement for a dead epoch).
     const showsSomeone = !!live && !live.dead && live.handle.tiles.some((t) => this.#content.live(t.sourceId));
-    if (!comp.direct || !showsSomeone) return begin();
-    // Make-before-break, direct: the new epoch's decoders start empty, so it waits (while the
-    // current one goes on) until every tile can start from a keyframe, or KEYFRAME_WAIT_MS.
-    for (const t of tiles) {
-      const s = this.#sources.get(t.sourceId);
-      if (s && !s.tile.gop.frames(this.#replayLimit())) s.tile.askKeyframe();
+    if (!showsSomeone) return begin();
+    // Make-before-break: while the current epoch goes on, the new one waits (at most
+    // KEYFRAME_WAIT_MS or DECODER_WAIT_MS) until every tile has something to show. Direct: the epoch's decoders
+    // start empty, so each tile needs a keyframe to start from. Decoded tiles: each source with
+    // video needs its decoder's first picture (decoder processes start on the switch from
+    // direct epochs, and for a newcomer).
+    if (comp.direct) {
+      for (const t of tiles) {
+        const s = this.#sources.get(t.sourceId);
+        if (s && !s.tile.gop.frames(this.#replayLimit())) s.tile.askKeyframe();
+      }
     }
     this.#pendingEpoch = { comp, since: this.#quietNow(), tiles, begin };
     this.#startPendingEpoch();
@@ -592,15 +610,19 @@ export class Recording extends EventEmitter<Events> {
     return this.#strides.stride > 1 ? Math.round(this.#fps / 3) : GOP_REPLAY_S * this.#fps;
   }
 
-  /** Starts the waiting direct epoch once its tiles have keyframes (or it waited long enough). */
+  /** Starts the waiting epoch once its tiles have keyframes or pictures (or it waited long enough). */
   #startPendingEpoch(): void {
     const p = this.#pendingEpoch;
     if (!p) return;
+    const now = this.#quietNow();
     const ready = p.tiles.every((t) => {
       const s = this.#sources.get(t.sourceId);
-      return !s || s.tile.codec !== 'vp8' || !!s.tile.gop.frames(this.#replayLimit());
+      if (!s) return true;
+      if (p.comp.direct) return s.tile.codec !== 'vp8' || !!s.tile.gop.frames(this.#replayLimit());
+      // A source without recent video (camera off, audio only) has nothing to wait for.
+      return s.video.latestAt > 0 || s.tile.codec === null || now - s.tile.lastVideoAt > DECODER_WAIT_MS;
     });
-    if (!ready && this.#quietNow() - p.since < KEYFRAME_WAIT_MS) return;
+    if (!ready && now - p.since < (p.comp.direct ? KEYFRAME_WAIT_MS : DECODER_WAIT_MS)) return;
     this.#pendingEpoch = null;
     p.begin();
   }

@@ -53,8 +53,13 @@ export interface RecordingSourcesOptions {
   quietNow: () => number;
   /** What each tile shows: told of joins and leaves; the waiting tile's cards go there. */
   content: TileContent;
-  /** A VP8 frame the source's tile took, for the direct epochs that show it. */
-  onVp8: (s: SourceState, f: EncodedVideoFrame) => void;
+  /** A VP8 frame the source's tile took, for the direct epochs that show it (at `tick`, if known). */
+  onVp8: (s: SourceState, f: EncodedVideoFrame, tick?: number) => void;
+  /**
+   * Whether a direct epoch is still fed: after the switch to decoded tiles, until an epoch of
+   * decoded tiles takes over, VP8 goes to both (make-before-break, see #onVideo).
+   */
+  feedsDirect: () => boolean;
   /** The tick a decoded tile's frame is for (undefined before the clock starts): VideoDecoder.take. */
   frameTick: (s: SourceState, f: EncodedVideoFrame) => number | undefined;
   /** A source sent H.264: epochs take decoded tiles from now on (a new layout is due). */
@@ -219,7 +224,13 @@ export class RecordingSources {
     }
     if (!this.direct) {
       s.tile.decoded(f.codec);
-      s.video.push(f, this.#o.frameTick(s, f));
+      const tick = this.#o.frameTick(s, f);
+      s.video.push(f, tick);
+      // Until the first epoch of decoded tiles takes over (it waits for every tile's first
+      // picture), the direct epoch still on screen keeps showing the VP8 participants: without
+      // this, the whole grid showed name cards for about a second when a Safari (H.264)
+      // participant joined a VP8 meeting (day 23).
+      if (f.codec === 'vp8' && this.#o.feedsDirect() && s.tile.vp8(f.data, f.keyframe)) this.#o.onVp8(s, f, tick);
       return;
     }
     if (s.tile.vp8(f.data, f.keyframe)) this.#o.onVp8(s, f);

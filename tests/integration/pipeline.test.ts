@@ -212,6 +212,37 @@ describe('recording engine: faults and drains (Debian 5.1)', () => {
     expect(toneShare(audioSamples(r.out, 0.5, 1.4), participantStyle(2).toneHz)).toBeGreaterThan(0.02);
   });
 
+  test('a Safari (H.264) participant joining a VP8 meeting: the others stay on screen through the switch to decoded tiles', async () => {
+    // The first H.264 frame switches every source from direct epochs to decoder processes. The
+    // epoch of decoded tiles waits for their first pictures while the direct one goes on; before
+    // day 23 it started at once and the whole grid showed name cards for about a second.
+    const r = await record(bin, {
+      participants: 4, seconds: 7, initial: [1, 2, 3], codec: (i) => (i === 4 ? 'h264' : 'vp8'),
+      events: [{ at: 2.5, action: (c) => c.join(4) }],
+    }, 'h264-join');
+    expect(r.info.status).toBe('available');
+    expect(decodeErrors(r.out)).toBe('');
+    const before = gridFor([1, 2, 3]), after = gridFor([1, 2, 3, 4]);
+    const v = allFrames(r.out, 4);
+    const shows = (f: Buffer, layout: Layout, i: number) =>
+      colourDistance(meanColour({ w: v.w, h: v.h, rgb: f }, layout.tiles.find((t) => t.id === `p${i}`)!.video, 4), participantStyle(i).rgb) < SAME;
+    // From 1 s in (the recording's own start is behind it), every picture shows 1–3 in the old grid or the new one.
+    const missing = v.frames.flatMap((f, k) => (k < v.fps ? [] : [1, 2, 3].filter((i) => !shows(f, before, i) && !shows(f, after, i)).map((i) => `p${i} at ${(k / v.fps).toFixed(2)} s`)));
+    expect(missing.slice(0, 6)).toEqual([]);
+    // The newcomer is in within 4 s of joining (1.5 s idle: every decoder's first picture, then
+    // the new epoch's first) and stays, with everyone else in the new grid.
+    const joinedS = r.timeline[3].joinedMs! / 1000;
+    const first = v.frames.findIndex((f) => shows(f, after, 4));
+    expect(first).toBeGreaterThan(0);
+    expect(first / v.fps - joinedS).toBeLessThan(4);
+    expectColoursAt(frameAt(r.out, 6.5), after, [1, 2, 3, 4]);
+    // Lip sync after the switch: a VP8 sender now decoded, and the H.264 newcomer.
+    const sync = [1, 4].map((i) => ({ participant: i, ...avOffsetMs(r.out, markerRect(after.tiles[i - 1].video), participantStyle(i).toneHz, 5) }));
+    expect(sync.filter((x) => x.pairs < 3 || Math.abs(x.medianMs) > 40)).toEqual([]);
+    // eslint-disable-next-line no-console
+    console.log(`H.264 joiner: in the grid ${Math.round((first / v.fps - joinedS) * 1000)} ms after joining; lip sync ${sync.map((x) => `p${x.participant} ${Math.round(x.medianMs)} ms`).join(', ')}`);
+  });
+
   test('a first keyframe the decoder cannot use: it asks for another after a second, and the tile shows the participant', async () => {
     // Set before any frame reaches the recording: the keyframe answering its first request is cut.
     // The clips loop every 5 s, so the next keyframe only comes sooner if the decoder asks.
