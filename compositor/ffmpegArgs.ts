@@ -23,14 +23,17 @@ export function letterboxFilter(out: { w: number; h: number }, background = '0x1
 }
 
 /**
- * A participant's VP8 as IVF on a pipe, decoded inside a direct epoch (src/pipeline/DirectFeed.ts).
- * One decoder thread (as the decoder processes). `-reinit_filter 0`: a frame of another size (the
- * sender adapting its resolution, or a name card) goes through the graph's scale filter instead
- * of rebuilding the whole graph, which loses the frames held in the frame sync (measured: the
- * picture count then no longer matches the ticks) and pauses ~100 ms.
+ * A participant's VP8 or H.264 as IVF on a pipe (the codec is the file header's fourcc), decoded
+ * inside a direct epoch (src/pipeline/DirectFeed.ts). One decoder thread (as the decoder
+ * processes; frame threads would also hold pictures back). `-reinit_filter 0`: a frame of another
+ * size (the sender adapting its resolution, or a name card) goes through the graph's scale filter
+ * instead of rebuilding the whole graph, which loses the frames held in the frame sync (measured:
+ * the picture count then no longer matches the ticks) and pauses ~100 ms. H.264: `low_delay`, as
+ * the decoder processes have it: each picture out as soon as its frame is in (browsers send no
+ * B-frames).
  */
-function vp8Input(pipe: string): string[] {
-  return ['-threads', '1', '-reinit_filter', '0', '-probesize', '32', '-analyzeduration', '0', '-thread_queue_size', '64', '-f', 'ivf', '-i', pipe];
+function codedInput(pipe: string, codec: 'vp8' | 'h264'): string[] {
+  return ['-threads', '1', ...(codec === 'h264' ? ['-flags', 'low_delay'] : []), '-reinit_filter', '0', '-probesize', '32', '-analyzeduration', '0', '-thread_queue_size', '64', '-f', 'ivf', '-i', pipe];
 }
 
 /**
@@ -176,10 +179,10 @@ function x264Video(s: EncoderSettings, aud: boolean): string[] {
  * leaves FFmpeg. Every epoch uses the same x264 settings, so its stream continues the last one's
  * from its first picture (an IDR) with the same parameter sets.
  */
-export function epochEncoderArgs(inputs: (RawVideoFormat | 'vp8')[], graph: string, output: string, s: EncoderSettings): string[] {
+export function epochEncoderArgs(inputs: (RawVideoFormat | 'vp8' | 'h264')[], graph: string, output: string, s: EncoderSettings): string[] {
   // x264's PSNR summary is logged at `info`, when it is asked for.
   const args = s.psnr ? ['-hide_banner', '-nostats', '-loglevel', 'info', ...STATS] : [...COMMON, ...STATS];
-  inputs.forEach((fmt, i) => args.push(...(fmt === 'vp8' ? vp8Input(`pipe:${3 + i}`) : rawVideoInput(fmt, `pipe:${3 + i}`, 64))));
+  inputs.forEach((fmt, i) => args.push(...(typeof fmt === 'string' ? codedInput(`pipe:${3 + i}`, fmt) : rawVideoInput(fmt, `pipe:${3 + i}`, 64))));
   args.push('-filter_complex', graph, '-map', output, '-vsync', 'passthrough', ...x264Video(s, true), ...(s.psnr ? ['-flags', '+psnr'] : []), '-f', 'h264', 'pipe:1');
   return args;
 }
@@ -194,21 +197,30 @@ export function audioEncoderArgs(s: { audioBitrate: number }): string[] {
 }
 
 /**
+ * A name card as a keyframe of a direct epoch's input codec (what the input shows for a tile with
+ * no live video): every card a keyframe. H.264: each an IDR carrying its SPS and PPS (a card
+ * follows a participant's stream in the same decoder), with access unit delimiters to cut them
+ * apart; constrained baseline, as browsers send.
+ */
+export function codedCardFormat(codec: 'vp8' | 'h264'): string[] {
+  return codec === 'vp8'
+    ? ['-c:v', 'libvpx', '-deadline', 'good', '-cpu-used', '4', '-b:v', '400k', '-g', '1', '-auto-alt-ref', '0', '-f', 'ivf']
+    : ['-pix_fmt', 'yuv420p', '-c:v', 'libx264', '-threads', '1', '-preset', 'ultrafast', '-profile:v', 'baseline', '-g', '1', '-x264-params', 'aud=1:repeat-headers=1', '-f', 'h264'];
+}
+
+/**
  * Name cards (the placeholder of a tile whose video has not started or stopped), several in one
  * process: frame k of a flat `background` canvas carries the k-th text (a drawtext enabled on
  * frame k only). One FFmpeg start costs ~0.1 s of CPU with Debian's dynamically linked build;
  * a room of nine starting to record would otherwise start nine of them at its busiest moment.
  */
-export function nameCardsArgs(size: { w: number; h: number }, background: string, textFiles: string[], fontFile: string, out: 'raw' | 'vp8' = 'raw'): string[] {
+export function nameCardsArgs(size: { w: number; h: number }, background: string, textFiles: string[], fontFile: string, out: 'raw' | 'vp8' | 'h264' = 'raw'): string[] {
   const bg = `0x${background.replace('#', '')}`;
   const n = textFiles.length;
   const draw = textFiles.map(
     (f, k) => `drawtext=fontfile='${fontFile}':textfile='${f}':expansion=none:fontsize=${Math.round(size.h / 7)}:fontcolor=0xDDDDDD:x=(w-tw)/2:y=(h-th)/2:enable='eq(n,${k})'`,
   );
-  // VP8: every card a keyframe (what a direct epoch's input shows for a tile with no live video).
-  const format = out === 'vp8'
-    ? ['-c:v', 'libvpx', '-deadline', 'good', '-cpu-used', '4', '-b:v', '400k', '-g', '1', '-auto-alt-ref', '0', '-f', 'ivf']
-    : ['-f', 'rawvideo', '-pix_fmt', 'yuv420p'];
+  const format = out === 'raw' ? ['-f', 'rawvideo', '-pix_fmt', 'yuv420p'] : codedCardFormat(out);
   return [...COMMON, '-f', 'lavfi', '-i', `color=c=${bg}:s=${size.w}x${size.h}:r=1:d=${n}`, '-vf', draw.join(','), '-frames:v', String(n), ...format, 'pipe:1'];
 }
 

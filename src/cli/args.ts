@@ -3,7 +3,7 @@ export function parseArgs(argv: string[], spec: Record<string, 'string' | 'numbe
   const out: Record<string, string | number | boolean> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
+    const m = /^--([a-z][a-z0-9-]*)(?:=(.*))?$/.exec(a);
     if (!m || !(m[1] in spec)) throw new Error(`unknown argument ${a}; expected ${Object.keys(spec).map((k) => `--${k}`).join(' ')}`);
     const kind = spec[m[1]];
     if (kind === 'boolean') {

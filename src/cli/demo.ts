@@ -4,12 +4,12 @@ import { logger } from '../logger';
 import { resolveFfmpegPath } from '../pipeline/ffmpegPath';
 import { runSyntheticSession } from '../media/syntheticSession';
 
-const USAGE = 'usage: npm run demo -- --participants N --seconds S --out FILE [--churn] [--layout grid|speaker|screenshare] [--tracks]';
+const USAGE = 'usage: npm run demo -- --participants N --seconds S --out FILE [--churn] [--layout grid|speaker|screenshare] [--tracks] [--h264 LIST]';
 
 async function main(): Promise<number> {
   let a: Record<string, string | number | boolean>;
   try {
-    a = parseArgs(process.argv.slice(2), { participants: 'number', seconds: 'number', out: 'string', churn: 'boolean', layout: 'string', tracks: 'boolean' });
+    a = parseArgs(process.argv.slice(2), { participants: 'number', seconds: 'number', out: 'string', churn: 'boolean', layout: 'string', tracks: 'boolean', h264: 'string' });
   } catch (err) {
     console.error(`${(err as Error).message}\n${USAGE}`);
     return 2;
@@ -18,6 +18,12 @@ async function main(): Promise<number> {
   const seconds = Number(a.seconds ?? 10);
   if (participants < 1 || participants > 16 || seconds <= 0 || seconds > 3600 || typeof a.out !== 'string') {
     console.error(`--participants 1-16, --seconds 0-3600 and --out are required\n${USAGE}`);
+    return 2;
+  }
+  // Participants (1-based, comma-separated) whose camera sends H.264, as Safari may; VP8 otherwise.
+  const h264 = new Set(String(a.h264 ?? '').split(',').filter(Boolean).map(Number));
+  if ([...h264].some((i) => !Number.isInteger(i) || i < 1 || i > participants)) {
+    console.error(`--h264 takes participant numbers from 1 to ${participants}, comma-separated\n${USAGE}`);
     return 2;
   }
   const config = loadConfig();
@@ -30,6 +36,7 @@ async function main(): Promise<number> {
     churn: a.churn === true,
     layout: typeof a.layout === 'string' ? a.layout : undefined,
     tracks: a.tracks === true,
+    codec: (i) => (h264.has(i) ? 'h264' : 'vp8'),
     config,
     ffmpegPath,
     logger: log,

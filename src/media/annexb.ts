@@ -38,6 +38,40 @@ export function avcCodecString(au: Buffer): string | null {
   return null;
 }
 
+/** Offset of a NAL unit's header byte from its start code's first byte. */
+function headerAt(buf: Buffer, at: number): number {
+  return at + (buf[at + 2] === 1 ? 3 : 4);
+}
+
+/**
+ * Whether a sender's H.264 access unit may reach a decoder inside a direct epoch
+ * (src/pipeline/DirectFeed.ts): Annex B from its first byte, every NAL unit's header sane (the
+ * forbidden bit clear, a type from 1 to 23), at least one slice; a keyframe holds an IDR slice,
+ * an SPS (declaring at most `maxPixels`) and a PPS. A decoder that puts out nothing for a frame
+ * stalls every tile of its epoch, so junk stops in the worker.
+ */
+export function h264FrameOk(au: Buffer, keyframe: boolean, maxPixels: number): boolean {
+  if (au.length < 5 || au[0] !== 0 || au[1] !== 0 || !(au[2] === 1 || (au[2] === 0 && au[3] === 1))) return false;
+  const types = new Set<number>();
+  for (const n of nalStarts(au)) {
+    const h = headerAt(au, n.at);
+    if (h >= au.length || au[h] & 0x80 || n.type === 0 || n.type > 23) return false;
+    types.add(n.type);
+  }
+  if (!keyframe) return types.has(1) || types.has(5);
+  if (!types.has(5) || !types.has(7) || !types.has(8)) return false;
+  const size = avcPictureSize(au);
+  return !!size && size.width > 0 && size.height > 0 && size.width * size.height <= maxPixels;
+}
+
+/** The SPS and PPS NAL units of an access unit (start codes included), or null without both. */
+export function h264ParameterSets(au: Buffer): Buffer | null {
+  const starts = [...nalStarts(au)];
+  const parts = starts.flatMap((n, k) => (n.type === 7 || n.type === 8 ? [au.subarray(n.at, k + 1 < starts.length ? starts[k + 1].at : au.length)] : []));
+  const types = new Set(starts.filter((n) => n.type === 7 || n.type === 8).map((n) => n.type));
+  return types.size === 2 ? Buffer.concat(parts) : null;
+}
+
 /**
  * Cuts an Annex B stream into access units at access unit delimiters (NAL type 9). An access
  * unit is complete when the next delimiter arrives, or at end().

@@ -1,8 +1,11 @@
 import { vp8FrameOk, vp8KeyframeInfo } from '../media/ivf';
+import { h264FrameOk, h264ParameterSets } from '../media/annexb';
+import type { VideoCodec } from '../media/types';
 
 /**
- * Feeding an epoch that decodes the participants' VP8 itself ("direct" epochs; see
- * docs/workers.md "Decoding inside the epoch"). Pure: it decides what each tile's input gets
+ * Feeding an epoch that decodes the participants' VP8 and H.264 itself ("direct" epochs; see
+ * docs/workers.md "Decoding inside the epoch"). Each tile's input has one codec for the epoch's
+ * life, its source's (EpochTile.codec); a source that changes codec gets a new epoch. Pure: it decides what each tile's input gets
  * and with which timestamp; the caller writes it (IVF to the epoch's pipe) and owns the clock.
  *
  * The rules, each measured with FFmpeg 4.1 and 5.1:
@@ -18,8 +21,11 @@ import { vp8FrameOk, vp8KeyframeInfo } from '../media/ivf';
  *   time: its rate control spends the same bits per picture as at full rate.)
  * - FFmpeg's frame sync waits for every input: an input given nothing stalls the whole picture.
  *   So a tile with no live video (quiet longer than the video timeout, departed, the "waiting"
- *   tile, or not yet in step) gets its name card as a VP8 keyframe for every picture.
- * - A keyframe resets VP8's decoder, so a card can replace a participant's video at any tick;
+ *   tile, or not yet in step) gets its name card as a keyframe of its input's codec for every
+ *   picture.
+ * - A keyframe resets the decoder (an H.264 card is an IDR with its own SPS and PPS, so a
+ *   resolution change with it; checked with both builds), so a card can replace a participant's
+ *   video at any tick;
  *   but their next inter frame would decode against the card as garbage (no error). After a card
  *   a tile takes its source again only from a keyframe.
  * - A new epoch's decoders start empty: each tile starts with its source's frames since the last
@@ -34,7 +40,7 @@ import { vp8FrameOk, vp8KeyframeInfo } from '../media/ivf';
  */
 export const SUBTICKS = 1024;
 
-/** Writes one VP8 frame to tile `tile`'s input with IVF timestamp `pts` (in pictures / SUBTICKS). */
+/** Writes one frame to tile `tile`'s input with IVF timestamp `pts` (in pictures / SUBTICKS). */
 export type DirectWrite = (tile: number, frame: Buffer, pts: number) => void;
 
 interface TileInput {
@@ -136,7 +142,7 @@ export class DirectFeed {
 }
 
 /**
- * A source's VP8 frames since its last keyframe, so a new epoch's decoder can start at once
+ * A source's frames since its last keyframe, so a new epoch's decoder can start at once
  * instead of waiting for a keyframe. Bounded: a long group (browsers send keyframes only when
  * asked) is forgotten, and then a new epoch asks for a keyframe.
  */
@@ -172,21 +178,29 @@ export class GopCache {
   }
 }
 
-/** A VP8 keyframe bigger than this (pixels) is refused: a decoder inside the epoch would allocate it. */
+/** A keyframe bigger than this (pixels) is refused: a decoder inside the epoch would allocate it. */
 export const MAX_DIRECT_PIXELS = 4096 * 2304;
+/**
+ * A source that changes codec (a renegotiation) gets its tiles a new epoch; another change within
+ * this is refused, so a sender alternating codecs cannot make the worker start an FFmpeg per frame.
+ */
+export const CODEC_CHANGE_MS = 2000;
 
 /**
- * One source's video as the direct epochs' tiles see it: which frames may reach a decoder inside
- * an epoch, whether the source is live, its frames since the last keyframe, and its keyframe
- * requests. Pure: time comes from `now` (Date.now() by default).
+ * One source's video as the direct epochs' tiles see it: its codec, which frames may reach a
+ * decoder inside an epoch, whether the source is live, its frames since the last keyframe, and
+ * its keyframe requests. Pure: time comes from `now` (Date.now() by default).
  */
 export class SourceVideo {
-  /** Codec of the frames so far (null before the first). */
-  codec: 'vp8' | 'h264' | null = null;
+  /** Codec of the frames so far (null before the first): what a new epoch's input for it takes. */
+  codec: VideoCodec | null = null;
   /** now() of its last good frame (0: none yet). */
   lastVideoAt = 0;
   readonly gop: GopCache;
   #lastAskAt = -Infinity;
+  #codecAt = -Infinity;
+  /** The SPS and PPS of its last H.264 keyframe that had them (for one that comes without). */
+  #paramSets: Buffer | null = null;
   #o: { gopFrames: number; askEveryMs: number; request: () => void; now: () => number };
 
   constructor(o: { gopFrames: number; askEveryMs: number; request: () => void; now?: () => number }) {
@@ -194,33 +208,55 @@ export class SourceVideo {
     this.gop = new GopCache(o.gopFrames);
   }
 
-  /** A frame that goes through a decoder process (H.264, or every codec once the epochs take raw tiles). */
-  decoded(codec: 'vp8' | 'h264'): void {
+  /** A frame that goes through a decoder process (raw tiles: TESSERA_DIRECT_DECODE=false). */
+  decoded(codec: VideoCodec): void {
     this.codec = codec;
     this.lastVideoAt = this.#o.now();
   }
 
   /**
-   * A VP8 frame for direct epochs: true if it may reach their decoders. A frame a decoder inside
-   * an epoch would put out nothing for stalls every tile (the frame sync waits for it), so junk
-   * and absurd sizes stop here: such a source is not live, and its tiles show the card until a
-   * good keyframe.
+   * A frame for direct epochs: the frame to give their decoders (an H.264 keyframe without its
+   * SPS and PPS gets the source's last ones in front, since a name card's own may have replaced
+   * them in the decoder), or null when it must not reach them. A frame a decoder inside an epoch
+   * would put out nothing for stalls every tile (the frame sync waits for it), so junk and absurd
+   * sizes stop here: such a source is not live, and its tiles show the card until a good
+   * keyframe. A change of codec is taken from a keyframe (its tiles need a new epoch, see
+   * Recording), but not twice within CODEC_CHANGE_MS.
    */
-  vp8(frame: Buffer, keyframe: boolean): boolean {
-    this.codec = 'vp8';
-    const size = keyframe ? vp8KeyframeInfo(frame) : null;
-    if (!vp8FrameOk(frame, keyframe) || (size && size.width * size.height > MAX_DIRECT_PIXELS)) {
+  take(codec: VideoCodec, frame: Buffer, keyframe: boolean): Buffer | null {
+    const now = this.#o.now();
+    if (codec !== this.codec) {
+      // The first frame sets it; a change needs a keyframe of the new codec to start from.
+      if (this.codec !== null && (!keyframe || now - this.#codecAt < CODEC_CHANGE_MS)) return null;
+      this.#codecAt = now;
+      this.codec = codec;
       this.gop.clear();
-      return false;
+      this.#paramSets = null;
     }
-    this.lastVideoAt = this.#o.now();
-    this.gop.push(frame, keyframe);
-    return true;
+    let data: Buffer | null = frame;
+    if (codec === 'vp8') {
+      const size = keyframe ? vp8KeyframeInfo(frame) : null;
+      if (!vp8FrameOk(frame, keyframe) || (size && size.width * size.height > MAX_DIRECT_PIXELS)) data = null;
+    } else {
+      if (keyframe) {
+        const sets = h264ParameterSets(frame);
+        if (sets) this.#paramSets = sets;
+        else if (this.#paramSets) data = Buffer.concat([this.#paramSets, frame]);
+      }
+      if (!h264FrameOk(data!, keyframe, MAX_DIRECT_PIXELS)) data = null;
+    }
+    if (!data) {
+      this.gop.clear();
+      return null;
+    }
+    this.lastVideoAt = now;
+    this.gop.push(data, keyframe);
+    return data;
   }
 
-  /** Whether its VP8 is live for a direct epoch's tile: a good frame within `withinMs`. */
-  live(withinMs: number): boolean {
-    return this.codec === 'vp8' && this.#o.now() - this.lastVideoAt <= withinMs;
+  /** Whether its video is live for a direct epoch's tile (of `codec`, if given): a good frame within `withinMs`. */
+  live(withinMs: number, codec?: VideoCodec): boolean {
+    return this.codec !== null && (codec === undefined || codec === this.codec) && this.#o.now() - this.lastVideoAt <= withinMs;
   }
 
   /** Ask the sender for a keyframe, at most once per `askEveryMs`. */

@@ -12,6 +12,7 @@ import { AccessUnitSplitter, isKeyframe } from '../media/annexb';
 import type { FfmpegProgress } from './ffmpegOutput';
 import type { Layout } from '../../compositor/layout';
 import type { Logger } from '../logger';
+import type { VideoCodec } from '../media/types';
 
 export interface EpochTile {
   sourceId: string;
@@ -19,9 +20,11 @@ export interface EpochTile {
   /** Size of the raw frames this tile's input gets (a direct epoch letterboxes to it). */
   w: number;
   h: number;
+  /** A direct epoch's input codec for this tile: its source's (VP8 until it sent anything). */
+  codec?: VideoCodec;
 }
 
-/** What a direct epoch's tile shows while its source has no live video in step (a VP8 keyframe). */
+/** What a direct epoch's tile shows while its source has no live video in step (a keyframe of the input's codec). */
 export type CardOf = (tileIndex: number) => Buffer;
 
 interface Events {
@@ -52,7 +55,7 @@ export class EpochEncoder extends EventEmitter<Events> {
   #splitter = new AccessUnitSplitter();
   #dir: string;
   #closed = false;
-  /** Set for a direct epoch: it decodes the tiles' VP8 itself (see DirectFeed). */
+  /** Set for a direct epoch: it decodes the tiles' VP8 and H.264 itself (see DirectFeed). */
   readonly direct: DirectFeed | null = null;
   #cardOf: CardOf | null = null;
 
@@ -66,7 +69,7 @@ export class EpochEncoder extends EventEmitter<Events> {
     workDir: string;
     settings: EncoderSettings;
     logger: Logger;
-    /** A direct epoch: the tiles' inputs are VP8 (IVF), stamped in ticks; the cards it shows. */
+    /** A direct epoch: the tiles' inputs are their sources' frames (IVF, EpochTile.codec), stamped in pictures; the cards it shows. */
     direct?: { cardOf: CardOf };
   }) {
     super();
@@ -95,7 +98,7 @@ export class EpochEncoder extends EventEmitter<Events> {
       inputFilter: opts.direct ? (i) => `fps=${opts.fps}:round=down,${letterboxFilter({ w: opts.tiles[i].w, h: opts.tiles[i].h })}` : undefined,
       pace: !!opts.direct,
     });
-    const inputs = opts.tiles.map((t) => (opts.direct ? ('vp8' as const) : { w: t.w, h: t.h, fps: opts.fps }));
+    const inputs = opts.tiles.map((t) => (opts.direct ? (t.codec ?? 'vp8') : { w: t.w, h: t.h, fps: opts.fps }));
     const args = epochEncoderArgs(inputs, graph, output, opts.settings);
     this.proc = new FfmpegProcess({
       ffmpegPath: opts.ffmpegPath,
@@ -109,7 +112,7 @@ export class EpochEncoder extends EventEmitter<Events> {
     if (opts.direct) {
       this.#cardOf = opts.direct.cardOf;
       // Timestamps count pictures in 1/SUBTICKS units (the IVF time base is 1 / (fps × SUBTICKS)).
-      this.#inputs.forEach((w, i) => w.write(ivfFileHeader(opts.tiles[i].w, opts.tiles[i].h, opts.fps * SUBTICKS, 1)));
+      this.#inputs.forEach((w, i) => w.write(ivfFileHeader(opts.tiles[i].w, opts.tiles[i].h, opts.fps * SUBTICKS, 1, opts.tiles[i].codec === 'h264' ? 'H264' : 'VP80')));
       this.direct = new DirectFeed(opts.tiles.length, (i, frame, pts) => {
         if (this.#closed || this.proc.hasExited) return;
         // Header and frame in one writev: two writes were two wake-ups of FFmpeg's demuxer per

@@ -28,11 +28,11 @@ const SMALL_TILE_SCALE = 0.5;
 /** How long a new direct epoch waits for keyframes before it starts with cards for the rest. */
 const KEYFRAME_WAIT_MS = 1000;
 /**
- * How long a new epoch of decoded tiles waits for its sources' first decoded pictures. Longer
- * than for keyframes: at the switch from direct epochs every source's decoder process starts at
- * once, beside the new epoch and the name cards, and on this 2-core machine their first pictures
- * came 0.6–1.6 s after the switch idle (day 23), later under load. While it waits the current
- * epoch goes on; only the newcomer's tile waits longer to appear.
+ * How long a new epoch of decoded tiles (TESSERA_DIRECT_DECODE=false) waits for its sources'
+ * first decoded pictures. Longer than for keyframes: a decoder process starts beside the new
+ * epoch and the name cards, and on this 2-core machine several started at once gave their first
+ * pictures 0.6–1.6 s later idle (day 23), later under load. While it waits the current epoch
+ * goes on; only the newcomer's tile waits longer to appear.
  */
 const DECODER_WAIT_MS = 3000;
 /**
@@ -151,7 +151,7 @@ export class Recording extends EventEmitter<Events> {
   #status: RecordingStatus = 'starting';
   /** Times, participants, layouts and gaps: what the manifest says about the recording. */
   #ledger: RecordingLedger;
-  /** Per source: decoders, name card, VP8 for direct epochs; the tile order. */
+  /** Per source: decoders, name card, video for direct epochs; the tile order. */
   #sources: RecordingSources;
   /** What each tile shows: live pictures or cards, leavers' tiles, the waiting tile. */
   #content: TileContent;
@@ -230,11 +230,10 @@ export class Recording extends EventEmitter<Events> {
       fps: this.#fps,
       quietNow,
       content: this.#content,
-      onVp8: (s, f, tick) => this.#routeVp8(s, f, tick),
-      feedsDirect: () => this.#epochs.epochs.some((e) => !!e.handle.direct && !e.dead && this.#pacer.ticks < e.feedUntil),
+      onFrame: (s, f) => this.#routeFrame(s, f),
       // Decoded tiles: shown from the tick of their capture time too, once the clock runs.
       frameTick: (s, f) => (this.#pacer.started ? this.#frameTick(s, f, performance.now()) : undefined),
-      onCodecSwitch: () => this.#relayoutSoon(),
+      onCodecChange: (s) => this.#onCodecChange(s),
       onRestart: () => this.stats.decoderRestarts++,
       onClose: (id) => this.removeSource(id),
     });
@@ -392,13 +391,12 @@ export class Recording extends EventEmitter<Events> {
   // ---- video in ---------------------------------------------------------------------------
 
   /**
-   * A direct epoch's tiles take a source's VP8 frame as it arrives (see RecordingSources), at
-   * `tick` when the caller placed it already (a frame that also goes to a decoder: FrameTicks
-   * places each frame once).
+   * A direct epoch's tiles take a source's frame as it arrives (see RecordingSources); a tile
+   * whose input takes another codec shows its card until a new epoch replaces it (#onCodecChange).
    */
-  #routeVp8(s: SourceState, f: EncodedVideoFrame, tick?: number): void {
+  #routeFrame(s: SourceState, f: EncodedVideoFrame): void {
     const now = performance.now();
-    const next = tick ?? this.#frameTick(s, f, now);
+    const next = this.#frameTick(s, f, now);
     // How long it waits to be shown (the first composed tick from there, when ticks are shed):
     // the source's audio is made to wait as long (lip sync).
     let shown = next;
@@ -409,9 +407,20 @@ export class Recording extends EventEmitter<Events> {
       const feed = e.handle.direct;
       if (!feed || e.dead || next < e.feedFrom || next >= e.feedUntil) continue;
       e.handle.tiles.forEach((t, i) => {
-        if (t.sourceId === s.source.id && !feed.frame(i, f.data, f.keyframe, ahead)) s.tile.askKeyframe();
+        if (t.sourceId === s.source.id && (t.codec ?? 'vp8') === f.codec && !feed.frame(i, f.data, f.keyframe, ahead)) s.tile.askKeyframe();
       });
     }
+  }
+
+  /**
+   * A source's codec changed (a Safari participant's first H.264 frame; a renegotiation): an
+   * epoch input has one codec for life, so tiles of it in epochs still fed, or in the one
+   * waiting to start, need a new epoch. Until it takes over they show the source's card.
+   */
+  #onCodecChange(s: SourceState): void {
+    const stale = (tiles: EpochTile[]) => tiles.some((t) => t.sourceId === s.source.id && (t.codec ?? 'vp8') !== s.tile.codec);
+    const fed = this.#epochs.epochs.some((e) => !!e.handle.direct && !e.dead && this.#pacer.ticks < e.feedUntil && stale(e.handle.tiles));
+    if (fed || (this.#pendingEpoch?.comp.direct && stale(this.#pendingEpoch.tiles))) this.#relayoutSoon();
   }
 
   /**
@@ -452,7 +461,7 @@ export class Recording extends EventEmitter<Events> {
       const feed = e.handle.direct;
       if (!feed) return e.handle.write(e.handle.tiles.map((t) => frameFor(t.sourceId)));
       const tiles = e.handle.tiles;
-      feed.tick((i) => this.#content.live(tiles[i].sourceId), (i) => this.#content.vp8Card(tiles[i].sourceId));
+      feed.tick((i) => this.#content.live(tiles[i].sourceId, tiles[i].codec), (i) => this.#content.codedCard(tiles[i].sourceId, tiles[i].codec));
     }, idleSuperseded);
     // Forget a departed tile once no graph that is still fed has it.
     this.#content.forgetDeparted((id) => this.#epochs.stillFed(tick, (e) => e.handle.tiles.some((t) => t.sourceId === id)));
@@ -495,7 +504,7 @@ export class Recording extends EventEmitter<Events> {
     const tiles = layout.tiles.map((t) => {
       const s = this.#sources.get(t.id);
       const size = TILE_SIZE[s?.source.kind ?? 'camera'];
-      return { sourceId: t.id, name: s ? s.source.name : '', w: size.w, h: size.h };
+      return { sourceId: t.id, name: s ? s.source.name : '', w: size.w, h: size.h, codec: s?.tile.codec ?? 'vp8' };
     });
     return { layout, tiles };
   }
@@ -536,7 +545,7 @@ export class Recording extends EventEmitter<Events> {
       workDir: this.#o.workDir,
       settings: this.#encoderSettings(),
       logger: this.#log.child({ proc: 'epoch' }),
-      direct: direct ? { cardOf: (i) => this.#content.vp8Card(tiles[i].sourceId) } : undefined,
+      direct: direct ? { cardOf: (i) => this.#content.codedCard(tiles[i].sourceId, tiles[i].codec) } : undefined,
     });
     let epoch: Epoch | null = null;
     comp.on('frame', (au, key) => epoch && this.#onEncoded(epoch, au, key));
@@ -570,11 +579,11 @@ export class Recording extends EventEmitter<Events> {
         // Each tile starts from its source's frames since their last keyframe, or its card.
         const gops = tiles.map((t) => {
           const s = this.#sources.get(t.sourceId);
-          const gop = s ? s.tile.gop.frames(this.#replayLimit()) : null;
+          const gop = s && s.tile.codec === t.codec ? s.tile.gop.frames(this.#replayLimit()) : null;
           if (s && !gop) s.tile.askKeyframe();
           return gop;
         });
-        comp.direct.begin(gops, (i) => this.#content.vp8Card(tiles[i].sourceId));
+        comp.direct.begin(gops, (i) => this.#content.codedCard(tiles[i].sourceId, tiles[i].codec));
       }
     };
     if (this.#pendingEpoch) {
@@ -588,9 +597,8 @@ export class Recording extends EventEmitter<Events> {
     if (!showsSomeone) return begin();
     // Make-before-break: while the current epoch goes on, the new one waits (at most
     // KEYFRAME_WAIT_MS or DECODER_WAIT_MS) until every tile has something to show. Direct: the epoch's decoders
-    // start empty, so each tile needs a keyframe to start from. Decoded tiles: each source with
-    // video needs its decoder's first picture (decoder processes start on the switch from
-    // direct epochs, and for a newcomer).
+    // start empty, so each tile needs a keyframe to start from. Decoded tiles
+    // (TESSERA_DIRECT_DECODE=false): each source with video needs its decoder's first picture.
     if (comp.direct) {
       for (const t of tiles) {
         const s = this.#sources.get(t.sourceId);
@@ -618,7 +626,8 @@ export class Recording extends EventEmitter<Events> {
     const ready = p.tiles.every((t) => {
       const s = this.#sources.get(t.sourceId);
       if (!s) return true;
-      if (p.comp.direct) return s.tile.codec !== 'vp8' || !!s.tile.gop.frames(this.#replayLimit());
+      // Direct: a source that sent nothing yet has nothing to wait for either.
+      if (p.comp.direct) return s.tile.codec !== t.codec || !!s.tile.gop.frames(this.#replayLimit());
       // A source without recent video (camera off, audio only) has nothing to wait for.
       return s.video.latestAt > 0 || s.tile.codec === null || now - s.tile.lastVideoAt > DECODER_WAIT_MS;
     });

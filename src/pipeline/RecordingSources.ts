@@ -3,11 +3,11 @@ import { AudioDecoder } from './AudioDecoder';
 import { PictureDelay } from './audio';
 import { FrameTicks } from './FrameTicks';
 import { SourceVideo } from './DirectFeed';
-import { renderNameCard, renderVp8NameCard, solidFrame, PLACEHOLDER_COLOUR } from './placeholder';
+import { renderNameCard, renderCodedNameCard, solidFrame, PLACEHOLDER_COLOUR, type CodedCards } from './placeholder';
 import type { TileContent } from './TileContent';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
-import type { EncodedVideoFrame, MediaSource, OpusPacket } from '../media/types';
+import type { EncodedVideoFrame, MediaSource, OpusPacket, VideoCodec } from '../media/types';
 
 /** Decoded tile sizes: cameras are small (cheap to decode and scale), screens keep detail. */
 export const TILE_SIZE = { camera: { w: 640, h: 360 }, screen: { w: 1280, h: 720 } } as const;
@@ -27,19 +27,19 @@ export const FRAME_MARGIN_MS = 20;
 /** Keyframe requests for one source, at most one per this. */
 const KEYFRAME_ASK_MS = 300;
 
-/** One source in the recording: its decoders, its name card, its VP8 as direct epochs see it. */
+/** One source in the recording: its decoders, its name card, its video as direct epochs see it. */
 export interface SourceState {
   source: MediaSource;
   video: VideoDecoder;
   audio: AudioDecoder;
   card: Buffer;
-  /** The card as a VP8 keyframe, for direct epochs (null until encoded). */
-  vp8Card: Buffer | null;
-  /** Its video as direct epochs see it: liveness, frames since the last keyframe, keyframe asks. */
+  /** The card as a keyframe of each codec, for direct epochs' inputs (null until encoded). */
+  codedCards: CodedCards;
+  /** Its video as direct epochs see it: codec, liveness, frames since the last keyframe, keyframe asks. */
   tile: SourceVideo;
   /** How long its pictures wait for their tick: its audio is mixed as much later (lip sync). */
   pictureDelay: PictureDelay;
-  /** Which tick shows each of its VP8 frames (by RTP time; direct epochs). */
+  /** Which tick shows each of its frames (by RTP time). */
   frameTicks: FrameTicks;
   unsubscribe: () => void;
 }
@@ -53,17 +53,12 @@ export interface RecordingSourcesOptions {
   quietNow: () => number;
   /** What each tile shows: told of joins and leaves; the waiting tile's cards go there. */
   content: TileContent;
-  /** A VP8 frame the source's tile took, for the direct epochs that show it (at `tick`, if known). */
-  onVp8: (s: SourceState, f: EncodedVideoFrame, tick?: number) => void;
-  /**
-   * Whether a direct epoch is still fed: after the switch to decoded tiles, until an epoch of
-   * decoded tiles takes over, VP8 goes to both (make-before-break, see #onVideo).
-   */
-  feedsDirect: () => boolean;
+  /** A frame the source's tile took, for the direct epochs that show it. */
+  onFrame: (s: SourceState, f: EncodedVideoFrame) => void;
   /** The tick a decoded tile's frame is for (undefined before the clock starts): VideoDecoder.take. */
   frameTick: (s: SourceState, f: EncodedVideoFrame) => number | undefined;
-  /** A source sent H.264: epochs take decoded tiles from now on (a new layout is due). */
-  onCodecSwitch: () => void;
+  /** A source's codec changed (its first H.264 frame, a renegotiation): its tiles' inputs may need a new epoch. */
+  onCodecChange: (s: SourceState) => void;
   /** A source's decoder was restarted. */
   onRestart: () => void;
   /** A source closed by itself (its participant left): the recording removes it. */
@@ -71,10 +66,9 @@ export interface RecordingSourcesOptions {
 }
 
 /**
- * The recording's inputs: per source, the video decoder (raw tiles) or the VP8 kept for direct
- * epochs, the Opus decoder and its jitter buffer, and the name card in the form the epochs take;
- * the tile order (join order); and the switch from direct epochs to raw tiles, once for all, when
- * a source sends H.264. Routing frames into epochs and deciding layouts is the recording's.
+ * The recording's inputs: per source, the video decoder (raw tiles) or its video as direct epochs
+ * take it, the Opus decoder and its jitter buffer, and the name card in the forms the epochs take;
+ * the tile order (join order). Routing frames into epochs and deciding layouts is the recording's.
  */
 export class RecordingSources {
   #o: RecordingSourcesOptions;
@@ -84,10 +78,11 @@ export class RecordingSources {
   #goneRepeated = 0;
   #goneDropped = 0;
   /**
-   * Epochs decode the participants' VP8 themselves (config.directDecode), until a source sends
-   * H.264: from then on every source goes through a decoder process and epochs take raw tiles.
+   * Epochs decode the participants' VP8 and H.264 themselves (config.directDecode); else every
+   * source goes through a decoder process and epochs take raw tiles. Until day 24 the first H.264
+   * frame switched every source to decoder processes (docs/workers.md).
    */
-  direct: boolean;
+  readonly direct: boolean;
 
   constructor(o: RecordingSourcesOptions) {
     this.#o = o;
@@ -134,7 +129,7 @@ export class RecordingSources {
       video,
       audio,
       card: solidFrame(size.w, size.h, PLACEHOLDER_COLOUR),
-      vp8Card: null,
+      codedCards: { vp8: null, h264: null },
       tile: new SourceVideo({ gopFrames: GOP_REPLAY_S * this.#o.fps, askEveryMs: KEYFRAME_ASK_MS, request: () => source.requestKeyframe(), now: quietNow }),
       // Half a tick until its frames are seen (and for sources whose pictures come from a decoder).
       pictureDelay: new PictureDelay(500 / this.#o.fps),
@@ -201,53 +196,44 @@ export class RecordingSources {
     }));
   }
 
-  /** The waiting tile's card (nobody in the room), in the form the epochs take now. */
+  /** The waiting tile's card (nobody in the room), in the form the epochs take (VP8 for direct ones). */
   renderWaitingCard(): void {
     const { config, ffmpegPath, logger, content } = this.#o;
     const text = 'Waiting for participants';
-    if (this.direct) void renderVp8NameCard(ffmpegPath, TILE_SIZE.camera, text, config.fontFile, logger).then((card) => (content.waitingVp8 = card));
+    if (this.direct) void renderCodedNameCard(ffmpegPath, TILE_SIZE.camera, text, config.fontFile, 'vp8', logger).then((card) => (content.waitingVp8 = card));
     else void renderNameCard(ffmpegPath, TILE_SIZE.camera, text, config.fontFile, logger).then((card) => (content.waitingCard = card));
   }
 
   #onVideo(s: SourceState, f: EncodedVideoFrame): void {
-    if (this.direct && f.codec !== 'vp8') {
-      // Direct epochs take VP8 only: from now on every source goes through a decoder process.
-      this.#o.logger.info({ sourceId: s.source.id, codec: f.codec }, 'a source sends H.264: epochs take decoded tiles from now on');
-      this.direct = false;
-      for (const o of this.#map.values()) {
-        o.tile.gop.clear();
-        o.pictureDelay.reset();
-        this.#renderCard(o);
-      }
-      this.renderWaitingCard();
-      this.#o.onCodecSwitch();
-    }
     if (!this.direct) {
       s.tile.decoded(f.codec);
-      const tick = this.#o.frameTick(s, f);
-      s.video.push(f, tick);
-      // Until the first epoch of decoded tiles takes over (it waits for every tile's first
-      // picture), the direct epoch still on screen keeps showing the VP8 participants: without
-      // this, the whole grid showed name cards for about a second when a Safari (H.264)
-      // participant joined a VP8 meeting (day 23).
-      if (f.codec === 'vp8' && this.#o.feedsDirect() && s.tile.vp8(f.data, f.keyframe)) this.#o.onVp8(s, f, tick);
+      s.video.push(f, this.#o.frameTick(s, f));
       return;
     }
-    if (s.tile.vp8(f.data, f.keyframe)) this.#o.onVp8(s, f);
+    const before = s.tile.codec;
+    const data = s.tile.take(f.codec, f.data, f.keyframe);
+    if (s.tile.codec !== before) {
+      this.#o.logger.info({ sourceId: s.source.id, codec: s.tile.codec, before }, 'a source\'s video codec');
+      if (!s.codedCards[s.tile.codec!]) this.#renderCard(s);
+      this.#o.onCodecChange(s);
+    }
+    if (data) this.#o.onFrame(s, data === f.data ? f : { ...f, data });
   }
 
   /**
-   * A source's name card, in the form the epochs take: a VP8 keyframe for direct epochs, a raw
-   * frame for raw tiles. Rendered in the background (batched, see placeholder.ts); the plain card
-   * stands in until then.
+   * A source's name card, in the form the epochs take: a keyframe of its codec for direct epochs
+   * (VP8 until it sends anything), a raw frame for raw tiles. Rendered in the background (batched,
+   * see placeholder.ts); the plain card stands in until then.
    */
   #renderCard(s: SourceState): void {
     const { config, ffmpegPath } = this.#o;
     const size = TILE_SIZE[s.source.kind];
     const text = s.source.kind === 'screen' ? `${s.source.name} (screen)` : s.source.name;
     const log = this.#o.logger.child({ sourceId: s.source.id });
-    if (this.direct) void renderVp8NameCard(ffmpegPath, size, text, config.fontFile, log).then((card) => (s.vp8Card = card));
-    else void renderNameCard(ffmpegPath, size, text, config.fontFile, log).then((card) => (s.card = card));
+    if (this.direct) {
+      const codec: VideoCodec = s.tile.codec ?? 'vp8';
+      void renderCodedNameCard(ffmpegPath, size, text, config.fontFile, codec, log).then((card) => (s.codedCards[codec] = card));
+    } else void renderNameCard(ffmpegPath, size, text, config.fontFile, log).then((card) => (s.card = card));
   }
 
   #close(s: SourceState): void {

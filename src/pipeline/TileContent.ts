@@ -1,5 +1,6 @@
-import { PLACEHOLDER_COLOUR, SOLID_CARD_VP8, solidFrame } from './placeholder';
+import { PLACEHOLDER_COLOUR, SOLID_CARDS, solidFrame, type CodedCards } from './placeholder';
 import type { SourceVideo } from './DirectFeed';
+import type { VideoCodec } from '../media/types';
 
 /** The tile a layout shows when nobody is in the room. */
 export const WAITING_ID = '__waiting';
@@ -8,23 +9,23 @@ export const WAITING_ID = '__waiting';
 export interface TileSource {
   /** Its decoded pictures (raw tiles): when the last arrived, the next one for this tick. */
   video: { latestAt: number; take(tick?: number, dueAt?: number): Buffer | null; readonly lastShown: Buffer | null };
-  /** Its VP8 as the direct epochs see it. */
+  /** Its video as the direct epochs see it. */
   tile: SourceVideo;
-  /** Its name card: a raw frame, and a VP8 keyframe (null until rendered). */
+  /** Its name card: a raw frame, and keyframes for direct epochs' inputs (null until rendered). */
   card: Buffer;
-  vp8Card: Buffer | null;
+  codedCards: CodedCards;
 }
 
 interface Departed {
   frame: Buffer;
   card: Buffer;
-  vp8Card: Buffer | null;
+  codedCards: CodedCards;
   at: number;
 }
 
 /**
- * What each tile shows, in both forms the epochs take: raw frames (raw tiles) and VP8 keyframes
- * (direct epochs decode the source's own VP8 while it is live, see DirectFeed).
+ * What each tile shows, in both forms the epochs take: raw frames (raw tiles) and keyframes of a
+ * tile input's codec (direct epochs decode the source's own video while it is live, see DirectFeed).
  *
  * - A live source: its pictures. Raw tiles take its next decoded picture each tick (its last
  *   one again when none came in time); a direct epoch's tile is fed its frames as they arrive.
@@ -40,7 +41,7 @@ interface Departed {
 export class TileContent {
   #departed = new Map<string, Departed>();
   #o: { source: (id: string) => TileSource | undefined; videoTimeoutMs: number; stallTimeoutMs: number; camera: { w: number; h: number }; now: () => number };
-  /** The waiting tile's card (raw, and as VP8 once rendered). */
+  /** The waiting tile's card (raw, and as VP8 once rendered: its input in a direct epoch is VP8). */
   waitingCard: Buffer;
   waitingVp8: Buffer | null = null;
 
@@ -55,7 +56,7 @@ export class TileContent {
     const live = s.video.latestAt && now - s.video.latestAt <= this.#o.videoTimeoutMs;
     // A copy: the decoder's pictures go back to its pool (FramePool) while this one is still shown.
     const last = live ? s.video.lastShown : null;
-    this.#departed.set(id, { frame: last ? Buffer.from(last) : s.card, card: s.card, vp8Card: s.vp8Card, at: now });
+    this.#departed.set(id, { frame: last ? Buffer.from(last) : s.card, card: s.card, codedCards: { ...s.codedCards }, at: now });
   }
 
   /** `id` is back (or forgotten): its tiles follow the source again. */
@@ -93,15 +94,18 @@ export class TileContent {
     };
   }
 
-  /** Whether `id`'s VP8 is live for a direct epoch's tile (else the tile shows its card). */
-  live(id: string): boolean {
+  /**
+   * Whether `id`'s video is live for a direct epoch's tile whose input takes `codec` (any, if not
+   * given); else the tile shows its card.
+   */
+  live(id: string, codec?: VideoCodec): boolean {
     const s = this.#o.source(id);
-    return !!s && s.tile.live(Math.min(this.#o.videoTimeoutMs, this.#o.stallTimeoutMs / 2));
+    return !!s && s.tile.live(Math.min(this.#o.videoTimeoutMs, this.#o.stallTimeoutMs / 2), codec);
   }
 
-  /** What a direct epoch's tile for `id` shows when its video is not live: a VP8 keyframe. */
-  vp8Card(id: string): Buffer {
-    const card = this.#o.source(id)?.vp8Card ?? this.#departed.get(id)?.vp8Card ?? (id === WAITING_ID ? this.waitingVp8 : null);
-    return card ?? SOLID_CARD_VP8;
+  /** What a direct epoch's tile for `id` shows when its video is not live: a keyframe of its input's codec. */
+  codedCard(id: string, codec: VideoCodec = 'vp8'): Buffer {
+    const card = this.#o.source(id)?.codedCards[codec] ?? this.#departed.get(id)?.codedCards[codec] ?? (id === WAITING_ID && codec === 'vp8' ? this.waitingVp8 : null);
+    return card ?? SOLID_CARDS[codec];
   }
 }

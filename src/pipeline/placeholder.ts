@@ -6,6 +6,8 @@ import { nameCardsArgs } from '../../compositor/ffmpegArgs';
 import type { Logger } from '../logger';
 import { enqueueSpawn } from './spawnQueue';
 import { parseIvf, vp8KeyframeInfo } from '../media/ivf';
+import { AccessUnitSplitter, avcPictureSize, isKeyframe } from '../media/annexb';
+import type { VideoCodec } from '../media/types';
 
 /** Placeholder card colour: distinct from every participant colour and from the background. */
 export const PLACEHOLDER_COLOUR = '#3A3F4B';
@@ -30,10 +32,13 @@ interface CardRequest {
 }
 
 /**
- * A card as one raw yuv420p frame (raw tiles), or as one VP8 keyframe (what a direct epoch's
- * input shows for a tile with no live video; see DirectFeed; 1–5 kB).
+ * A card as one raw yuv420p frame (raw tiles), or as one keyframe of a direct epoch's input codec
+ * (what the input shows for a tile with no live video; see DirectFeed; 1–5 kB).
  */
-export type CardFormat = 'raw' | 'vp8';
+export type CardFormat = 'raw' | VideoCodec;
+
+/** A source's name card as a keyframe for each codec a direct epoch's input may take (null: not rendered). */
+export type CodedCards = Record<VideoCodec, Buffer | null>;
 
 /** Requests waiting for the next batch, per FFmpeg binary, font, size and format. */
 const pending = new Map<string, { ffmpegPath: string; size: { w: number; h: number }; fontFile: string; format: CardFormat; logger: Logger; requests: CardRequest[] }>();
@@ -63,13 +68,14 @@ export async function renderNameCard(ffmpegPath: string, size: { w: number; h: n
 }
 
 /**
- * The same card as one VP8 keyframe, rendered and encoded by one FFmpeg for the whole batch (a
- * raw render plus one libvpx run per card cost 0.06 CPU-seconds each: 0.36 for a room of four
- * and the waiting card, against 0.07 in one process). Null without a font or if rendering
- * failed: the caller shows the plain card (SOLID_CARD_VP8).
+ * The same card as one keyframe of `codec` (VP8, or H.264 for a source that sends it), rendered
+ * and encoded by one FFmpeg for the whole batch (a raw render plus one libvpx run per card cost
+ * 0.06 CPU-seconds each: 0.36 for a room of four and the waiting card, against 0.07 in one
+ * process). Null without a font or if rendering failed: the caller shows the plain card
+ * (SOLID_CARDS).
  */
-export function renderVp8NameCard(ffmpegPath: string, size: { w: number; h: number }, text: string, fontFile: string | null, logger: Logger): Promise<Buffer | null> {
-  return renderCard(ffmpegPath, size, text, fontFile, 'vp8', logger);
+export function renderCodedNameCard(ffmpegPath: string, size: { w: number; h: number }, text: string, fontFile: string | null, codec: VideoCodec, logger: Logger): Promise<Buffer | null> {
+  return renderCard(ffmpegPath, size, text, fontFile, codec, logger);
 }
 
 function renderCard(ffmpegPath: string, size: { w: number; h: number }, text: string, fontFile: string | null, format: CardFormat, logger: Logger): Promise<Buffer | null> {
@@ -110,6 +116,13 @@ function splitCards(out: Buffer, size: { w: number; h: number }, format: CardFor
     const frameBytes = (size.w * size.h * 3) / 2;
     if (out.length !== frameBytes * n) return null;
     return Array.from({ length: n }, (_, k) => Buffer.from(out.subarray(k * frameBytes, (k + 1) * frameBytes)));
+  }
+  if (format === 'h264') {
+    const split = new AccessUnitSplitter();
+    const aus = split.push(out);
+    const last = split.end();
+    if (last) aus.push(last);
+    return aus.length === n && aus.every((au) => isKeyframe(au) && avcPictureSize(au)) ? aus : null;
   }
   try {
     const { frames } = parseIvf(out);
@@ -164,3 +177,16 @@ export const SOLID_CARD_VP8 = Buffer.from(
   'kDMAnQEqgAJoAQDHCIWFiIWEiAUCAnTyOjrUYeyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eyc4eycuAD++570q9XmU2kQQAA=',
   'base64',
 );
+
+/**
+ * The same plain card as one H.264 IDR (with its SPS and PPS; x264 constrained baseline, its SEI
+ * left out: 757 bytes), for a direct epoch's H.264 inputs (tests/unit/direct-feed.test.ts decodes
+ * it with both builds and checks its colour).
+ */
+export const SOLID_CARD_H264 = Buffer.from(
+  'AAAAAQkQAAAAAWdCwB7cCgL/lhAAAAMAEAAAAwMg8WL4AAAAAWjOD8gAAAFliIQ6EYoAAh+xwAxwZOTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk66666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666668A==',
+  'base64',
+);
+
+/** The plain card for each codec a direct epoch's input may take. */
+export const SOLID_CARDS: Record<VideoCodec, Buffer> = { vp8: SOLID_CARD_VP8, h264: SOLID_CARD_H264 };

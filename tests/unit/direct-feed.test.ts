@@ -1,7 +1,9 @@
-import { DirectFeed, GopCache, SourceVideo, SUBTICKS } from '../../src/pipeline/DirectFeed';
+import { CODEC_CHANGE_MS, DirectFeed, GopCache, MAX_DIRECT_PIXELS, SourceVideo, SUBTICKS } from '../../src/pipeline/DirectFeed';
 import { execFileSync } from 'node:child_process';
 import { ivfFileHeader, ivfFrameHeader, vp8FrameOk, vp8KeyframeInfo } from '../../src/media/ivf';
-import { SOLID_CARD_VP8, PLACEHOLDER_COLOUR, solidFrame, renderVp8NameCard } from '../../src/pipeline/placeholder';
+import fs from 'node:fs';
+import { SOLID_CARD_VP8, SOLID_CARD_H264, PLACEHOLDER_COLOUR, solidFrame, renderCodedNameCard } from '../../src/pipeline/placeholder';
+import { AccessUnitSplitter, h264FrameOk, h264ParameterSets, nalTypes } from '../../src/media/annexb';
 import { buildFilterGraph } from '../../compositor/filterGraph';
 import { computeLayout } from '../../compositor/layout';
 import { loadPresets } from '../../compositor/presets';
@@ -29,6 +31,7 @@ function recorder() {
 }
 
 const CARD = Buffer.from('card');
+const FFMPEG = 'node_modules/@ffmpeg-installer/linux-x64/ffmpeg';
 
 describe('direct epochs: what each tile input gets (DirectFeed)', () => {
   test('a new epoch starts each tile from its frames since the keyframe, or from its card; stamps are the picture in 1/SUBTICKS', () => {
@@ -139,6 +142,104 @@ describe('a direct epoch\'s FFmpeg arguments', () => {
     const args = epochEncoderArgs(['vp8', 'vp8'], graph, output, encoderSettingsOf(config, { width: 1280, height: 720, fps: 30 })).join(' ');
     expect(args).toContain('-threads 1 -reinit_filter 0 -probesize 32 -analyzeduration 0 -thread_queue_size 64 -f ivf -i pipe:3');
     expect(args).toContain('-f ivf -i pipe:4');
+    // An H.264 input: each picture out as soon as its frame is in.
+    const mixed = epochEncoderArgs(['vp8', 'h264'], graph, output, encoderSettingsOf(config, { width: 1280, height: 720, fps: 30 })).join(' ');
+    expect(mixed).toContain('-threads 1 -reinit_filter 0 -probesize 32 -analyzeduration 0 -thread_queue_size 64 -f ivf -i pipe:3');
+    expect(mixed).toContain('-threads 1 -flags low_delay -reinit_filter 0 -probesize 32 -analyzeduration 0 -thread_queue_size 64 -f ivf -i pipe:4');
+  });
+});
+
+/** Access units of a short x264 clip (as a browser sends: constrained baseline, no B-frames); keyframes every `gop`. */
+function h264Clip(frames: number, gop: number, size = '640x360'): Buffer[] {
+  const out = execFileSync(FFMPEG, ['-v', 'error', '-f', 'lavfi', '-i', `testsrc=s=${size}:r=30`, '-frames:v', String(frames), '-pix_fmt', 'yuv420p', '-c:v', 'libx264', '-preset', 'ultrafast', '-profile:v', 'baseline', '-g', String(gop), '-x264-params', 'aud=1', '-f', 'h264', 'pipe:1']);
+  const split = new AccessUnitSplitter();
+  const aus = split.push(out);
+  aus.push(split.end()!);
+  return aus;
+}
+
+/** Decodes IVF (H.264) with `bin` to yuv420p frames of 640×360 (letterboxed, as a direct epoch's input). */
+function decodeH264(bin: string, frames: Buffer[]): Buffer[] {
+  const ivf = Buffer.concat([ivfFileHeader(640, 360, 30, 1, 'H264'), ...frames.flatMap((f, i) => [ivfFrameHeader(f.length, BigInt(i)), f])]);
+  const raw = execFileSync(bin, ['-v', 'error', '-threads', '1', '-reinit_filter', '0', '-f', 'ivf', '-i', 'pipe:0', '-vf', 'scale=640:360', '-vsync', 'passthrough', '-f', 'rawvideo', '-pix_fmt', 'yuv420p', 'pipe:1'], { input: ivf, maxBuffer: 1 << 28 });
+  const size = 640 * 360 * 1.5;
+  return Array.from({ length: raw.length / size }, (_, k) => raw.subarray(k * size, (k + 1) * size));
+}
+
+describe('H.264 in direct epochs', () => {
+  test('h264FrameOk: Annex B with sane NAL headers and a slice; a keyframe has its IDR, SPS and PPS within the size limit', () => {
+    const [key, inter] = h264Clip(2, 30);
+    expect(h264FrameOk(key, true, MAX_DIRECT_PIXELS)).toBe(true);
+    expect(h264FrameOk(inter, false, MAX_DIRECT_PIXELS)).toBe(true);
+    expect(h264FrameOk(inter, true, MAX_DIRECT_PIXELS)).toBe(false); // no IDR
+    expect(h264FrameOk(key, true, 640 * 360 - 1)).toBe(false); // too big
+    expect(h264FrameOk(Buffer.from('junk junk junk'), false, MAX_DIRECT_PIXELS)).toBe(false);
+    const forbidden = Buffer.from(inter);
+    forbidden[forbidden.indexOf(Buffer.from([0, 0, 1]), 4) + 3] |= 0x80; // the slice's header
+    expect(h264FrameOk(forbidden, false, MAX_DIRECT_PIXELS)).toBe(false);
+    const idrOnly = h264ParameterSets(key)!;
+    expect(nalTypes(idrOnly)).toEqual([7, 8]);
+    const at = key.indexOf(Buffer.from([0, 0, 1, 0x65]));
+    expect(at).toBeGreaterThan(0);
+    expect(h264FrameOk(key.subarray(at), true, MAX_DIRECT_PIXELS)).toBe(false); // IDR without SPS/PPS
+  });
+
+  test('SourceVideo: a keyframe without SPS and PPS gets the last ones; a codec change needs a keyframe and is not taken twice within CODEC_CHANGE_MS', () => {
+    let now = 1000;
+    const v = new SourceVideo({ gopFrames: 60, askEveryMs: 300, request: () => undefined, now: () => now });
+    const [key, inter] = h264Clip(2, 30);
+    expect(v.take('h264', key, true)).toBe(key);
+    expect(v.codec).toBe('h264');
+    expect(v.live(1000, 'h264')).toBe(true);
+    expect(v.live(1000, 'vp8')).toBe(false);
+    const bare = key.subarray(key.indexOf(Buffer.from([0, 0, 1, 0x65])));
+    const fixed = v.take('h264', bare, true)!;
+    expect(nalTypes(fixed)).toEqual([7, 8, 5]);
+    expect(v.take('h264', inter, false)).toBe(inter);
+    expect(v.gop.frames()).toHaveLength(2);
+    // Another codec: not from an inter frame, and not again within CODEC_CHANGE_MS.
+    expect(v.take('vp8', vp8(false), false)).toBeNull();
+    expect(v.codec).toBe('h264');
+    now += CODEC_CHANGE_MS;
+    expect(v.take('vp8', vp8(true), true)).not.toBeNull();
+    expect(v.codec).toBe('vp8');
+    expect(v.gop.frames()).toHaveLength(1); // the H.264 group is gone
+    now += CODEC_CHANGE_MS - 1;
+    expect(v.take('h264', key, true)).toBeNull();
+    expect(v.codec).toBe('vp8');
+    now += 1;
+    expect(v.take('h264', key, true)).toBe(key);
+    expect(v.codec).toBe('h264');
+  });
+
+  test.each([['bundled 4.1', FFMPEG], ['Debian 5.1', '/usr/bin/ffmpeg']])('a card between a sender\'s pictures decodes in one decoder, both ways (%s)', (_label, bin) => {
+    if (!fs.existsSync(bin)) return;
+    // The sender at 1280×720; the plain card (640×360, its own SPS and PPS) for three pictures;
+    // then the sender again from its next keyframe.
+    const clip = h264Clip(60, 30, '1280x720');
+    const frames = decodeH264(bin, [...clip.slice(0, 20), SOLID_CARD_H264, SOLID_CARD_H264, SOLID_CARD_H264, ...clip.slice(30, 40)]);
+    expect(frames).toHaveLength(33);
+    const want = solidFrame(640, 360, PLACEHOLDER_COLOUR);
+    for (const k of [20, 21, 22]) for (const at of [0, 640 * 180 + 320, 640 * 360 + 100, 640 * 360 * 1.25 + 100]) expect(Math.abs(frames[k][at] - want[at])).toBeLessThanOrEqual(2);
+    // After the card, the sender's picture again (testsrc is far from the card's flat colour).
+    expect(frames[23].equals(frames[22])).toBe(false);
+    expect(decodeH264(bin, clip.slice(30, 31))[0].equals(frames[23])).toBe(true);
+  });
+
+  test('name cards as H.264 (renderCodedNameCard): each an IDR with its SPS and PPS showing its name on the placeholder colour', async () => {
+    const config = loadConfig({});
+    const logger = { child: () => logger, debug() {}, info() {}, warn() {}, error() {} } as never;
+    const size = { w: 640, h: 360 };
+    const [a, b] = await Promise.all([renderCodedNameCard(FFMPEG, size, 'Ada Lovelace', config.fontFile, 'h264', logger), renderCodedNameCard(FFMPEG, size, 'Bo', config.fontFile, 'h264', logger)]);
+    expect(a && b).toBeTruthy();
+    const want = solidFrame(640, 360, PLACEHOLDER_COLOUR);
+    for (const card of [a!, b!]) {
+      expect(h264FrameOk(card, true, MAX_DIRECT_PIXELS)).toBe(true);
+      const [raw] = decodeH264(FFMPEG, [card]);
+      expect(Math.abs(raw[640 * 10 + 10] - want[640 * 10 + 10])).toBeLessThanOrEqual(3);
+      expect(Math.max(...raw.subarray(640 * 180, 640 * 181))).toBeGreaterThan(150);
+    }
+    expect(decodeH264(FFMPEG, [a!])[0].equals(decodeH264(FFMPEG, [b!])[0])).toBe(false);
   });
 });
 
@@ -154,13 +255,13 @@ describe('the plain card as VP8 (SOLID_CARD_VP8)', () => {
   });
 });
 
-describe('name cards as VP8 (renderVp8NameCard)', () => {
+describe('name cards as VP8 (renderCodedNameCard)', () => {
   test('cards requested together (one batched FFmpeg) are each a keyframe showing its name on the placeholder colour', async () => {
     const config = loadConfig({});
     const ffmpeg = 'node_modules/@ffmpeg-installer/linux-x64/ffmpeg';
     const logger = { child: () => logger, debug() {}, info() {}, warn() {}, error() {} } as never;
     const size = { w: 640, h: 360 };
-    const [a, b] = await Promise.all([renderVp8NameCard(ffmpeg, size, 'Ada Lovelace', config.fontFile, logger), renderVp8NameCard(ffmpeg, size, 'Bo', config.fontFile, logger)]);
+    const [a, b] = await Promise.all([renderCodedNameCard(ffmpeg, size, 'Ada Lovelace', config.fontFile, 'vp8', logger), renderCodedNameCard(ffmpeg, size, 'Bo', config.fontFile, 'vp8', logger)]);
     expect(a && b).toBeTruthy();
     expect(a!.equals(b!)).toBe(false);
     const want = solidFrame(640, 360, PLACEHOLDER_COLOUR);
@@ -173,7 +274,7 @@ describe('name cards as VP8 (renderVp8NameCard)', () => {
       expect(Math.max(...raw.subarray(640 * 180, 640 * 181))).toBeGreaterThan(150); // the name, light, across the middle
     }
     // Without a font: no card (the caller shows the plain one), and no FFmpeg.
-    expect(await renderVp8NameCard(ffmpeg, size, 'Ada', null, logger)).toBeNull();
+    expect(await renderCodedNameCard(ffmpeg, size, 'Ada', null, 'vp8', logger)).toBeNull();
   });
 });
 
@@ -182,13 +283,13 @@ describe('SourceVideo (a source as the direct epochs see it)', () => {
     let now = 1000, asks = 0;
     const v = new SourceVideo({ gopFrames: 60, askEveryMs: 300, request: () => asks++, now: () => now });
     expect(v.live(1000)).toBe(false); // nothing yet
-    expect(v.vp8(vp8(true), true)).toBe(true);
-    expect(v.vp8(vp8(false), false)).toBe(true);
+    expect(v.take('vp8', vp8(true), true)).not.toBeNull();
+    expect(v.take('vp8', vp8(false), false)).not.toBeNull();
     expect(v.gop.frames()).toHaveLength(2);
     expect(v.live(1000)).toBe(true);
-    expect(v.vp8(Buffer.from('junk junk junk'), false)).toBe(false);
+    expect(v.take('vp8', Buffer.from('junk junk junk'), false)).toBeNull();
     expect(v.gop.frames()).toBeNull(); // a new epoch cannot start from a broken group
-    expect(v.vp8(vp8(true, 5, 10, 8192, 8192), true)).toBe(false); // 64 Mpixel
+    expect(v.take('vp8', vp8(true, 5, 10, 8192, 8192), true)).toBeNull(); // 64 Mpixel
     now += 1001;
     expect(v.live(1000)).toBe(false); // only junk for a second: its card
     v.askKeyframe();
@@ -199,9 +300,10 @@ describe('SourceVideo (a source as the direct epochs see it)', () => {
     now += 1;
     v.askKeyframe();
     expect(asks).toBe(2);
-    // Through a decoder process (H.264): live for raw tiles, never for a direct epoch.
+    // Through a decoder process (raw tiles): live, and for an input of its codec only.
     v.decoded('h264');
     expect(v.lastVideoAt).toBe(now);
-    expect(v.live(1000)).toBe(false);
+    expect(v.live(1000)).toBe(true);
+    expect(v.live(1000, 'vp8')).toBe(false);
   });
 });

@@ -5,7 +5,7 @@
  */
 import { TileContent, WAITING_ID, type TileSource } from '../../src/pipeline/TileContent';
 import { SourceVideo } from '../../src/pipeline/DirectFeed';
-import { SOLID_CARD_VP8 } from '../../src/pipeline/placeholder';
+import { SOLID_CARD_H264, SOLID_CARD_VP8 } from '../../src/pipeline/placeholder';
 
 const camera = { w: 4, h: 2 };
 
@@ -26,7 +26,7 @@ function setup() {
       },
       tile: new SourceVideo({ gopFrames: 60, askEveryMs: 300, request: () => undefined, now: () => now }),
       card: Buffer.from(`card-${id}`),
-      vp8Card: null as Buffer | null,
+      codedCards: { vp8: null as Buffer | null, h264: null as Buffer | null },
     };
     sources.set(id, s);
     return s;
@@ -80,27 +80,33 @@ test('a leaver\'s tile shows its last picture until the timeout, then its card, 
   expect(content.rawTick()('a').length).toBe((camera.w * camera.h * 3) / 2); // unknown now: a plain card
 });
 
-test('the waiting tile shows its card; direct epochs get VP8 cards: the source\'s, a leaver\'s, the waiting one, else the plain one', () => {
+test('the waiting tile shows its card; direct epochs get cards of their input\'s codec: the source\'s, a leaver\'s, the waiting one, else the plain one', () => {
   const { content, sources, add } = setup();
   expect(content.rawTick()(WAITING_ID)).toBe(content.waitingCard);
-  expect(content.vp8Card(WAITING_ID)).toBe(SOLID_CARD_VP8);
+  expect(content.codedCard(WAITING_ID)).toBe(SOLID_CARD_VP8);
   content.waitingVp8 = Buffer.from('waiting-vp8');
-  expect(content.vp8Card(WAITING_ID).toString()).toBe('waiting-vp8');
+  expect(content.codedCard(WAITING_ID).toString()).toBe('waiting-vp8');
   const a = add('a');
-  expect(content.vp8Card('a')).toBe(SOLID_CARD_VP8); // not rendered yet
-  a.vp8Card = Buffer.from('a-vp8');
-  expect(content.vp8Card('a').toString()).toBe('a-vp8');
+  expect(content.codedCard('a')).toBe(SOLID_CARD_VP8); // not rendered yet
+  expect(content.codedCard('a', 'h264')).toBe(SOLID_CARD_H264);
+  a.codedCards.vp8 = Buffer.from('a-vp8');
+  a.codedCards.h264 = Buffer.from('a-h264');
+  expect(content.codedCard('a').toString()).toBe('a-vp8');
+  expect(content.codedCard('a', 'h264').toString()).toBe('a-h264');
   content.depart('a', a);
   sources.delete('a');
-  expect(content.vp8Card('a').toString()).toBe('a-vp8');
+  expect(content.codedCard('a').toString()).toBe('a-vp8');
+  expect(content.codedCard('a', 'h264').toString()).toBe('a-h264');
 });
 
 test('a direct epoch\'s tile is live while its VP8 comes, for the shorter of the video timeout and half the stall timeout', () => {
   const { content, add, advance } = setup();
   const a = add('a');
   expect(content.live('a')).toBe(false);
-  a.tile.vp8(key(), true);
+  a.tile.take('vp8', key(), true);
   expect(content.live('a')).toBe(true);
+  expect(content.live('a', 'vp8')).toBe(true);
+  expect(content.live('a', 'h264')).toBe(false); // an H.264 input cannot take it: its card
   advance(500);
   expect(content.live('a')).toBe(true);
   advance(1);

@@ -63,7 +63,7 @@ test('on this clock a stall of the server keeps the tiles\' last pictures; a sou
       video: { latestAt: 0, take: () => (last = pictures.shift() ?? last), get lastShown() { return last; } },
       tile: new SourceVideo({ gopFrames: 60, askEveryMs: 300, request: () => undefined, now: () => clock.now() }),
       card: Buffer.from(`card-${id}`),
-      vp8Card: null,
+      codedCards: { vp8: null, h264: null },
     };
   };
   const a = mk('a'), b = mk('b');
