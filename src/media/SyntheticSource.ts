@@ -80,7 +80,13 @@ export class SyntheticSource extends EventEmitter<MediaSourceEvents> implements 
       this.#pendingKeyframe = false;
       i = 0;
     }
-    let data = this.garbage ? crypto.randomBytes(200 + (n % 800)) : frames[i];
+    // H.264 garbage behind a well-formed NAL unit header (a non-IDR slice): it passes the worker's
+    // header checks and reaches the decoder inside the epoch, which must report it.
+    const junk = () => {
+      const bytes = crypto.randomBytes(200 + (n % 800));
+      return this.#clip.codec === 'h264' ? Buffer.concat([Buffer.from([0, 0, 0, 1, 0x41]), bytes]) : bytes;
+    };
+    let data = this.garbage ? junk() : frames[i];
     if (i === 0 && !this.garbage && this.truncateKeyframes > 0 && this.listenerCount('video') > 0) {
       this.truncateKeyframes--;
       data = data.subarray(0, Math.min(20, data.length));

@@ -186,9 +186,12 @@ describe('recording engine: faults and drains (Debian 5.1)', () => {
   const bin = DEBIAN_FFMPEG;
 
   test('camera off keeps the last frame then shows the name card; microphone off keeps the others audible; garbage is isolated', async () => {
+    // Participant 3 sends H.264, and its garbage reaches the decoder inside the epoch (a slice
+    // header in front): FFmpeg's error puts its tile on its card until a keyframe.
     const r = await record(bin, {
       participants: 3,
       seconds: 7,
+      codec: (i) => (i === 3 ? 'h264' : 'vp8'),
       events: [
         { at: 2, action: (c) => { c.sources.get(1)!.videoEnabled = false; } },
         { at: 2, action: (c) => { c.sources.get(2)!.audioEnabled = false; } },
