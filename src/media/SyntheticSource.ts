@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import crypto from 'node:crypto';
-import type { MediaSource, MediaSourceEvents, SourceKind } from './types';
+import type { MediaSource, MediaSourceEvents, SourceKind, VideoCodec } from './types';
 import type { SyntheticClip } from './SyntheticClip';
 
 /**
@@ -40,6 +40,10 @@ export class SyntheticSource extends EventEmitter<MediaSourceEvents> implements 
     this.name = opts.name;
     this.kind = opts.kind ?? 'camera';
     this.#clip = opts.clip;
+  }
+
+  get videoCodec(): VideoCodec {
+    return this.#clip.codec;
   }
 
   /** Start sending in real time (drift-free: frame k is due at start + k / fps). */

@@ -44,6 +44,12 @@ export interface MediaSource extends EventEmitter<MediaSourceEvents> {
   readonly participantId: string;
   readonly name: string;
   readonly kind: SourceKind;
+  /**
+   * The codec its video was negotiated in, when known before its first frame arrives (null or
+   * absent: not known). A hint for the recording's first layout, so a tile's input starts in the
+   * right codec; the frames themselves decide.
+   */
+  readonly videoCodec?: VideoCodec | null;
   /** Ask the sender for a keyframe (RTCP PLI for WebRTC sources). Called when a decoder starts. */
   requestKeyframe(): void;
 }

@@ -192,10 +192,13 @@ export const CODEC_CHANGE_MS = 2000;
  * its keyframe requests. Pure: time comes from `now` (Date.now() by default).
  */
 export class SourceVideo {
-  /** Codec of the frames so far (null before the first): what a new epoch's input for it takes. */
+  /** Codec of the frames so far (before the first: the negotiated one, or null): what a new epoch's input for it takes. */
   codec: VideoCodec | null = null;
-  /** now() of its last good frame (0: none yet). */
-  lastVideoAt = 0;
+  /**
+   * now() of its last good frame (-Infinity: none yet; not 0, since the quiet clock may be near 0
+   * in a new worker, and a source with a negotiated codec but no frame must not look live).
+   */
+  lastVideoAt = -Infinity;
   readonly gop: GopCache;
   #lastAskAt = -Infinity;
   #codecAt = -Infinity;
@@ -203,8 +206,14 @@ export class SourceVideo {
   #paramSets: Buffer | null = null;
   #o: { gopFrames: number; askEveryMs: number; request: () => void; now: () => number };
 
-  constructor(o: { gopFrames: number; askEveryMs: number; request: () => void; now?: () => number }) {
+  /**
+   * `codec`: the one it was negotiated in, if known (MediaSource.videoCodec), so an epoch started
+   * before its first frame gives it an input of that codec. Its first frame of another codec still
+   * changes it, if a keyframe.
+   */
+  constructor(o: { gopFrames: number; askEveryMs: number; request: () => void; now?: () => number; codec?: VideoCodec | null }) {
     this.#o = { ...o, now: o.now ?? Date.now };
+    this.codec = o.codec ?? null;
     this.gop = new GopCache(o.gopFrames);
   }
 

@@ -434,7 +434,8 @@ export class Recording extends EventEmitter<Events> {
   }
 
   /**
-   * A source's codec changed (a Safari participant's first H.264 frame; a renegotiation): an
+   * A source's codec is known from its frames (its first good frame; a Safari participant's first
+   * H.264 frame; a renegotiation). A newcomer waiting for it gets its layout. An
    * epoch input has one codec for life, so tiles of it in epochs still fed, or in the one
    * waiting to start, need a new epoch. Until it takes over they show the source's card.
    */

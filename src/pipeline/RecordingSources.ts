@@ -57,7 +57,11 @@ export interface RecordingSourcesOptions {
   onFrame: (s: SourceState, f: EncodedVideoFrame) => void;
   /** The tick a decoded tile's frame is for (undefined before the clock starts): VideoDecoder.take. */
   frameTick: (s: SourceState, f: EncodedVideoFrame) => number | undefined;
-  /** A source's codec changed (its first H.264 frame, a renegotiation): its tiles' inputs may need a new epoch. */
+  /**
+   * A source's codec is known from its frames: its first good frame (of its negotiated codec, or
+   * the first frame at all), or a change (a Safari participant's first H.264 frame after a VP8
+   * guess, a renegotiation). A newcomer's layout may start; its tiles' inputs may need a new epoch.
+   */
   onCodecChange: (s: SourceState) => void;
   /** A source's decoder was restarted. */
   onRestart: () => void;
@@ -130,7 +134,7 @@ export class RecordingSources {
       audio,
       card: solidFrame(size.w, size.h, PLACEHOLDER_COLOUR),
       codedCards: { vp8: null, h264: null },
-      tile: new SourceVideo({ gopFrames: GOP_REPLAY_S * this.#o.fps, askEveryMs: KEYFRAME_ASK_MS, request: () => source.requestKeyframe(), now: quietNow }),
+      tile: new SourceVideo({ gopFrames: GOP_REPLAY_S * this.#o.fps, askEveryMs: KEYFRAME_ASK_MS, request: () => source.requestKeyframe(), now: quietNow, codec: source.videoCodec }),
       // Half a tick until its frames are seen (and for sources whose pictures come from a decoder).
       pictureDelay: new PictureDelay(500 / this.#o.fps),
       frameTicks: new FrameTicks({ fps: this.#o.fps, marginMs: FRAME_MARGIN_MS }),
@@ -211,13 +215,14 @@ export class RecordingSources {
       return;
     }
     const before = s.tile.codec;
+    const first = s.tile.lastVideoAt === -Infinity;
     const data = s.tile.take(f.codec, f.data, f.keyframe);
     if (s.tile.codec !== before) {
       this.#o.logger.info({ sourceId: s.source.id, codec: s.tile.codec, before }, 'a source\'s video codec');
-      // Its VP8 card was asked for when it joined.
+      // Its card was asked for in its negotiated codec (VP8 if none) when it joined.
       if (before !== null || s.tile.codec !== 'vp8') this.#renderCard(s);
       this.#o.onCodecChange(s);
-    }
+    } else if (first && data) this.#o.onCodecChange(s); // its negotiated codec, confirmed by its first good frame
     if (data) this.#o.onFrame(s, data === f.data ? f : { ...f, data });
   }
 

@@ -29,6 +29,8 @@ export class WebRtcSource extends EventEmitter<MediaSourceEvents> implements Med
   readonly participantId: string;
   readonly name: string;
   readonly kind: SourceKind;
+  /** The codec of the video track last attached (negotiated; MediaSource.videoCodec). */
+  videoCodec: VideoCodec | null = null;
   readonly #opts: RtcOptions;
   readonly #log: Logger;
   readonly #sendPli: (reason: string) => void;
@@ -59,6 +61,7 @@ export class WebRtcSource extends EventEmitter<MediaSourceEvents> implements Med
   attachVideo(track: MediaStreamTrack, codec: VideoCodec): void {
     if (this.#closed) return;
     this.detachVideo();
+    this.videoCodec = codec;
     const assembler = new FrameAssembler(codec, {
       latencyMs: this.#opts.jitterLatencyMs,
       maxPackets: this.#opts.jitterMaxPackets,

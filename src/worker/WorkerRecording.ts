@@ -331,7 +331,7 @@ export class WorkerRecording extends EventEmitter<Events> {
 
   #sourceMessage(tap: Tap): SourceMessage {
     const s = tap.source;
-    return { n: tap.n, id: s.id, participantId: s.participantId, name: s.name, kind: s.kind };
+    return { n: tap.n, id: s.id, participantId: s.participantId, name: s.name, kind: s.kind, c: s.videoCodec ?? undefined };
   }
 
   #onMessage(w: WorkerHandle, m: Message): void {

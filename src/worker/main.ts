@@ -49,6 +49,8 @@ export interface SourceMessage {
   participantId: string;
   name: string;
   kind: SourceKind;
+  /** Its video's negotiated codec, if the server knew it when the source was added (MediaSource.videoCodec). */
+  c?: VideoCodec;
 }
 
 /** A source whose media arrives from the server. */
@@ -58,6 +60,7 @@ class RemoteSource extends EventEmitter<MediaSourceEvents> implements MediaSourc
     readonly participantId: string,
     readonly name: string,
     readonly kind: SourceKind,
+    readonly videoCodec: VideoCodec | null,
     private readonly onKeyframe: () => void,
   ) {
     super();
@@ -220,7 +223,7 @@ function main(): void {
   };
 
   const addSource = (h: SourceMessage) => {
-    const src = new RemoteSource(h.id, h.participantId, h.name, h.kind, () => send(sock, FromWorker.Keyframe, { n: h.n }));
+    const src = new RemoteSource(h.id, h.participantId, h.name, h.kind, h.c ?? null, () => send(sock, FromWorker.Keyframe, { n: h.n }));
     sources.set(h.n, src);
     recording?.addSource(src);
   };

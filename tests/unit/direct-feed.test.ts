@@ -212,6 +212,30 @@ describe('H.264 in direct epochs', () => {
     expect(v.codec).toBe('h264');
   });
 
+  test('SourceVideo: the negotiated codec stands until the first frame, which may change it at once if a keyframe', () => {
+    // What a recording's first layout gives a source that has sent nothing yet: an input of its
+    // negotiated codec (an H.264 sender got a VP8 input, then a second epoch at its first frame).
+    let now = 1000;
+    const hinted = (codec: 'vp8' | 'h264' | null) => new SourceVideo({ gopFrames: 60, askEveryMs: 300, request: () => undefined, now: () => now, codec });
+    const [key, inter] = h264Clip(2, 30);
+    const v = hinted('h264');
+    expect(v.codec).toBe('h264');
+    expect(v.live(1000)).toBe(false); // nothing received yet: its card shows
+    expect(v.take('h264', key, true)).toBe(key);
+    expect(v.live(1000, 'h264')).toBe(true);
+    expect(v.take('h264', inter, false)).toBe(inter);
+    expect(hinted(null).codec).toBeNull();
+    // A wrong hint: a keyframe of the other codec changes it at once (no CODEC_CHANGE_MS to wait),
+    // an inter frame of it does not.
+    const w = hinted('vp8');
+    expect(w.take('h264', inter, false)).toBeNull();
+    expect(w.codec).toBe('vp8');
+    expect(w.take('h264', key, true)).toBe(key);
+    expect(w.codec).toBe('h264');
+    now += 1;
+    expect(w.take('h264', inter, false)).toBe(inter);
+  });
+
   test.each([['bundled 4.1', FFMPEG], ['Debian 5.1', '/usr/bin/ffmpeg']])('a card between a sender\'s pictures decodes in one decoder, both ways (%s)', (_label, bin) => {
     if (!fs.existsSync(bin)) return;
     // The sender at 1280×720; the plain card (640×360, its own SPS and PPS) for three pictures;
