@@ -1,12 +1,14 @@
 /**
- * `npm run bench -- [--json FILE] [--seconds S] [--cases 4,9]`: CPU, memory and latency of the
+ * `npm run bench -- [--json FILE] [--seconds S] [--cases 4,9] [--rounds 3] [--ratio-only]`: CPU, memory and latency of the
  * recording pipeline, each case measured side by side with its floor in the same run:
  *
  * - floor: ONE bare FFmpeg doing the same work on the same inputs — N × VP8 360p decode, the
  *   same filter graph (scale, labels, pad, xstack), N × Opus decode + mix, and the same x264/AAC
- *   settings into fragmented MP4 — read in real time (`-re`). Floors and recordings alternate
- *   over `--rounds` rounds (`floorRuns`, `ratioRounds`); each recording is set against the floors
- *   either side of it, and the case's figures are means over the rounds.
+ *   settings into fragmented MP4 — read in real time (`-re`). In each of `--rounds` rounds the
+ *   floor runs at the same time as a recording (`floorRuns`, `ratioRounds`), so both see the
+ *   machine at the same speed, and the case's figures are means over the rounds; the same number
+ *   of rounds alternating floor and recording gives `ratioAlternating` (the method until day 24).
+ *   `--ratio-only`: only the cases' ratio figures (no two-at-once, PSNR, tracks, render, throttled).
  * - tessera: the real pipeline fed by synthetic participants in real time: this process plays
  *   the server (it forwards encoded media to the recording's worker process and writes the
  *   worker's MP4 to the file sink); the worker runs decoders, pacer, compositor and encoder.
@@ -140,7 +142,8 @@ async function makeInputs(ffmpeg: string, dir: string, n: number, seconds: numbe
   return files;
 }
 
-async function floorRun(ffmpeg: string, dir: string, n: number, seconds: number, config: ReturnType<typeof loadConfig>, name = 'floor') {
+/** The floor's FFmpeg command: the same work as a recording of `n`, on files read in real time. */
+async function floorArgs(ffmpeg: string, dir: string, n: number, seconds: number, config: ReturnType<typeof loadConfig>, name: string): Promise<string[]> {
   const inputs = await makeInputs(ffmpeg, dir, n, seconds);
   const { width, height, fps } = config.video;
   const layout = computeLayout(loadPresets().get('grid')!, { width, height, tiles: inputs.map((_, k) => ({ id: `p${k + 1}`, kind: 'camera' as const })) });
@@ -151,10 +154,14 @@ async function floorRun(ffmpeg: string, dir: string, n: number, seconds: number,
   const audio = inputs.map((_, k) => `[${n + k}:a]`).join('') + `amix=inputs=${n}:duration=longest[a]`;
   const enc = encoderArgs({ width, height, fps, videoBitrate: config.video.bitrate, audioBitrate: config.audioBitrate, preset: config.x264Preset, tune: config.x264Tune, x264Params: config.x264Params, fragmentMs: config.fragmentMs, keyframeMs: config.keyframeMs });
   const encOut = enc.slice(enc.indexOf('-map') + 4); // codec and muxer settings, after our input maps
-  const args = ['-hide_banner', '-loglevel', 'error',
+  return ['-hide_banner', '-loglevel', 'error',
     ...inputs.flatMap((f) => ['-re', '-i', f.ivf]), ...inputs.flatMap((f) => ['-re', '-i', f.ogg]),
     '-filter_complex', `${graph.replace(/\[(\d+):v\]/g, '[$1:v]')};${audio}`, '-map', '[out]', '-map', '[a]', '-r', String(fps),
     ...encOut.slice(0, -1), path.join(dir, `${name}.mp4`)];
+}
+
+async function floorRun(ffmpeg: string, dir: string, n: number, seconds: number, config: ReturnType<typeof loadConfig>, name = 'floor') {
+  const args = await floorArgs(ffmpeg, dir, n, seconds, config, name);
   const cpu0 = treeCpuSeconds();
   const t0 = performance.now();
   const rss = rssSampler(() => pool.sparePids);
@@ -166,6 +173,46 @@ async function floorRun(ffmpeg: string, dir: string, n: number, seconds: number,
   const mem = (await rss.stop()).rssMB;
   if (exit.code !== 0) throw new Error(`floor ffmpeg failed: ${exit.stderr}`);
   return { cores: (treeCpuSeconds() - cpu0) / wall, steadyCores: steady.cores(), rssMB: mem };
+}
+
+/**
+ * The floor run at the same time as a recording (`ratioBeside`): both then see the same machine.
+ * Run one after the other, a recording and its floors 20 s apart measured this virtual machine's
+ * drift as much as the recording (docs/workers.md, days 20 and 25). The floor's FFmpeg is started
+ * outside this process's tree (a shell that puts it in the background and exits), so the
+ * recording's tree figures do not include it; the shell that waits for it writes its CPU time
+ * (its reaped child's, from /proc) and its wall time to a file. `args` as floorArgs makes them.
+ */
+function floorBeside(ffmpeg: string, args: string[], dir: string, seconds: number): { done: Promise<{ cores: number; steadyCores: number }> } {
+  const done = path.join(dir, 'beside.done'), pidFile = path.join(dir, 'beside.pid');
+  fs.rmSync(done, { force: true });
+  fs.rmSync(pidFile, { force: true });
+  // Inner shell: runs FFmpeg, waits, records "rc t0 t1 <its own /proc stat>" (cutime = FFmpeg's).
+  const inner = `t0=$(date +%s%N); "$0" "$@" & p=$!; echo $p > '${pidFile}'; wait $p; rc=$?; t1=$(date +%s%N); echo "$rc $t0 $t1 $(cat /proc/$$/stat)" > '${done}.tmp'; mv '${done}.tmp' '${done}'`;
+  spawn('sh', ['-c', 'setsid sh -c "$0" "$@" </dev/null >/dev/null 2>&1 &', inner, ffmpeg, ...args], { stdio: 'ignore' });
+  const t0 = performance.now();
+  const at = (s: number) => new Promise<{ cpu: number; t: number }>((r) => setTimeout(() => {
+    let pid = 0;
+    try { pid = Number(fs.readFileSync(pidFile, 'utf8').trim()); } catch { /* not yet */ }
+    r({ cpu: pid ? statCpuSeconds(pid, false) : NaN, t: performance.now() });
+  }, Math.max(0, s * 1000 - (performance.now() - t0))));
+  return {
+    done: (async () => {
+      const [a, b] = [await at(STEADY_FROM_S), await at(seconds - 0.5)];
+      const deadline = performance.now() + (seconds + 60) * 1000;
+      while (!fs.existsSync(done)) {
+        if (performance.now() > deadline) throw new Error('floor beside the recording did not finish');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const line = fs.readFileSync(done, 'utf8').trim();
+      const [rc, s0, s1] = line.split(' ');
+      if (rc !== '0') throw new Error(`floor ffmpeg beside the recording failed: exit ${rc}`);
+      const f = line.split(') ')[1].split(' ');
+      const cpu = (Number(f[13]) + Number(f[14])) / TICK;
+      const wall = (Number(s1) - Number(s0)) / 1e9;
+      return { cores: cpu / wall, steadyCores: (b.cpu - a.cpu) / ((b.t - a.t) / 1000) };
+    })(),
+  };
 }
 
 /**
@@ -310,13 +357,14 @@ async function tesseraRun(ffmpeg: string, dir: string, n: number, seconds: numbe
 }
 
 /** Records one run; the output is analysed apart (analyse), so that decoding one run's file never loads another run still recording. */
-async function recordRun(ffmpeg: string, dir: string, n: number, seconds: number, config: ReturnType<typeof loadConfig>, name: string, tracks = false) {
+async function recordRun(ffmpeg: string, dir: string, n: number, seconds: number, config: ReturnType<typeof loadConfig>, name: string, tracks = false, onStart?: () => void) {
   const rss = rssSampler(() => pool.sparePids);
   let steady: ReturnType<typeof steadyWindow> | null = null, steadyOwn: ReturnType<typeof steadyWindow> | null = null;
   let cpuStart = 0, ownStart = 0, tStart = 0, startCall = 0, recordingAt = 0, stopCall = 0, availableAt = 0;
   const r = await runSyntheticSession({
     participants: n, seconds, out: path.join(dir, `${name}.mp4`), config, ffmpegPath: ffmpeg, logger, pool, tracks,
     events: [{ at: 0, action: (c) => {
+      onStart?.();
       cpuStart = treeCpuSeconds(); ownStart = ownCpuSeconds(); tStart = performance.now();
       steady = steadyWindow(seconds, () => pool.sparePids);
       steadyOwn = steadyWindow(seconds, () => [], true);
@@ -421,7 +469,7 @@ async function participantsOnlyCores(ffmpeg: string, n: number, seconds: number)
 }
 
 async function main() {
-  const a = parseArgs(process.argv.slice(2), { json: 'string', seconds: 'number', cases: 'string', rounds: 'number' });
+  const a = parseArgs(process.argv.slice(2), { json: 'string', seconds: 'number', cases: 'string', rounds: 'number', 'ratio-only': 'boolean' });
   const seconds = Number(a.seconds ?? 20);
   const rounds = Math.max(1, Math.round(Number(a.rounds ?? 3)));
   const cases = String(a.cases ?? '4,9').split(',').map(Number);
@@ -440,15 +488,20 @@ async function main() {
   for (const n of cases) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-bench-'));
     try {
-      // The floor is run before the recording and again after it, and the two are averaged: this
-      // machine's speed drifts by 10-20 % within minutes (docs/workers.md, day 16), and one floor
-      // run 20 s away from the recording moved the ratio more than the recording's own cost did.
-      // Several rounds (`--rounds`, 3 by default), alternating: floor, recording, floor,
-      // recording, ... floor. The same code measured 1.10-1.34 in single rounds across one day
-      // (docs/workers.md, day 19): a run's own cost moves by about ±7 %, so one round cannot
-      // tell 1.2 from 1.3. The first round's recording is also analysed (lip sync, repeats, RSS,
-      // latency); the CPU figures are means over the rounds, each recording against the mean of
-      // the floors run just before and after it, and its participants measured just before it.
+      // Two ways of setting a recording against its floor, `--rounds` rounds each (3 by default).
+      //
+      // Beside (the case's CPU figures: ratioToFloor, ratioRounds, floorRuns): the floor's FFmpeg
+      // runs at the same time as the recording (floorBeside), so both see the machine at the same
+      // speed. This virtual machine's speed drifts by 10-20 % within minutes (docs/workers.md, days
+      // 16 and 20): a recording and a floor run 20 s apart measured the drift as much as the
+      // recording; run together, they move together (day 25: rounds 1.214-1.237 where the
+      // alternating rounds of the same run gave 1.174-1.291).
+      //
+      // Alternating (ratioAlternating*, kept to compare with the figures of days 16-24): floor,
+      // participants alone, recording, floor, ... floor; each recording against the mean of the
+      // floors just before and after it. The first alternating recording, which runs alone, is
+      // also analysed (lip sync, repeats, RSS, latency). What the synthetic participants cost this
+      // process is measured alone before each alternating round and subtracted in both ways.
       const floors = [await floorRun(ffmpeg, dir, n, seconds, config, 'floor0')];
       const partsByRound: number[] = [];
       const runs: Array<Awaited<ReturnType<typeof recordRun>>> = [];
@@ -464,15 +517,29 @@ async function main() {
         floors.push(await floorRun(ffmpeg, dir, n, seconds, config, `floor${k + 1}`));
         fs.rmSync(path.join(dir, `floor${k + 1}.mp4`), { force: true });
       }
+      const besideRuns: Array<Awaited<ReturnType<typeof recordRun>>> = [];
+      const besideFloors: Array<{ cores: number; steadyCores: number }> = [];
+      for (let k = 0; k < rounds; k++) {
+        const args = await floorArgs(ffmpeg, dir, n, seconds, config, `beside${k}`);
+        let fl!: ReturnType<typeof floorBeside>;
+        const run = await recordRun(ffmpeg, dir, n, seconds, config, `besideRec${k}`, false, () => (fl = floorBeside(ffmpeg, args, dir, seconds)));
+        const f = await fl.done;
+        console.error(JSON.stringify({ besideRound: k, participants: n, cores: round(run.cores), steadyCores: round(run.steadyCores), floorCores: round(f.cores), floorSteadyCores: round(f.steadyCores), steadyCoresByPart: run.steadyParts }));
+        fs.rmSync(run.file, { force: true });
+        fs.rmSync(path.join(dir, `beside${k}.mp4`), { force: true });
+        besideRuns.push(run);
+        besideFloors.push(f);
+      }
       const avg = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
       const around = (k: number, f: (x: (typeof floors)[number]) => number) => (f(floors[k]) + f(floors[k + 1])) / 2;
       const participantsCores = avg(partsByRound);
-      const floor = { cores: avg(runs.map((_, k) => around(k, (x) => x.cores))), steadyCores: avg(runs.map((_, k) => around(k, (x) => x.steadyCores))), rssMB: Math.max(...floors.map((x) => x.rssMB)) };
+      const floor = { cores: avg(besideFloors.map((x) => x.cores)), steadyCores: avg(besideFloors.map((x) => x.steadyCores)), rssMB: Math.max(...floors.map((x) => x.rssMB)) };
       const cpu = {
-        cores: avg(runs.map((r) => r.cores)), steadyCores: avg(runs.map((r) => r.steadyCores)),
-        serverCores: avg(runs.map((r) => r.serverCores)), steadyServerCores: avg(runs.map((r) => r.steadyServerCores)),
-        steadyParts: meanParts(runs.map((r) => r.steadyParts)),
+        cores: avg(besideRuns.map((r) => r.cores)), steadyCores: avg(besideRuns.map((r) => r.steadyCores)),
+        serverCores: avg(besideRuns.map((r) => r.serverCores)), steadyServerCores: avg(besideRuns.map((r) => r.steadyServerCores)),
+        steadyParts: meanParts(besideRuns.map((r) => r.steadyParts)),
       };
+      const alternating = (r: (typeof runs)[number], k: number) => (r.cores - partsByRound[k]) / around(k, (x) => x.cores);
       const c = {
         name: `grid-${n}-${config.video.width}x${config.video.height}@${config.video.fps}`,
         participants: n, width: config.video.width, height: config.video.height, fps: config.video.fps, recordings: 1,
@@ -481,10 +548,13 @@ async function main() {
         // receiving their media, recorded or not — and the floor, reading files, has no such cost.
         coresPerRecording: round(cpu.cores - participantsCores), floorCoresPerRecording: round(floor.cores), ratioToFloor: round((cpu.cores - participantsCores) / floor.cores),
         coresWithParticipants: round(cpu.cores),
-        // Each round's ratio (its recording against the floors either side of it), and the floor
-        // runs in the order they ran: how much the figure moves within one benchmark.
-        ratioRounds: runs.map((r, k) => round((r.cores - partsByRound[k]) / around(k, (x) => x.cores))),
-        floorRuns: floors.map((x) => round(x.cores)),
+        // Each round's ratio (its recording against the floor running beside it) and those
+        // floors: how much the figure moves within one benchmark.
+        ratioRounds: besideRuns.map((r, k) => round((r.cores - participantsCores) / besideFloors[k].cores)),
+        floorRuns: besideFloors.map((x) => round(x.cores)),
+        // The same recording against floors run before and after it, as until day 24.
+        ratioAlternating: round(avg(runs.map(alternating))), ratioAlternatingRounds: runs.map((r, k) => round(alternating(r, k))),
+        floorAlternatingRuns: floors.map((x) => round(x.cores)),
         // Once started (from 5 s in to the end): the cost per second of a long call.
         steadyCoresPerRecording: round(cpu.steadyCores - participantsCores), floorSteadyCores: round(floor.steadyCores),
         steadyRatioToFloor: round((cpu.steadyCores - participantsCores) / floor.steadyCores),
@@ -501,16 +571,21 @@ async function main() {
       };
       results.push(c);
       console.log(JSON.stringify(c));
-      if (n === 4) {
+      if (n === 4 && !a['ratio-only']) {
         // Two recordings at once in one server: each in real time, few repeated frames.
+        // Their floor runs beside them, as the single recording's does.
+        const floorX2Args = await floorArgs(ffmpeg, dir, n, seconds, config, 'besideX2');
+        let flX2!: ReturnType<typeof floorBeside>;
         const cpu0 = treeCpuSeconds(), own0 = ownCpuSeconds(), t0 = performance.now();
-        const runs = await Promise.all([recordRun(ffmpeg, dir, n, seconds, config, 'a'), recordRun(ffmpeg, dir, n, seconds, config, 'b')]);
+        const runs = await Promise.all([recordRun(ffmpeg, dir, n, seconds, config, 'a', false, () => (flX2 = floorBeside(ffmpeg, floorX2Args, dir, seconds))), recordRun(ffmpeg, dir, n, seconds, config, 'b')]);
         const wall = (performance.now() - t0) / 1000;
         const treeCores = (treeCpuSeconds() - cpu0) / wall, serverCores = (ownCpuSeconds() - own0) / wall;
+        const floorX2 = (await flX2.done).cores;
+        fs.rmSync(path.join(dir, 'besideX2.mp4'), { force: true });
         const both = runs.map(analyse);
         const two = {
           name: `grid-${n}-x2`, participants: n, width: config.video.width, height: config.video.height, fps: config.video.fps, recordings: 2,
-          coresPerRecording: round((treeCores - 2 * participantsCores) / 2), floorCoresPerRecording: round(floor.cores), ratioToFloor: round((treeCores - 2 * participantsCores) / 2 / floor.cores),
+          coresPerRecording: round((treeCores - 2 * participantsCores) / 2), floorCoresPerRecording: round(floorX2), ratioToFloor: round((treeCores - 2 * participantsCores) / 2 / floorX2),
           realtimeFactor: round(Math.min(...both.map((b) => b.realtimeFactor))),
           framesDropped: both.reduce((s, b) => s + b.stats.framesDropped, 0), framesDuplicated: both.reduce((s, b) => s + b.stats.framesDuplicated, 0),
           repeatedShare: round(Math.max(...both.map((b) => b.repeatedShare))), tileRepeatedShare: round(Math.max(...both.map((b) => b.tileRepeatedShare))),
