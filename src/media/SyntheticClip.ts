@@ -4,7 +4,15 @@ import { parseOggPackets } from './ogg';
 import type { VideoCodec } from './types';
 import type { Logger } from '../logger';
 
-/** Participant i (from 1) of every synthetic tool: the colours and tones docs/testing.md lists, repeating after six. */
+/**
+ * Participant i (from 1) of every synthetic tool: the colours and tones docs/testing.md lists.
+ * Colours repeat after six (a participant's cell tells them apart); tones do not, since two
+ * people beeping the same frequency can cancel in the mix whenever their beeps overlap in
+ * antiphase (day 26: participants 3 and 9 left under 2 % of 880 Hz in 1.5 s of a CI run's mix,
+ * their joins apart by the wrong fraction of a beep). Each further six is shifted by a
+ * fraction of the 220 Hz spacing, so no two tones are closer than 55 Hz and none is within
+ * 110 Hz of 1760 Hz, the tone the tests check is absent.
+ */
 export const PARTICIPANT_STYLES = [
   { colour: 'red', hex: '#E02020', toneHz: 440 },
   { colour: 'green', hex: '#20C040', toneHz: 660 },
@@ -14,10 +22,15 @@ export const PARTICIPANT_STYLES = [
   { colour: 'cyan', hex: '#20D0D0', toneHz: 1540 },
 ] as const;
 
+/** Hz added to the tones of participants 7–12, 13–18 and 19–24 (then 25+ start again). */
+const TONE_SHIFTS = [0, 110, 55, -55];
+
 export function participantStyle(i: number): { colour: string; hex: string; toneHz: number; rgb: [number, number, number] } {
-  const s = PARTICIPANT_STYLES[(i - 1) % PARTICIPANT_STYLES.length];
-  const n = parseInt(s.hex.slice(1), 16);
-  return { ...s, rgb: [(n >> 16) & 255, (n >> 8) & 255, n & 255] };
+  const n = PARTICIPANT_STYLES.length;
+  const s = PARTICIPANT_STYLES[(i - 1) % n];
+  const rgb = parseInt(s.hex.slice(1), 16);
+  const toneHz = s.toneHz + TONE_SHIFTS[Math.floor((i - 1) / n) % TONE_SHIFTS.length];
+  return { ...s, toneHz, rgb: [(rgb >> 16) & 255, (rgb >> 8) & 255, rgb & 255] };
 }
 
 /** The busy grey patch moves in the top band of the picture, so the centre is always the colour. */
