@@ -95,22 +95,25 @@ export class DirectFeed {
 
   /**
    * A frame of tile `i`'s source arrived. It is shown from the next picture on, or `ahead`
-   * pictures later: the clock is catching up, and the frame was captured for a tick still to be
-   * made. But never past a next picture its tile has nothing for: frames come in capture order,
-   * so no earlier one is on its way, and the tile would repeat its last frame there. When every
-   * tile did, the whole picture repeated (day 26: a starved server sent nothing for 80 ms right
-   * after a join, then the frames of the two ticks after the next composed one, which went one
-   * picture later; the next picture came out identical to the one before, and that second of a
-   * 0.45-core recording had 11 distinct pictures). Returns false when it was dropped because the
-   * tile waits for a keyframe.
+   * pictures later: it was captured for a tick after the next composed one (the clock is late,
+   * or catching up). But while the clock catches up (`catchingUp`: more than a tick overdue),
+   * never past a next picture its tile has nothing for: frames come in capture order, so no
+   * earlier one is on its way, and the tile would repeat its last frame there. When every tile
+   * did, the whole picture repeated (day 26: a starved server sent nothing for 80 ms right after
+   * a join, then the frames of the two ticks after the next composed one, which went one picture
+   * later; the next picture came out identical to the one before, and that second of a
+   * 0.45-core recording had 11 distinct pictures). Not on time: a frame that arrives just before
+   * its tick's timer fires is captured for the tick after, and taken early it would show a
+   * source with that phase a tick before its audio all call long. Returns false when it was
+   * dropped because the tile waits for a keyframe.
    */
-  frame(i: number, frame: Buffer, keyframe: boolean, ahead = 0): boolean {
+  frame(i: number, frame: Buffer, keyframe: boolean, ahead = 0, catchingUp = false): boolean {
     const t = this.#tiles[i];
     if (this.ended) return true;
     if (!t.synced && !keyframe) return false;
     t.synced = true;
-    const empty = t.lastPts < this.pictures * SUBTICKS;
-    this.#put(i, frame, this.pictures + (empty ? 0 : ahead));
+    const fill = catchingUp && t.lastPts < this.pictures * SUBTICKS;
+    this.#put(i, frame, this.pictures + (fill ? 0 : ahead));
     return true;
   }
 

@@ -424,11 +424,14 @@ export class Recording extends EventEmitter<Events> {
     while (!this.#strides.composes(shown) && shown < next + 4) shown++;
     s.pictureDelay.note(this.#pacer.t0 + (shown * 1000) / this.#fps - now);
     const ahead = this.#strides.composedIn(this.#pacer.ticks, next);
+    // More than a tick overdue: the clock is catching up (a starved worker), not just a timer
+    // about to fire (see DirectFeed.frame).
+    const catchingUp = this.#pacer.nextTickAt(now) - this.#pacer.ticks >= 2;
     for (const e of this.#epochs.epochs) {
       const feed = e.handle.direct;
       if (!feed || e.dead || next < e.feedFrom || next >= e.feedUntil) continue;
       e.handle.tiles.forEach((t, i) => {
-        if (t.sourceId === s.source.id && (t.codec ?? 'vp8') === f.codec && !feed.frame(i, f.data, f.keyframe, ahead)) s.tile.askKeyframe();
+        if (t.sourceId === s.source.id && (t.codec ?? 'vp8') === f.codec && !feed.frame(i, f.data, f.keyframe, ahead, catchingUp)) s.tile.askKeyframe();
       });
     }
   }

@@ -61,18 +61,25 @@ describe('direct epochs: what each tile input gets (DirectFeed)', () => {
     expect(writes[2].pts).toBe(3 * SUBTICKS);
   });
 
-  test('a frame captured for a later picture goes to the next one when its tile has nothing for it (no repeated picture in a catch-up)', () => {
+  test('catching up, a frame captured for a later picture goes to the next one when its tile has nothing for it (no repeated picture); on time it keeps its own', () => {
     const { writes, feed } = recorder();
     feed.begin([[vp8(true)], [vp8(true)]], () => CARD);
     feed.tick(() => true, () => CARD); // picture 0 composed; the next is picture 1
     writes.length = 0;
     // The clock catches up: both tiles' next frames were captured for ticks after picture 1's.
-    feed.frame(0, vp8(false), false, 1);
-    feed.frame(1, vp8(false), false, 1);
+    feed.frame(0, vp8(false), false, 1, true);
+    feed.frame(1, vp8(false), false, 1, true);
     // Then tile 0's next, also for later: picture 1 has a frame of tile 0, so it waits its turn.
-    feed.frame(0, vp8(false), false, 1);
-    feed.frame(0, vp8(false), false, 2);
+    feed.frame(0, vp8(false), false, 1, true);
+    feed.frame(0, vp8(false), false, 2, true);
     expect(writes.map((w) => [w.tile, w.pts])).toEqual([[0, SUBTICKS], [1, SUBTICKS], [0, 2 * SUBTICKS], [0, 3 * SUBTICKS]]);
+    // On time (a tick's timer about to fire), a frame for the tick after stays there.
+    feed.tick(() => true, () => CARD);
+    feed.tick(() => true, () => CARD);
+    feed.tick(() => true, () => CARD); // the next is picture 4; tile 1 has nothing for it
+    writes.length = 0;
+    feed.frame(1, vp8(false), false, 1);
+    expect(writes.map((w) => [w.tile, w.pts])).toEqual([[1, 5 * SUBTICKS]]);
   });
 
   test('every tick, a tile that is not live or not in step gets its card (the frame sync waits for every input), once per tick', () => {
