@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { participantStyle, PATCH } from '../../src/media/SyntheticClip';
+import { cpuGroup, removeCpuGroup } from './cpuGroup';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const FFMPEG = process.env.ANALYSIS_FFMPEG ?? '/usr/bin/ffmpeg';
@@ -44,25 +45,11 @@ export function fakeMediaFiles(dir: string, index: number): { video: string; aud
  * Chromiums therefore also share one CPU cgroup with the minimum weight (cpu.shares 2), which
  * the scheduler counts as one entity however many threads it holds.
  */
-const BACKGROUND_CGROUP = '/sys/fs/cgroup/cpu/tessera-background';
-
-function backgroundCgroup(): string | null {
-  try {
-    fs.mkdirSync(BACKGROUND_CGROUP, { recursive: true });
-    fs.writeFileSync(path.join(BACKGROUND_CGROUP, 'cpu.shares'), '2');
-    return path.join(BACKGROUND_CGROUP, 'cgroup.procs');
-  } catch {
-    return null; // not root, or no cgroup v1 CPU controller: SCHED_IDLE alone
-  }
-}
+const BACKGROUND_CGROUP = 'tessera-background';
 
 /** Remove the background cgroup once its Chromiums have exited (it only goes when empty). */
 export function releaseBackgroundCgroup(): void {
-  try {
-    fs.rmdirSync(BACKGROUND_CGROUP);
-  } catch {
-    /* absent, or a process still in it */
-  }
+  removeCpuGroup(BACKGROUND_CGROUP);
 }
 
 /** A launcher script that runs `binary` (Chromium, Firefox) as background load, as above. */
@@ -70,7 +57,7 @@ export function backgroundBrowser(dir: string, binary = CHROMIUM): string {
   const wrapper = path.join(dir, `${path.basename(binary)}-background.sh`);
   if (!fs.existsSync(wrapper)) {
     const drop = process.getuid?.() === 0 ? 'setpriv --bounding-set=-sys_nice --inh-caps=-sys_nice ' : '';
-    const procs = backgroundCgroup();
+    const procs = cpuGroup(BACKGROUND_CGROUP, 2); // null: SCHED_IDLE alone
     const join = procs ? `echo $$ > ${procs}\n` : '';
     fs.writeFileSync(wrapper, `#!/bin/sh\n${join}exec chrt --idle 0 ${drop}${binary} "$@"\n`, { mode: 0o755 });
   }

@@ -17,6 +17,7 @@ import { FileStorage } from '../../src/storage/FileStorage';
 import { allFrames, audioSamples, colourDistance, decodeErrors, hexRgb, toneShare, colourShare } from '../helpers/media';
 import { sleep, until } from '../helpers/rtc-harness';
 import { buildCompiledApp } from '../helpers/compiledApp';
+import { cpuGroup, removeCpuGroup } from '../helpers/cpuGroup';
 
 jest.setTimeout(180_000);
 
@@ -43,22 +44,30 @@ afterAll(async () => {
   await server?.drain();
   await storage?.close();
   app?.remove();
+  removeCpuGroup(PARTICIPANTS_CGROUP);
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
 
+/**
+ * The participants stand in for people on their own machines: on 2 cores they must neither take
+ * the CPU from the server under test nor starve. Where the cgroup v1 CPU controller is writable
+ * they share one CPU group weighing as much as one ordinary process (cpu.shares 1024): under
+ * contention the six together get what one process at the server's priority gets, and no more.
+ * Elsewhere they run at nice 10, which starves them when the machine is busy: beside two busy
+ * loops at normal priority their connections failed ICE consent and DTLS in three runs of three
+ * (docs/testing.md, days 14 and 27). They run compiled (no TypeScript transpiled by six processes
+ * at once), and never SCHED_IDLE, as until day 13: an idle-class process got no CPU for seconds.
+ */
+const PARTICIPANTS_CGROUP = `tessera-participants-${process.pid}`;
+const participantsProcs = cpuGroup(PARTICIPANTS_CGROUP, 1024);
+
 /** Start `npm run participant` for participant i (its own process, real werift WebRTC). */
 function startParticipant(room: string, i: number): ChildProcess {
-  // The participants stand in for people on their own machines: on 2 cores they must not take
-  // the CPU from the server under test, so they run compiled (no TypeScript transpiled by six
-  // processes at once) and at nice 10. Not SCHED_IDLE, as they did until day 13: under load (the
-  // other test lane starting, a recording's encoder) an idle-class process got no CPU for
-  // seconds, and two rehearsals lost a participant's connection to ICE/DTLS timeouts.
-  const c = spawn('nice', ['-n', '10', process.execPath, participantEntry, '--url', server.url, '--room', room, '--index', String(i), '--name', `P${i}`, '--seconds', '120', '--size', '320x180', '--fps', '15'], {
-    cwd: root,
-    env: { ...process.env, LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const argv = [process.execPath, participantEntry, '--url', server.url, '--room', room, '--index', String(i), '--name', `P${i}`, '--seconds', '120', '--size', '320x180', '--fps', '15'];
+  const c = participantsProcs
+    ? spawn('sh', ['-c', `echo $$ > ${participantsProcs} && exec "$@"`, 'participant', ...argv], { cwd: root, env: { ...process.env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn('nice', ['-n', '10', ...argv], { cwd: root, env: { ...process.env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
   // Its warnings (pino, stdout: a notice, a lost connection, joining again) and errors.
   for (const s of [c.stdout!, c.stderr!]) s.on('data', (d: Buffer) => process.stderr.write(`[participant ${i}] ${d}`));
   children.push(c);
