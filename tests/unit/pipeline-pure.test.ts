@@ -73,6 +73,38 @@ describe('audio', () => {
     expect(j.queuedMs).toBeLessThanOrEqual(60);
     expect(j.droppedBytes).toBeGreaterThan(0);
   });
+  test("a sender's clock a little fast or slow (drift) never moves its audio by more than the tolerance, however long the call", () => {
+    // A browser's audio clock is not the server's: tens of ppm apart, up to a thousand on a cheap
+    // sound card. Placed by arrival, the excess (or the shortfall) shows up as the queue's age
+    // creeping, and each settle window corrects it once it exceeds the tolerance: the audio never
+    // drifts from the pictures, which are placed by arrival too. One hour at ±100 ppm, ten minutes
+    // at ±1000 ppm, 20-ms packets, pulls on the worker's own 20-ms clock.
+    for (const [ppm, minutes] of [[100, 60], [-100, 60], [1000, 10], [-1000, 10]]) {
+      const j = new PcmJitterBuffer({ prebufferMs: 60 });
+      const rate = 1 + ppm / 1e6; // audio made per second of the server's clock
+      const blocks = (minutes * 60_000) / 20;
+      let sent = 0;
+      let lo = Infinity;
+      let hi = -Infinity;
+      let played = 0;
+      for (let m = 1; m <= blocks; m++) {
+        const due = m * 20 + 7;
+        while ((sent * 20) / rate <= due) j.push(block(1), (sent++ * 20) / rate);
+        if (j.pull(due, 60) && m > 50) {
+          const age = j.ageMs(due) + 20;
+          lo = Math.min(lo, age);
+          hi = Math.max(hi, age);
+          played++;
+        }
+      }
+      expect({ ppm, played: played >= blocks - 51, underruns: j.underruns }).toEqual({ ppm, played: true, underruns: 0 });
+      expect(lo).toBeGreaterThanOrEqual(60 - 9);
+      expect(hi).toBeLessThanOrEqual(60 + 9);
+      // What was corrected is the drift itself, not more: |ppm| × the call's length.
+      const correctedMs = ((ppm > 0 ? j.droppedBytes : j.paddedBytes) / 96);
+      expect(Math.abs(correctedMs - (Math.abs(ppm) / 1e6) * minutes * 60_000)).toBeLessThan(20);
+    }
+  });
   test('a source whose pictures come to wait longer gets silence first, not early audio', () => {
     const j = new PcmJitterBuffer({ prebufferMs: 60, settleBlocks: 25 });
     let t = 0;
