@@ -170,6 +170,24 @@ describe('frame ticks', () => {
       ticks.forEach((t, k) => expect(t - (10 + k + phase + jitter(k, 15))).toBeLessThanOrEqual(1 + 0.6 + 1e-9));
     }
   });
+  test("a sender's clock a little fast or slow (drift): its frames stay on time for the whole call", () => {
+    // The offset is the quickest arrival of the last 2 s, so it follows a sender whose clock runs
+    // ±1000 ppm from the worker's for ten minutes (a third of a second of drift): no frame ever
+    // misses its tick, none waits longer than a tick plus the margin.
+    for (const ppm of [1000, -1000]) {
+      const rate = 1 + ppm / 1e6;
+      const ft = new FrameTicks({ fps: 30, marginMs: 20 });
+      let late = 0;
+      let worst = 0;
+      for (let k = 0; k < 18_000; k++) {
+        const arrival = 10 + k / rate + 0.4 + jitter(k, 15);
+        const placed = ft.place(k * 3000, arrival);
+        if (k >= 30 && placed < Math.floor(arrival) + 1) late++;
+        worst = Math.max(worst, Math.max(Math.floor(arrival) + 1, placed) - arrival);
+      }
+      expect({ ppm, late, onTime: worst <= 1 + 0.6 + 1e-9 }).toEqual({ ppm, late: 0, onTime: true });
+    }
+  });
   test('by arrival alone (the old rule), the same jitter makes a tile judder at some phases', () => {
     const phase = 0.98;
     const ticks = Array.from({ length: 300 }, (_, k) => Math.floor(10 + k + phase + jitter(k, 15)) + 1);
