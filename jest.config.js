@@ -3,8 +3,10 @@
  * S3 endpoint, serialised (--runInBand) so timing-sensitive pipelines get the cores.
  *
  * The end-to-end meeting tests (e2e-browser: four headless Chromiums; e2e-participants: six
- * `npm run participant` processes) share 2 cores with the server under test; they run the
- * participants under SCHED_IDLE, as the load of people on other machines (docs/testing.md).
+ * `npm run participant` processes) share 2 cores with the server under test: the browsers in a
+ * minimum-weight CPU group under SCHED_IDLE, as the load of people on other machines (except
+ * e2e-browser-loaded, at normal priority), the six participants in one group weighing as much
+ * as the server (docs/testing.md, "Browsers in the tests").
  */
 module.exports = {
   // 'node', plus a check that each file stops what it starts (tests/helpers/leaks.js)

@@ -8,7 +8,7 @@ export const AAC_FRAME_SAMPLES = 1024;
 /** Mixed 20-ms blocks per write to the encoder: 100 ms. */
 export const WRITE_BLOCKS = 5;
 
-interface Events {
+export interface AudioEncoderEvents {
   /** One AAC frame (raw, no ADTS header) and its position in samples from the first PCM written. */
   packet: [Buffer, number];
   exit: [FfmpegExit];
@@ -20,7 +20,7 @@ interface Events {
  * dropped, so frame k + 1 carries input samples [k·1024, (k+1)·1024) and audio stays on the
  * video's clock.
  */
-export class AudioEncoder extends EventEmitter<Events> {
+export class AudioEncoder extends EventEmitter<AudioEncoderEvents> {
   readonly proc: FfmpegProcess;
   #splitter = new AdtsSplitter();
   #frames = 0;

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import type { RecordingStats } from './Recording';
+import type { RecordingStats } from './RecordingOptions';
 import { WorkerRecording } from '../worker/WorkerRecording';
 import { WorkerPool } from '../worker/WorkerPool';
 import { loadPresets, type GridPreset } from '../../compositor/presets';

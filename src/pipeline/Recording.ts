@@ -3,133 +3,41 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { EpochEncoder, type EpochTile } from './EpochEncoder';
 import { AudioEncoder } from './AudioEncoder';
-import { AUDIO_PREBUFFER_MS, MIN_AUDIO_AGE_MS, Mixer } from './audio';
+import { RecordingAudio } from './RecordingAudio';
 import { TileContent, WAITING_ID } from './TileContent';
 import { RecordingSources, TILE_SIZE, GOP_REPLAY_S, type SourceState } from './RecordingSources';
 import { computeLayout, shrinkTiles, type Layout } from '../../compositor/layout';
 import { SpeakerDetector } from './SpeakerDetector';
 import { nextStatus } from './status';
-import { RecordingLedger, type LedgerResume } from './RecordingLedger';
+import { RecordingLedger } from './RecordingLedger';
+import type { RecordingOptions, RecordingStats } from './RecordingOptions';
 export { nextStatus };
 import { AUDIO_BLOCK_MS, Pacer } from './Pacer';
-import { StrideController } from './StrideController';
-import { LagMonitor } from './LagMonitor';
+import type { StrideController } from './StrideController';
+import { LoadGovernor } from './LoadGovernor';
+import { EpochRestarts, EPOCH_DEATH_WINDOW_MS } from './EpochRestarts';
+import { WaitingEpoch, KEYFRAME_WAIT_MS, DECODER_WAIT_MS } from './WaitingEpoch';
 import { EpochSchedule, type ScheduledEpoch } from './EpochSchedule';
 import type { GridPreset } from '../../compositor/presets';
 import { TesseraError, toTesseraError } from '../errors';
-import type { Config } from '../config';
 import type { Logger } from '../logger';
-import type { MediaSource, EncodedVideoFrame, RecordingLocation } from '../media/types';
+import type { MediaSource, EncodedVideoFrame } from '../media/types';
 import { economyAllowed, encoderSettingsOf, type EncoderSettings } from '../../compositor/ffmpegArgs';
 import type { Manifest, RecordingInfo, RecordingStatus } from './types';
 
 /** The small-tiles level: each tile's video at half its width and height, centred in its cell. */
 const SMALL_TILE_SCALE = 0.5;
-/** How long a new direct epoch waits for keyframes before it starts with cards for the rest. */
-const KEYFRAME_WAIT_MS = 1000;
-/**
- * How long a new epoch of decoded tiles (TESSERA_DIRECT_DECODE=false) waits for its sources'
- * first decoded pictures. Longer than for keyframes: a decoder process starts beside the new
- * epoch and the name cards, and on this 2-core machine several started at once gave their first
- * pictures 0.6–1.6 s later idle (day 23), later under load. While it waits the current epoch
- * goes on; only the newcomer's tile waits longer to appear.
- */
-const DECODER_WAIT_MS = 3000;
 /**
  * From the clock's start (its first picture comes 0.5–1 s later), a recording that fits its CPU
  * climbs the degradation ladder only for a large shortage (see StrideController startGraceMs).
  */
 const START_GRACE_MS = 5000;
-/** Epoch deaths within EPOCH_DEATH_WINDOW_MS that mean its encoder cannot be restarted here. */
-const MAX_EPOCH_DEATHS = 3;
-const EPOCH_DEATH_WINDOW_MS = 60_000;
-
-/**
- * Where a recording's encoded media goes: the server, which muxes it into the MP4 and writes the
- * sink (see src/worker). Ticks and sample positions count from the recording's start, across
- * workers, so a worker that continues a recording continues its timeline.
- */
-export interface RecordingOutput {
-  location: RecordingLocation;
-  /** One picture: an H.264 access unit for video tick `tick` (it lasts until the next one). */
-  video(tick: number, au: Buffer, key: boolean): void;
-  /** One AAC frame starting at sample `pos` (48 kHz). */
-  audio(pos: number, frame: Buffer): void;
-  /** The manifest so far (the server keeps it for crash recovery and a continuing worker). */
-  checkpoint(manifest: Manifest): void;
-  /** Everything was sent: make the MP4 complete with this manifest. */
-  finish(manifest: Manifest): Promise<{ bytes: number }>;
-  /** The recording failed here: keep what can be kept. */
-  abort(reason: Error, manifest: Manifest): Promise<void>;
-}
-/** Counters the Recorder turns into metrics. */
-export interface RecordingStats {
-  framesDuplicated: number;
-  framesDropped: number;
-  compositorRestarts: number;
-  decoderRestarts: number;
-  encoderSpeed: number;
-  /** Distinct pictures a second the recording makes now (fps / stride; lower when CPU is short). */
-  distinctFps: number;
-  /** x264's level now: the configured preset, or `economy` (its economy analysis, when CPU is short). */
-  preset: string;
-  /** The tiles now: `full`, or `small` (half size in their cells, the levels past economy when CPU is short). */
-  tiles?: 'full' | 'small';
-  /** Ticks repeated on purpose because composition could not keep up. */
-  framesShed: number;
-  /** Cores the recording's process tree used over the last seconds (measured by its worker). */
-  cores: number;
-  /**
-   * Wall time (ms) in which nothing came from the server to the worker beyond the heartbeat's
-   * slack: the server's (or the worker's) event loop stalled. Not counted as a source's quiet
-   * time (see UpstreamClock).
-   */
-  upstreamStalledMs?: number;
-  /** x264's PSNR of the last finished epoch (dB; only with TESSERA_X264_PSNR). */
-  psnrDb?: number;
-}
 
 type Epoch = ScheduledEpoch<EpochEncoder>;
 
 interface Events {
   state: [RecordingInfo];
   close: [];
-}
-
-/**
- * A recording continued by a new worker after the previous one died: its clock keeps the first
- * worker's origin (so the file stays on wall time and the ticks missed meanwhile are made at
- * once, from name cards), and what the manifest knew is carried over.
- */
-export interface RecordingResume extends LedgerResume {
-  /** Date.now() of tick `tickBase`: the first tick this worker makes. */
-  t0Wall: number;
-  /** Video frames the recording already holds (the first worker's whole fragments). */
-  tickBase: number;
-}
-
-export interface RecordingOptions {
-  id: string;
-  roomId: string;
-  layout: string;
-  presets: Map<string, GridPreset>;
-  config: Readonly<Config>;
-  ffmpegPath: string;
-  out: RecordingOutput;
-  logger: Logger;
-  workDir: string;
-  resume?: RecordingResume;
-  /**
-   * Start degraded (12 distinct pictures a second with economy) because the recording is known
-   * not to fit its CPU at full quality; it steps back to full quality as CPU allows.
-   */
-  startShort?: boolean;
-  /**
-   * The clock quietness is judged on: whether a source's video is live (else its name card) and
-   * whether an epoch in charge is hung. The worker passes its UpstreamClock, which stands still
-   * while nothing comes from the server; wall time (performance.now()) by default.
-   */
-  quietNow?: () => number;
 }
 
 /**
@@ -157,9 +65,10 @@ export class Recording extends EventEmitter<Events> {
   #content: TileContent;
   #layoutName: string;
   #fps: number;
-  #audioEnc: AudioEncoder | null = null;
-  #epochDeaths: number[] = [];
-  #mixer = new Mixer();
+  /** Mixed audio and its encoder; set at start (the clock runs from then). */
+  #audio: RecordingAudio | null = null;
+  /** When a dead epoch is replaced, and when its deaths fail the recording. */
+  #restarts = new EpochRestarts();
   /** The layout epochs and the order pictures leave in (make-before-break; see EpochSchedule). */
   #epochs: EpochSchedule<EpochEncoder>;
   /** Date.now() at the pacer's t0. */
@@ -170,28 +79,14 @@ export class Recording extends EventEmitter<Events> {
   #pacer: Pacer;
   #stopPromise: Promise<RecordingInfo> | null = null;
   #drainResolve: (() => void) | null = null;
-  /** Sample position (on the recording's clock) where kept audio ends: set at the stop. */
-  #audioEndPos = Infinity;
   #speakers = new SpeakerDetector();
   #closed = false;
-  #compRestartBackoff = 0;
-  /** Whether the epoch in charge is hung, far behind or falling behind (see #checkLag). */
-  #lag: LagMonitor;
-  /** Epochs killed as stalled or far behind, whose exit has not been seen yet. */
-  #killed = new WeakSet<Epoch>();
-  /**
-   * Of those, the ones replaced for being far behind: producing, only short of CPU. Their exits
-   * are restarts but not deaths: three deaths in a minute end the worker, and counting these
-   * (measured in 0.30 cores: hung at the start, then far behind twice) replaced a starved
-   * worker with a new one that had to start over inside the same quota.
-   */
-  #slowKilled = new WeakSet<Epoch>();
+  /** Hung, far behind or falling behind: epochs replaced and work shed (see #checkLag). */
+  #load: LoadGovernor<Epoch>;
   /** One tick in `stride` (on average) is composed; the others repeat the last composite. */
   #strides: StrideController;
-  /** Frames behind real time at the last check (LagMonitor). */
-  #behind = 0;
-  /** A direct epoch waiting for its tiles' keyframes before it is fed (see #relayout). */
-  #pendingEpoch: { comp: EpochEncoder; since: number; tiles: EpochTile[]; begin: () => void } | null = null;
+  /** A new epoch waiting for its tiles' keyframes or pictures before it is fed (see #relayout). */
+  #waiting = new WaitingEpoch<EpochEncoder>();
   #quietNow: () => number;
 
   constructor(opts: RecordingOptions) {
@@ -205,8 +100,16 @@ export class Recording extends EventEmitter<Events> {
     this.#layoutName = opts.layout;
     this.#fps = opts.config.video.fps;
     this.#pacer = new Pacer({ fps: this.#fps, hooks: { video: (t) => this.#videoTick(t), audio: (b) => this.#audioTick(b), checked: () => this.#checkLag() } });
-    this.#strides = new StrideController({ fps: this.#fps, strides: [2, 2.5, 3], economy: opts.config.x264Economy && economyAllowed({ preset: opts.config.x264Preset, x264Params: opts.config.x264Params }), smallTiles: opts.config.smallTiles, upAfterMs: 2000, downAfterMs: 5000, startShort: opts.startShort, startGraceMs: opts.startShort ? 0 : START_GRACE_MS });
-    this.#lag = new LagMonitor({ fps: this.#fps, stallTimeoutMs: opts.config.stallTimeoutMs });
+    this.#load = new LoadGovernor<Epoch>({
+      fps: this.#fps,
+      stallTimeoutMs: opts.config.stallTimeoutMs,
+      economy: opts.config.x264Economy && economyAllowed({ preset: opts.config.x264Preset, x264Params: opts.config.x264Params }),
+      smallTiles: opts.config.smallTiles,
+      startShort: opts.startShort,
+      startGraceMs: opts.startShort ? 0 : START_GRACE_MS,
+      logger: this.#log,
+    });
+    this.#strides = this.#load.strides;
     // Quietness (a source's video live, an epoch hung) is judged on the quiet clock: see RecordingOptions.quietNow.
     const quietNow = opts.quietNow ?? (() => performance.now());
     this.#quietNow = quietNow;
@@ -214,7 +117,7 @@ export class Recording extends EventEmitter<Events> {
       now: quietNow,
       ticks: () => this.#pacer.ticks,
       emit: (tick, au, key) => {
-        this.#compRestartBackoff = 0;
+        this.#restarts.produced();
         this.#o.out.video(this.#tickBase + tick, au, key);
         if (this.#status === 'starting') this.#setStatus('recording');
       },
@@ -306,22 +209,15 @@ export class Recording extends EventEmitter<Events> {
 
     if (this.#closed) return;
     const enc = new AudioEncoder({ ffmpegPath, audioBitrate: config.audioBitrate, drainMs: config.stopTimeoutMs, logger: this.#log.child({ proc: 'aenc' }) });
-    this.#audioEnc = enc;
-    // Audio block b of this worker starts at sample (blockBase + b) × 960 of the recording, less
-    // the prebuffer: each source's buffer hands over a block whose first sample is the prebuffer
-    // plus that source's pictures' wait for their tick old (PcmJitterBuffer), so audio and
-    // pictures that arrived together land together. (Measured in the benchmark's output: with
-    // the buffers started on whole packets instead, −5 to −45 ms, per participant; docs/workers.md, day 18.)
-    const lead = AUDIO_PREBUFFER_MS;
-    const audioBase = Math.round((this.#tickBase * 48000) / this.#fps) - (lead * 48000) / 1000;
-    enc.on('packet', (frame, pos) => {
-      if (audioBase + pos >= 0 && audioBase + pos < this.#audioEndPos) this.#o.out.audio(audioBase + pos, frame);
-    });
-    enc.on('exit', (exit) => {
-      if (exit.kind !== 'stopped') {
+    this.#audio = new RecordingAudio(enc, {
+      tickBase: this.#tickBase,
+      fps: this.#fps,
+      out: (pos, frame) => this.#o.out.audio(pos, frame),
+      onExit: (exit) => {
+        if (exit.kind === 'stopped') return;
         const code = exit.kind === 'failed-to-start' ? 'REC_ERR_FFMPEG_START' : 'REC_ERR_ENCODER_DIED';
         this.#fail(new TesseraError(code, `encoder ${exit.kind === 'died' ? 'died' : 'failed to start'} (code ${exit.code}, signal ${exit.signal}): ${exit.stderr}`));
-      }
+      },
     });
     let t0 = performance.now();
     this.#t0Wall = Date.now();
@@ -345,7 +241,7 @@ export class Recording extends EventEmitter<Events> {
     this.#sources.add(source);
     if (source.kind === 'camera') this.#ledger.joined(source.participantId, source.name);
     this.#log.info({ sourceId: source.id, kind: source.kind }, 'source added');
-    if (this.#audioEnc) {
+    if (this.#audio) {
       // A direct epoch's input for it needs its codec, which its first frame tells (Safari may
       // send H.264): the new layout waits for that frame, at most KEYFRAME_WAIT_MS (a source
       // without video gets its card then). Started at once with a VP8 input, an H.264
@@ -366,8 +262,8 @@ export class Recording extends EventEmitter<Events> {
 
   /** Whether an epoch still fed, or the one waiting to start, has a tile for `id`. */
   #shows(id: string): boolean {
-    const has = (tiles: EpochTile[]) => tiles.some((t) => t.sourceId === id);
-    return this.#epochs.epochs.some((e) => !e.dead && this.#pacer.ticks < e.feedUntil && has(e.handle.tiles)) || (!!this.#pendingEpoch && has(this.#pendingEpoch.tiles));
+    const has = (tiles: readonly EpochTile[]) => tiles.some((t) => t.sourceId === id);
+    return this.#epochs.epochs.some((e) => !e.dead && this.#pacer.ticks < e.feedUntil && has(e.handle.tiles)) || has(this.#waiting.tiles);
   }
 
   removeSource(sourceId: string): void {
@@ -376,7 +272,7 @@ export class Recording extends EventEmitter<Events> {
     if (s.source.kind === 'camera') this.#ledger.left(s.source.participantId);
     const a = s.audio.buffer;
     this.#log.info({ sourceId, audio: { droppedMs: Math.round(a.droppedBytes / 96), paddedMs: Math.round(a.paddedBytes / 96), underruns: a.underruns }, pictureDelayMs: Math.round(s.pictureDelay.ms) }, 'source removed');
-    if (this.#audioEnc && this.#status !== 'stopping') this.#relayoutSoon();
+    if (this.#audio && this.#status !== 'stopping') this.#relayoutSoon();
     this.#emitState();
   }
 
@@ -389,7 +285,7 @@ export class Recording extends EventEmitter<Events> {
   /** `compositor`: the epoch in charge (it composes and encodes the video); `encoder`: the audio encoder. */
   debugKill(what: 'compositor' | 'encoder' | { decoder: string }): void {
     if (what === 'compositor') this.#epochs.owner(this.#epochs.next)?.handle.kill();
-    else if (what === 'encoder') this.#audioEnc?.kill();
+    else if (what === 'encoder') this.#audio?.kill();
     else this.#sources.get(what.decoder)?.video.killProcess();
   }
 
@@ -444,10 +340,10 @@ export class Recording extends EventEmitter<Events> {
    */
   #onCodecChange(s: SourceState): void {
     // A newcomer's first frame: the layout with its tile (see addSource).
-    if (this.#audioEnc && !this.#shows(s.source.id)) return this.#relayoutSoon();
-    const stale = (tiles: EpochTile[]) => tiles.some((t) => t.sourceId === s.source.id && (t.codec ?? 'vp8') !== s.tile.codec);
+    if (this.#audio && !this.#shows(s.source.id)) return this.#relayoutSoon();
+    const stale = (tiles: readonly EpochTile[]) => tiles.some((t) => t.sourceId === s.source.id && (t.codec ?? 'vp8') !== s.tile.codec);
     const fed = this.#epochs.epochs.some((e) => !!e.handle.direct && !e.dead && this.#pacer.ticks < e.feedUntil && stale(e.handle.tiles));
-    if (fed || (this.#pendingEpoch?.comp.direct && stale(this.#pendingEpoch.tiles))) this.#relayoutSoon();
+    if (fed || (this.#waiting.handle?.direct && stale(this.#waiting.tiles))) this.#relayoutSoon();
   }
 
   /**
@@ -474,7 +370,7 @@ export class Recording extends EventEmitter<Events> {
   // ---- the clock -------------------------------------------------------------------------
 
   #videoTick(tick: number): void {
-    if (!this.#audioEnc) return;
+    if (!this.#audio) return;
     this.#startPendingEpoch();
     const frameFor = this.#content.rawTick(tick, this.#pacer.t0 + (tick * 1000) / this.#fps);
     // A shed tick composes nothing: raw tiles are not written, and a direct epoch's decoders
@@ -483,7 +379,7 @@ export class Recording extends EventEmitter<Events> {
     // Short of CPU, an epoch being replaced composes nothing while its successor starts.
     // (Or already behind when a layout change comes: two epochs decoding at once is what a
     // starved recording cannot afford; measured in 0.30 cores, a join at full rate froze it.)
-    const idleSuperseded = this.#strides.stride > 1 || this.#behind > this.#fps / 6;
+    const idleSuperseded = this.#strides.stride > 1 || this.#load.behind > this.#fps / 6;
     this.#epochs.feed(tick, shed, (e) => {
       const feed = e.handle.direct;
       if (!feed) return e.handle.write(e.handle.tiles.map((t) => frameFor(t.sourceId)));
@@ -496,16 +392,13 @@ export class Recording extends EventEmitter<Events> {
   }
 
   #audioTick(block: number): void {
+    if (!this.#audio) return;
     const ids = this.#sources.ids();
-    // Each source's block as of its due time, its first sample as old as the prebuffer plus the
-    // source's pictures' wait for their tick (PcmJitterBuffer), since the block is stamped the
-    // prebuffer before its due time and a picture at its tick.
-    const due = this.#pacer.t0 + block * AUDIO_BLOCK_MS;
-    const { pcm, levels } = this.#mixer.mix(ids.map((id) => {
+    // Each source's block as old as its pictures' wait for their tick says (lip sync: RecordingAudio).
+    const levels = this.#audio.block(this.#pacer.t0 + block * AUDIO_BLOCK_MS, ids.map((id) => {
       const s = this.#sources.get(id)!;
-      return s.audio.buffer.pull(due, Math.max(MIN_AUDIO_AGE_MS, AUDIO_PREBUFFER_MS + s.pictureDelay.ms));
+      return { buffer: s.audio.buffer, pictureDelayMs: s.pictureDelay.ms };
     }));
-    this.#audioEnc?.write(pcm);
     this.#speakers.addLevels(ids, levels);
     if ((block + 1) % 25 === 0) this.#updateSpeaker();
   }
@@ -559,7 +452,7 @@ export class Recording extends EventEmitter<Events> {
    * so the old epoch's pictures for those ticks can still be used if the new one fails.
    */
   #relayout(): void {
-    if (this.#closed || this.#epochs.finalTick >= 0 || !this.#audioEnc) return;
+    if (this.#closed || this.#epochs.finalTick >= 0 || !this.#audio) return;
     const { layout, tiles } = this.#currentLayout();
     const direct = this.#sources.direct;
     const comp = new EpochEncoder({
@@ -592,11 +485,10 @@ export class Recording extends EventEmitter<Events> {
     });
     comp.on('exit', (exit) => {
       if (epoch) return this.#onCompositorExit(epoch, exit);
-      if (this.#pendingEpoch?.comp !== comp || this.#closed) return;
       // Died while waiting for keyframes (the current epoch goes on): try again.
-      this.#pendingEpoch = null;
+      if (!this.#waiting.died(comp) || this.#closed) return;
       this.stats.compositorRestarts++;
-      if (!this.#epochDied(exit)) setTimeout(() => this.#relayout(), Math.min(2000, 50 * 2 ** Math.min(this.#compRestartBackoff++, 5)));
+      if (!this.#epochDied(exit)) setTimeout(() => this.#relayout(), this.#restarts.nextDelayMs());
     });
     const begin = () => {
       epoch = this.#epochs.begin(comp);
@@ -613,10 +505,7 @@ export class Recording extends EventEmitter<Events> {
         comp.direct.begin(gops, (i) => this.#content.codedCard(tiles[i].sourceId, tiles[i].codec));
       }
     };
-    if (this.#pendingEpoch) {
-      this.#pendingEpoch.comp.kill();
-      this.#pendingEpoch = null;
-    }
+    this.#waiting.kill();
     const live = this.#epochs.owner(this.#pacer.ticks);
     // Waiting is worth it only while the current epoch shows someone (not just cards: the first
     // layout of a continuing worker, a replacement for a dead epoch).
@@ -632,7 +521,7 @@ export class Recording extends EventEmitter<Events> {
         if (s && !s.tile.gop.frames(this.#replayLimit())) s.tile.askKeyframe();
       }
     }
-    this.#pendingEpoch = { comp, since: this.#quietNow(), tiles, begin };
+    this.#waiting.wait(comp, tiles, this.#quietNow(), begin);
     this.#startPendingEpoch();
   }
 
@@ -647,24 +536,19 @@ export class Recording extends EventEmitter<Events> {
 
   /** Starts the waiting epoch once its tiles have keyframes or pictures (or it waited long enough). */
   #startPendingEpoch(): void {
-    const p = this.#pendingEpoch;
-    if (!p) return;
     const now = this.#quietNow();
-    const ready = p.tiles.every((t) => {
+    this.#waiting.poll(now, (t, direct) => {
       const s = this.#sources.get(t.sourceId);
       if (!s) return true;
       // Direct: a source that sent nothing yet has nothing to wait for either.
-      if (p.comp.direct) return s.tile.codec !== t.codec || !!s.tile.gop.frames(this.#replayLimit());
+      if (direct) return s.tile.codec !== t.codec || !!s.tile.gop.frames(this.#replayLimit());
       // A source without recent video (camera off, audio only) has nothing to wait for.
       return s.video.latestAt > 0 || s.tile.codec === null || now - s.tile.lastVideoAt > DECODER_WAIT_MS;
     });
-    if (!ready && now - p.since < (p.comp.direct ? KEYFRAME_WAIT_MS : DECODER_WAIT_MS)) return;
-    this.#pendingEpoch = null;
-    p.begin();
   }
 
   #onEncoded(epoch: Epoch, au: Buffer, key: boolean): void {
-    if (!this.#audioEnc) return;
+    if (!this.#audio) return;
     if (this.#epochs.output(epoch, au, key)) this.#log.debug({ switchTick: epoch.ownFrom, preset: epoch.handle.layout.preset }, 'layout switched');
   }
 
@@ -673,33 +557,24 @@ export class Recording extends EventEmitter<Events> {
     const { unexpected, replace } = this.#epochs.exited(epoch, this.#closed);
     if (!unexpected) return;
     this.stats.compositorRestarts++;
-    if (!this.#slowKilled.has(epoch) && this.#epochDied(exit)) return;
+    if (this.#load.countsAsDeath(epoch) && this.#epochDied(exit)) return;
     this.#log.warn({ exit }, 'epoch died; replacing it');
-    if (replace) {
-      const delay = Math.min(2000, 50 * 2 ** Math.min(this.#compRestartBackoff++, 5));
-      setTimeout(() => this.#relayout(), delay);
-    }
+    if (replace) setTimeout(() => this.#relayout(), this.#restarts.nextDelayMs());
   }
 
   /** Counts an epoch's death; true when that many mean its encoder cannot run here (the recording failed). */
   #epochDied(exit: { stderr: string }): boolean {
-    const now = Date.now();
-    this.#epochDeaths = [...this.#epochDeaths.filter((t) => now - t < EPOCH_DEATH_WINDOW_MS), now];
-    if (this.#epochDeaths.length < MAX_EPOCH_DEATHS) return false;
-    this.#fail(new TesseraError('REC_ERR_ENCODER_DIED', `the video encoder died ${this.#epochDeaths.length} times within ${EPOCH_DEATH_WINDOW_MS / 1000} s: ${exit.stderr}`));
+    if (!this.#restarts.died()) return false;
+    this.#fail(new TesseraError('REC_ERR_ENCODER_DIED', `the video encoder died ${this.#restarts.recentDeaths} times within ${EPOCH_DEATH_WINDOW_MS / 1000} s: ${exit.stderr}`));
     return true;
   }
 
-  /**
-   * After each run of due ticks: an epoch in charge that is hung or far behind is replaced (its
-   * ticks repeat the last picture); one that is falling behind but producing is starved of CPU,
-   * not hung: the recording sheds work (StrideController) and stays on wall time. See LagMonitor.
-   */
-  #lagLoggedAt = -Infinity;
+  /** After each run of due ticks: replace an epoch that is hung or far behind, shed or restore work (LoadGovernor). */
   #checkLag(): void {
-    const now = performance.now();
+    if (this.#closed) return;
     const owner = this.#epochs.owner(this.#epochs.next);
-    const look = {
+    const live = this.#epochs.epochs.filter((e) => !e.dead).length;
+    const { replace, relayout } = this.#load.check(owner, {
       owed: this.#pacer.ticks - this.#epochs.next,
       owner: !!owner && !owner.dead,
       starting: this.#epochs.starting(owner),
@@ -707,44 +582,11 @@ export class Recording extends EventEmitter<Events> {
       silentMs: owner ? this.#quietNow() - owner.lastOutputAt : 0,
       depth: owner?.depth ?? 0,
       pictures: owner?.fed.length ?? 0,
-      stride: this.#strides.stride,
-    };
-    // Once per epoch: it is dead only when its exit is seen, and the checks run every tick meanwhile.
-    const why = owner && !this.#killed.has(owner) ? this.#lag.replace(look) : null;
-    if (owner && why) {
-      this.#log.warn({ lagTicks: look.owed, silentMs: Math.round(look.silentMs), why }, 'compositor stalled or far behind; replacing it');
-      this.#killed.add(owner);
-      if (why === 'far behind') this.#slowKilled.add(owner);
-      owner.handle.kill();
-    }
-    if (this.#closed) return;
-    const behind = this.#lag.behind(look, now);
-    this.#behind = behind;
-    if (now - this.#lagLoggedAt >= 1000) {
-      this.#lagLoggedAt = now;
-      this.#log.trace({ ...look, silentMs: Math.round(look.silentMs), behind: Math.round(behind), backlog: Math.round(this.#lag.backlog), epochs: this.#epochs.epochs.length, pending: !!this.#pendingEpoch }, 'lag');
-    }
-    const economy = this.#strides.economy;
-    const smallTiles = this.#strides.smallTiles;
-    // A layout change in progress (two epochs, or one waiting for keyframes) is not a calm moment
-    // to step back: the old epoch drains its backlog and looks caught up while the new one works.
-    const settled = !this.#pendingEpoch && this.#epochs.epochs.filter((e) => !e.dead).length <= 1;
-    const inEffect = !owner || (!!owner.handle.settings.economy === this.#strides.economy && !!owner.handle.layout.tileScale === this.#strides.smallTiles);
-    const change = this.#strides.update(behind, now, this.#lag.backlog, settled, inEffect);
-    if (change) {
-      const what =
-        this.#strides.smallTiles !== smallTiles ? `${smallTiles ? 'whole' : 'half-size'} tiles`
-        : this.#strides.economy !== economy ? `x264 economy analysis ${economy ? 'off' : 'on'}`
-        : `${change === 'up' ? 'fewer' : 'more'} distinct pictures`;
-      this.#log.warn({ behindFrames: Math.round(behind), distinctFps: this.#strides.distinctFps, economy: this.#strides.economy, smallTiles: this.#strides.smallTiles, holdMs: this.#strides.holdMs }, `${change === 'up' ? 'behind real time' : 'caught up'}: ${what}`);
-      // x264's analysis is fixed for an encoder's life, and a graph's tile sizes for its: the
-      // economy and small-tiles levels take effect with the next epoch. Into them, that is the
-      // next one started anyway (a layout change, a replacement): starting one just for it, when
-      // CPU is short, costs a process start and a keyframe round while two epochs decode, and
-      // measured in 0.25 cores it left the recording seconds behind and replaced
-      // (docs/workers.md, day 7). Out of them, CPU is back: a new epoch now.
-      if ((economy && !this.#strides.economy) || (smallTiles && !this.#strides.smallTiles)) this.#relayout();
-    }
+      settled: !this.#waiting.handle && live <= 1,
+      inEffect: (level) => !owner || (!!owner.handle.settings.economy === level.economy && !!owner.handle.layout.tileScale === level.smallTiles),
+    }, performance.now(), { epochs: this.#epochs.epochs.length, pending: !!this.#waiting.handle });
+    if (owner && replace) owner.handle.kill();
+    if (relayout) this.#relayout();
     this.stats.distinctFps = this.#strides.distinctFps;
     // What the epoch making the next pictures uses; kept as it was while none does (the end).
     if (owner) {
@@ -765,7 +607,7 @@ export class Recording extends EventEmitter<Events> {
     this.#setStatus('stopping');
     this.#ledger.ended();
     this.#pacer.stop();
-    const audio = this.#audioEnc;
+    const audio = this.#audio;
     if (!audio) {
       this.#fail(new TesseraError('REC_ERR_INTERNAL', 'stopped before the encoder started'));
       return this.info();
@@ -782,11 +624,10 @@ export class Recording extends EventEmitter<Events> {
       const stopTick = Math.ceil(((this.#stopAt - this.#pacer.t0) * this.#fps) / 1000);
       if (late > 100) this.#log.warn({ lateMs: Math.round(late), ticksDropped: Math.max(0, this.#pacer.ticks - stopTick) }, 'stop request read late; the recording ends at its time');
       const drained = new Promise<void>((r) => (this.#drainResolve = r));
-      this.#pendingEpoch?.comp.kill();
-      this.#pendingEpoch = null;
+      this.#waiting.kill();
       this.#epochs.drain(Math.max(0, Math.min(this.#pacer.ticks, stopTick)));
       // Audio beyond the last picture is not kept either.
-      this.#audioEndPos = Math.round(((this.#tickBase + this.#epochs.finalTick) * 48000) / this.#fps);
+      audio.endAt(Math.round(((this.#tickBase + this.#epochs.finalTick) * 48000) / this.#fps));
       await drained;
       if (this.#isFailed()) return this.info();
       // Every picture is out; the audio encoder flushes its last frames and exits.
@@ -856,10 +697,9 @@ export class Recording extends EventEmitter<Events> {
     this.#firstFrameWaits.clear();
     this.#pacer.stop();
     this.#epochs.clear((e) => !e.handle.proc.hasExited);
-    this.#pendingEpoch?.comp.kill();
-    this.#pendingEpoch = null;
+    this.#waiting.kill();
     this.#sources.closeAll();
-    if (this.#audioEnc && !this.#audioEnc.proc.hasExited && this.#status === 'failed') this.#audioEnc.kill();
+    if (this.#audio && this.#status === 'failed') this.#audio.kill();
     fs.rm(this.#o.workDir, { recursive: true, force: true }, () => undefined);
     this.emit('close');
   }

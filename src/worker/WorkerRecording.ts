@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { RecordingStats } from '../pipeline/Recording';
+import type { RecordingStats } from '../pipeline/RecordingOptions';
 import { nextStatus } from '../pipeline/status';
 import { TesseraError, toTesseraError, type ErrorBody } from '../errors';
 import { Mp4Muxer } from '../storage/Mp4Muxer';

@@ -16,7 +16,8 @@
  */
 import net from 'node:net';
 import { EventEmitter } from 'node:events';
-import { Recording, type RecordingOutput, type RecordingResume } from '../pipeline/Recording';
+import { Recording } from '../pipeline/Recording';
+import type { RecordingOutput, RecordingResume } from '../pipeline/RecordingOptions';
 import { loadPresets } from '../../compositor/presets';
 import { logger } from '../logger';
 import { TesseraError, toTesseraError } from '../errors';
