@@ -1,9 +1,14 @@
 import { AUDIO_PREBUFFER_MS, MIN_AUDIO_AGE_MS, Mixer, SAMPLE_RATE, type PcmJitterBuffer } from './audio';
-import type { AudioEncoder } from './AudioEncoder';
 import type { FfmpegExit } from './FfmpegProcess';
 
 /** What the recording's audio needs of its encoder (AudioEncoder: FFmpeg's AAC). */
-export type AacEncoder = Pick<AudioEncoder, 'write' | 'finish' | 'kill' | 'on'>;
+export interface AacEncoder {
+  on(event: 'packet', listener: (frame: Buffer, pos: number) => void): unknown;
+  on(event: 'exit', listener: (exit: FfmpegExit) => void): unknown;
+  write(pcm: Buffer): void;
+  finish(): Promise<FfmpegExit>;
+  kill(): void;
+}
 
 /** One source's audio at a block: its jitter buffer and how long its pictures wait for their tick. */
 export interface AudioInput {
