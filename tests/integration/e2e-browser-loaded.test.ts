@@ -32,7 +32,10 @@ function cropRgb(rgb: Buffer, w: number, r: { x: number; y: number; w: number; h
   return Buffer.concat(rows);
 }
 
-jest.setTimeout(240_000);
+jest.setTimeout(330_000);
+
+/** How long a click may wait for the host's starved browser to take it (see the test). */
+const CLICK_MS = 90_000;
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-e2e-loaded-'));
 let server: TesseraServer;
@@ -76,15 +79,21 @@ test('four browsers at normal priority on the same two cores: the 720p30 recordi
   // and ends at the second. Time is taken around the clicks themselves, not around the
   // indicators: with four browsers on two cores, seeing all four indicators can take seconds
   // (measured: 5 s), which is not recording time lost.
+  // A click is an input event that the host's renderer must take, and a starved renderer may
+  // not for a long time: in a CI rehearsal on day 28 Playwright's Stop click waited its whole
+  // 30 s default at "performing click action" while Red's page was rejoining after its
+  // connection failed. How fast a starved browser takes a click is not what this test measures
+  // (the recording's duration is checked against the time around each click), so each click
+  // may take up to CLICK_MS.
   const clickedStartAt = Date.now();
-  await pages[0].click('#record-toggle');
+  await pages[0].click('#record-toggle', { timeout: CLICK_MS });
   // Seeing all four indicators took 5 s here and longer on CI's machine (a click and its
   // broadcast through starved browsers and a stalling event loop): what is waited for is the
   // indicator itself, not its speed under this load.
   for (const p of pages) await p.locator('#recording-indicator').waitFor({ state: 'visible', timeout: 60_000 });
   await sleep(25_000);
   const clickingStopAt = Date.now();
-  await pages[0].click('#record-toggle');
+  await pages[0].click('#record-toggle', { timeout: CLICK_MS });
   const clickedStopAt = Date.now();
   for (const p of pages) await p.locator('#recording-indicator').waitFor({ state: 'hidden', timeout: 60_000 });
   const recordedMs = clickedStopAt - clickedStartAt;
