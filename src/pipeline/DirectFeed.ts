@@ -67,6 +67,18 @@ export class DirectFeed {
     this.#write(i, frame, t.lastPts);
   }
 
+  /** Source frames given so far for each picture still to come (not cards). */
+  #framesFor = new Map<number, number>();
+
+  /**
+   * Whether the next picture has anything new: it is the epoch's first, or a tile has a frame of
+   * its source for it. Without, it would come out the same as the last one (nothing moved), and
+   * a recording short of CPU composes it a tick later (StrideController.compose).
+   */
+  fresh(): boolean {
+    return this.pictures === 0 || (this.#framesFor.get(this.pictures) ?? 0) > 0;
+  }
+
   /** Tile `i`'s decoder lost the stream (it reported an error): its card until a keyframe. */
   desync(i: number): void {
     this.#tiles[i].synced = false;
@@ -114,6 +126,8 @@ export class DirectFeed {
     t.synced = true;
     const fill = catchingUp && t.lastPts < this.pictures * SUBTICKS;
     this.#put(i, frame, this.pictures + (fill ? 0 : ahead));
+    const picture = Math.floor(t.lastPts / SUBTICKS);
+    this.#framesFor.set(picture, (this.#framesFor.get(picture) ?? 0) + 1);
     return true;
   }
 
@@ -124,6 +138,7 @@ export class DirectFeed {
   tick(live: (i: number) => boolean, card: (i: number) => Buffer): void {
     if (this.ended) return;
     const p = this.pictures++;
+    this.#framesFor.delete(p);
     this.#tiles.forEach((t, i) => {
       if (t.synced && live(i)) return;
       t.synced = false;

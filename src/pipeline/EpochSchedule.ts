@@ -121,17 +121,22 @@ export class EpochSchedule<H extends EpochControl> {
    * replaced when `idleSuperseded`), end each whose last tick it is, then send what is due.
    */
   feed(tick: number, shed: boolean, write: (e: ScheduledEpoch<H>) => void, idleSuperseded = false): void {
-    const warming = idleSuperseded && this.epochs.some((e) => !e.dead && e.ownFrom === Infinity && e.feedFrom <= tick);
+    const composing = shed ? [] : this.composing(tick, idleSuperseded);
     for (const e of this.epochs) {
       if (e.dead || tick < e.feedFrom || tick >= e.feedUntil) continue;
-      const idle = warming && e.ownFrom !== Infinity && e.ownUntil === Infinity;
-      if (!shed && !idle) {
+      if (composing.includes(e)) {
         e.fed.push(tick);
         write(e);
       }
       if (tick === e.feedUntil - 1) e.handle.end();
     }
     this.flush();
+  }
+
+  /** The epochs that compose tick `tick` unless it is shed (see `feed`). */
+  composing(tick: number, idleSuperseded = false): ScheduledEpoch<H>[] {
+    const warming = idleSuperseded && this.epochs.some((e) => !e.dead && e.ownFrom === Infinity && e.feedFrom <= tick);
+    return this.epochs.filter((e) => !e.dead && tick >= e.feedFrom && tick < e.feedUntil && !(warming && e.ownFrom !== Infinity && e.ownUntil === Infinity));
   }
 
   /** Whether an epoch still fed after `tick` shows `id`'s tile (for forgetting departed tiles). */

@@ -375,11 +375,14 @@ export class Recording extends EventEmitter<Events> {
     const frameFor = this.#content.rawTick(tick, this.#pacer.t0 + (tick * 1000) / this.#fps);
     // A shed tick composes nothing: raw tiles are not written, and a direct epoch's decoders
     // take the frames that arrive meanwhile into its next picture (see DirectFeed).
-    const shed = !this.#strides.composes(tick);
     // Short of CPU, an epoch being replaced composes nothing while its successor starts.
     // (Or already behind when a layout change comes: two epochs decoding at once is what a
     // starved recording cannot afford; measured in 0.30 cores, a join at full rate froze it.)
     const idleSuperseded = this.#strides.stride > 1 || this.#load.behind > this.#fps / 6;
+    // A tick with nothing new in the tiles of the epochs it would compose moves to the next
+    // (StrideController.compose).
+    const fresh = this.#fresh(tick, idleSuperseded);
+    const shed = !this.#strides.compose(tick, fresh);
     this.#epochs.feed(tick, shed, (e) => {
       const feed = e.handle.direct;
       if (!feed) return e.handle.write(e.handle.tiles.map((t) => frameFor(t.sourceId)));
@@ -389,6 +392,17 @@ export class Recording extends EventEmitter<Events> {
     // Forget a departed tile once no graph that is still fed has it.
     this.#content.forgetDeparted((id) => this.#epochs.stillFed(tick, (e) => e.handle.tiles.some((t) => t.sourceId === id)));
     this.#updateFrameStats();
+  }
+
+  /**
+   * Whether a tick would show anything new: a direct epoch that would compose it has a frame for
+   * its next picture (or has made none yet); not one being replaced that composes nothing while
+   * its successor starts (its frames wait for a picture it will not make). Raw tiles are written
+   * whole every composed tick: always.
+   */
+  #fresh(tick: number, idleSuperseded: boolean): boolean {
+    const composing = this.#epochs.composing(tick, idleSuperseded);
+    return composing.length === 0 || composing.some((e) => !e.handle.direct || e.handle.direct.fresh());
   }
 
   #audioTick(block: number): void {
@@ -637,7 +651,7 @@ export class Recording extends EventEmitter<Events> {
       // an encoder that had to be interrupted left the end out, which must not pass as available.
       if (exit.code !== 0) throw new TesseraError('REC_ERR_ENCODER_DIED', `encoder did not finish cleanly (code ${exit.code}, signal ${exit.signal}): ${exit.stderr}`);
       // How each source's audio was kept in step with its pictures (drops and silence added).
-      this.#log.info({ sources: this.#sources.debug() }, 'sources at the end');
+      this.#log.info({ sources: this.#sources.debug(), deferredTicks: this.#strides.deferred }, 'sources at the end');
       this.#sources.closeAll();
       // The manifest stored is the final one: available (the server adds the bytes it wrote).
       const availableAt = new Date();

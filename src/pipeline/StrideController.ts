@@ -174,6 +174,33 @@ export class StrideController {
   }
 
   /**
+   * Whether the clock composes tick `tick`, given whether anything new is there to show
+   * (`fresh`: a frame for the next picture in any tile). The ticks of `composes` — but one that
+   * has nothing new moves to the tick after it, as long as that is not itself one of them: the
+   * same number of pictures, each shown a tick later, and the frames that arrive meanwhile make it
+   * a new picture instead of a copy of the last. At 12 a second a copy is a second with 11, which
+   * a recording in 0.45 cores must not have. Traced there at a join (day 29): the new epoch's
+   * start starved the worker, its clock then made four ticks within a millisecond to catch up,
+   * and the second composed one of them had no frame yet in any tile (those captured for it were
+   * still on their way): the new epoch's second picture was its first again. Ticks are made in
+   * order, once each.
+   */
+  compose(tick: number, fresh: boolean): boolean {
+    this.#owed ||= this.composes(tick);
+    if (!this.#owed) return false;
+    if (!fresh && this.stride > 1 && !this.composes(tick + 1)) {
+      this.deferred++;
+      return false;
+    }
+    this.#owed = false;
+    return true;
+  }
+
+  /** A composed tick moved to the next because nothing new was there (see `compose`). */
+  deferred = 0;
+  #owed = false;
+
+  /**
    * Whether tick `tick` is composed (the others repeat the last composite): the ticks where
    * tick / stride passes a whole number. Exact for the strides used (1, 2, 2.5, 3: a multiple
    * divides to an exact integer, anything else lies at least 1/3 from one).

@@ -82,6 +82,22 @@ describe('direct epochs: what each tile input gets (DirectFeed)', () => {
     expect(writes.map((w) => [w.tile, w.pts])).toEqual([[1, 5 * SUBTICKS]]);
   });
 
+  test('fresh: the next picture has a source frame in some tile (or is the first); cards and frames for later pictures do not count', () => {
+    const { feed } = recorder();
+    feed.begin([[vp8(true)], null], () => CARD);
+    expect(feed.fresh()).toBe(true); // the first picture
+    feed.tick(() => true, () => CARD);
+    expect(feed.fresh()).toBe(false); // only the card went to tile 1
+    feed.frame(0, vp8(false), false, 1); // captured for the picture after the next
+    expect(feed.fresh()).toBe(false);
+    feed.tick(() => true, () => CARD);
+    expect(feed.fresh()).toBe(true); // now it is the next one's
+    feed.tick(() => true, () => CARD);
+    expect(feed.fresh()).toBe(false);
+    feed.frame(0, vp8(false), false);
+    expect(feed.fresh()).toBe(true);
+  });
+
   test('every tick, a tile that is not live or not in step gets its card (the frame sync waits for every input), once per tick', () => {
     const { writes, feed } = recorder();
     feed.begin([[vp8(true)], null], () => CARD);

@@ -197,6 +197,9 @@ test('short of CPU, the epoch being replaced composes nothing the new one will o
   tick(false, true);
   answer(a);
   const b = s.begin(new FakeEpoch('B')); // fed from tick 1
+  // What a tick would compose (whether it has anything new is asked of these): B alone.
+  expect(s.composing(1, true).map((e) => e.handle)).toEqual([b.handle]);
+  expect(s.composing(1, false).map((e) => e.handle)).toEqual([a.handle, b.handle]);
   tick(false, true);
   tick(false, true);
   expect(fed.A).toEqual([0]); // idle while B warms up

@@ -248,6 +248,25 @@ describe('StrideController', () => {
     s.update(20, 3000);
     expect([0, 1, 2, 3, 4, 5, 6].map((t) => s.composes(t))).toEqual([true, false, false, true, false, false, true]);
   });
+
+  test('a composed tick with nothing new moves to the next one, never onto or past the next composed tick: the count stays', () => {
+    const s = new StrideController({ fps: 30, strides: [2, 2.5, 3], upAfterMs: 0, downAfterMs: 5000 });
+    s.update(20, 0);
+    s.update(20, 1000);
+    s.update(20, 2000);
+    expect(s.stride).toBe(2.5);
+    // Nothing new at ticks 3 and 4: the pattern's 3 moves to 4, where it is made anyway (5 is the
+    // pattern's). 13 moves to 14 likewise; 15 moves to 16, which has something new.
+    const stale = new Set([3, 4, 13, 14, 15]);
+    const made = Array.from({ length: 60 }, (_, t) => t).filter((t) => s.compose(t, !stale.has(t)));
+    expect(made.slice(0, 8)).toEqual([0, 4, 5, 8, 10, 14, 16, 18]);
+    expect(made.filter((t) => t < 30)).toHaveLength(12);
+    expect(made.filter((t) => t >= 30)).toHaveLength(12);
+    expect(s.deferred).toBe(3);
+    // At full rate every tick is composed, fresh or not.
+    const full = new StrideController({ fps: 30, strides: [2, 2.5, 3], upAfterMs: 0, downAfterMs: 5000 });
+    expect([0, 1, 2].map((t) => full.compose(t, false))).toEqual([true, true, true]);
+  });
 });
 
 describe('Pacer', () => {
