@@ -236,11 +236,15 @@ describe('StrideController', () => {
     expect(s.holdMs).toBe(5000);
   });
 
-  test('12 distinct pictures a second: ticks 2 and 3 apart in turn, 12 in every 30', () => {
+  /** A ladder of the recording's strides, behind for 2 s: at 12 pictures a second. */
+  function atTwelve(): StrideController {
     const s = new StrideController({ fps: 30, strides: [2, 2.5, 3], upAfterMs: 0, downAfterMs: 5000 });
-    s.update(20, 0);
-    s.update(20, 1000);
-    s.update(20, 2000);
+    for (const t of [0, 1000, 2000]) s.update(20, t);
+    return s;
+  }
+
+  test('12 distinct pictures a second: ticks 2 and 3 apart in turn, 12 in every 30', () => {
+    const s = atTwelve();
     expect(s.distinctFps).toBe(12);
     const composed = Array.from({ length: 90 }, (_, t) => t).filter((t) => s.composes(t));
     expect(composed.slice(0, 6)).toEqual([0, 3, 5, 8, 10, 13]);
@@ -250,10 +254,7 @@ describe('StrideController', () => {
   });
 
   test('a composed tick with nothing new moves to the next one, never onto or past the next composed tick: the count stays', () => {
-    const s = new StrideController({ fps: 30, strides: [2, 2.5, 3], upAfterMs: 0, downAfterMs: 5000 });
-    s.update(20, 0);
-    s.update(20, 1000);
-    s.update(20, 2000);
+    const s = atTwelve();
     expect(s.stride).toBe(2.5);
     // Nothing new at ticks 3 and 4: the pattern's 3 moves to 4, where it is made anyway (5 is the
     // pattern's). 13 moves to 14 likewise; 15 moves to 16, which has something new.
