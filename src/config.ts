@@ -78,13 +78,13 @@ export interface Config {
   /** x264 measures PSNR (TESSERA_X264_PSNR; for the benchmark, it costs CPU). */
   x264Psnr: boolean;
   /**
-   * The economy degradation level (TESSERA_X264_ECONOMY): past 12 distinct pictures a second
+   * The economy degradation level (TESSERA_X264_ECONOMY): past 13⅓ distinct pictures a second
    * (before 10), x264's economy analysis from the next epoch (docs/workers.md, days 7 and 13).
    * `false` leaves it out of the ladder.
    */
   x264Economy: boolean;
   /**
-   * The small-tiles degradation level (TESSERA_SMALL_TILES): past 12 distinct pictures a second
+   * The small-tiles degradation level (TESSERA_SMALL_TILES): past 13⅓ distinct pictures a second
    * (with economy, when that is on) and before 10, every tile at half size in its cell from the
    * next epoch (docs/workers.md, days 13 and 14). `false` leaves it out of the ladder.
    */

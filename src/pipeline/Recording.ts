@@ -601,7 +601,8 @@ export class Recording extends EventEmitter<Events> {
     }, performance.now(), { epochs: this.#epochs.epochs.length, pending: !!this.#waiting.handle });
     if (owner && replace) owner.handle.kill();
     if (relayout) this.#relayout();
-    this.stats.distinctFps = this.#strides.distinctFps;
+    // One decimal: 13⅓ a second is reported as 13.3 (it also labels a metric's series).
+    this.stats.distinctFps = Math.round(this.#strides.distinctFps * 10) / 10;
     // What the epoch making the next pictures uses; kept as it was while none does (the end).
     if (owner) {
       this.stats.preset = owner.handle.settings.economy ? 'economy' : this.#o.config.x264Preset;

@@ -79,7 +79,7 @@ export interface RecordingOptions {
   workDir: string;
   resume?: RecordingResume;
   /**
-   * Start degraded (12 distinct pictures a second with economy) because the recording is known
+   * Start degraded (13⅓ distinct pictures a second with economy) because the recording is known
    * not to fit its CPU at full quality; it steps back to full quality as CPU allows.
    */
   startShort?: boolean;

@@ -1,14 +1,15 @@
 /**
  * Degrade rather than fail when CPU is short, one level at a time. The levels: every tick
- * composed, then one tick in each of `strides` on average (the recording's are 2, 2.5 and 3:
- * 30 fps → 15 → 12 → 10 distinct pictures a second; 2.5 composes ticks 2 and 3 apart in turn);
+ * composed, then one tick in each of `strides` on average (the recording's are 2, 2.25 and 3:
+ * 30 fps → 15 → 13⅓ → 10 distinct pictures a second; 2.25 composes 4 ticks in every 9, 2 or 3
+ * apart; LoadGovernor STRIDES says why not 12);
  * with `economy`, x264's economy analysis (ECONOMY_X264 in compositor/ffmpegArgs.ts), then, with
  * `smallTiles`, every tile at half its size in its cell (compositor/layout.ts `shrinkTiles`),
- * come in before the last stride step: 30, 15, 12, 12 + economy, 12 + economy + small tiles,
- * 10 + economy + small tiles.
+ * come in before the last stride step: 30, 15, 13⅓, 13⅓ + economy, 13⅓ + economy + small
+ * tiles, 10 + economy + small tiles.
  * Economy and small tiles take a new epoch: x264's analysis and a graph's sizes are fixed for
- * its life. The 12 step is there because 15 was measured just short of enough in 0.45 cores and
- * 10 is below what a recording there must keep (docs/workers.md, day 11).
+ * its life. The middle step is there because 15 was measured just short of enough in 0.45 cores
+ * and 10 is below what a recording there must keep (docs/workers.md, days 11 and 30).
  *
  * More than half a second of frames behind for a whole second (a start or a hiccup is not a
  * shortage): one level up, at most every `upAfterMs`; more than a second behind, twice as fast.
@@ -53,7 +54,7 @@ export class StrideController {
   /**
    * `startShort`: the recording is known not to fit its process's CPU at full quality (admitted
    * as the process's only recording although its measured cost is above the budget, or continuing
-   * one that was degraded): it starts at 12 a second with economy — the level 0.45 cores settled
+   * one that was degraded): it starts at 13⅓ a second with economy — the level 0.45 cores settled
    * at — and steps back from there like from any level, instead of first falling seconds behind
    * at full rate while the ladder climbs (day 14).
    *
@@ -64,10 +65,10 @@ export class StrideController {
    * pictures repeated, for a shortage that was gone a second later.
    */
   constructor(private readonly o: { fps: number; strides: number[]; economy?: boolean; smallTiles?: boolean; upAfterMs: number; downAfterMs: number; startShort?: boolean; startGraceMs?: number }) {
-    // The cheaper rungs — economy, then small tiles — come before the last stride step (12 a
+    // The cheaper rungs — economy, then small tiles — come before the last stride step (13⅓ a
     // second, then 10 with them) when there are two steps: economy costs x264 40 % and the
     // picture almost nothing (the same PSNR within 0.1 dB); half-size tiles cost the whole epoch
-    // a fifth less on camera pictures; 12 → 10 pictures a second saves less than either (the
+    // a fifth less on camera pictures; 13⅓ → 10 pictures a second saves less than either (the
     // decoders still decode every frame) and is below what a recording in 0.45 cores must keep.
     // In slow hours 0.45 cores held 10–11 a second with economy last (day 13), and 10 with
     // economy before small tiles (day 14).
@@ -178,7 +179,7 @@ export class StrideController {
    * (`fresh`: a frame for the next picture in any tile). The ticks of `composes` — but one that
    * has nothing new moves to the tick after it, as long as that is not itself one of them: the
    * same number of pictures, each shown a tick later, and the frames that arrive meanwhile make it
-   * a new picture instead of a copy of the last. At 12 a second a copy is a second with 11, which
+   * a new picture instead of a copy of the last. At 12 a second a copy was a second with 11, which
    * a recording in 0.45 cores must not have. Traced there at a join (day 29): the new epoch's
    * start starved the worker, its clock then made four ticks within a millisecond to catch up,
    * and the second composed one of them had no frame yet in any tile (those captured for it were
@@ -202,8 +203,8 @@ export class StrideController {
 
   /**
    * Whether tick `tick` is composed (the others repeat the last composite): the ticks where
-   * tick / stride passes a whole number. Exact for the strides used (1, 2, 2.5, 3: a multiple
-   * divides to an exact integer, anything else lies at least 1/3 from one).
+   * tick / stride passes a whole number. Exact for the strides used (1, 2, 2.25, 2.5, 3: a
+   * multiple divides to an exact integer, anything else lies at least 1/9 from one).
    */
   composes(tick: number): boolean {
     const s = this.stride;
