@@ -81,7 +81,14 @@ export class Signalling {
       (socket.on as (e: string, l: (...a: unknown[]) => void) => void)(event, (req: unknown, ack: unknown) => {
         const reply = typeof ack === 'function' ? (ack as (r: unknown) => void) : () => undefined;
         Promise.resolve()
-          .then(() => fn(req as Req))
+          .then(() => {
+            // The handler runs a microtask after its packet, and a close read in the same chunk
+            // as the packet has disconnected the socket by then (its leave already done): a join
+            // run now would seat a participant nobody can take out, a ghost that keeps its room
+            // open and a drain waiting for ever (seen once in the fuzz test, day 29).
+            if (socket.disconnected) throw new TesseraError('REC_ERR_NOT_JOINED', 'the connection closed before this request was handled');
+            return fn(req as Req);
+          })
           .then(
             (res) => reply({ ok: true, ...res }),
             (err: unknown) => {

@@ -356,3 +356,42 @@ describe('8b. a client names a few candidates, not a network to scan', () => {
     }
   });
 });
+
+describe('10. a socket the server closes seats nobody', () => {
+  test('a join read together with an oversized message leaves no participant behind: the room empties and a drain ends', async () => {
+    // The server reads both packets in one chunk: it takes the join, then closes the socket for
+    // the oversized message before the join's handler has run (a microtask later). The handler
+    // used to seat the participant anyway, on a socket already gone: a ghost nobody could take
+    // out, filling the room seat by seat and keeping a drain waiting for ever (found by the fuzz
+    // test, day 29; reproduced here every time before the fix).
+    const server = await startServer(new FakeRecorder());
+    const { io } = await import('socket.io-client');
+    const sockets: ReturnType<typeof io>[] = [];
+    try {
+      for (let i = 0; i < 20; i++) {
+        const s = io(server.url, { transports: ['websocket'], reconnection: false, forceNew: true });
+        sockets.push(s);
+        await new Promise((resolve, reject) => {
+          s.once('connect', () => resolve(undefined));
+          s.once('connect_error', reject);
+        });
+        const raw = s as unknown as { packet(p: object): void };
+        raw.packet({ type: 2, nsp: '/', data: ['join', { roomId: 'ghosts', name: `Ghost${i}` }] });
+        raw.packet({ type: 2, nsp: '/', data: ['signal', 'x'.repeat(300 * 1024)] });
+        await until(() => s.disconnected, 5000, `socket ${i} to be closed by the server`);
+      }
+      await sleep(200);
+      expect(server.conference.room('ghosts')?.size ?? 0).toBe(0);
+      // A real participant gets in (the room is not full of ghosts), and once they leave a drain ends.
+      const real = await participant(server.url, 'ghosts', 'Real', 1, { publish: false });
+      expect((await real.join()).ok).toBe(true);
+      expect(server.conference.room('ghosts')?.size).toBe(1);
+      await real.close();
+      const drained = await Promise.race([server.drain().then(() => 'drained'), sleep(5000).then(() => 'still waiting')]);
+      expect(drained).toBe('drained');
+    } finally {
+      for (const s of sockets) s.close();
+      await server.close();
+    }
+  });
+});
