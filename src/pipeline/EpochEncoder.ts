@@ -171,6 +171,8 @@ export class EpochEncoder extends EventEmitter<Events> {
   }
 
   #emit(aus: Buffer[]): void {
+    // Ended, it is working off what it was fed: not hung (FfmpegProcess.working).
+    if (this.#closed && aus.length > 0) this.proc.working();
     for (const au of aus) {
       this.received++;
       this.emit('frame', au, isKeyframe(au));

@@ -61,6 +61,8 @@ export class FfmpegProcess extends EventEmitter<Events> {
   #stopping = false;
   #exit: FfmpegExit | null = null;
   #timers: unknown[] = [];
+  /** The kill ladder's first timer (SIGINT) while it may still be put off (`working`). */
+  #interruptTimer: unknown = null;
   #clock: Clock;
   #opts: FfmpegProcessOptions;
 
@@ -114,6 +116,7 @@ export class FfmpegProcess extends EventEmitter<Events> {
       const finish = (code: number | null, signal: string | null, spawnError?: string) => {
         if (this.#exit) return;
         for (const t of this.#timers) this.#clock.clearTimeout(t);
+        if (this.#interruptTimer !== null) this.#clock.clearTimeout(this.#interruptTimer);
         const exit: FfmpegExit = {
           kind: this.#stopping ? 'stopped' : spawnError || !this.#ready ? 'failed-to-start' : 'died',
           code,
@@ -149,7 +152,6 @@ export class FfmpegProcess extends EventEmitter<Events> {
     if (this.#exit) return Promise.resolve(this.#exit);
     if (this.#stopping) return this.exited;
     this.#stopping = true;
-    const graceful = this.#opts.gracefulMs ?? 5000;
     if (this.#opts.stopBy === 'q') {
       this.stdin.write('q');
       this.stdin.end();
@@ -157,13 +159,31 @@ export class FfmpegProcess extends EventEmitter<Events> {
       this.stdin.end();
       for (const p of this.pipes) if ('end' in p && typeof (p as Writable).end === 'function' && (p as Writable).writable) (p as Writable).end();
     }
-    this.#timers.push(
-      this.#clock.setTimeout(() => {
-        this.#child.kill('SIGINT');
-        this.#timers.push(this.#clock.setTimeout(() => this.#child.kill('SIGKILL'), Math.max(1000, graceful / 2)));
-      }, graceful),
-    );
+    this.#armInterrupt();
     return this.exited;
+  }
+
+  /**
+   * Stopping, the child is still putting out what it holds: its graceful time starts again. An
+   * epoch ended behind (a superseded layout's, short of CPU) owes seconds of pictures, and
+   * interrupting it loses the ones it has not encoded yet; one that stops putting anything out
+   * still gets SIGINT after `gracefulMs`.
+   */
+  working(): void {
+    if (!this.#stopping || this.#exit || this.#interruptTimer === null) return;
+    this.#clock.clearTimeout(this.#interruptTimer);
+    this.#armInterrupt();
+  }
+
+  #armInterrupt(): void {
+    const graceful = this.#opts.gracefulMs ?? 5000;
+    const t = this.#clock.setTimeout(() => {
+      this.#interruptTimer = null;
+      this.#opts.logger.warn({ pid: this.pid, graceMs: graceful }, 'FFmpeg did not finish within its grace after its input ended: interrupting it (what it had not put out is lost)');
+      this.#child.kill('SIGINT');
+      this.#timers.push(this.#clock.setTimeout(() => this.#child.kill('SIGKILL'), Math.max(1000, graceful / 2)));
+    }, graceful);
+    this.#interruptTimer = t;
   }
 
   /** Immediate SIGKILL (tests use it to simulate a crash; close paths use stop()). */
