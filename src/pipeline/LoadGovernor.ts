@@ -7,8 +7,8 @@ import type { Logger } from '../logger';
  * StrideController). The middle step is what a 4-person recording in 0.45 cores runs at, and it
  * must keep at least 12 in every second. At exactly 12 (a stride of 2.5, days 11–29) one picture
  * lost at a join or a leave — an epoch's start starving the worker, a picture composed before its
- * frames arrived — left a second with 11: in about 1 run in 10 by hand and half of the CI-like
- * runs of day 29. 13⅓ (4 pictures in every 9 ticks) puts 13 or 14 in every second, so one lost
+ * frames arrived — left a second with 11: in 1 of 30 runs by hand (days 29–30) and 2 of 4 CI-like
+ * runs on day 29. 13⅓ (4 pictures in every 9 ticks) puts 13 or 14 in every second, so one lost
  * picture still leaves 12; 0.45 cores kept up at it in every run measured (day 30).
  */
 export const STRIDES = [2, 2.25, 3];
