@@ -11,7 +11,7 @@ import type { Logger } from '../logger';
  * runs on day 29. 13⅓ (4 pictures in every 9 ticks) puts 13 or 14 in every second, so one lost
  * picture still leaves 12; 0.45 cores kept up at it in every run measured (day 30).
  */
-export const STRIDES = [2, 2.25, 3];
+const STRIDES = [2, 2.25, 3];
 
 /** How the recording stands at a check: the epoch in charge (see LagLook) and the layout change. */
 export interface LoadLook extends Omit<LagLook, 'stride'> {
