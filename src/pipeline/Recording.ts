@@ -23,6 +23,7 @@ import { TesseraError, toTesseraError } from '../errors';
 import type { Logger } from '../logger';
 import type { MediaSource, EncodedVideoFrame } from '../media/types';
 import { economyAllowed, encoderSettingsOf, type EncoderSettings } from '../../compositor/ffmpegArgs';
+import type { FfmpegExit } from './FfmpegProcess';
 import type { Manifest, RecordingInfo, RecordingStatus } from './types';
 
 /** The small-tiles level: each tile's video at half its width and height, centred in its cell. */
@@ -566,10 +567,16 @@ export class Recording extends EventEmitter<Events> {
     if (this.#epochs.output(epoch, au, key)) this.#log.debug({ switchTick: epoch.ownFrom, preset: epoch.handle.layout.preset }, 'layout switched');
   }
 
-  #onCompositorExit(epoch: Epoch, exit: { kind: string; stderr: string }): void {
+  #onCompositorExit(epoch: Epoch, exit: FfmpegExit): void {
     // Ended after its last tick, killed by us (superseded while warming up), or draining: expected.
+    const lost = this.#epochs.unanswered(epoch);
     const { unexpected, replace } = this.#epochs.exited(epoch, this.#closed);
-    if (!unexpected) return;
+    if (!unexpected) {
+      // Nothing to replace, but pictures it was fed and did not put out are a freeze in the file:
+      // say so, with how it ended (a grace run out shows as SIGINT), since no other line would.
+      if (lost.length) this.#log.warn({ pictures: lost.length, fromTick: lost[0], toTick: lost[lost.length - 1], exit: { kind: exit.kind, code: exit.code, signal: exit.signal } }, 'an ended epoch exited without pictures it was fed; their ticks repeat the picture before');
+      return;
+    }
     this.stats.compositorRestarts++;
     if (this.#load.countsAsDeath(epoch) && this.#epochDied(exit)) return;
     this.#log.warn({ exit }, 'epoch died; replacing it');

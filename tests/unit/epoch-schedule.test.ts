@@ -261,3 +261,32 @@ test('drain at an earlier tick (a stop read late): ticks made after it never lea
   expect(out).toEqual(['0:A0', '1:A1', '2:A2']);
   expect(isDrained()).toBe(true);
 });
+
+test('an ended epoch that exits owing pictures: the owed ticks it owned are named, and they repeat the picture before', () => {
+  const { s, out, tick, answer } = setup();
+  const a = s.begin(new FakeEpoch('A'));
+  for (let k = 0; k < 5; k++) tick();
+  answer(a); // A is four pictures behind
+  const b = s.begin(new FakeEpoch('B')); // fed from tick 5
+  tick();
+  answer(b); // B takes over at 5; A owns [0, 5) and is ended
+  expect([a.handle.ended, a.ownUntil]).toEqual([true, 5]);
+  expect(s.unanswered(a)).toEqual([1, 2, 3, 4]);
+  answer(a); // it puts out one more, then exits without the rest
+  expect(s.unanswered(a)).toEqual([2, 3, 4]);
+  expect(s.exited(a, false)).toEqual({ unexpected: false, replace: false });
+  expect(out).toEqual(['0:A0', '1:A1', '5:B5']);
+  expect(s.repeats).toBe(3);
+  // An epoch that put out everything it owned owes nothing at its exit.
+  answer(b);
+  expect(s.unanswered(b)).toEqual([]);
+});
+
+test('at a drain, pictures past the final tick are not counted as owed', () => {
+  const { s, tick, answer } = setup();
+  const a = s.begin(new FakeEpoch('A'));
+  for (let k = 0; k < 5; k++) tick();
+  answer(a, 2);
+  s.drain(3);
+  expect(s.unanswered(a)).toEqual([2]);
+});
