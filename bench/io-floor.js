@@ -8,15 +8,33 @@
  * PCM per 20 ms from a 33-ms timer to another pipe, and reads an "epoch" (30 × 10 KB a second)
  * and an "AAC encoder" (47 × 300 B a second), sending what it reads back lazily (batched up to
  * 50 ms). Prints the child's CPU (cores) over 10 s after 7 s of warm-up.
+ *
+ * `--native`: the child is bench/io-floor.c instead, the same I/O in C (built with `cc` into a
+ * temporary directory): what the same reads, writes and wake-ups cost without Node (day 32).
  */
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+const { execFileSync } = require('node:child_process');
 
 const N = Number(process.argv[2] || 4);
+const NATIVE = process.argv.includes('--native');
+
+/** The C child, compiled now (a C compiler is needed only for `--native`). */
+function nativeChild() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'io-floor-'));
+  const bin = path.join(dir, 'io-floor');
+  execFileSync('cc', ['-O2', '-o', bin, path.join(__dirname, 'io-floor.c')]);
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  return bin;
+}
 
 function parent() {
-  const w = spawn(process.execPath, ['--max-semi-space-size=1', __filename, String(N), 'child'], { stdio: ['ignore', 'inherit', 'inherit', 'pipe'] });
+  const w = NATIVE
+    ? spawn(nativeChild(), [String(N), process.execPath], { stdio: ['ignore', 'inherit', 'inherit', 'pipe'] })
+    : spawn(process.execPath, ['--max-semi-space-size=1', __filename, String(N), 'child'], { stdio: ['ignore', 'inherit', 'inherit', 'pipe'] });
   const sock = w.stdio[3];
   let q = [];
   let scheduled = false;
@@ -52,7 +70,7 @@ function parent() {
   setTimeout(() => {
     const a = cpu();
     setTimeout(() => {
-      console.log(`worker I/O alone, ${N} source(s): ${((cpu() - a) / 100 / 10).toFixed(3)} cores`);
+      console.log(`worker I/O alone${NATIVE ? ' (C)' : ''}, ${N} source(s): ${((cpu() - a) / 100 / 10).toFixed(3)} cores`);
       w.kill();
       process.exit(0);
     }, 10_000);
