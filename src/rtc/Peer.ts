@@ -93,6 +93,11 @@ export class Peer extends EventEmitter<PeerEvents> {
     return [...this.#publications.values()];
   }
 
+  /** Whether the publishing connection has come up (ICE and DTLS done): its media can flow. */
+  get publishConnected(): boolean {
+    return this.#pubConnected;
+  }
+
   get closed(): boolean {
     return this.#closed;
   }
