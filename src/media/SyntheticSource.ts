@@ -18,12 +18,16 @@ export class SyntheticSource extends EventEmitter<MediaSourceEvents> implements 
   /** Send random bytes instead of video frames (a broken or hostile sender). */
   garbage = false;
   keyframeRequests = 0;
+  /** How long it takes to answer a keyframe request (a browser's PLI answer comes 0.1–0.3 s later, or more). */
+  keyframeDelayMs = 0;
   /**
    * Cut this many of the next keyframes sent to a listener to their first 20 bytes (still
    * flagged as keyframes): a keyframe the decoder rejects outright and puts out nothing for.
    * (Cut to a quarter, a VP8 keyframe still decodes, concealed, to a wrong picture.)
    */
   truncateKeyframes = 0;
+  /** performance.now() when it last sent a keyframe (-Infinity: none yet): a test can time an event against its group. */
+  lastKeyframeAt = -Infinity;
   #clip: SyntheticClip;
   #timers = new Map<string, NodeJS.Timeout>();
   #offset = 0;
@@ -33,8 +37,16 @@ export class SyntheticSource extends EventEmitter<MediaSourceEvents> implements 
   #packet = 0;
   #pendingKeyframe = false;
 
-  constructor(opts: { id: string; name: string; clip: SyntheticClip; kind?: SourceKind; participantId?: string }) {
+  /**
+   * `startFrame`: where in its clip it starts (a multiple of 3, see #sendVideo; 0, the default,
+   * is the clip's keyframe): a sender whose first frames reach the recording mid-group.
+   */
+  constructor(opts: { id: string; name: string; clip: SyntheticClip; kind?: SourceKind; participantId?: string; startFrame?: number }) {
     super();
+    const start = opts.startFrame ?? 0;
+    if (start % 3 !== 0 || start < 0 || start >= opts.clip.videoFrames.length) throw new Error(`startFrame must be a multiple of 3 within the clip: ${start}`);
+    this.#offset = start;
+    this.#audioOffset = (start / 3) * 5;
     this.id = opts.id;
     this.participantId = opts.participantId ?? opts.id;
     this.name = opts.name;
@@ -65,7 +77,14 @@ export class SyntheticSource extends EventEmitter<MediaSourceEvents> implements 
 
   requestKeyframe(): void {
     this.keyframeRequests++;
-    this.#pendingKeyframe = true;
+    if (this.keyframeDelayMs <= 0) this.#pendingKeyframe = true;
+    else if (!this.#closed) {
+      const key = `keyframe ${this.keyframeRequests}`;
+      this.#timers.set(key, setTimeout(() => {
+        this.#timers.delete(key);
+        this.#pendingKeyframe = true;
+      }, this.keyframeDelayMs));
+    }
   }
 
   #sendVideo(): void {
@@ -95,6 +114,7 @@ export class SyntheticSource extends EventEmitter<MediaSourceEvents> implements 
       this.truncateKeyframes--;
       data = data.subarray(0, Math.min(20, data.length));
     }
+    if (i === 0 && !this.garbage) this.lastKeyframeAt = performance.now();
     this.emit('video', { codec: this.#clip.codec, data, rtpTimestamp: (n * 90000) / this.#clip.fps >>> 0, keyframe: i === 0 && !this.garbage });
   }
 

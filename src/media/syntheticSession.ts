@@ -24,7 +24,8 @@ export interface SyntheticEvent {
 export interface SessionContext {
   recording: WorkerRecording;
   sources: Map<number, SyntheticSource>;
-  join(index: number): void;
+  /** `startFrame`: where in its clip the newcomer starts (SyntheticSource). */
+  join(index: number, opts?: { startFrame?: number }): void;
   leave(index: number): void;
 }
 
@@ -112,9 +113,9 @@ export async function runSyntheticSession(o: SyntheticSessionOptions): Promise<S
   const ctx: SessionContext = {
     recording,
     sources,
-    join(i) {
+    join(i, opts) {
       if (sources.has(i)) return;
-      const s = new SyntheticSource({ id: `p${i}`, name: participantName(i), clip: clips.get(i)! }).start();
+      const s = new SyntheticSource({ id: `p${i}`, name: participantName(i), clip: clips.get(i)!, startFrame: opts?.startFrame }).start();
       sources.set(i, s);
       recording.addSource(s);
       timeline[i - 1].joinedMs = t0 ? performance.now() - t0 : 0;

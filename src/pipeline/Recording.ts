@@ -530,23 +530,18 @@ export class Recording extends EventEmitter<Events> {
     // KEYFRAME_WAIT_MS or DECODER_WAIT_MS) until every tile has something to show. Direct: the epoch's decoders
     // start empty, so each tile needs a keyframe to start from. Decoded tiles
     // (TESSERA_DIRECT_DECODE=false): each source with video needs its decoder's first picture.
-    if (comp.direct) {
-      for (const t of tiles) {
-        const s = this.#sources.get(t.sourceId);
-        if (s && !s.tile.gop.frames(this.#replayLimit())) s.tile.askKeyframe();
-      }
-    }
+    // The first poll asks the senders of direct tiles with nothing to replay for keyframes.
     this.#waiting.wait(comp, tiles, this.#quietNow(), begin);
     this.#startPendingEpoch();
   }
 
   /**
-   * How many of a source's frames a new direct epoch replays rather than wait for a keyframe.
-   * Short of CPU, replaying 4 × 2 s of frames cost a switch seconds in 0.25 cores (the new epoch
-   * decodes them while the old one runs): then only a short group is replayed.
+   * How much of a source's group (in the sender's time) a new direct epoch replays rather than
+   * wait for a keyframe. Short of CPU, replaying 4 × 2 s of frames cost a switch seconds in 0.25
+   * cores (the new epoch decodes them while the old one runs): then only a third of a second is.
    */
   #replayLimit(): number {
-    return this.#strides.stride > 1 ? Math.round(this.#fps / 3) : GOP_REPLAY_S * this.#fps;
+    return this.#strides.stride > 1 ? 1000 / 3 : GOP_REPLAY_S * 1000;
   }
 
   /** Starts the waiting epoch once its tiles have keyframes or pictures (or it waited long enough). */
@@ -555,8 +550,16 @@ export class Recording extends EventEmitter<Events> {
     this.#waiting.poll(now, (t, direct) => {
       const s = this.#sources.get(t.sourceId);
       if (!s) return true;
-      // Direct: a source that sent nothing yet has nothing to wait for either.
-      if (direct) return s.tile.codec !== t.codec || !!s.tile.gop.frames(this.#replayLimit());
+      if (direct) {
+        // A source that sent nothing yet (or another codec) has nothing to wait for either.
+        if (s.tile.codec !== t.codec || s.tile.gop.frames(this.#replayLimit())) return true;
+        // Asked at every poll (SourceVideo spaces the asks), not only when the epoch was made: a
+        // group that could be replayed then may have grown past the limit since, and nobody
+        // would ask for it. At 15 fps with 2-s groups that made most layout changes wait the
+        // whole KEYFRAME_WAIT_MS and start with cards (day 33).
+        s.tile.askKeyframe();
+        return false;
+      }
       // A source without recent video (camera off, audio only) has nothing to wait for.
       return s.video.latestAt > 0 || s.tile.codec === null || now - s.tile.lastVideoAt > DECODER_WAIT_MS;
     });

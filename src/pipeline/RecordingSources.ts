@@ -134,7 +134,7 @@ export class RecordingSources {
       audio,
       card: solidFrame(size.w, size.h, PLACEHOLDER_COLOUR),
       codedCards: { vp8: null, h264: null },
-      tile: new SourceVideo({ gopFrames: GOP_REPLAY_S * this.#o.fps, askEveryMs: KEYFRAME_ASK_MS, request: () => source.requestKeyframe(), now: quietNow, codec: source.videoCodec }),
+      tile: new SourceVideo({ gopMs: GOP_REPLAY_S * 1000, askEveryMs: KEYFRAME_ASK_MS, request: () => source.requestKeyframe(), now: quietNow, codec: source.videoCodec }),
       // Half a tick until its frames are seen (and for sources whose pictures come from a decoder).
       pictureDelay: new PictureDelay(500 / this.#o.fps),
       frameTicks: new FrameTicks({ fps: this.#o.fps, marginMs: FRAME_MARGIN_MS }),
@@ -216,7 +216,7 @@ export class RecordingSources {
     }
     const before = s.tile.codec;
     const first = s.tile.lastVideoAt === -Infinity;
-    const data = s.tile.take(f.codec, f.data, f.keyframe);
+    const data = s.tile.take(f.codec, f.data, f.keyframe, f.rtpTimestamp);
     if (s.tile.codec !== before) {
       this.#o.logger.info({ sourceId: s.source.id, codec: s.tile.codec, before }, 'a source\'s video codec');
       // Its card was asked for in its negotiated codec (VP8 if none) when it joined.

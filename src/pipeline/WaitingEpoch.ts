@@ -52,13 +52,16 @@ export class WaitingEpoch<H extends WaitingHandle> {
 
   /**
    * Begins the waiting epoch if every tile is `ready` or it waited long enough; true if it began.
-   * Call it as things change (each tick, a keyframe, a decoded picture).
+   * Call it as things change (each tick, a keyframe, a decoded picture). `ready` is asked about
+   * every tile each time, not just up to the first that is not ready, so the caller can act on
+   * each (ask its sender for a keyframe again).
    */
   poll(now: number, ready: (tile: EpochTile, direct: boolean) => boolean): boolean {
     const w = this.#w;
     if (!w) return false;
     const direct = !!w.handle.direct;
-    if (!w.tiles.every((t) => ready(t, direct)) && now - w.since < (direct ? KEYFRAME_WAIT_MS : DECODER_WAIT_MS)) return false;
+    const waiting = w.tiles.filter((t) => !ready(t, direct)).length;
+    if (waiting > 0 && now - w.since < (direct ? KEYFRAME_WAIT_MS : DECODER_WAIT_MS)) return false;
     this.#w = null;
     w.begin();
     return true;

@@ -251,6 +251,56 @@ describe('recording engine: faults and drains (Debian 5.1)', () => {
     console.log(`H.264 joiner: in the grid ${Math.round((first / v.fps - joinedS) * 1000)} ms after joining; lip sync ${sync.map((x) => `p${x.participant} ${Math.round(x.medianMs)} ms`).join(', ')}`);
   });
 
+  test('a join just before a sender\'s group outgrows the replay limit: the others are asked again while the new layout waits, and the newcomer is in without waiting out the second', async () => {
+    // A new layout replays each source's frames since its last keyframe (up to 2 s) and waits
+    // for the newcomer's first keyframe. Here every sender answers a keyframe request 250 ms
+    // later, the newcomer's first frames are mid-group, and it joins when participant 1's group
+    // (3 s long) is 1.9 s old: replayable when the layout is made, too old 0.1 s later, while
+    // the layout still waits. Until day 33 nobody asked participant 1 for a keyframe then: the
+    // layout waited its whole second (the newcomer in 1.04 s after joining, every run), and
+    // started with a card for any tile whose keyframe had not come by then.
+    let age = -1;
+    const r = await record(bin, {
+      participants: 4, seconds: 9, initial: [1, 2, 3], clipSeconds: 3,
+      events: [{
+        at: 3,
+        action: (c) => {
+          const p1 = c.sources.get(1)!;
+          for (const s of c.sources.values()) s.keyframeDelayMs = 250;
+          const until = performance.now() + 4000;
+          const poll = setInterval(() => {
+            const now = performance.now();
+            if ((now - p1.lastKeyframeAt >= 1900 && now - p1.lastKeyframeAt < 1930) || now > until) {
+              clearInterval(poll);
+              age = now - p1.lastKeyframeAt;
+              c.join(4, { startFrame: 45 });
+              c.sources.get(4)!.keyframeDelayMs = 250;
+            }
+          }, 2);
+        },
+      }],
+    }, 'late-group');
+    expect(age).toBeGreaterThanOrEqual(1900);
+    expect(age).toBeLessThan(1930);
+    expect(r.info.status).toBe('available');
+    expect(decodeErrors(r.out)).toBe('');
+    const before = gridFor([1, 2, 3]), after = gridFor([1, 2, 3, 4]);
+    const v = allFrames(r.out, 4);
+    const shows = (f: Buffer, layout: Layout, i: number) =>
+      colourDistance(meanColour({ w: v.w, h: v.h, rgb: f }, layout.tiles.find((t) => t.id === `p${i}`)!.video, 4), participantStyle(i).rgb) < SAME;
+    const joinedS = r.timeline[3].joinedMs! / 1000;
+    const first = v.frames.findIndex((f) => shows(f, after, 4));
+    expect(first).toBeGreaterThan(0);
+    // From 1 s in, every picture shows 1–3 in the old grid or the new one: no card at the switch.
+    const missing = v.frames.flatMap((f, k) => (k < v.fps ? [] : [1, 2, 3].filter((i) => !shows(f, before, i) && !shows(f, after, i)).map((i) => `p${i} at ${(k / v.fps).toFixed(2)} s`)));
+    // eslint-disable-next-line no-console
+    console.log(`join ${Math.round(age)} ms into participant 1's group: newcomer in the grid ${Math.round((first / v.fps - joinedS) * 1000)} ms after joining; missing ${missing.length}`);
+    expect(missing.slice(0, 6)).toEqual([]);
+    // In once the keyframes asked for are (0.25 s each, one after the other: 0.37–0.47 s when
+    // measured), not after the second the layout may wait.
+    expect(first / v.fps - joinedS).toBeLessThan(0.9);
+  });
+
   test('a first keyframe the decoder cannot use: it asks for another after a second, and the tile shows the participant', async () => {
     // Set before any frame reaches the recording: the keyframe answering its first request is cut.
     // The clips loop every 5 s, so the next keyframe only comes sooner if the decoder asks.

@@ -139,6 +139,18 @@ describe('WaitingEpoch', () => {
     }
   });
 
+  test('every poll asks about every tile, also after one that is not ready (so each can be asked for a keyframe again)', () => {
+    const w = new WaitingEpoch<ReturnType<typeof handle>>();
+    w.wait(handle(true), tiles('a', 'b', 'c'), 0, () => undefined);
+    const asked: string[] = [];
+    expect(w.poll(10, (t) => (asked.push(t.sourceId), t.sourceId === 'c'))).toBe(false);
+    expect(asked).toEqual(['a', 'b', 'c']);
+    asked.length = 0;
+    expect(w.poll(20, (t) => (asked.push(t.sourceId), t.sourceId !== 'a'))).toBe(false);
+    expect(asked).toEqual(['a', 'b', 'c']);
+    expect(w.poll(30, (t) => (asked.push(t.sourceId), true))).toBe(true);
+  });
+
   test('a newer layout kills the one waiting; its death is forgotten; the stop kills it', () => {
     const w = new WaitingEpoch<ReturnType<typeof handle>>();
     const first = handle(true);
