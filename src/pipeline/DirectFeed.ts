@@ -35,9 +35,8 @@ import type { VideoCodec } from '../media/types';
 /**
  * Stamps per picture: a tile's frames for one picture get rising stamps, and more than this many
  * would spill into the next picture's time and make the graph put out a picture no tick asked
- * for. A new epoch's replayed group (up to 2 s: 60 frames at 30 fps, 121 at most) and a
- * superseded epoch that composes nothing while its successor starts (30 frames a second) stay
- * far below it.
+ * for. A new epoch's replayed group (up to 2 s: 60 frames) and a superseded epoch that composes
+ * nothing while its successor starts (30 frames a second) stay far below it.
  */
 export const SUBTICKS = 1024;
 
@@ -168,58 +167,40 @@ export class DirectFeed {
 
 /**
  * A source's frames since its last keyframe, so a new epoch's decoder can start at once
- * instead of waiting for a keyframe. Bounded by the sender's own time (RTP timestamps, 90 kHz),
- * not by a count of frames: a count meant fewer seconds for a sender faster than the recording
- * (30-fps cameras in a 15-fps recording kept 1 s of the 2 meant). A long group (browsers send
- * keyframes only when asked) is forgotten, and then a new epoch asks for a keyframe. `maxFrames`
- * bounds its memory against a sender with absurd timestamps or frame rates.
+ * instead of waiting for a keyframe. Bounded: a long group (browsers send keyframes only when
+ * asked) is forgotten, and then a new epoch asks for a keyframe.
  */
 export class GopCache {
   #frames: Buffer[] = [];
   #valid = false;
-  #keyRtp = 0;
-  /** Sender's milliseconds from the keyframe to the newest frame kept. */
-  #spanMs = 0;
-  readonly maxMs: number;
   readonly maxFrames: number;
 
-  constructor(maxMs: number, maxFrames: number) {
-    this.maxMs = maxMs;
+  constructor(maxFrames: number) {
     this.maxFrames = maxFrames;
   }
 
-  push(frame: Buffer, keyframe: boolean, rtpTimestamp: number): void {
+  push(frame: Buffer, keyframe: boolean): void {
     if (keyframe) {
       this.#frames = [frame];
       this.#valid = true;
-      this.#keyRtp = rtpTimestamp;
-      this.#spanMs = 0;
     } else if (this.#valid) {
-      // Unsigned 32-bit difference: a wrap counts right; a frame from before the keyframe, or a
-      // jump, looks huge and forgets the group.
-      const spanMs = ((rtpTimestamp - this.#keyRtp) >>> 0) / 90;
-      if (spanMs > this.maxMs || this.#frames.length >= this.maxFrames) this.clear();
-      else {
-        this.#frames.push(frame);
-        this.#spanMs = Math.max(this.#spanMs, spanMs);
-      }
+      if (this.#frames.length >= this.maxFrames) {
+        this.#frames = [];
+        this.#valid = false;
+      } else this.#frames.push(frame);
     }
   }
 
-  /** Frames from the last keyframe on, if they span at most `limitMs` of the sender's time (else null). */
-  frames(limitMs = this.maxMs): Buffer[] | null {
-    return this.#valid && this.#spanMs <= limitMs ? this.#frames : null;
+  /** Frames from the last keyframe on, if there are at most `limit` (else null). */
+  frames(limit = this.maxFrames): Buffer[] | null {
+    return this.#valid && this.#frames.length <= limit ? this.#frames : null;
   }
 
   clear(): void {
     this.#frames = [];
     this.#valid = false;
-    this.#spanMs = 0;
   }
 }
-
-/** A replayed group holds its keyframe and at most this many frames per second of `gopMs` after it (its memory bound). */
-export const GOP_MAX_FRAMES_PER_S = 60;
 
 /** A keyframe bigger than this (pixels) is refused: a decoder inside the epoch would allocate it. */
 export const MAX_DIRECT_PIXELS = 4096 * 2304;
@@ -247,17 +228,17 @@ export class SourceVideo {
   #codecAt = -Infinity;
   /** The SPS and PPS of its last H.264 keyframe that had them (for one that comes without). */
   #paramSets: Buffer | null = null;
-  #o: { gopMs: number; askEveryMs: number; request: () => void; now: () => number };
+  #o: { gopFrames: number; askEveryMs: number; request: () => void; now: () => number };
 
   /**
    * `codec`: the one it was negotiated in, if known (MediaSource.videoCodec), so an epoch started
    * before its first frame gives it an input of that codec. Its first frame of another codec still
    * changes it, if a keyframe.
    */
-  constructor(o: { gopMs: number; askEveryMs: number; request: () => void; now?: () => number; codec?: VideoCodec | null }) {
+  constructor(o: { gopFrames: number; askEveryMs: number; request: () => void; now?: () => number; codec?: VideoCodec | null }) {
     this.#o = { ...o, now: o.now ?? Date.now };
     this.codec = o.codec ?? null;
-    this.gop = new GopCache(o.gopMs, Math.ceil((GOP_MAX_FRAMES_PER_S * o.gopMs) / 1000) + 1);
+    this.gop = new GopCache(o.gopFrames);
   }
 
   /** A frame that goes through a decoder process (raw tiles: TESSERA_DIRECT_DECODE=false). */
@@ -275,7 +256,7 @@ export class SourceVideo {
    * keyframe. A change of codec is taken from a keyframe (its tiles need a new epoch, see
    * Recording), but not twice within CODEC_CHANGE_MS.
    */
-  take(codec: VideoCodec, frame: Buffer, keyframe: boolean, rtpTimestamp: number): Buffer | null {
+  take(codec: VideoCodec, frame: Buffer, keyframe: boolean): Buffer | null {
     const now = this.#o.now();
     if (codec !== this.codec) {
       // The first frame sets it; a change needs a keyframe of the new codec to start from.
@@ -302,7 +283,7 @@ export class SourceVideo {
       return null;
     }
     this.lastVideoAt = now;
-    this.gop.push(data, keyframe, rtpTimestamp);
+    this.gop.push(data, keyframe);
     return data;
   }
 

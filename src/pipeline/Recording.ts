@@ -5,7 +5,7 @@ import { EpochEncoder, type EpochTile } from './EpochEncoder';
 import { AudioEncoder } from './AudioEncoder';
 import { RecordingAudio } from './RecordingAudio';
 import { TileContent, WAITING_ID } from './TileContent';
-import { RecordingSources, TILE_SIZE, GOP_REPLAY_S, type SourceState } from './RecordingSources';
+import { RecordingSources, TILE_SIZE, GOP_REPLAY_FRAMES, GOP_REPLAY_FRAMES_SHEDDING, type SourceState } from './RecordingSources';
 import { computeLayout, shrinkTiles, type Layout } from '../../compositor/layout';
 import { SpeakerDetector } from './SpeakerDetector';
 import { nextStatus } from './status';
@@ -536,12 +536,12 @@ export class Recording extends EventEmitter<Events> {
   }
 
   /**
-   * How much of a source's group (in the sender's time) a new direct epoch replays rather than
-   * wait for a keyframe. Short of CPU, replaying 4 × 2 s of frames cost a switch seconds in 0.25
-   * cores (the new epoch decodes them while the old one runs): then only a third of a second is.
+   * How many of a source's frames a new direct epoch replays rather than wait for a keyframe.
+   * Short of CPU, replaying 4 × 2 s of frames cost a switch seconds in 0.25 cores (the new epoch
+   * decodes them while the old one runs): then only a short group is replayed.
    */
   #replayLimit(): number {
-    return this.#strides.stride > 1 ? 1000 / 3 : GOP_REPLAY_S * 1000;
+    return this.#strides.stride > 1 ? GOP_REPLAY_FRAMES_SHEDDING : GOP_REPLAY_FRAMES;
   }
 
   /** Starts the waiting epoch once its tiles have keyframes or pictures (or it waited long enough). */

@@ -12,12 +12,17 @@ import type { EncodedVideoFrame, MediaSource, OpusPacket, VideoCodec } from '../
 /** Decoded tile sizes: cameras are small (cheap to decode and scale), screens keep detail. */
 export const TILE_SIZE = { camera: { w: 640, h: 360 }, screen: { w: 1280, h: 720 } } as const;
 /**
- * A new direct epoch replays up to this many seconds of a source's frames (from its last
- * keyframe) into its decoder rather than wait for a keyframe: a few ms of decoding per frame
- * against a keyframe request's round trip (and a sender's bandwidth spike). The churn test's
- * re-flow took 1.07 s in a CI rehearsal with 1 s, as its clips' 2 s groups were often too long.
+ * A new direct epoch replays up to this many of a source's frames (from its last keyframe) into
+ * its decoder rather than wait for a keyframe: a few ms of decoding per frame against a keyframe
+ * request's round trip (and a sender's bandwidth spike). 2 s of a 30-fps camera (the churn
+ * test's re-flow took 1.07 s in a CI rehearsal with 1 s, as its clips' 2 s groups were often
+ * too long), and more of a slower sender (a screen share at 5 a second: 12 s). Counted in the
+ * sender's frames, since decoding them is the cost, and not in the recording's: at
+ * `VIDEO_FPS=15` that was 30 frames, 1 s of a 30-fps camera (day 33).
  */
-export const GOP_REPLAY_S = 2;
+export const GOP_REPLAY_FRAMES = 60;
+/** While shedding (short of CPU) only this many are replayed: 4 × 60 frames cost a switch seconds in 0.25 cores. */
+export const GOP_REPLAY_FRAMES_SHEDDING = 10;
 /**
  * How much later than the quickest of its recent frames a source's frame may arrive and still be
  * shown at its own tick (FrameTicks): the worker's arrival jitter (the server's event loop, the
@@ -134,7 +139,7 @@ export class RecordingSources {
       audio,
       card: solidFrame(size.w, size.h, PLACEHOLDER_COLOUR),
       codedCards: { vp8: null, h264: null },
-      tile: new SourceVideo({ gopMs: GOP_REPLAY_S * 1000, askEveryMs: KEYFRAME_ASK_MS, request: () => source.requestKeyframe(), now: quietNow, codec: source.videoCodec }),
+      tile: new SourceVideo({ gopFrames: GOP_REPLAY_FRAMES, askEveryMs: KEYFRAME_ASK_MS, request: () => source.requestKeyframe(), now: quietNow, codec: source.videoCodec }),
       // Half a tick until its frames are seen (and for sources whose pictures come from a decoder).
       pictureDelay: new PictureDelay(500 / this.#o.fps),
       frameTicks: new FrameTicks({ fps: this.#o.fps, marginMs: FRAME_MARGIN_MS }),
@@ -216,7 +221,7 @@ export class RecordingSources {
     }
     const before = s.tile.codec;
     const first = s.tile.lastVideoAt === -Infinity;
-    const data = s.tile.take(f.codec, f.data, f.keyframe, f.rtpTimestamp);
+    const data = s.tile.take(f.codec, f.data, f.keyframe);
     if (s.tile.codec !== before) {
       this.#o.logger.info({ sourceId: s.source.id, codec: s.tile.codec, before }, 'a source\'s video codec');
       // Its card was asked for in its negotiated codec (VP8 if none) when it joined.

@@ -24,7 +24,7 @@ function setup() {
           return last;
         },
       },
-      tile: new SourceVideo({ gopMs: 2000, askEveryMs: 300, request: () => undefined, now: () => now }),
+      tile: new SourceVideo({ gopFrames: 60, askEveryMs: 300, request: () => undefined, now: () => now }),
       card: Buffer.from(`card-${id}`),
       codedCards: { vp8: null as Buffer | null, h264: null as Buffer | null },
     };
@@ -103,7 +103,7 @@ test('a direct epoch\'s tile is live while its VP8 comes, for the shorter of the
   const { content, add, advance } = setup();
   const a = add('a');
   expect(content.live('a')).toBe(false);
-  a.tile.take('vp8', key(), true, 0);
+  a.tile.take('vp8', key(), true);
   expect(content.live('a')).toBe(true);
   expect(content.live('a', 'vp8')).toBe(true);
   expect(content.live('a', 'h264')).toBe(false); // an H.264 input cannot take it: its card

@@ -61,7 +61,7 @@ test('on this clock a stall of the server keeps the tiles\' last pictures; a sou
     return {
       pictures,
       video: { latestAt: 0, take: () => (last = pictures.shift() ?? last), get lastShown() { return last; } },
-      tile: new SourceVideo({ gopMs: 2000, askEveryMs: 300, request: () => undefined, now: () => clock.now() }),
+      tile: new SourceVideo({ gopFrames: 60, askEveryMs: 300, request: () => undefined, now: () => clock.now() }),
       card: Buffer.from(`card-${id}`),
       codedCards: { vp8: null, h264: null },
     };
