@@ -505,15 +505,15 @@ export class Recording extends EventEmitter<Events> {
       this.stats.compositorRestarts++;
       if (!this.#epochDied(exit)) setTimeout(() => this.#relayout(), this.#restarts.nextDelayMs());
     });
-    const begin = () => {
+    const begin = (readyOnce: ReadonlySet<number> = new Set()) => {
       epoch = this.#epochs.begin(comp);
       this.#ledger.layout(layout.preset, tiles.map((t) => t.sourceId), !!layout.tileScale);
       this.#log.debug({ tick: this.#pacer.ticks, tiles: tiles.length, direct }, 'epoch starting');
       if (comp.direct) {
         // Each tile starts from its source's frames since their last keyframe, or its card.
-        const gops = tiles.map((t) => {
+        const gops = tiles.map((t, i) => {
           const s = this.#sources.get(t.sourceId);
-          const gop = s && s.tile.codec === t.codec ? s.tile.gop.frames(this.#replayLimit()) : null;
+          const gop = s && s.tile.codec === t.codec ? s.tile.gop.frames(this.#replayLimit(readyOnce.has(i))) : null;
           if (s && !gop) s.tile.askKeyframe();
           return gop;
         });
@@ -540,19 +540,22 @@ export class Recording extends EventEmitter<Events> {
    * Short of CPU, replaying 4 × 2 s of frames cost a switch seconds in 0.25 cores (the new epoch
    * decodes them while the old one runs): then only a short group is replayed.
    */
-  #replayLimit(): number {
-    return this.#strides.stride > 1 ? GOP_REPLAY_FRAMES_SHEDDING : GOP_REPLAY_FRAMES;
+  #replayLimit(wasReady = false): number {
+    // A tile found ready during the wait (its group was short enough then) stays ready: its group
+    // has grown by at most the wait (1 s) since, and asking again would need every tile's short
+    // window at the same poll (WaitingEpoch).
+    return this.#strides.stride > 1 && !wasReady ? GOP_REPLAY_FRAMES_SHEDDING : GOP_REPLAY_FRAMES;
   }
 
   /** Starts the waiting epoch once its tiles have keyframes or pictures (or it waited long enough). */
   #startPendingEpoch(): void {
     const now = this.#quietNow();
-    this.#waiting.poll(now, (t, direct) => {
+    this.#waiting.poll(now, (t, direct, wasReady) => {
       const s = this.#sources.get(t.sourceId);
       if (!s) return true;
       if (direct) {
         // A source that sent nothing yet (or another codec) has nothing to wait for either.
-        if (s.tile.codec !== t.codec || s.tile.gop.frames(this.#replayLimit())) return true;
+        if (s.tile.codec !== t.codec || s.tile.gop.frames(this.#replayLimit(wasReady))) return true;
         // Asked at every poll (SourceVideo spaces the asks), not only when the epoch was made: a
         // group that could be replayed then may have grown past the limit since, and nobody
         // would ask for it. At 15 fps with 2-s groups that made most layout changes wait the

@@ -21,7 +21,9 @@ interface Waiting<H> {
   handle: H;
   tiles: EpochTile[];
   since: number;
-  begin: () => void;
+  begin: (readyOnce: ReadonlySet<number>) => void;
+  /** Indices of the tiles found ready at some poll of this wait. */
+  readyOnce: Set<number>;
 }
 
 /**
@@ -30,6 +32,13 @@ interface Waiting<H> {
  * that decodes VP8/H.264 itself, a first decoded picture for one of decoded tiles — or it waited
  * KEYFRAME_WAIT_MS / DECODER_WAIT_MS. At most one waits: a later layout change kills and replaces
  * it. Pure: the caller gives the time and says which tiles are ready.
+ *
+ * It remembers which tiles were ready at some poll and tells both `ready` and `begin`, so the
+ * caller can hold a tile to what made it ready once (a direct tile: a group of frames short
+ * enough to replay) rather than need every tile ready at the same poll. While shedding, a direct
+ * tile is ready only for its first 10 frames after a keyframe (a third of a second at 30 fps);
+ * needing them all at once, tiles whose keyframes came at different times took turns being
+ * ready and the epoch could wait out its whole second (day 34).
  */
 export class WaitingEpoch<H extends WaitingHandle> {
   #w: Waiting<H> | null = null;
@@ -44,26 +53,33 @@ export class WaitingEpoch<H extends WaitingHandle> {
     return this.#w?.tiles ?? [];
   }
 
-  /** Puts `handle` in wait (killing one already waiting); `begin` feeds it, once ready. */
-  wait(handle: H, tiles: EpochTile[], now: number, begin: () => void): void {
+  /**
+   * Puts `handle` in wait (killing one already waiting); `begin` feeds it, once ready, and is
+   * told which tiles (indices) were ready at some poll.
+   */
+  wait(handle: H, tiles: EpochTile[], now: number, begin: (readyOnce: ReadonlySet<number>) => void): void {
     this.kill();
-    this.#w = { handle, tiles, since: now, begin };
+    this.#w = { handle, tiles, since: now, begin, readyOnce: new Set() };
   }
 
   /**
    * Begins the waiting epoch if every tile is `ready` or it waited long enough; true if it began.
    * Call it as things change (each tick, a keyframe, a decoded picture). `ready` is asked about
    * every tile each time, not just up to the first that is not ready, so the caller can act on
-   * each (ask its sender for a keyframe again).
+   * each (ask its sender for a keyframe again); `wasReady` says it was ready at an earlier poll.
    */
-  poll(now: number, ready: (tile: EpochTile, direct: boolean) => boolean): boolean {
+  poll(now: number, ready: (tile: EpochTile, direct: boolean, wasReady: boolean) => boolean): boolean {
     const w = this.#w;
     if (!w) return false;
     const direct = !!w.handle.direct;
-    const waiting = w.tiles.filter((t) => !ready(t, direct)).length;
+    let waiting = 0;
+    w.tiles.forEach((t, i) => {
+      if (ready(t, direct, w.readyOnce.has(i))) w.readyOnce.add(i);
+      else waiting++;
+    });
     if (waiting > 0 && now - w.since < (direct ? KEYFRAME_WAIT_MS : DECODER_WAIT_MS)) return false;
     this.#w = null;
-    w.begin();
+    w.begin(w.readyOnce);
     return true;
   }
 

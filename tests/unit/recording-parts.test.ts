@@ -151,6 +151,31 @@ describe('WaitingEpoch', () => {
     expect(w.poll(30, (t) => (asked.push(t.sourceId), true))).toBe(true);
   });
 
+  test('a tile ready at one poll is asked with wasReady at the next, and begin is told which were ready', () => {
+    const w = new WaitingEpoch<ReturnType<typeof handle>>();
+    let readyOnce: number[] | null = null;
+    w.wait(handle(true), tiles('a', 'b', 'c'), 0, (r) => (readyOnce = [...r].sort()));
+    // Ready for a moment each, never together (short replay windows while shedding): a keeps its
+    // readiness when its caller holds it to it (here: whatever was ready once stays so).
+    const windows: Record<string, number> = { a: 100, b: 400, c: 700 };
+    const calls: string[] = [];
+    const sticky = (now: number) => (t: EpochTile, _d: boolean, wasReady: boolean) => {
+      calls.push(`${t.sourceId}${wasReady ? '+' : ''}`);
+      return wasReady || Math.abs(now - windows[t.sourceId]) < 150;
+    };
+    expect(w.poll(100, sticky(100))).toBe(false);
+    expect(w.poll(400, sticky(400))).toBe(false);
+    expect(calls).toEqual(['a', 'b', 'c', 'a+', 'b', 'c']);
+    expect(readyOnce).toBeNull();
+    expect(w.poll(700, sticky(700))).toBe(true);
+    expect(readyOnce).toEqual([0, 1, 2]);
+    // Timed out: begin is told only the ones that were ever ready.
+    w.wait(handle(true), tiles('a', 'b'), 0, (r) => (readyOnce = [...r]));
+    expect(w.poll(500, (t) => t.sourceId === 'b')).toBe(false);
+    expect(w.poll(KEYFRAME_WAIT_MS, () => false)).toBe(true);
+    expect(readyOnce).toEqual([1]);
+  });
+
   test('a newer layout kills the one waiting; its death is forgotten; the stop kills it', () => {
     const w = new WaitingEpoch<ReturnType<typeof handle>>();
     const first = handle(true);
