@@ -16,7 +16,7 @@ import { AUDIO_BLOCK_MS, Pacer } from './Pacer';
 import type { StrideController } from './StrideController';
 import { LoadGovernor } from './LoadGovernor';
 import { EpochRestarts, EPOCH_DEATH_WINDOW_MS } from './EpochRestarts';
-import { WaitingEpoch, KEYFRAME_WAIT_MS, DECODER_WAIT_MS } from './WaitingEpoch';
+import { WaitingEpoch, KEYFRAME_WAIT_MS, DECODER_WAIT_MS, type WaitOutcome } from './WaitingEpoch';
 import { EpochSchedule, type ScheduledEpoch } from './EpochSchedule';
 import type { GridPreset } from '../../compositor/presets';
 import { TesseraError, toTesseraError } from '../errors';
@@ -505,10 +505,12 @@ export class Recording extends EventEmitter<Events> {
       this.stats.compositorRestarts++;
       if (!this.#epochDied(exit)) setTimeout(() => this.#relayout(), this.#restarts.nextDelayMs());
     });
-    const begin = (readyOnce: ReadonlySet<number> = new Set()) => {
+    const begin = (w?: WaitOutcome) => {
+      const readyOnce = w?.readyOnce ?? new Set<number>();
       epoch = this.#epochs.begin(comp);
       this.#ledger.layout(layout.preset, tiles.map((t) => t.sourceId), !!layout.tileScale);
-      this.#log.debug({ tick: this.#pacer.ticks, tiles: tiles.length, direct }, 'epoch starting');
+      // waitedMs/notReady: a make-before-break wait, and how many tiles it gave up on (cards).
+      this.#log.debug({ tick: this.#pacer.ticks, tiles: tiles.length, direct, waitedMs: w?.waitedMs, notReady: w?.notReady }, 'epoch starting');
       if (comp.direct) {
         // Each tile starts from its source's frames since their last keyframe, or its card.
         const gops = tiles.map((t, i) => {

@@ -17,11 +17,21 @@ export interface WaitingHandle {
   kill(): void;
 }
 
+/** What a wait came to, told to `begin`. */
+export interface WaitOutcome {
+  /** Indices of the tiles found ready at some poll. */
+  readyOnce: ReadonlySet<number>;
+  /** How long it waited (ms, by the polls' clock). */
+  waitedMs: number;
+  /** Tiles not ready at the end (it waited out its limit for them). */
+  notReady: number;
+}
+
 interface Waiting<H> {
   handle: H;
   tiles: EpochTile[];
   since: number;
-  begin: (readyOnce: ReadonlySet<number>) => void;
+  begin: (outcome: WaitOutcome) => void;
   /** Indices of the tiles found ready at some poll of this wait. */
   readyOnce: Set<number>;
 }
@@ -55,9 +65,9 @@ export class WaitingEpoch<H extends WaitingHandle> {
 
   /**
    * Puts `handle` in wait (killing one already waiting); `begin` feeds it, once ready, and is
-   * told which tiles (indices) were ready at some poll.
+   * told which tiles were ready at some poll, and how long it waited.
    */
-  wait(handle: H, tiles: EpochTile[], now: number, begin: (readyOnce: ReadonlySet<number>) => void): void {
+  wait(handle: H, tiles: EpochTile[], now: number, begin: (outcome: WaitOutcome) => void): void {
     this.kill();
     this.#w = { handle, tiles, since: now, begin, readyOnce: new Set() };
   }
@@ -79,7 +89,7 @@ export class WaitingEpoch<H extends WaitingHandle> {
     });
     if (waiting > 0 && now - w.since < (direct ? KEYFRAME_WAIT_MS : DECODER_WAIT_MS)) return false;
     this.#w = null;
-    w.begin(w.readyOnce);
+    w.begin({ readyOnce: w.readyOnce, waitedMs: now - w.since, notReady: waiting });
     return true;
   }
 

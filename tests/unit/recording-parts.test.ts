@@ -154,7 +154,7 @@ describe('WaitingEpoch', () => {
   test('a tile ready at one poll is asked with wasReady at the next, and begin is told which were ready', () => {
     const w = new WaitingEpoch<ReturnType<typeof handle>>();
     let readyOnce: number[] | null = null;
-    w.wait(handle(true), tiles('a', 'b', 'c'), 0, (r) => (readyOnce = [...r].sort()));
+    w.wait(handle(true), tiles('a', 'b', 'c'), 0, (r) => (readyOnce = [...r.readyOnce].sort()));
     // Ready for a moment each, never together (short replay windows while shedding): a keeps its
     // readiness when its caller holds it to it (here: whatever was ready once stays so).
     const windows: Record<string, number> = { a: 100, b: 400, c: 700 };
@@ -170,10 +170,12 @@ describe('WaitingEpoch', () => {
     expect(w.poll(700, sticky(700))).toBe(true);
     expect(readyOnce).toEqual([0, 1, 2]);
     // Timed out: begin is told only the ones that were ever ready.
-    w.wait(handle(true), tiles('a', 'b'), 0, (r) => (readyOnce = [...r]));
+    let outcome = { waitedMs: 0, notReady: 0 };
+    w.wait(handle(true), tiles('a', 'b'), 100, (r) => ((readyOnce = [...r.readyOnce]), (outcome = r)));
     expect(w.poll(500, (t) => t.sourceId === 'b')).toBe(false);
-    expect(w.poll(KEYFRAME_WAIT_MS, () => false)).toBe(true);
+    expect(w.poll(100 + KEYFRAME_WAIT_MS, () => false)).toBe(true);
     expect(readyOnce).toEqual([1]);
+    expect({ waitedMs: outcome.waitedMs, notReady: outcome.notReady }).toEqual({ waitedMs: KEYFRAME_WAIT_MS, notReady: 2 });
   });
 
   test('a newer layout kills the one waiting; its death is forgotten; the stop kills it', () => {
