@@ -29,8 +29,8 @@ import type { RecordingLocation } from '../media/types';
 import type { MediaRange, Storage } from './Sink';
 import { Spool } from './Spool';
 import { fragmentEndMs, lastMoofOffset, parseInit, wholeFragmentsLength } from './s3/fmp4';
-import { probeCapabilities, sendTagged, unknownCapabilities, type S3Capabilities, type StoreFeatures } from './s3/capabilities';
-import { FINAL_FILE, PART_FILE_RE, S3Sink, STATE_FILE, retentionTags, type S3Settings, type SpoolState } from './s3/S3Sink';
+import { encryption, probeCapabilities, unknownCapabilities, type S3Capabilities, type StoreFeatures } from './s3/capabilities';
+import { FINAL_FILE, PART_FILE_RE, S3Sink, STATE_FILE, putManifest, type S3Settings, type SpoolState } from './s3/S3Sink';
 import { retryOptions, withRetry, type RetryOptions } from './s3/withRetry';
 import { S3TrackTarget, TRACK_STATE_SUFFIX, type TrackSpoolState } from './s3/S3TrackTarget';
 import { rendersPrefixOf, tracksPrefixOf } from './trackKeys';
@@ -317,7 +317,7 @@ export class S3Storage implements Storage {
   async appendAudit(line: string): Promise<void> {
     const key = `${this.#cfg.prefix}.audit/${new Date().toISOString()}-${randomBytes(4).toString('hex')}.jsonl`;
     await this.#call('PutObject audit', (abortSignal) =>
-      this.client.send(new PutObjectCommand({ Bucket: this.#cfg.bucket, Key: key, Body: line + '\n', ContentType: 'application/x-ndjson', ServerSideEncryption: this.#cfg.sse ?? undefined, SSEKMSKeyId: this.#cfg.sse === 'aws:kms' ? (this.#cfg.kmsKeyId ?? undefined) : undefined }), { abortSignal }),
+      this.client.send(new PutObjectCommand({ Bucket: this.#cfg.bucket, Key: key, Body: line + '\n', ContentType: 'application/x-ndjson', ...encryption(this.#cfg) }), { abortSignal }),
     );
   }
 
@@ -373,8 +373,7 @@ export class S3Storage implements Storage {
         Key: location.key,
         Body: createReadStream(file),
         ContentType: contentType,
-        ServerSideEncryption: this.#cfg.sse ?? undefined,
-        SSEKMSKeyId: this.#cfg.sse === 'aws:kms' ? (this.#cfg.kmsKeyId ?? undefined) : undefined,
+        ...encryption(this.#cfg),
       },
       partSize: Math.max(5 * 1024 * 1024, this.#cfg.partSizeBytes),
       queueSize: 2,
@@ -646,7 +645,7 @@ export class S3Storage implements Storage {
     }
     await this.#call('PutObject track', (abortSignal) =>
       this.client.send(
-        new PutObjectCommand({ Bucket: s.bucket, Key: s.key, Body: body, ContentLength: body.length, ContentType: s.key.endsWith('.webm') ? 'video/webm' : 'video/x-matroska', ServerSideEncryption: this.#cfg.sse ?? undefined, SSEKMSKeyId: this.#cfg.sse === 'aws:kms' ? (this.#cfg.kmsKeyId ?? undefined) : undefined }),
+        new PutObjectCommand({ Bucket: s.bucket, Key: s.key, Body: body, ContentLength: body.length, ContentType: s.key.endsWith('.webm') ? 'video/webm' : 'video/x-matroska', ...encryption(this.#cfg) }),
         { abortSignal },
       ),
     );
@@ -896,24 +895,9 @@ export class S3Storage implements Storage {
 
   async #putManifest(bucket: string, key: string, body: Manifest): Promise<void> {
     const json = JSON.stringify(body, null, 2);
-    await this.#call('PutObject manifest', (abortSignal) =>
-      sendTagged(this.#features, retentionTags(this.#cfg.retentionClass), (Tagging) =>
-        this.client.send(
-          new PutObjectCommand({
-            Bucket: bucket,
-            Key: key,
-            Body: json,
-            ContentType: 'application/json',
-            Metadata: { 'retention-class': this.#cfg.retentionClass },
-            Tagging,
-            ServerSideEncryption: this.#cfg.sse ?? undefined,
-            SSEKMSKeyId: this.#cfg.sse === 'aws:kms' ? (this.#cfg.kmsKeyId ?? undefined) : undefined,
-          }),
-          { abortSignal },
-        ),
-      ),
-    );
+    await this.#call('PutObject manifest', (abortSignal) => putManifest(this.client, this.#features, this.#cfg, { bucket, key, json }, abortSignal));
   }
+
 
   /** One request with retries bounded by finishTimeoutMs (API calls and recovery). */
   #call<T>(op: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {

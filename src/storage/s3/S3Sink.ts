@@ -19,7 +19,7 @@ import type { RecordingLocation } from '../../media/types';
 import type { Mp4Segment, Sink, SinkResult } from '../Sink';
 import type { Spool } from '../Spool';
 import { fragmentEndMs, parseInit, type InitInfo } from './fmp4';
-import { sendTagged, type StoreFeatures } from './capabilities';
+import { encryption, sendTagged, type StoreFeatures } from './capabilities';
 import { partTargetBytes } from './parts';
 import { retryOptions, withRetry, type RetryOptions } from './withRetry';
 import { writeAll } from '../writeAll';
@@ -179,8 +179,7 @@ export class S3Sink extends EventEmitter<S3SinkEvents> implements Sink {
               ContentType: 'video/mp4',
               Metadata: { 'recording-id': this.recordingId, 'room-id': this.roomId, 'started-at': this.#startedAt, 'retention-class': this.#cfg.retentionClass },
               Tagging,
-              ServerSideEncryption: this.#cfg.sse ?? undefined,
-              SSEKMSKeyId: this.#cfg.sse === 'aws:kms' ? (this.#cfg.kmsKeyId ?? undefined) : undefined,
+              ...encryption(this.#cfg),
             }),
             { abortSignal },
           ),
@@ -439,22 +438,7 @@ export class S3Sink extends EventEmitter<S3SinkEvents> implements Sink {
   async #putManifest(body: object, deadline: () => number): Promise<void> {
     const json = JSON.stringify(body, null, 2);
     await withRetry(
-      (abortSignal) =>
-        sendTagged(this.#features, retentionTags(this.#cfg.retentionClass), (Tagging) =>
-          this.#client.send(
-            new PutObjectCommand({
-              Bucket: this.#cfg.bucket,
-              Key: this.manifestKey,
-              Body: json,
-              ContentType: 'application/json',
-              Metadata: { 'retention-class': this.#cfg.retentionClass },
-              Tagging,
-              ServerSideEncryption: this.#cfg.sse ?? undefined,
-              SSEKMSKeyId: this.#cfg.sse === 'aws:kms' ? (this.#cfg.kmsKeyId ?? undefined) : undefined,
-            }),
-            { abortSignal },
-          ),
-        ),
+      (abortSignal) => putManifest(this.#client, this.#features, this.#cfg, { bucket: this.#cfg.bucket, key: this.manifestKey, json }, abortSignal),
       this.#retry('PutObject manifest', deadline),
     );
   }
@@ -462,6 +446,33 @@ export class S3Sink extends EventEmitter<S3SinkEvents> implements Sink {
   #retry(op: string, deadline: () => number): RetryOptions {
     return retryOptions(this.#cfg, { op, deadline, signal: this.#closeAc.signal, wakeSignal: () => this.#hurryAc.signal, logger: this.#log });
   }
+}
+
+/**
+ * One PutObject of a recording's manifest: JSON, tagged (where the store takes tags) and encrypted
+ * as its MP4 is. The sink writes it while recording; S3Storage when it finishes or recovers one.
+ */
+export function putManifest(
+  client: S3Client,
+  features: StoreFeatures,
+  cfg: Pick<S3Settings, 'retentionClass' | 'sse' | 'kmsKeyId'>,
+  o: { bucket: string; key: string; json: string },
+  abortSignal: AbortSignal,
+): Promise<unknown> {
+  return sendTagged(features, retentionTags(cfg.retentionClass), (Tagging) =>
+    client.send(
+      new PutObjectCommand({
+        Bucket: o.bucket,
+        Key: o.key,
+        Body: o.json,
+        ContentType: 'application/json',
+        Metadata: { 'retention-class': cfg.retentionClass },
+        Tagging,
+        ...encryption(cfg),
+      }),
+      { abortSignal },
+    ),
+  );
 }
 
 /** The tags on the MP4 and its manifest (for lifecycle rules), where the store takes tags. */

@@ -7,6 +7,7 @@ import { PassThrough } from 'node:stream';
 import type { Logger } from '../../logger';
 import type { RecordingLocation } from '../../media/types';
 import type { TrackMeta, TrackTarget } from '../../tracks/TrackWriter';
+import { encryption } from './capabilities';
 
 /** What a track's spool directory keeps so that recovery can finish it after a crash. */
 export interface TrackSpoolState {
@@ -65,8 +66,7 @@ export class S3TrackTarget implements TrackTarget {
         Key: o.key,
         Body: this.#body,
         ContentType: o.contentType,
-        ServerSideEncryption: o.sse ?? undefined,
-        SSEKMSKeyId: o.sse === 'aws:kms' ? (o.kmsKeyId ?? undefined) : undefined,
+        ...encryption(o),
       },
       partSize: o.partSizeBytes,
       queueSize: 2,

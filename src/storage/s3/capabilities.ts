@@ -33,6 +33,15 @@ export interface S3Capabilities {
   error: string | null;
 }
 
+/**
+ * The server-side encryption a write asks for (S3_SSE), with the KMS key only for aws:kms. Every
+ * object and upload Tessera creates asks for the same, so the probe tries exactly what recordings
+ * will ask.
+ */
+export function encryption(o: { sse: S3Capabilities['sse']; kmsKeyId: string | null }): { ServerSideEncryption?: 'AES256' | 'aws:kms'; SSEKMSKeyId?: string } {
+  return { ServerSideEncryption: o.sse ?? undefined, SSEKMSKeyId: o.sse === 'aws:kms' ? (o.kmsKeyId ?? undefined) : undefined };
+}
+
 export function unknownCapabilities(sse: S3Capabilities['sse']): S3Capabilities {
   return { checkedAt: null, write: null, read: null, multipart: null, tagging: null, sse, sseAccepted: null, maxParts: S3_MAX_PARTS, problems: [], error: null };
 }
@@ -78,7 +87,7 @@ export async function probeCapabilities(
 ): Promise<S3Capabilities> {
   const caps = unknownCapabilities(o.sse);
   const opt = { abortSignal: o.signal };
-  const enc = { ServerSideEncryption: o.sse ?? undefined, SSEKMSKeyId: o.sse === 'aws:kms' ? (o.kmsKeyId ?? undefined) : undefined };
+  const enc = encryption(o);
   const body = `tessera capability probe ${new Date().toISOString()}`;
   const created: string[] = [];
   try {
