@@ -333,7 +333,7 @@ function ownCpuSeconds(): number {
  * and reported as spareWorkerMB).
  */
 buildWorker();
-const pool = new WorkerPool({ logger, nice: loadConfig().workerNice });
+const pool = new WorkerPool({ logger, nice: loadConfig().workerNice, spares: loadConfig().workerSpares });
 
 /** Recordings' workers run compiled JavaScript, as in the image (tests/helpers/compiledApp.ts). */
 function buildWorker(): void {

@@ -97,6 +97,13 @@ export interface Config {
    * compiled and optimised), up to this many times. 1 = a new process for every recording.
    */
   workerReuse: number;
+  /**
+   * Warm worker processes waiting for a recording (TESSERA_WORKER_SPARES): a recording that finds
+   * one starts without a process start. 1 covers recordings started one at a time; as many as
+   * start together (top-of-the-hour meetings) keeps each of those starts warm too. 0 = none (each
+   * recording's worker starts cold, but a worker whose recording ended well still waits warm).
+   */
+  workerSpares: number;
   /** Epochs decode the participants' VP8 themselves (no decoder processes, no raw tiles through Node). */
   directDecode: boolean;
   /** A compositor/decoder that returns nothing for this long is replaced. */
@@ -170,6 +177,7 @@ export const DEFAULTS: Config = {
   smallTiles: true,
   workerNice: 5,
   workerReuse: 20,
+  workerSpares: 1,
   directDecode: true,
   stallTimeoutMs: 3000,
   stopTimeoutMs: 20_000,
@@ -351,6 +359,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     smallTiles: bool('TESSERA_SMALL_TILES', d.smallTiles),
     workerNice: int('TESSERA_WORKER_NICE', d.workerNice, 0, 19),
     workerReuse: int('TESSERA_WORKER_REUSE', d.workerReuse, 1, 1000),
+    workerSpares: int('TESSERA_WORKER_SPARES', d.workerSpares, 0, 8),
     directDecode: bool('TESSERA_DIRECT_DECODE', d.directDecode),
     stallTimeoutMs: int('TESSERA_STALL_TIMEOUT_MS', d.stallTimeoutMs, 500, 60_000),
     stopTimeoutMs: int('TESSERA_STOP_TIMEOUT_MS', d.stopTimeoutMs, 1000, 600_000),

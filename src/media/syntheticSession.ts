@@ -72,7 +72,7 @@ export function participantName(i: number): string {
  */
 export async function runSyntheticSession(o: SyntheticSessionOptions): Promise<SyntheticSessionResult> {
   // A warm worker, as a server keeps one: the recording starts without a process start.
-  const pool = o.pool ?? new WorkerPool({ logger: o.logger, nice: o.config.workerNice });
+  const pool = o.pool ?? new WorkerPool({ logger: o.logger, nice: o.config.workerNice, spares: o.config.workerSpares });
   const ownPool = !o.pool;
   pool.warm();
   const clips = new Map<number, SyntheticClip>();

@@ -76,7 +76,7 @@ export class Recorder extends EventEmitter<Events> {
     this.presets = loadPresets();
     this.ffmpegPath = resolveFfmpegPath(opts.config);
     this.#workBase = path.join(os.tmpdir(), `tessera-${process.pid}`);
-    this.#pool = new WorkerPool({ logger: this.#log, nice: opts.config.workerNice });
+    this.#pool = new WorkerPool({ logger: this.#log, nice: opts.config.workerNice, spares: opts.config.workerSpares });
     this.index = new RecordingIndex(opts.storage, { refreshMs: opts.config.indexRefreshMs });
     this.renders = new RenderJobs({
       storage: opts.storage,

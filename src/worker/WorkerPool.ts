@@ -124,8 +124,11 @@ export class WorkerHandle extends EventEmitter<HandleEvents> {
 export const REFILL_DELAY_MS = 2000;
 
 /**
- * Warm spare workers: a process with its modules loaded waits for a recording, so starting one
- * (or replacing a worker that died) costs no process start (~0.5 s of loading under tsx).
+ * Warm spare workers (`spares`, config `workerSpares`, default 1): a process with its modules
+ * loaded waits for a recording, so starting one (or replacing a worker that died) costs no process
+ * start (~0.5 s of loading under tsx, more on a busy node). One covers recordings that start one
+ * at a time; a burst of starts beyond the spares (and the workers back from recordings) waits for
+ * process starts.
  * Spares are made from the first take() on, or at once by warm() (the server calls it at start);
  * the one a take() used is made again 2 s later.
  *
@@ -158,6 +161,11 @@ export class WorkerPool {
   /** Start the spares now instead of at the first take(). */
   warm(): void {
     this.#fill();
+  }
+
+  /** Resolves once every spare waiting now has its modules loaded (one that dies is skipped). */
+  async whenReady(): Promise<void> {
+    await Promise.allSettled(this.#spares.map((w) => w.ready));
   }
 
   /** A worker that is ready for `Init` (a spare when there is one). */

@@ -17,6 +17,7 @@
 import net from 'node:net';
 import { EventEmitter } from 'node:events';
 import { Recording } from '../pipeline/Recording';
+import { warmOpus } from '../pipeline/AudioDecoder';
 import type { RecordingOutput, RecordingResume } from '../pipeline/RecordingOptions';
 import { loadPresets } from '../../compositor/presets';
 import { logger } from '../logger';
@@ -270,7 +271,8 @@ function main(): void {
   // The server is gone (or gave up on this worker): nothing to record for.
   sock.on('close', () => process.exit(recording ? 1 : 0));
   sock.on('error', () => undefined);
-  send(sock, FromWorker.Ready, { pid: process.pid });
+  // A spare's idle time is free; a recording's start is not (warmOpus).
+  warmOpus().catch((err: unknown) => logger.warn({ err }, 'opus warm-up failed')).finally(() => send(sock, FromWorker.Ready, { pid: process.pid }));
 }
 
 main();

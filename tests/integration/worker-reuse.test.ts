@@ -4,7 +4,9 @@
  * needs from that: the second recording, run by the same process, is as good as the first (every
  * participant in place and every voice, clean decode, the call's length), the process really is
  * the same one (that is the point: its code is warm), the limit ends a worker after its last use,
- * and `workerReuse` 1 gives every recording a new process.
+ * and `workerReuse` 1 gives every recording a new process. With `workerSpares` 2, two recordings
+ * started at the same moment in a new server both start in warm processes; with 0, none waits
+ * and a recording still runs.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -102,6 +104,47 @@ test('workerReuse 1: every recording gets a new process', async () => {
     expect(b.pid).not.toBe(a.pid);
     expect(alive(a.pid!)).toBe(false);
     expectWhole(b.out, b.r.wallMs);
+  } finally {
+    pool.close();
+  }
+});
+
+test('workerSpares 2: two recordings started together both run in warm spares, whole', async () => {
+  const config = loadConfig({ TESSERA_WORKER_SPARES: '2' });
+  const pool = new WorkerPool({ logger, spares: config.workerSpares });
+  pool.warm();
+  try {
+    await pool.whenReady();
+    const warm = [...pool.sparePids];
+    expect(warm).toHaveLength(2);
+    const [a, b] = await Promise.all([record(pool, 'spares-a'), record(pool, 'spares-b')]);
+    expect(a.r.info.status).toBe('available');
+    expect(b.r.info.status).toBe('available');
+    // Each ran in one of the processes that waited before either started.
+    expect([a.pid, b.pid].sort()).toEqual([...warm].sort());
+    expectWhole(a.out, a.r.wallMs);
+    expectWhole(b.out, b.r.wallMs);
+    // Both workers back first in line, then the spares made again 2 s after the takes, kept to
+    // one more than `spares` in all.
+    expect(pool.sparePids.slice(0, 2).sort()).toEqual([...warm].sort());
+    expect(pool.sparePids).toHaveLength(3);
+  } finally {
+    pool.close();
+  }
+});
+
+test('workerSpares 0: no process waits before a recording, which still runs whole', async () => {
+  const config = loadConfig({ TESSERA_WORKER_SPARES: '0' });
+  const pool = new WorkerPool({ logger, spares: config.workerSpares });
+  pool.warm();
+  try {
+    await new Promise((r) => setTimeout(r, 500));
+    expect(pool.sparePids).toEqual([]);
+    const a = await record(pool, 'no-spare');
+    expect(a.r.info.status).toBe('available');
+    expectWhole(a.out, a.r.wallMs);
+    // Its worker ended well, so it waits for the next recording (reuse), the only one waiting.
+    expect(pool.sparePids).toEqual([a.pid]);
   } finally {
     pool.close();
   }
