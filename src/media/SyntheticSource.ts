@@ -26,6 +26,11 @@ export class SyntheticSource extends EventEmitter<MediaSourceEvents> implements 
    * (Cut to a quarter, a VP8 keyframe still decodes, concealed, to a wrong picture.)
    */
   truncateKeyframes = 0;
+  /**
+   * Cut this many of the next inter frames sent to a listener to their first 8 bytes: a frame
+   * damaged in the middle of a group, which the frames after it still predict from.
+   */
+  damageFrames = 0;
   /** performance.now() when it last sent a keyframe (-Infinity: none yet): a test can time an event against its group. */
   lastKeyframeAt = -Infinity;
   #clip: SyntheticClip;
@@ -113,6 +118,10 @@ export class SyntheticSource extends EventEmitter<MediaSourceEvents> implements 
     if (i === 0 && !this.garbage && this.truncateKeyframes > 0 && this.listenerCount('video') > 0) {
       this.truncateKeyframes--;
       data = data.subarray(0, Math.min(20, data.length));
+    }
+    if (i !== 0 && !this.garbage && this.damageFrames > 0 && this.listenerCount('video') > 0) {
+      this.damageFrames--;
+      data = data.subarray(0, Math.min(8, data.length));
     }
     if (i === 0 && !this.garbage) this.lastKeyframeAt = performance.now();
     this.emit('video', { codec: this.#clip.codec, data, rtpTimestamp: (n * 90000) / this.#clip.fps >>> 0, keyframe: i === 0 && !this.garbage });

@@ -228,6 +228,10 @@ export class SourceVideo {
   #codecAt = -Infinity;
   /** The SPS and PPS of its last H.264 keyframe that had them (for one that comes without). */
   #paramSets: Buffer | null = null;
+  /** A frame of its stream was refused: the frames after it refer to it, so none passes until a keyframe. */
+  #broken = false;
+  /** Frames of its codec refused so far (bad ones, and those held back after one): for the worker's log. */
+  refused = 0;
   #o: { gopFrames: number; askEveryMs: number; request: () => void; now: () => number };
 
   /**
@@ -255,6 +259,12 @@ export class SourceVideo {
    * sizes stop here: such a source is not live, and its tiles show the card until a good
    * keyframe. A change of codec is taken from a keyframe (its tiles need a new epoch, see
    * Recording), but not twice within CODEC_CHANGE_MS.
+   *
+   * A refused frame breaks the stream for the decoders that go on: the sender's next frames
+   * predict from it, and decoded against the picture before it they come out as garbage with no
+   * error (a smear over the tile until the next keyframe, which a browser sends only when asked).
+   * So after one, nothing passes until a keyframe, one is asked for, and the tile holds its last
+   * good picture meanwhile (its card, if that takes longer than the video timeout).
    */
   take(codec: VideoCodec, frame: Buffer, keyframe: boolean): Buffer | null {
     const now = this.#o.now();
@@ -278,10 +288,15 @@ export class SourceVideo {
       }
       if (!h264FrameOk(data!, keyframe, MAX_DIRECT_PIXELS)) data = null;
     }
+    if (data && this.#broken && !keyframe) data = null;
     if (!data) {
+      this.refused++;
       this.gop.clear();
+      this.#broken = true;
+      this.askKeyframe();
       return null;
     }
+    this.#broken = false;
     this.lastVideoAt = now;
     this.gop.push(data, keyframe);
     return data;

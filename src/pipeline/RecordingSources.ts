@@ -202,6 +202,7 @@ export class RecordingSources {
       vDelayMs: Math.round(s.pictureDelay.ms),
       vTimingResets: s.frameTicks.resets,
       vLate: s.frameTicks.late,
+      vRefused: s.tile.refused,
     }));
   }
 

@@ -271,8 +271,12 @@ function main(): void {
   // The server is gone (or gave up on this worker): nothing to record for.
   sock.on('close', () => process.exit(recording ? 1 : 0));
   sock.on('error', () => undefined);
-  // A spare's idle time is free; a recording's start is not (warmOpus).
-  warmOpus().catch((err: unknown) => logger.warn({ err }, 'opus warm-up failed')).finally(() => send(sock, FromWorker.Ready, { pid: process.pid }));
+  // A spare's idle time is free; a recording's start is not (warmOpus). Bounded: a spare that
+  // never said Ready would hold up the recording that takes it.
+  let bound: NodeJS.Timeout | undefined;
+  Promise.race([warmOpus(), new Promise<void>((r) => (bound = setTimeout(r, 3000)))])
+    .catch((err: unknown) => logger.warn({ err }, 'opus warm-up failed'))
+    .finally(() => (clearTimeout(bound), send(sock, FromWorker.Ready, { pid: process.pid })));
 }
 
 main();

@@ -316,6 +316,41 @@ describe('recording engine: faults and drains (Debian 5.1)', () => {
     expectColoursAt(frameAt(r.out, 2.5), gridFor([1, 2]), [1, 2]);
   });
 
+  test('a frame damaged in the middle of a group: the tile never shows the garbage the frames after it would decode to, asks for a keyframe, and goes on', async () => {
+    // The clips loop every 10 s, so without a keyframe asked for, the group would run to the end.
+    let p1: SyntheticSource | undefined, asksBefore = 0;
+    const r = await record(bin, {
+      participants: 2, seconds: 5, clipSeconds: 10,
+      hooks: { beforeStart: (_rec, sources) => { p1 = sources.get(1)!; } },
+      events: [{ at: 1.5, action: () => { asksBefore = p1!.keyframeRequests; p1!.damageFrames = 1; } }],
+    }, 'damaged');
+    expect(p1!.damageFrames).toBe(0); // the damaged frame was sent
+    expect(p1!.keyframeRequests).toBeGreaterThan(asksBefore);
+    expect(r.info.status).toBe('available');
+    expect(decodeErrors(r.out)).toBe('');
+    // Inter frames decoded against a picture they were not made from come out as blocks of
+    // strong colour over the tile (measured: up to 20 % of the tile, where the clip itself has
+    // about 2 %, in its noise patch). Per picture, the share of such pixels in participant 1's tile.
+    const v = allFrames(r.out, 4);
+    const rect = gridFor([1, 2]).tiles.find((t) => t.id === 'p1')!.video;
+    const red = participantStyle(1).rgb;
+    const foreign = v.frames.map((f) => {
+      let n = 0, all = 0;
+      for (let y = Math.floor(rect.y / 4); y < Math.floor((rect.y + rect.h) / 4); y++) {
+        for (let x = Math.floor(rect.x / 4); x < Math.floor((rect.x + rect.w) / 4); x++, all++) {
+          const o = (y * v.w + x) * 3;
+          const px: [number, number, number] = [f[o], f[o + 1], f[o + 2]];
+          if (Math.max(...px) - Math.min(...px) > 80 && colourDistance(px, red) > 120) n++;
+        }
+      }
+      return (100 * n) / all;
+    });
+    const before = Math.max(...foreign.slice(Math.round(v.fps / 2), Math.round(v.fps * 1.4)));
+    const after = Math.max(...foreign.slice(Math.round(v.fps * 1.5)));
+    expect(after).toBeLessThan(before + 1.5);
+    expectColoursAt(frameAt(r.out, 4.5), gridFor([1, 2]), [1, 2]);
+  });
+
   test('a decoder and a compositor killed mid-recording are replaced; the recording goes on, on wall time (decoder processes: TESSERA_DIRECT_DECODE=0)', async () => {
     const r = await record(bin, {
       participants: 3,

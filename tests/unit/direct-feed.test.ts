@@ -350,6 +350,7 @@ describe('SourceVideo (a source as the direct epochs see it)', () => {
     expect(v.live(1000)).toBe(true);
     expect(v.take('vp8', Buffer.from('junk junk junk'), false)).toBeNull();
     expect(v.gop.frames()).toBeNull(); // a new epoch cannot start from a broken group
+    expect(asks).toBe(1); // and the sender is asked for a keyframe
     expect(v.take('vp8', vp8(true, 5, 10, 8192, 8192), true)).toBeNull(); // 64 Mpixel
     now += 1001;
     expect(v.live(1000)).toBe(false); // only junk for a second: its card
@@ -357,14 +358,42 @@ describe('SourceVideo (a source as the direct epochs see it)', () => {
     v.askKeyframe();
     now += 299;
     v.askKeyframe();
-    expect(asks).toBe(1);
+    expect(asks).toBe(2);
     now += 1;
     v.askKeyframe();
-    expect(asks).toBe(2);
+    expect(asks).toBe(3);
     // Through a decoder process (raw tiles): live, and for an input of its codec only.
     v.decoded('h264');
     expect(v.lastVideoAt).toBe(now);
     expect(v.live(1000)).toBe(true);
     expect(v.live(1000, 'vp8')).toBe(false);
+  });
+
+  test('after a refused frame its stream waits for a keyframe: the frames that predict from it never reach an epoch; one is asked for', () => {
+    let now = 1000, asks = 0;
+    const v = new SourceVideo({ gopFrames: 60, askEveryMs: 300, request: () => asks++, now: () => now });
+    expect(v.take('vp8', vp8(true), true)).not.toBeNull();
+    expect(v.take('vp8', vp8(false), false)).not.toBeNull();
+    // One damaged frame in the middle of a group (cut short of its first partition).
+    expect(v.take('vp8', vp8(false, 50, 10).subarray(0, 20), false)).toBeNull();
+    expect(asks).toBe(1);
+    // Well-formed frames after it decode against a picture they were not made from: held back.
+    for (let k = 0; k < 5; k++, now += 33) expect(v.take('vp8', vp8(false), false)).toBeNull();
+    expect(v.live(1000)).toBe(true); // the last good picture stays up meanwhile
+    expect(v.gop.frames()).toBeNull();
+    now += 300;
+    expect(v.take('vp8', vp8(false), false)).toBeNull();
+    expect(asks).toBe(2); // asked again, spaced
+    now += 1000;
+    expect(v.live(1000)).toBe(false); // no keyframe within the video timeout: the card
+    expect(v.refused).toBe(7); // the damaged one and the six held back
+    // The keyframe: the stream goes on from it.
+    expect(v.take('vp8', vp8(true), true)).not.toBeNull();
+    expect(v.take('vp8', vp8(false), false)).not.toBeNull();
+    expect(v.gop.frames()).toHaveLength(2);
+    expect(v.live(1000)).toBe(true);
+    // A frame of another codec that is not a keyframe is refused but breaks nothing: it is not of this stream.
+    expect(v.take('h264', Buffer.from([0, 0, 0, 1, 0x41, 1, 2, 3]), false)).toBeNull();
+    expect(v.take('vp8', vp8(false), false)).not.toBeNull();
   });
 });
