@@ -16,26 +16,6 @@ function newOpusDecoder(): OpusDecoder<48000> {
   return new opusModule.OpusDecoder({ channels: 1, sampleRate: 48000 });
 }
 
-/**
- * Loads libopus and decodes a second of silence with it, then frees it: for a spare worker, while
- * it waits for a recording. A new process's first decoders otherwise pay, inside the recording's
- * start (its dearest second, and in a small CPU quota the one short of pictures), for loading the
- * module (~30 ms of CPU), compiling the WebAssembly (~40 ms), its first decodes and V8 tiering it
- * up (~100 ms); after this their share of that is ~45 ms (docs/workers.md, day 36). Silence is
- * enough: the compiled module is what is kept, and the code that gets hot is the same.
- */
-export async function warmOpus(): Promise<void> {
-  const d = newOpusDecoder();
-  try {
-    await d.ready;
-    // TOC 0xf8: CELT, full band, 20 ms, mono, one frame.
-    const silence = new Uint8Array([0xf8, 0xff, 0xfe]);
-    for (let i = 0; i < 50; i++) d.decodeFrame(silence);
-  } finally {
-    d.free();
-  }
-}
-
 /** Opus packets that arrive before the decoder's WebAssembly is compiled (~2 s at 20 ms). */
 const MAX_EARLY_PACKETS = 100;
 

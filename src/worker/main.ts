@@ -17,7 +17,6 @@
 import net from 'node:net';
 import { EventEmitter } from 'node:events';
 import { Recording } from '../pipeline/Recording';
-import { warmOpus } from '../pipeline/AudioDecoder';
 import type { RecordingOutput, RecordingResume } from '../pipeline/RecordingOptions';
 import { loadPresets } from '../../compositor/presets';
 import { logger } from '../logger';
@@ -271,12 +270,7 @@ function main(): void {
   // The server is gone (or gave up on this worker): nothing to record for.
   sock.on('close', () => process.exit(recording ? 1 : 0));
   sock.on('error', () => undefined);
-  // A spare's idle time is free; a recording's start is not (warmOpus). Bounded: a spare that
-  // never said Ready would hold up the recording that takes it.
-  let bound: NodeJS.Timeout | undefined;
-  Promise.race([warmOpus(), new Promise<void>((r) => (bound = setTimeout(r, 3000)))])
-    .catch((err: unknown) => logger.warn({ err }, 'opus warm-up failed'))
-    .finally(() => (clearTimeout(bound), send(sock, FromWorker.Ready, { pid: process.pid })));
+  send(sock, FromWorker.Ready, { pid: process.pid });
 }
 
 main();
