@@ -72,6 +72,8 @@ export class Recording extends EventEmitter<Events> {
   #restarts = new EpochRestarts();
   /** The layout epochs and the order pictures leave in (make-before-break; see EpochSchedule). */
   #epochs: EpochSchedule<EpochEncoder>;
+  /** debugHangCompositor before the first epoch: stop it as it begins. */
+  #hangNext = false;
   /** Date.now() at the pacer's t0. */
   #t0Wall = 0;
   /** Frames made by the workers before this one (see RecordingResume). */
@@ -290,9 +292,14 @@ export class Recording extends EventEmitter<Events> {
     else this.#sources.get(what.decoder)?.video.killProcess();
   }
 
-  /** For fault tests: SIGSTOP the compositor in charge (a hung graph: alive, producing nothing). */
+  /**
+   * For fault tests: SIGSTOP the compositor in charge (a hung graph: alive, producing nothing),
+   * or the first one as it begins when none is in charge yet (a start that hangs).
+   */
   debugHangCompositor(): void {
-    this.#epochs.owner(this.#epochs.next)?.handle.proc.kill('SIGSTOP');
+    const owner = this.#epochs.owner(this.#epochs.next);
+    if (owner) owner.handle.proc.kill('SIGSTOP');
+    else this.#hangNext = true;
   }
 
   /**
@@ -508,6 +515,8 @@ export class Recording extends EventEmitter<Events> {
     const begin = (w?: WaitOutcome) => {
       const readyOnce = w?.readyOnce ?? new Set<number>();
       epoch = this.#epochs.begin(comp);
+      if (this.#hangNext) comp.proc.kill('SIGSTOP');
+      this.#hangNext = false;
       this.#ledger.layout(layout.preset, tiles.map((t) => t.sourceId), !!layout.tileScale);
       // waitedMs/notReady: a make-before-break wait, and how many tiles it gave up on (cards).
       this.#log.debug({ tick: this.#pacer.ticks, tiles: tiles.length, direct, waitedMs: w?.waitedMs, notReady: w?.notReady }, 'epoch starting');

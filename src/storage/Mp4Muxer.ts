@@ -32,6 +32,7 @@ export class Mp4Muxer {
   #fps: number;
   #size: { width: number; height: number };
   #lastTick = -1;
+  #firstTick = -1;
   #endTick = 0;
   #held: { tick: number; au: Buffer; key: boolean } | null = null;
   #audioEnd = 0;
@@ -68,6 +69,14 @@ export class Mp4Muxer {
     return this.#lastTick;
   }
 
+  /**
+   * The tick of the first picture taken (-1 before it). Above 0 only when the start went wrong
+   * (the first epoch hung and was replaced): the MP4 shows that picture from t = 0.
+   */
+  get firstTick(): number {
+    return this.#firstTick;
+  }
+
   /** Sample position where the audio taken so far ends. */
   get audioEnd(): number {
     return this.#audioEnd;
@@ -92,6 +101,7 @@ export class Mp4Muxer {
     if (this.#finalized || tick <= this.#lastTick) return;
     if (this.#needKey && !key) return;
     this.#needKey = false;
+    if (this.#firstTick < 0) this.#firstTick = tick;
     this.#lastTick = tick;
     this.#addHeld(tick);
     this.#held = { tick, au, key };
@@ -108,7 +118,11 @@ export class Mp4Muxer {
     this.#held = null;
     const first = this.#videoCount++ === 0;
     const meta = first ? { decoderConfig: { codec: avcCodecString(h.au) ?? 'avc1.640028', codedWidth: this.#size.width, codedHeight: this.#size.height } } : undefined;
-    const packet = new EncodedPacket(h.au, h.key ? 'key' : 'delta', h.tick / this.#fps, Math.max(1, until - h.tick) / this.#fps);
+    // The video starts at t = 0 whenever its first picture came. A video track that starts later
+    // than the audio is read by FFmpeg's MP4 reader (ffprobe, Chromium) as longer by its start:
+    // a 14.8-s call whose first picture came at 4.8 s was reported as 19.6 s long.
+    const from = first ? 0 : h.tick;
+    const packet = new EncodedPacket(h.au, h.key ? 'key' : 'delta', from / this.#fps, Math.max(1, until - from) / this.#fps);
     this.#queue(() => this.#video.add(packet, meta));
   }
 

@@ -47,6 +47,8 @@ interface Tap {
 
 const ZERO_STATS: RecordingStats = { framesDuplicated: 0, framesDropped: 0, compositorRestarts: 0, decoderRestarts: 0, encoderSpeed: 0, distinctFps: 0, preset: '', framesShed: 0, cores: 0, upstreamStalledMs: 0 };
 /** Worker restarts allowed within RESTART_WINDOW_MS before the recording fails for good. */
+/** The manifest's interruption for a first picture that came late (at 0, as long as the wait). */
+export const LATE_START = 'the first picture came late; the MP4 shows it from the start';
 const MAX_RESTARTS = 3;
 const RESTART_WINDOW_MS = 60_000;
 /** Encoded media queued for a worker beyond this is shed (video until a keyframe). */
@@ -511,11 +513,18 @@ export class WorkerRecording extends EventEmitter<Events> {
     } as Manifest;
   }
 
-  /** What only the server knows: the bytes written and the length of what is in the sink. */
+  /**
+   * What only the server knows: the bytes written, the length of what is in the sink, and a
+   * first picture that came late (listed as an interruption at 0: its picture stands in for
+   * the start, see Mp4Muxer).
+   */
   #withSinkFields(m: Manifest): Manifest {
     const frames = this.#framesWritten();
+    const first = this.#muxer.firstTick;
+    const late = first > 0 && !m.interruptions?.some((i) => i.reason === LATE_START);
     return {
       ...m,
+      ...(late ? { interruptions: [{ at: 0, gapMs: Math.round((first * 1000) / this.#o.config.video.fps), reason: LATE_START }, ...(m.interruptions ?? [])] } : {}),
       bytes: this.#bytes,
       ...(frames ? { durationMs: Math.round((frames * 1000) / this.#o.config.video.fps) } : {}),
       video: { ...m.video, frames },

@@ -14,6 +14,7 @@ import { runSyntheticSession, type SyntheticSessionOptions } from '../../src/med
 import { participantStyle } from '../../src/media/SyntheticClip';
 import type { SyntheticSource } from '../../src/media/SyntheticSource';
 import { PLACEHOLDER_COLOUR } from '../../src/pipeline/placeholder';
+import { LATE_START } from '../../src/worker/WorkerRecording';
 import { computeLayout, type Layout } from '../../compositor/layout';
 import { loadPresets } from '../../compositor/presets';
 import {
@@ -382,6 +383,22 @@ describe('recording engine: faults and drains (Debian 5.1)', () => {
     const p = probe(r.out);
     expect(Math.abs(p.videoDuration * 1000 - r.wallMs)).toBeLessThanOrEqual(100);
     expectColoursAt(frameAt(r.out, 8.5), gridFor([1, 2]), [1, 2]);
+  });
+
+  test('a first compositor that hangs before its first picture: replaced, the MP4 is as long as the call and starts at 0, the manifest lists the wait', async () => {
+    // Seen at 0.30 cores (docs/workers.md, day 36): the first picture 4.8 s late, and players
+    // reading the file as 4.8 s longer than the call. The hook stops the first epoch as it begins.
+    const r = await record(bin, { participants: 2, seconds: 8, events: [{ at: 0, action: (c) => c.recording.debugHangCompositor() }] }, 'hang-start');
+    expect(r.info.status).toBe('available');
+    expect(r.recording.stats.compositorRestarts).toBeGreaterThanOrEqual(1);
+    expect(decodeErrors(r.out)).toBe('');
+    const p = probe(r.out);
+    expect(Math.abs(p.formatDuration * 1000 - r.wallMs)).toBeLessThanOrEqual(150);
+    expect(Math.abs(p.videoDuration * 1000 - r.wallMs)).toBeLessThanOrEqual(150);
+    const manifest = JSON.parse(fs.readFileSync(r.out.replace(/\.mp4$/, '.json'), 'utf8'));
+    expect(manifest.interruptions).toEqual([{ at: 0, gapMs: expect.any(Number), reason: LATE_START }]);
+    expect(manifest.interruptions[0].gapMs).toBeGreaterThanOrEqual(2000); // the stall timeout (3 s) and the replacement's start
+    expectColoursAt(frameAt(r.out, 7), gridFor([1, 2]), [1, 2]);
   });
 
   test('the encoder killed mid-recording: a new worker continues the recording into the same MP4', async () => {

@@ -180,6 +180,26 @@ describe('MP4 muxer (the server side of a recording)', () => {
     expect(execFileSync(DEBIAN_FFMPEG, ['-v', 'error', '-xerror', '-i', prefix, '-f', 'null', '-'], { encoding: 'utf8' })).toBe('');
   });
 
+  test('a first picture that came late (a start that hung) is shown from t = 0: players read the length of the call, not the call plus the wait', async () => {
+    const aus = encode('late.h264', 45, 'yellow');
+    const audio = aac(); // 4 s from 0; the video's pictures are ticks 45..89 (1.5–3 s)
+    const segments: Buffer[] = [];
+    const mux = new Mp4Muxer({ fps: 30, width: 160, height: 90, fragmentMs: 1000, onSegment: (s) => segments.push(s.data) });
+    audio.slice(0, 141).forEach((f, k) => mux.audio(k * 1024, f)); // 3.0 s
+    aus.forEach((au, k) => mux.video(45 + k, au, isKeyframe(au)));
+    await mux.finalize(90);
+    expect(mux.firstTick).toBe(45);
+    const file = path.join(dir, 'late.mp4');
+    fs.writeFileSync(file, Buffer.concat(segments));
+    expect(execFileSync(DEBIAN_FFMPEG, ['-v', 'error', '-xerror', '-i', file, '-f', 'null', '-'], { encoding: 'utf8' })).toBe('');
+    const probe = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-count_frames', '-show_entries', 'stream=codec_type,nb_read_frames,start_time,duration:format=duration', '-of', 'json', file], { encoding: 'utf8' }));
+    const v = probe.streams.find((s: { codec_type: string }) => s.codec_type === 'video');
+    expect(Number(v.nb_read_frames)).toBe(45);
+    expect(Number(v.start_time)).toBe(0);
+    // Started at its first picture (1.5 s), FFmpeg's reader (ffprobe, Chromium) took it for 4.5 s.
+    expect(Number(probe.format.duration)).toBeCloseTo(3, 1);
+  });
+
   test('a recording whose last ticks composed nothing new still ends at its last tick: the last picture is held to the end', async () => {
     const aus = encode('c.h264', 30, 'green');
     const segments: Buffer[] = [];
