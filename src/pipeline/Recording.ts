@@ -237,6 +237,9 @@ export class Recording extends EventEmitter<Events> {
     this.#log.debug({ afterRequestMs: this.#ledger.clockStarted() }, 'clock started');
     this.#relayout();
     this.#pacer.start(t0);
+    // The server learns the clock now, not at the first picture: a worker that dies before its
+    // first picture is then continued on this clock (the call's first seconds stay in the file).
+    this.#emitState();
   }
 
   addSource(source: MediaSource): void {

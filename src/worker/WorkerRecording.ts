@@ -432,10 +432,13 @@ export class WorkerRecording extends EventEmitter<Events> {
 
   /**
    * Where a new worker continues: after the last picture received, on the first worker's clock
-   * (its missed ticks are made at once from name cards, its audio from silence).
+   * (its missed ticks are made at once from name cards, its audio from silence). A worker that
+   * died before its first picture is continued from tick 0 on its clock: started afresh, the
+   * call's first seconds were missing from the file (2.4 s for a worker killed 2 s into a start
+   * that hung) and nothing said so.
    */
   #resumePoint(reason: string): InitMessage['resume'] {
-    if (this.#muxer.lastTick < 0 || !this.#t0Wall) return undefined; // nothing made yet: start afresh
+    if (!this.#t0Wall) return undefined; // its clock never started: nothing to continue
     const fps = this.#o.config.video.fps;
     const frames = this.#muxer.ticks;
     const at = (frames * 1000) / fps;

@@ -18,7 +18,8 @@ import { computeLayout, type Layout } from '../../compositor/layout';
 import { loadPresets } from '../../compositor/presets';
 import { S3TestServer } from '../helpers/s3server';
 import { BUCKET, TEST_CREDENTIALS, s3TestConfig } from '../helpers/s3fixtures';
-import { allFrames, colourDistance, decodeErrors, meanColour, probe, DEBIAN_FFMPEG } from '../helpers/media';
+import { allFrames, avOffsetMs, colourDistance, decodeErrors, frameAt, hexRgb, markerRect, meanColour, probe, DEBIAN_FFMPEG } from '../helpers/media';
+import { PLACEHOLDER_COLOUR } from '../../src/pipeline/placeholder';
 
 jest.setTimeout(120_000);
 
@@ -82,6 +83,40 @@ test('file: a worker SIGKILLed mid-recording is replaced and continues the same 
   expect(manifest.interruptions).toHaveLength(1);
   expect(Math.abs(manifest.interruptions[0].at / 1000 - g.startS)).toBeLessThan(0.5);
   expect(manifest.participants.map((x: { name: string }) => x.name)).toEqual(['Participant 1', 'Participant 2', 'Participant 3']);
+});
+
+test('a worker SIGKILLed before its first picture (its first compositor hung) is continued on the same clock: the MP4 is the whole call, name cards until the new worker\'s pictures, the gap listed at 0', async () => {
+  const out = path.join(dir, 'killed-early.mp4');
+  const config = loadConfig({ FFMPEG_PATH: DEBIAN_FFMPEG, TESSERA_X264_PRESET: 'ultrafast' });
+  const seconds = 8;
+  const r = await runSyntheticSession({
+    participants: 2, seconds, out, config, ffmpegPath: DEBIAN_FFMPEG, logger,
+    events: [
+      { at: 0, action: (c) => c.recording.debugHangCompositor() }, // stops the first epoch as it begins
+      { at: 2, action: (c) => c.recording.debugKill('worker') },
+    ],
+  });
+  expect(r.info.status).toBe('available');
+  expect(r.recording.workerRestarts).toBe(1);
+  expect(decodeErrors(out)).toBe('');
+  // The whole call: started afresh, the new worker's clock began 2.4 s late and the file lost
+  // those seconds (5.6 s of an 8-s call), with nothing in the manifest.
+  const p = probe(out);
+  expect(p.formatDuration).toBeGreaterThan(seconds - 0.2);
+  expect(Math.abs(p.formatDuration * 1000 - r.wallMs)).toBeLessThanOrEqual(150);
+  const manifest = JSON.parse(fs.readFileSync(out.replace(/\.mp4$/, '.json'), 'utf8'));
+  expect(manifest.interruptions).toEqual([{ at: 0, gapMs: expect.any(Number), reason: expect.stringMatching(/SIGKILL/) }]);
+  expect(manifest.interruptions[0].gapMs).toBeGreaterThanOrEqual(1500);
+  // Name cards for what nobody composed, then everyone, to the end.
+  const card = frameAt(out, 1);
+  for (const t of grid(2).tiles) expect(colourDistance(meanColour(card, t.video), hexRgb(PLACEHOLDER_COLOUR))).toBeLessThan(25);
+  const g = longestGap(out, 2);
+  expect(g.everyoneFirstS).toBeLessThan(4);
+  expect(g.everyoneLastS).toBeGreaterThan(p.videoDuration - 1);
+  // Lip sync on the continued clock (participant 1's marker against its 440-Hz beeps).
+  const sync = avOffsetMs(out, markerRect(grid(2).tiles[0].video), 440, 4);
+  expect(sync.pairs).toBeGreaterThanOrEqual(4);
+  expect(Math.abs(sync.medianMs)).toBeLessThanOrEqual(60);
 });
 
 test('a hung worker (alive, sending nothing) is replaced after 3 × the stall timeout and the recording goes on', async () => {
