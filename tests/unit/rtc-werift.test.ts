@@ -106,6 +106,30 @@ describe('forwarding through werift 0.25', () => {
     cam.pub.close();
   });
 
+  test("the packets a subscriber's sender keeps for retransmission hold their mid's bytes, not a 64 KB slab of Node's buffer pool each", async () => {
+    // Before day 38 every packet's mid extension was a fresh slice of the pool: the 128 packets a
+    // sender keeps pinned whole 64 KB slabs, 16 MB of a server with 8 people meeting.
+    const cam = publication(source, 'A', 'video');
+    const t = a.addTransceiver('video', { direction: 'sendonly' });
+    t.codecs = codecForForwarding('video', 'video/VP8');
+    cam.pub.addSubscriber('B', t.sender);
+    await negotiate(a, b);
+    await until(() => a.connectionState === 'connected' && b.connectionState === 'connected', 10_000, 'connected');
+    for (let i = 0; i < 200; i++) {
+      cam.send(2000 + i, 3000 * i);
+      if (i % 20 === 19) await sleep(10);
+    }
+    await until(() => received.length >= 150, 5000, 'forwarded packets');
+    expect(received.every((r) => r.midExt === t.mid)).toBe(true);
+    const midId = t.headerExtensions.find((e) => e.uri.endsWith('sdes:mid'))!.id;
+    const kept = (t.sender as unknown as { rtpCache: Array<RtpPacket | undefined> }).rtpCache.filter((p): p is RtpPacket => !!p);
+    expect(kept.length).toBe(128);
+    const held = new Set(kept.map((p) => p.header.extensions.find((e) => e.id === midId)!.payload.buffer));
+    const bytes = [...held].reduce((n, buffer) => n + buffer.byteLength, 0);
+    expect(bytes).toBeLessThan(1024);
+    cam.pub.close();
+  });
+
   test("a departed publisher's sections stay bundled and inactive, and carry the next publisher as one continuing stream", async () => {
     const camA = publication(source, 'A', 'video');
     const micA = publication(source, 'A', 'audio');
