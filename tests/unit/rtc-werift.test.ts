@@ -87,13 +87,19 @@ describe('forwarding through werift 0.25', () => {
     await Promise.allSettled([a.close(), b.close(), source.close()]);
   });
 
-  test("the publisher's header extensions do not reach the subscriber: its mid extension is the subscriber's", async () => {
+  /** A's camera forwarded to B's subscriber connection, connected. */
+  async function forwardedCamera() {
     const cam = publication(source, 'A', 'video');
     const t = a.addTransceiver('video', { direction: 'sendonly' });
     t.codecs = codecForForwarding('video', 'video/VP8');
     cam.pub.addSubscriber('B', t.sender);
     await negotiate(a, b);
     await until(() => a.connectionState === 'connected' && b.connectionState === 'connected', 10_000, 'connected');
+    return { cam, t };
+  }
+
+  test("the publisher's header extensions do not reach the subscriber: its mid extension is the subscriber's", async () => {
+    const { cam, t } = await forwardedCamera();
     // The ids are each connection's own: Chrome offers abs-send-time as 2, werift gave our mid 2
     // here. A publisher's abs-send-time (3 bytes) with the id of the subscriber's mid:
     const midId = t.headerExtensions.find((e) => e.uri.endsWith('sdes:mid'))!.id;
@@ -109,12 +115,7 @@ describe('forwarding through werift 0.25', () => {
   test("the packets a subscriber's sender keeps for retransmission hold their mid's bytes, not a 64 KB slab of Node's buffer pool each", async () => {
     // Before day 38 every packet's mid extension was a fresh slice of the pool: the 128 packets a
     // sender keeps pinned whole 64 KB slabs, 16 MB of a server with 8 people meeting.
-    const cam = publication(source, 'A', 'video');
-    const t = a.addTransceiver('video', { direction: 'sendonly' });
-    t.codecs = codecForForwarding('video', 'video/VP8');
-    cam.pub.addSubscriber('B', t.sender);
-    await negotiate(a, b);
-    await until(() => a.connectionState === 'connected' && b.connectionState === 'connected', 10_000, 'connected');
+    const { cam, t } = await forwardedCamera();
     for (let i = 0; i < 200; i++) {
       cam.send(2000 + i, 3000 * i);
       if (i % 20 === 19) await sleep(10);
