@@ -13,7 +13,9 @@ module.exports = {
   testEnvironment: '<rootDir>/tests/helpers/leaks.js',
   globalSetup: '<rootDir>/tests/helpers/globalSetup.js',
   globalTeardown: '<rootDir>/tests/helpers/globalTeardown.js',
-  transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, diagnostics: false }] },
+  // Each file is transpiled alone (tsconfig's isolatedModules), without type checks: `npm test`
+  // type-checks the whole tree first.
+  transform: { '^.+\\.ts$': ['ts-jest', { diagnostics: false }] },
   testMatch: ['<rootDir>/tests/**/*.test.ts'],
   testPathIgnorePatterns: ['/node_modules/'],
   // opus-decoder is an ES module, which Node requires but jest's module system cannot: tests
