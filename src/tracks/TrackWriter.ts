@@ -232,6 +232,19 @@ export class TrackWriter {
     return { ...this.info };
   }
 
+  /**
+   * Resolves once every packet taken so far has been through the muxer. The writer batches
+   * packets for a tenth of a second and the muxer takes them asynchronously, so at any moment
+   * some are on their way; a measurement of what the writer keeps waits for this first.
+   */
+  async settled(): Promise<void> {
+    this.#drainQueue();
+    for (let c = this.#chain; ; c = this.#chain) {
+      await c;
+      if (c === this.#chain) return;
+    }
+  }
+
   /** The entry as it stands, for checkpoints of the manifest while recording. */
   snapshot(t0Wall: number): TrackInfo {
     this.#place(t0Wall);
