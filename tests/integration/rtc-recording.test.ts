@@ -7,35 +7,28 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadConfig } from '../../src/config';
 import { logger } from '../../src/logger';
 import { makeSyntheticClip, participantStyle } from '../../src/media/SyntheticClip';
-import { Recorder } from '../../src/pipeline/Recorder';
 import type { Manifest, RecordingInfo } from '../../src/pipeline/types';
 import type { WeriftParticipant } from '../../src/rtc/WeriftParticipant';
-import { TesseraServer } from '../../src/server/TesseraServer';
-import { FileStorage } from '../../src/storage/FileStorage';
+import type { TesseraServer } from '../../src/server/TesseraServer';
 import { allFrames, colourDistance, decodeErrors, hexRgb, colourShare } from '../helpers/media';
-import { FFMPEG, participant, sleep, until } from '../helpers/rtc-harness';
+import { FFMPEG, participant, sleep, startRecordingServer, until } from '../helpers/rtc-harness';
 
 jest.setTimeout(120_000);
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-rtcrec-'));
 let server: TesseraServer;
-let storage: FileStorage;
+let closeServer: () => Promise<void> = async () => undefined;
 const peers: WeriftParticipant[] = [];
 
 beforeAll(async () => {
-  const config = loadConfig({ ...process.env, PORT: '0', HOST: '127.0.0.1', RECORDINGS_DIR: path.join(tmp, 'rec'), VIDEO_WIDTH: '640', VIDEO_HEIGHT: '360', VIDEO_FPS: '15' });
-  storage = new FileStorage(config.recordingsDir);
-  server = new TesseraServer({ config, recorder: new Recorder({ config, storage, logger }), logger, rtc: { connectTimeoutMs: 15_000 } });
-  await server.listen(0, '127.0.0.1');
+  ({ server, close: closeServer } = await startRecordingServer(path.join(tmp, 'rec')));
 });
 
 afterAll(async () => {
   await Promise.all(peers.map((p) => p.close()));
-  await server?.drain();
-  await storage?.close();
+  await closeServer();
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
