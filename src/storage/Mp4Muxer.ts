@@ -129,6 +129,19 @@ export class Mp4Muxer {
     this.#queue(() => this.#video.add(packet, meta));
   }
 
+  /**
+   * Resolves once every picture and AAC frame taken so far has been through mediabunny (the
+   * last picture aside: it is held until the next says how long it lasts). Packets go to it
+   * asynchronously, so at any moment some are on their way; a measurement of what the muxer
+   * keeps waits for this first.
+   */
+  async settled(): Promise<void> {
+    for (let c = this.#chain; ; c = this.#chain) {
+      await c;
+      if (c === this.#chain) return;
+    }
+  }
+
   audio(pos: number, frame: Buffer): void {
     if (this.#finalized || pos < this.#audioEnd) return;
     this.#audioEnd = pos + AAC_FRAME;
