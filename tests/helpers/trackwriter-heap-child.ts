@@ -31,12 +31,12 @@ async function main(): Promise<void> {
   for (let i = 0; i < count; i++) {
     writer.audio({ data: packets[i % packets.length], rtpTimestamp: (i * 960) >>> 0 }, wall0 + i * 20);
     if (i % 500 === 499) await new Promise((r) => setTimeout(r, 0)); // the writer's batches go to the muxer
-    // A collection every minute of packets, as a server's heap has them far more often. The muxer
-    // notes every element it writes in two WeakMaps (mediabunny's EBMLWriter offsets); entries go
-    // when their elements are collected, but the table stays as large as it grew, so one sized by however
-    // many packets went through between two collections read here as 0.5–1 MB of growth on Node
-    // 24 (CI-like runs failed at 1.61 MB; 0.64–0.81 with this). A call at 50 packets a second
-    // never has the burst of 20 minutes in two seconds that made such a table.
+    // A collection every minute of packets, as a server's heap has them far more often. The
+    // muxer notes every element it writes in two WeakMaps (mediabunny's EBMLWriter offsets);
+    // entries go when their elements are collected, but a table stays as large as it grew, so
+    // one sized by however many packets went through between two collections read here as
+    // 0.5–1 MB of growth on Node 24 (CI-like runs failed at 1.61 MB; 0.64–0.81 with this). A
+    // call at 50 packets a second never has the burst of 20 minutes in two seconds that made it.
     if (i % 3000 === 2999) (await writer.settled(), gc());
     if (i === 60 * 50) before = await heap(); // after the first minute: the muxer and V8 warmed up
   }
