@@ -48,6 +48,8 @@ export interface Config {
   cpuUsable: number;
   /** A recording's cost in cores: base + perSource × its cameras and screens (npm run bench). */
   recordingCores: { base: number; perSource: number };
+  /** Correct that model by what this process's recordings measure (pipeline/CostCalibration.ts). */
+  recordingCoresLearn: boolean;
   /** The first admin token of API_TOKEN (it signs media URLs); null when unset. */
   apiToken: string | null;
   /** Every REST credential: API_TOKEN's (admin) and API_READ_TOKEN's (read-only), two each at most (rotation). */
@@ -154,6 +156,7 @@ export const DEFAULTS: Config = {
   cpuBudget: null,
   cpuUsable: 0.8,
   recordingCores: { base: 0.35, perSource: 0.05 },
+  recordingCoresLearn: true,
   apiToken: null,
   apiCredentials: [],
   roomTokenMaxTtlSec: 24 * 3600,
@@ -321,6 +324,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       base: num('TESSERA_RECORDING_CORES_BASE', d.recordingCores.base, 0, 64),
       perSource: num('TESSERA_RECORDING_CORES_PER_SOURCE', d.recordingCores.perSource, 0, 64),
     },
+    recordingCoresLearn: bool('TESSERA_RECORDING_CORES_LEARN', d.recordingCoresLearn),
     apiToken,
     apiCredentials: [...adminTokens.map((token) => ({ token, role: 'admin' as const })), ...readTokens.map((token) => ({ token, role: 'read' as const }))],
     roomTokenMaxTtlSec: int('TESSERA_ROOM_TOKEN_MAX_TTL_SEC', d.roomTokenMaxTtlSec, 60, 30 * 24 * 3600),

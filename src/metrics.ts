@@ -73,6 +73,16 @@ export const metrics = {
     help: 'Cores this process may use (CPU_BUDGET, else its cgroup quota or CPUs); admission keeps recordings within TESSERA_CPU_USABLE of it',
     registers: [registry],
   }),
+  cpuCommitted: new Gauge({
+    name: 'tessera_cpu_committed_ratio',
+    help: 'Share of the cores recordings may take (CPU budget × TESSERA_CPU_USABLE) that admission counts as taken by the running recordings, each at the larger of its expected and its measured cost: near 1, the next recording is refused with REC_ERR_CAPACITY',
+    registers: [registry],
+  }),
+  costFactor: new Gauge({
+    name: 'tessera_recording_cost_factor',
+    help: 'What recordings measure here over the configured cost model (TESSERA_RECORDING_CORES_*), learnt from recordings at full quality; 1 = the model holds (it never goes below)',
+    registers: [registry],
+  }),
   workerRestarts: new Counter({
     name: 'tessera_worker_restarts_total',
     help: 'Recording workers that died and were replaced by one continuing the recording',
@@ -152,6 +162,7 @@ interface ObservableRecorder {
     distinctFps?(lowest: number): void;
     recordingCores?(cores: number, budget: number): void;
     perRecording?(each: { id: string; roomId: string; cores: number; distinctFps: number; preset: string; tiles?: string }[]): void;
+    admission?(committed: number, usableCores: number, factor: number): void;
   };
   on(event: 'state', listener: (info: { status: string }) => void): unknown;
 }
@@ -160,6 +171,8 @@ interface ObservableRecorder {
 export function observeRecorder(recorder: ObservableRecorder): void {
   const levelsSeen = new Map<string, number>();
   metrics.recordingsCapacity.set(recorder.capacity);
+  metrics.costFactor.set(1);
+  metrics.cpuCommitted.set(0);
   const prev = recorder.observer;
   recorder.observer = {
     recordingEnded(info, stats) {
@@ -179,6 +192,11 @@ export function observeRecorder(recorder: ObservableRecorder): void {
       metrics.recordingCores.set(cores);
       metrics.cpuBudget.set(budget);
       prev.recordingCores?.(cores, budget);
+    },
+    admission(committed, usableCores, factor) {
+      metrics.cpuCommitted.set(usableCores > 0 ? committed / usableCores : 0);
+      metrics.costFactor.set(factor);
+      prev.admission?.(committed, usableCores, factor);
     },
     distinctFps(lowest) {
       metrics.distinctFps.set(lowest);

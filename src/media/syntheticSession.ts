@@ -1,4 +1,4 @@
-import { admit, startsShort } from '../pipeline/admission';
+import { admit, recordingCost, startsShort } from '../pipeline/admission';
 import { availableCores } from '../pipeline/cpu';
 import os from 'node:os';
 import path from 'node:path';
@@ -92,7 +92,7 @@ export async function runSyntheticSession(o: SyntheticSessionOptions): Promise<S
   const out = path.resolve(o.out);
   // The server's admission decision for a recording alone in its process: above the budget
   // (a small CPU quota), it starts degraded.
-  const fit = admit({ budgetCores: o.config.cpuBudget ?? availableCores(), usable: o.config.cpuUsable, model: o.config.recordingCores, active: [], wanted: initial.length });
+  const fit = admit({ budgetCores: o.config.cpuBudget ?? availableCores(), usable: o.config.cpuUsable, charged: [], cost: recordingCost(o.config.recordingCores, initial.length) });
   if (startsShort(fit)) o.logger.warn({ cost: fit.cost, free: fit.free }, 'recording admitted above the CPU budget (the only one): it starts degraded');
   const recording = new WorkerRecording({
     id,

@@ -9,6 +9,7 @@ import { loadPresets, type GridPreset } from '../../compositor/presets';
 import { resolveFfmpegPath } from './ffmpegPath';
 import { TesseraError } from '../errors';
 import { admit, startsShort } from './admission';
+import { CostCalibration } from './CostCalibration';
 import { availableCores } from './cpu';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
@@ -31,6 +32,12 @@ export interface RecorderObserver {
   perRecording?(each: { id: string; roomId: string; cores: number; distinctFps: number; preset: string; tiles?: string }[]): void;
   /** Every few seconds while recordings run: the slowest encoder's media seconds per wall second. */
   encoderSpeed?(ratio: number): void;
+  /**
+   * Every few seconds, and at each start and end: the cores admission counts as taken by the
+   * running recordings, the cores recordings may take (budget × usable share), and the cost
+   * model's factor learnt from what recordings measure here (1 = the configured model).
+   */
+  admission?(committed: number, usableCores: number, factor: number): void;
 }
 
 interface Events {
@@ -54,6 +61,8 @@ export class Recorder extends EventEmitter<Events> {
   readonly index: RecordingIndex;
   /** Re-renders of finished recordings from their tracks (one at a time). */
   readonly renders: RenderJobs;
+  /** What a recording costs here: the configured model, corrected by what recordings measure. */
+  readonly costs: CostCalibration;
   observer: RecorderObserver = {};
   #config: Readonly<Config>;
   #log: Logger;
@@ -73,6 +82,7 @@ export class Recorder extends EventEmitter<Events> {
     this.#log = opts.logger.child({ component: 'recorder' });
     this.capacity = opts.config.maxRecordings;
     this.cpuBudget = opts.config.cpuBudget ?? availableCores();
+    this.costs = new CostCalibration(opts.config.recordingCores, { learn: opts.config.recordingCoresLearn });
     this.presets = loadPresets();
     this.ffmpegPath = resolveFfmpegPath(opts.config);
     this.#workBase = path.join(os.tmpdir(), `tessera-${process.pid}`);
@@ -110,6 +120,17 @@ export class Recorder extends EventEmitter<Events> {
     this.observer.distinctFps?.(lowestFps === Infinity ? 0 : lowestFps);
     this.observer.recordingCores?.(cores, this.cpuBudget);
     this.observer.perRecording?.([...this.#active.values()].map((r) => ({ id: r.id, roomId: r.roomId, cores: r.stats.cores, distinctFps: r.stats.distinctFps, preset: r.stats.preset, tiles: r.stats.tiles ?? 'full' })));
+    this.#publishAdmission();
+  }
+
+  /** What admission counts as taken now: each running recording's charge (CostCalibration). */
+  #charged(): number[] {
+    return [...this.#active.values()].map((r) => this.costs.charge(r.id, r.sourceCount));
+  }
+
+  #publishAdmission(): void {
+    const committed = this.#charged().reduce((a, b) => a + b, 0);
+    this.observer.admission?.(committed, this.cpuBudget * this.#config.cpuUsable, this.costs.factor);
   }
 
   #publishDelta(rec: WorkerRecording): void {
@@ -142,9 +163,11 @@ export class Recorder extends EventEmitter<Events> {
     if (this.#active.has(roomId)) throw new TesseraError('REC_ERR_ALREADY_RECORDING', `room ${roomId} is already being recorded`);
     if (this.#active.size >= this.capacity) throw new TesseraError('REC_ERR_CAPACITY', `this server records at most ${this.capacity} rooms at once`);
     const wanted = opts.sources?.length ?? 0;
-    const fit = admit({ budgetCores: this.cpuBudget, usable: this.#config.cpuUsable, model: this.#config.recordingCores, active: [...this.#active.values()].map((r) => r.sourceCount), wanted });
+    const fit = admit({ budgetCores: this.cpuBudget, usable: this.#config.cpuUsable, charged: this.#charged(), cost: this.costs.cost(wanted) });
     if (!fit.ok) {
-      throw new TesseraError('REC_ERR_CAPACITY', `this server has CPU for no more recordings: a recording of ${wanted} costs about ${fit.cost.toFixed(2)} cores, ${Math.max(0, fit.free).toFixed(2)} of its ${this.cpuBudget.toFixed(2)} are left; try again later or on another server`);
+      const factor = this.costs.factor;
+      const measured = factor > 1 ? ` (${factor.toFixed(2)} times the configured model, as recordings measure here)` : '';
+      throw new TesseraError('REC_ERR_CAPACITY', `this server has CPU for no more recordings: a recording of ${wanted} costs about ${fit.cost.toFixed(2)} cores${measured}, ${Math.max(0, fit.free).toFixed(2)} of its ${this.cpuBudget.toFixed(2)} are left; try again later or on another server`);
     }
     // Each recording stays in storage until deleted: a room that could start any number of
     // them (a start/stop loop) could fill the storage.
@@ -173,6 +196,25 @@ export class Recorder extends EventEmitter<Events> {
       startShort: startsShort(fit),
     });
     this.#active.set(roomId, rec);
+    let shed = 0, wasFull = false;
+    rec.on('stats', (stats, workerMs) => {
+      // A worker's figures start from 0: a new worker's shed ticks are all new.
+      const shedNow = stats.framesShed >= shed ? stats.framesShed - shed : stats.framesShed;
+      shed = stats.framesShed;
+      const full = stats.distinctFps === this.#config.video.fps && stats.preset === this.#config.x264Preset && (stats.tiles ?? 'full') === 'full';
+      this.costs.observe(rec.id, {
+        sources: rec.sourceCount,
+        cores: stats.cores,
+        full,
+        // Short of CPU: ticks repeated because composition could not keep up, or the second in
+        // which the ladder stepped back up (its cores are partly the level below). FFmpeg's own
+        // speed is no use here: it counts from its epoch's start.
+        keepingUp: wasFull && shedNow === 0,
+        workerMs,
+      });
+      wasFull = full;
+    });
+    this.#publishAdmission();
     if (startsShort(fit)) {
       this.#log.warn({ recordingId: id, roomId, cost: fit.cost, free: fit.free, budget: this.cpuBudget }, 'recording admitted above the CPU budget (the only one): it starts degraded');
     }
@@ -189,6 +231,8 @@ export class Recorder extends EventEmitter<Events> {
         this.#publishDelta(rec);
         this.#lastStats.delete(rec.id);
         if (this.#active.get(roomId) === rec) this.#active.delete(roomId);
+        this.costs.forget(rec.id);
+        this.#publishAdmission();
         // What the recorder knows beyond the pipeline's manifest: the retention asked for and
         // the consent answers. Written into the manifest now that the sink has written it.
         const extra: Partial<RecordingInfo> = {};

@@ -3,9 +3,10 @@
  * recording on the machine. Pure: the budget, the cost model and the recordings are given.
  *
  * Cost of a recording = base + perSource × sources (cameras and screens), in cores, measured by
- * `npm run bench` on the whole tree of one recording (see docs/workers.md). The process may use
- * `usable` of its budget for recordings; the rest is the SFU's and the machine's headroom (LiveKit
- * Egress keeps the same margin).
+ * `npm run bench` on the whole tree of one recording (see docs/workers.md), and corrected by what
+ * the process's own recordings measure (CostCalibration). The process may use `usable` of its
+ * budget for recordings; the rest is the SFU's and the machine's headroom (LiveKit Egress keeps
+ * the same margin).
  */
 export interface CostModel {
   base: number;
@@ -15,11 +16,10 @@ export interface CostModel {
 export interface AdmissionInput {
   budgetCores: number;
   usable: number;
-  model: CostModel;
-  /** Sources of each recording already running. */
-  active: number[];
-  /** Sources of the one asked for. */
-  wanted: number;
+  /** What each recording already running is counted at (cores; CostCalibration.charge). */
+  charged: number[];
+  /** What the one asked for is expected to cost (cores; CostCalibration.cost). */
+  cost: number;
 }
 
 export interface AdmissionResult {
@@ -43,10 +43,9 @@ export function startsShort(r: AdmissionResult): boolean {
 }
 
 export function admit(i: AdmissionInput): AdmissionResult {
-  const used = i.active.reduce((s, n) => s + recordingCost(i.model, n), 0);
+  const used = i.charged.reduce((s, c) => s + c, 0);
   const free = i.budgetCores * i.usable - used;
-  const cost = recordingCost(i.model, i.wanted);
   // The first recording is always admitted: a process that can never record is a configuration
   // error, and refusing it would hide that behind 503s.
-  return { ok: i.active.length === 0 || cost <= free + 1e-9, cost, free };
+  return { ok: i.charged.length === 0 || i.cost <= free + 1e-9, cost: i.cost, free };
 }

@@ -35,6 +35,8 @@ export interface WorkerRecordingOptions {
 interface Events {
   state: [RecordingInfo];
   close: [];
+  /** The current worker's figures (once a second) and how long that worker has run (ms). */
+  stats: [RecordingStats, number];
 }
 
 interface Tap {
@@ -108,6 +110,8 @@ export class WorkerRecording extends EventEmitter<Events> {
   #aborting: Promise<unknown> = Promise.resolve();
   /** When the worker last sent a picture: a worker alive but silent this long is hung. */
   #lastPictureAt = 0;
+  /** When the current worker was taken (its figures include its start for a few seconds). */
+  #workerSince = 0;
   /** The heartbeat to the worker: its clock for quiet sources runs while this loop does (UpstreamClock). */
   #beat: NodeJS.Timeout | null = null;
   #tracks: TrackRecorder | null = null;
@@ -277,6 +281,7 @@ export class WorkerRecording extends EventEmitter<Events> {
     this.#worker = w;
     this.#lastWorker = w;
     this.#lastPictureAt = Date.now();
+    this.#workerSince = Date.now();
     this.#watchWorker(w);
     this.#statsNow = { ...ZERO_STATS };
     const onMessage = (m: Message) => this.#onMessage(w, m);
@@ -358,6 +363,8 @@ export class WorkerRecording extends EventEmitter<Events> {
         this.#statsNow = m.header.stats as RecordingStats;
         this.debugSourcesLast = m.header.sources;
         this.#sumStats();
+        // A stopping recording's figures are its drain, not what it costs while it runs.
+        if (!this.#stopRequested) this.emit('stats', this.#statsNow, Date.now() - this.#workerSince);
         return;
       }
       case FromWorker.Video:

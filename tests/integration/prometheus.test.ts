@@ -202,12 +202,21 @@ test('Prometheus with the project rules: capacity alerts pending while the only 
     return cores.length === 1 && level.length === 1 && Number(cores[0].value[1]) > 0 ? Number(cores[0].value[1]) : undefined;
   });
   expect(own).toBeLessThan(2); // VIDEO_FPS is 15 here, and an idle machine sheds nothing
+  // What admission counts as taken, and the cost model as measured here: a small recording costs
+  // less than the configured model, which stays (factor 1).
+  const committed = await eventually('admission\'s committed share', async () => {
+    const c = await query('tessera_cpu_committed_ratio');
+    return c.length === 1 && Number(c[0].value[1]) > 0 ? Number(c[0].value[1]) : undefined;
+  });
+  expect(committed).toBeLessThan(0.9);
+  expect((await query('tessera_recording_cost_factor')).map((x) => x.value[1])).toEqual(['1']);
 
   const stopped = await fetch(`${server.url}/api/rooms/${room}/recording`, { method: 'DELETE' });
   const rec = (await stopped.json()) as RecordingInfo;
   expect({ status: stopped.status, recording: rec.status }).toEqual({ status: 200, recording: 'available' });
   await eventually('the capacity alerts gone', async () => ((await alerts()).length === 0 ? true : undefined));
-  // An ended recording is no longer counted at its level.
+  // An ended recording is no longer counted at its level, nor as taking CPU.
+  await eventually('nothing committed', async () => ((await query('tessera_cpu_committed_ratio == 0')).length === 1 ? true : undefined));
   await eventually('the level count back to 0', async () => ((await query(`tessera_recordings_at_level{distinct_fps="15",preset="${x264Preset}"} == 0`)).length === 1 ? true : undefined));
 
   // What the recording left in Prometheus: one available (counted once), none failed, and its

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { loadConfig, type Config } from '../../src/config';
 import { logger } from '../../src/logger';
 import { Recorder } from '../../src/pipeline/Recorder';
+import { MIN_SAMPLES } from '../../src/pipeline/CostCalibration';
 import { S3Storage } from '../../src/storage/S3Storage';
 import { runSyntheticSession } from '../../src/media/syntheticSession';
 import { SyntheticSource } from '../../src/media/SyntheticSource';
@@ -216,6 +217,48 @@ test('admission: a recording that does not fit the CPU budget is refused at star
     await storage.close();
   }
 });
+
+test('admission learns what recordings cost here: a model that under-counts is corrected, and what no longer fits is refused', async () => {
+  // A model far below what a recording costs (as on a node slower than the one it was measured
+  // on, or with a larger picture): 0.05 + 4 × 0.02 = 0.13 cores for four sources. 0.625 cores ×
+  // 0.8 = 0.5 usable: the model alone admits three such recordings; at what a four-source 720p
+  // recording measures (0.3–0.4 cores) only one fits.
+  const config = loadConfig({ FFMPEG_PATH: DEBIAN_FFMPEG, CPU_BUDGET: '0.625', TESSERA_RECORDING_CORES_BASE: '0.05', TESSERA_RECORDING_CORES_PER_SOURCE: '0.02', RECORDINGS_DIR: path.join(dir, 'learn') });
+  const { FileStorage } = await import('../../src/storage/FileStorage');
+  const storage = new FileStorage(config.recordingsDir);
+  const recorder = new Recorder({ config, storage, logger });
+  const clips = await Promise.all([1, 2, 3, 4].map((i) => makeSyntheticClip(DEBIAN_FFMPEG, { index: i }, logger)));
+  const room = (tag: string) => clips.map((clip, k) => new SyntheticSource({ id: `${tag}${k + 1}`, name: `Participant ${k + 1}`, clip }).start());
+  const a = room('a'), b = room('b');
+  const seen: string[] = [];
+  try {
+    const first = recorder.start('room-a', { sources: a });
+    expect(recorder.costs.cost(4)).toBeCloseTo(0.13);
+    first.on('stats', (st, ms) => seen.push(`${(ms / 1000).toFixed(0)}s ${st.cores} ${st.distinctFps} ${st.preset} ${st.tiles ?? 'full'} ${st.encoderSpeed}`));
+    const t0 = Date.now();
+    while (recorder.costs.samples < MIN_SAMPLES && Date.now() - t0 < 45_000) await new Promise((r) => setTimeout(r, 250));
+    // eslint-disable-next-line no-console
+    console.log(`cost learnt in ${Date.now() - t0} ms: factor ${recorder.costs.factor.toFixed(2)}, a four-source recording ${recorder.costs.cost(4).toFixed(3)} cores; the worker's figures:\n${seen.join('\n')}`);
+    expect(recorder.costs.samples).toBeGreaterThanOrEqual(MIN_SAMPLES);
+    expect(recorder.costs.factor).toBeGreaterThan(1.5);
+    let refused: unknown;
+    try {
+      recorder.start('room-b', { sources: b });
+    } catch (err) {
+      refused = err;
+    }
+    expect(refused).toMatchObject({ code: 'REC_ERR_CAPACITY', http: 503, message: expect.stringMatching(/times the configured model, as recordings measure here/) });
+    expect(recorder.activeFor('room-b')).toBeUndefined();
+    // The running one is untouched by the refusal.
+    const info = await first.stop();
+    expect(info.status).toBe('available');
+    expect(probe(path.resolve(config.recordingsDir, info.location.key)).videoDuration).toBeGreaterThan(10);
+  } finally {
+    for (const s of [...a, ...b]) s.close();
+    recorder.close();
+    await storage.close();
+  }
+}, 90_000);
 
 test('a stop the worker reads late (stopped for 2 s across it) still ends the recording at the stop', async () => {
   const out = path.join(dir, 'late-stop.mp4');

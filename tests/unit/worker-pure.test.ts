@@ -12,6 +12,7 @@ import { Mp4Muxer } from '../../src/storage/Mp4Muxer';
 import { AccessUnitSplitter, avcCodecString, isKeyframe } from '../../src/media/annexb';
 import { AdtsSplitter } from '../../src/media/adts';
 import { admit, recordingCost, startsShort } from '../../src/pipeline/admission';
+import { CostCalibration, MAX_FACTOR, MIN_SAMPLES, WARMUP_MS } from '../../src/pipeline/CostCalibration';
 import { AAC_FRAME_SAMPLES, AudioEncoder, WRITE_BLOCKS } from '../../src/pipeline/AudioEncoder';
 import { BLOCK_SAMPLES } from '../../src/pipeline/audio';
 import { logger } from '../../src/logger';
@@ -267,26 +268,96 @@ describe('audio encoder (real FFmpeg)', () => {
 
 describe('admission', () => {
   const model = { base: 0.35, perSource: 0.05 };
+  const at = (...sources: number[]) => sources.map((n) => recordingCost(model, n));
   test('admits what fits in the usable share of the budget, refuses the rest', () => {
     expect(recordingCost(model, 4)).toBeCloseTo(0.55);
     // 2 cores × 0.8 = 1.6: two four-person recordings fit, a third does not.
-    expect(admit({ budgetCores: 2, usable: 0.8, model, active: [4], wanted: 4 }).ok).toBe(true);
-    const third = admit({ budgetCores: 2, usable: 0.8, model, active: [4, 4], wanted: 4 });
+    expect(admit({ budgetCores: 2, usable: 0.8, charged: at(4), cost: recordingCost(model, 4) }).ok).toBe(true);
+    const third = admit({ budgetCores: 2, usable: 0.8, charged: at(4, 4), cost: recordingCost(model, 4) });
     expect(third.ok).toBe(false);
     expect(third.free).toBeCloseTo(0.5);
     // Nine people cost more than four: next to two small ones, a nine-person one does not fit.
-    expect(admit({ budgetCores: 2, usable: 0.8, model, active: [2, 2], wanted: 4 }).ok).toBe(true);
-    expect(admit({ budgetCores: 2, usable: 0.8, model, active: [2, 2], wanted: 9 }).ok).toBe(false);
+    expect(admit({ budgetCores: 2, usable: 0.8, charged: at(2, 2), cost: recordingCost(model, 4) }).ok).toBe(true);
+    expect(admit({ budgetCores: 2, usable: 0.8, charged: at(2, 2), cost: recordingCost(model, 9) }).ok).toBe(false);
   });
 
   test('the first recording is always admitted (a budget too small is a configuration error, not a 503), and starts degraded if it does not fit', () => {
-    const alone = admit({ budgetCores: 0.5, usable: 0.8, model, active: [], wanted: 9 });
+    const alone = admit({ budgetCores: 0.5, usable: 0.8, charged: [], cost: recordingCost(model, 9) });
     expect(alone.ok).toBe(true);
     expect(startsShort(alone)).toBe(true);
     // 0.45 cores (the throttled case): a 3-person start costs 0.5 > 0.36.
-    expect(startsShort(admit({ budgetCores: 0.45, usable: 0.8, model, active: [], wanted: 3 }))).toBe(true);
+    expect(startsShort(admit({ budgetCores: 0.45, usable: 0.8, charged: [], cost: recordingCost(model, 3) }))).toBe(true);
     // What fits starts at full quality; what is refused does not start at all.
-    expect(startsShort(admit({ budgetCores: 2, usable: 0.8, model, active: [4], wanted: 4 }))).toBe(false);
-    expect(startsShort(admit({ budgetCores: 2, usable: 0.8, model, active: [4, 4], wanted: 4 }))).toBe(false);
+    expect(startsShort(admit({ budgetCores: 2, usable: 0.8, charged: at(4), cost: recordingCost(model, 4) }))).toBe(false);
+    expect(startsShort(admit({ budgetCores: 2, usable: 0.8, charged: at(4, 4), cost: recordingCost(model, 4) }))).toBe(false);
+  });
+});
+
+describe('CostCalibration: the cost model corrected by what recordings measure', () => {
+  const model = { base: 0.1, perSource: 0.05 }; // 4 sources: 0.3
+  const full = (cores: number, workerMs = 20_000, sources = 4) => ({ sources, cores, full: true, keepingUp: true, workerMs });
+  const feed = (c: CostCalibration, id: string, n: number, s: ReturnType<typeof full>) => {
+    for (let k = 0; k < n; k++) c.observe(id, s);
+  };
+
+  test('a node where recordings cost twice the model: new ones cost twice, and the process refuses what no longer fits', () => {
+    const c = new CostCalibration(model, { learn: true });
+    expect(c.cost(4)).toBeCloseTo(0.3);
+    feed(c, 'a', MIN_SAMPLES - 1, full(0.6));
+    expect(c.factor).toBe(1); // not enough samples yet
+    feed(c, 'a', 1, full(0.6));
+    expect(c.factor).toBeCloseTo(2);
+    expect(c.cost(4)).toBeCloseTo(0.6);
+    expect(c.charge('a', 4)).toBeCloseTo(0.6);
+    // 1 core × 0.8: with the configured model a second four-person recording fits (0.3 + 0.3),
+    // with what this node measures it does not (0.6 + 0.6).
+    expect(admit({ budgetCores: 1, usable: 0.8, charged: [recordingCost(model, 4)], cost: recordingCost(model, 4) }).ok).toBe(true);
+    expect(admit({ budgetCores: 1, usable: 0.8, charged: [c.charge('a', 4)], cost: c.cost(4) }).ok).toBe(false);
+  });
+
+  test('learns nothing from a worker\'s start, a degraded or lagging recording, or a reading of nothing', () => {
+    const c = new CostCalibration(model, { learn: true });
+    feed(c, 'a', 20, full(0.9, WARMUP_MS - 1));
+    feed(c, 'a', 20, { ...full(0.9), full: false });
+    feed(c, 'a', 20, { ...full(0.9), keepingUp: false });
+    feed(c, 'a', 20, full(0));
+    feed(c, 'a', 20, full(Number.NaN));
+    expect(c.samples).toBe(0);
+    expect(c.factor).toBe(1);
+    // The degraded and lagging readings still count against the recording itself.
+    expect(c.charge('a', 4)).toBeCloseTo(0.9);
+  });
+
+  test('never below the configured model, never above MAX_FACTOR; off with learn: false', () => {
+    const cheap = new CostCalibration(model, { learn: true });
+    feed(cheap, 'a', 30, full(0.05)); // cameras off: cheaper than the model
+    expect(cheap.factor).toBe(1);
+    expect(cheap.charge('a', 4)).toBeCloseTo(0.3);
+    const odd = new CostCalibration(model, { learn: true });
+    feed(odd, 'a', 30, full(9));
+    expect(odd.factor).toBe(MAX_FACTOR);
+    const off = new CostCalibration(model, { learn: false });
+    feed(off, 'a', 30, full(0.6));
+    expect(off.factor).toBe(1);
+    // Still charged what it measures: that is not a model, it is what the recording uses.
+    expect(off.charge('a', 4)).toBeCloseTo(0.6);
+  });
+
+  test('follows the node as it changes, and forgets an ended recording\'s cores but not what it taught', () => {
+    const c = new CostCalibration(model, { learn: true });
+    feed(c, 'a', 40, full(0.6));
+    expect(c.factor).toBeCloseTo(2);
+    feed(c, 'a', 60, full(0.9)); // a slower hour: three times the model
+    expect(c.factor).toBeGreaterThan(2.8);
+    feed(c, 'a', 100, full(0.45)); // and back
+    expect(c.factor).toBeLessThan(1.6);
+    c.forget('a');
+    expect(c.charge('a', 4)).toBeCloseTo(c.cost(4));
+    expect(c.factor).toBeGreaterThan(1.4);
+    // One odd second moves a running recording's charge by a fifth of the jump, not all of it.
+    const d = new CostCalibration(model, { learn: true });
+    feed(d, 'b', 10, { ...full(0.4), full: false });
+    d.observe('b', { ...full(1.4), full: false });
+    expect(d.charge('b', 4)).toBeCloseTo(0.6);
   });
 });
