@@ -185,15 +185,26 @@ test('S3: a worker SIGKILLed mid-recording is replaced and continues the same mu
   }
 });
 
-test('admission: a recording that does not fit the CPU budget is refused at start with REC_ERR_CAPACITY; the running one goes on', async () => {
-  // 1 core × 0.8 usable; a four-source recording costs 0.35 + 4 × 0.05 = 0.55: one fits, two do not.
-  const config = loadConfig({ FFMPEG_PATH: DEBIAN_FFMPEG, TESSERA_X264_PRESET: 'ultrafast', CPU_BUDGET: '1', RECORDINGS_DIR: path.join(dir, 'adm') });
+/** A Recorder on file storage with two rooms of four synthetic participants, for admission. */
+async function admissionBed(env: Record<string, string>, sub: string) {
+  const config = loadConfig({ FFMPEG_PATH: DEBIAN_FFMPEG, RECORDINGS_DIR: path.join(dir, sub), ...env });
   const { FileStorage } = await import('../../src/storage/FileStorage');
   const storage = new FileStorage(config.recordingsDir);
   const recorder = new Recorder({ config, storage, logger });
   const clips = await Promise.all([1, 2, 3, 4].map((i) => makeSyntheticClip(DEBIAN_FFMPEG, { index: i }, logger)));
   const room = (tag: string) => clips.map((clip, k) => new SyntheticSource({ id: `${tag}${k + 1}`, name: `Participant ${k + 1}`, clip }).start());
   const a = room('a'), b = room('b');
+  const close = async () => {
+    for (const s of [...a, ...b]) s.close();
+    recorder.close();
+    await storage.close();
+  };
+  return { config, recorder, a, b, close };
+}
+
+test('admission: a recording that does not fit the CPU budget is refused at start with REC_ERR_CAPACITY; the running one goes on', async () => {
+  // 1 core × 0.8 usable; a four-source recording costs 0.35 + 4 × 0.05 = 0.55: one fits, two do not.
+  const { recorder, a, b, close } = await admissionBed({ TESSERA_X264_PRESET: 'ultrafast', CPU_BUDGET: '1' }, 'adm');
   try {
     const first = recorder.start('room-a', { sources: a });
     let refused: unknown;
@@ -212,9 +223,7 @@ test('admission: a recording that does not fit the CPU budget is refused at star
     await new Promise((r) => setTimeout(r, 1500));
     expect((await next.stop()).status).toBe('available');
   } finally {
-    for (const s of [...a, ...b]) s.close();
-    recorder.close();
-    await storage.close();
+    await close();
   }
 });
 
@@ -222,14 +231,8 @@ test('admission learns what recordings cost here: a model that under-counts is c
   // A model far below what a recording costs (as on a node slower than the one it was measured
   // on, or with a larger picture): 0.05 + 4 × 0.02 = 0.13 cores for four sources. 0.625 cores ×
   // 0.8 = 0.5 usable: the model alone admits three such recordings; at what a four-source 720p
-  // recording measures (0.3–0.4 cores) only one fits.
-  const config = loadConfig({ FFMPEG_PATH: DEBIAN_FFMPEG, CPU_BUDGET: '0.625', TESSERA_RECORDING_CORES_BASE: '0.05', TESSERA_RECORDING_CORES_PER_SOURCE: '0.02', RECORDINGS_DIR: path.join(dir, 'learn') });
-  const { FileStorage } = await import('../../src/storage/FileStorage');
-  const storage = new FileStorage(config.recordingsDir);
-  const recorder = new Recorder({ config, storage, logger });
-  const clips = await Promise.all([1, 2, 3, 4].map((i) => makeSyntheticClip(DEBIAN_FFMPEG, { index: i }, logger)));
-  const room = (tag: string) => clips.map((clip, k) => new SyntheticSource({ id: `${tag}${k + 1}`, name: `Participant ${k + 1}`, clip }).start());
-  const a = room('a'), b = room('b');
+  // recording measures (0.4–0.5 cores) only one fits.
+  const { config, recorder, a, b, close } = await admissionBed({ CPU_BUDGET: '0.625', TESSERA_RECORDING_CORES_BASE: '0.05', TESSERA_RECORDING_CORES_PER_SOURCE: '0.02' }, 'learn');
   const seen: string[] = [];
   try {
     const first = recorder.start('room-a', { sources: a });
@@ -254,9 +257,7 @@ test('admission learns what recordings cost here: a model that under-counts is c
     expect(info.status).toBe('available');
     expect(probe(path.resolve(config.recordingsDir, info.location.key)).videoDuration).toBeGreaterThan(10);
   } finally {
-    for (const s of [...a, ...b]) s.close();
-    recorder.close();
-    await storage.close();
+    await close();
   }
 }, 90_000);
 
