@@ -75,7 +75,7 @@ export const metrics = {
   }),
   cpuCommitted: new Gauge({
     name: 'tessera_cpu_committed_ratio',
-    help: 'Share of the cores recordings may take (CPU budget × TESSERA_CPU_USABLE) that admission counts as taken by the running recordings, each at the larger of its expected and its measured cost: near 1, the next recording is refused with REC_ERR_CAPACITY',
+    help: 'Share of the cores recordings may take (CPU budget × TESSERA_CPU_USABLE) that admission counts as taken: the running recordings, each at the larger of its expected and its measured cost, and the server process\'s own CPU beyond its headroom: near 1, the next recording is refused with REC_ERR_CAPACITY',
     registers: [registry],
   }),
   costFactor: new Gauge({

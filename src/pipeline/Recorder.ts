@@ -8,7 +8,7 @@ import { WorkerPool } from '../worker/WorkerPool';
 import { loadPresets, type GridPreset } from '../../compositor/presets';
 import { resolveFfmpegPath } from './ffmpegPath';
 import { TesseraError } from '../errors';
-import { admit, startsShort } from './admission';
+import { admit, committedCores, startsShort } from './admission';
 import { CostCalibration } from './CostCalibration';
 import { availableCores } from './cpu';
 import type { Config } from '../config';
@@ -19,6 +19,9 @@ import type { MediaRange, Storage } from '../storage/Sink';
 import type { RecordingInfo, RenderInfo } from './types';
 import { RenderJobs } from '../render/RenderJobs';
 import { renderSettingsOf } from '../render/Renderer';
+
+/** Weight of one 5-s reading of the server process's own CPU (a time constant of about 12 s). */
+const SERVER_CORES_WEIGHT = 0.4;
 
 /** Hooks the metrics module attaches to (kept optional so the pipeline has no metrics dependency). */
 export interface RecorderObserver {
@@ -72,6 +75,9 @@ export class Recorder extends EventEmitter<Events> {
   #workBase: string;
   #lastStats = new Map<string, { framesDuplicated: number; framesDropped: number; workerRestarts: number }>();
   #statsTimer: NodeJS.Timeout;
+  /** This process's own CPU (the SFU, signalling, muxing): the last reading, and smoothed cores. */
+  #cpuMark = { at: performance.now(), usage: process.cpuUsage() };
+  #serverCores: number | null = null;
   #sweepTimer: NodeJS.Timeout;
   readonly #consent = new Map<string, NonNullable<RecordingInfo['consent']>>();
 
@@ -107,8 +113,24 @@ export class Recorder extends EventEmitter<Events> {
     this.#sweepTimer.unref();
   }
 
+  /** Cores this process itself uses (smoothed over about 12 s), as admission counts it. */
+  get serverCores(): number {
+    return this.#serverCores ?? 0;
+  }
+
+  #measureServer(): void {
+    const now = { at: performance.now(), usage: process.cpuUsage() };
+    const cpuS = (now.usage.user - this.#cpuMark.usage.user + now.usage.system - this.#cpuMark.usage.system) / 1e6;
+    const wallS = (now.at - this.#cpuMark.at) / 1000;
+    this.#cpuMark = now;
+    if (wallS < 1) return;
+    const cores = cpuS / wallS;
+    this.#serverCores = this.#serverCores === null ? cores : this.#serverCores + SERVER_CORES_WEIGHT * (cores - this.#serverCores);
+  }
+
   /** Counters move continuously (not only when a recording ends), so alerts see trouble live. */
   #publishStats(): void {
+    this.#measureServer();
     let slowest = Infinity, lowestFps = Infinity, cores = 0;
     for (const rec of this.#active.values()) {
       cores += rec.stats.cores;
@@ -129,7 +151,7 @@ export class Recorder extends EventEmitter<Events> {
   }
 
   #publishAdmission(): void {
-    const committed = this.#charged().reduce((a, b) => a + b, 0);
+    const committed = committedCores({ budgetCores: this.cpuBudget, usable: this.#config.cpuUsable, charged: this.#charged(), serverCores: this.serverCores });
     this.observer.admission?.(committed, this.cpuBudget * this.#config.cpuUsable, this.costs.factor);
   }
 
@@ -163,11 +185,12 @@ export class Recorder extends EventEmitter<Events> {
     if (this.#active.has(roomId)) throw new TesseraError('REC_ERR_ALREADY_RECORDING', `room ${roomId} is already being recorded`);
     if (this.#active.size >= this.capacity) throw new TesseraError('REC_ERR_CAPACITY', `this server records at most ${this.capacity} rooms at once`);
     const wanted = opts.sources?.length ?? 0;
-    const fit = admit({ budgetCores: this.cpuBudget, usable: this.#config.cpuUsable, charged: this.#charged(), cost: this.costs.cost(wanted) });
+    const fit = admit({ budgetCores: this.cpuBudget, usable: this.#config.cpuUsable, charged: this.#charged(), cost: this.costs.cost(wanted), serverCores: this.serverCores });
     if (!fit.ok) {
       const factor = this.costs.factor;
       const measured = factor > 1 ? ` (${factor.toFixed(2)} times the configured model, as recordings measure here)` : '';
-      throw new TesseraError('REC_ERR_CAPACITY', `this server has CPU for no more recordings: a recording of ${wanted} costs about ${fit.cost.toFixed(2)} cores${measured}, ${Math.max(0, fit.free).toFixed(2)} of its ${this.cpuBudget.toFixed(2)} are left; try again later or on another server`);
+      const busy = this.serverCores > this.cpuBudget * (1 - this.#config.cpuUsable) ? ` (the meeting server itself uses ${this.serverCores.toFixed(2)})` : '';
+      throw new TesseraError('REC_ERR_CAPACITY', `this server has CPU for no more recordings: a recording of ${wanted} costs about ${fit.cost.toFixed(2)} cores${measured}, ${Math.max(0, fit.free).toFixed(2)} of its ${this.cpuBudget.toFixed(2)} are left${busy}; try again later or on another server`);
     }
     // Each recording stays in storage until deleted: a room that could start any number of
     // them (a start/stop loop) could fill the storage.

@@ -20,6 +20,12 @@ export interface AdmissionInput {
   charged: number[];
   /** What the one asked for is expected to cost (cores; CostCalibration.cost). */
   cost: number;
+  /**
+   * What the server process itself uses now (cores, smoothed): the SFU, signalling, muxing.
+   * Up to the budget's share recordings may not take, it is what that share is for; beyond it,
+   * it is taken from the recordings' share.
+   */
+  serverCores?: number;
 }
 
 export interface AdmissionResult {
@@ -42,9 +48,18 @@ export function startsShort(r: AdmissionResult): boolean {
   return r.ok && r.cost > r.free + 1e-9;
 }
 
+/**
+ * Cores of the recordings' share (budget × usable) taken now: the running recordings' charges,
+ * and whatever the server process uses beyond the rest of the budget. A meeting whose SFU needs
+ * more than its headroom is not starved of CPU by recordings admitted into it.
+ */
+export function committedCores(i: Pick<AdmissionInput, 'budgetCores' | 'usable' | 'charged' | 'serverCores'>): number {
+  const headroom = i.budgetCores * (1 - i.usable);
+  return i.charged.reduce((s, c) => s + c, 0) + Math.max(0, (i.serverCores ?? 0) - headroom);
+}
+
 export function admit(i: AdmissionInput): AdmissionResult {
-  const used = i.charged.reduce((s, c) => s + c, 0);
-  const free = i.budgetCores * i.usable - used;
+  const free = i.budgetCores * i.usable - committedCores(i);
   // The first recording is always admitted: a process that can never record is a configuration
   // error, and refusing it would hide that behind 503s.
   return { ok: i.charged.length === 0 || i.cost <= free + 1e-9, cost: i.cost, free };

@@ -227,6 +227,45 @@ test('admission: a recording that does not fit the CPU budget is refused at star
   }
 });
 
+test('admission counts the meeting server\'s own CPU beyond its headroom: a second recording that fits beside a quiet server is refused beside a busy one', async () => {
+  // 2 cores × 0.8: 1.6 for recordings, 0.4 of headroom for the server itself. Two four-source
+  // recordings (0.55 each) fit while the server is quiet. A thread of the server's own process
+  // spinning on a core stands for a busy SFU (many people forwarding): about 1 core, 0.6 beyond
+  // the headroom, leaves 1.6 − 0.55 − 0.6 = 0.45 — no room for a second recording.
+  const { recorder, a, b, close } = await admissionBed({ TESSERA_X264_PRESET: 'ultrafast', CPU_BUDGET: '2' }, 'sfu');
+  let spinner: import('node:worker_threads').Worker | undefined;
+  try {
+    const first = recorder.start('room-a', { sources: a });
+    await new Promise((r) => setTimeout(r, 6000)); // one reading of the server's CPU
+    expect(recorder.serverCores).toBeLessThan(0.4);
+    const quiet = recorder.start('room-b', { sources: b });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await quiet.stop()).status).toBe('available');
+
+    const { Worker } = await import('node:worker_threads');
+    spinner = new Worker('for (;;) {}', { eval: true });
+    const t0 = Date.now();
+    while (recorder.serverCores < 0.85 && Date.now() - t0 < 30_000) await new Promise((r) => setTimeout(r, 250));
+    // eslint-disable-next-line no-console
+    console.log(`server process at ${recorder.serverCores.toFixed(2)} cores after ${Date.now() - t0} ms of a spinning thread`);
+    expect(recorder.serverCores).toBeGreaterThanOrEqual(0.85);
+    let refused: unknown;
+    try {
+      recorder.start('room-b', { sources: b });
+    } catch (err) {
+      refused = err;
+    }
+    expect(refused).toMatchObject({ code: 'REC_ERR_CAPACITY', http: 503, message: expect.stringMatching(/the meeting server itself uses/) });
+    await spinner.terminate();
+    spinner = undefined;
+    // The running one was never touched.
+    expect((await first.stop()).status).toBe('available');
+  } finally {
+    await spinner?.terminate();
+    await close();
+  }
+}, 90_000);
+
 test('admission learns what recordings cost here: a model that under-counts is corrected, and what no longer fits is refused', async () => {
   // A model far below what a recording costs (as on a node slower than the one it was measured
   // on, or with a larger picture): 0.05 + 4 × 0.02 = 0.13 cores for four sources. 0.625 cores ×

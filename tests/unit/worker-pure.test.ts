@@ -11,7 +11,7 @@ import { backlog, encode, flush, LAZY_MS, MessageReader, send, type Message } fr
 import { Mp4Muxer } from '../../src/storage/Mp4Muxer';
 import { AccessUnitSplitter, avcCodecString, isKeyframe } from '../../src/media/annexb';
 import { AdtsSplitter } from '../../src/media/adts';
-import { admit, recordingCost, startsShort } from '../../src/pipeline/admission';
+import { admit, committedCores, recordingCost, startsShort } from '../../src/pipeline/admission';
 import { CostCalibration, MAX_FACTOR, MIN_SAMPLES, WARMUP_MS } from '../../src/pipeline/CostCalibration';
 import { AAC_FRAME_SAMPLES, AudioEncoder, WRITE_BLOCKS } from '../../src/pipeline/AudioEncoder';
 import { BLOCK_SAMPLES } from '../../src/pipeline/audio';
@@ -290,6 +290,25 @@ describe('admission', () => {
     // What fits starts at full quality; what is refused does not start at all.
     expect(startsShort(admit({ budgetCores: 2, usable: 0.8, charged: at(4), cost: recordingCost(model, 4) }))).toBe(false);
     expect(startsShort(admit({ budgetCores: 2, usable: 0.8, charged: at(4, 4), cost: recordingCost(model, 4) }))).toBe(false);
+  });
+});
+
+describe('admission counts the server process beyond its headroom', () => {
+  const model = { base: 0.35, perSource: 0.05 };
+  test('a server within its headroom takes nothing from recordings; beyond it, the excess is taken', () => {
+    // 2 cores × 0.8: 0.4 of headroom for the server itself.
+    const base = { budgetCores: 2, usable: 0.8, charged: [recordingCost(model, 4)], cost: recordingCost(model, 4) };
+    expect(committedCores({ ...base, serverCores: 0.3 })).toBeCloseTo(0.55);
+    expect(admit({ ...base, serverCores: 0.4 }).ok).toBe(true);
+    // A busy meeting: the server needs 1 core, 0.6 more than its headroom. 1.6 − 0.55 − 0.6 = 0.45 left.
+    expect(committedCores({ ...base, serverCores: 1 })).toBeCloseTo(1.15);
+    const busy = admit({ ...base, serverCores: 1 });
+    expect(busy.ok).toBe(false);
+    expect(busy.free).toBeCloseTo(0.45);
+    // The first recording is still always admitted, and starts degraded if it does not fit.
+    const alone = admit({ ...base, charged: [], serverCores: 1.5 });
+    expect(alone.ok).toBe(true);
+    expect(startsShort(alone)).toBe(true);
   });
 });
 
