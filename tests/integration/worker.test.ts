@@ -228,16 +228,19 @@ test('admission: a recording that does not fit the CPU budget is refused at star
 });
 
 test('admission counts the meeting server\'s own CPU beyond its headroom: a second recording that fits beside a quiet server is refused beside a busy one', async () => {
-  // 2 cores × 0.8: 1.6 for recordings, 0.4 of headroom for the server itself. Two four-source
-  // recordings (0.55 each) fit while the server is quiet. A thread of the server's own process
-  // spinning on a core stands for a busy SFU (many people forwarding): about 1 core, 0.6 beyond
-  // the headroom, leaves 1.6 − 0.55 − 0.6 = 0.45 — no room for a second recording.
-  const { recorder, a, b, close } = await admissionBed({ TESSERA_X264_PRESET: 'ultrafast', CPU_BUDGET: '2' }, 'sfu');
+  // 1.5 cores × 0.8: 1.2 for recordings, 0.3 of headroom for the server itself. Two four-source
+  // recordings (0.55 each) fit while the server is quiet (this process: the synthetic
+  // participants and the recording's muxing, about 0.1 cores). A thread of the server's own
+  // process spinning on a core stands for a busy SFU (many people forwarding): at 0.5 cores or
+  // more (a busy machine gives the spinner no more), 0.2 beyond the headroom, it leaves at most
+  // 1.2 − 0.55 − 0.2 = 0.45 for a second one.
+  const { recorder, a, b, close } = await admissionBed({ TESSERA_X264_PRESET: 'ultrafast', CPU_BUDGET: '1.5' }, 'sfu');
   let spinner: import('node:worker_threads').Worker | undefined;
   try {
     const first = recorder.start('room-a', { sources: a });
     await new Promise((r) => setTimeout(r, 6000)); // one reading of the server's CPU
-    expect(recorder.serverCores).toBeLessThan(0.4);
+    const quietCores = recorder.serverCores;
+    expect(quietCores).toBeLessThan(0.3);
     const quiet = recorder.start('room-b', { sources: b });
     await new Promise((r) => setTimeout(r, 1500));
     expect((await quiet.stop()).status).toBe('available');
@@ -245,10 +248,10 @@ test('admission counts the meeting server\'s own CPU beyond its headroom: a seco
     const { Worker } = await import('node:worker_threads');
     spinner = new Worker('for (;;) {}', { eval: true });
     const t0 = Date.now();
-    while (recorder.serverCores < 0.85 && Date.now() - t0 < 30_000) await new Promise((r) => setTimeout(r, 250));
+    while (recorder.serverCores < 0.5 && Date.now() - t0 < 30_000) await new Promise((r) => setTimeout(r, 250));
     // eslint-disable-next-line no-console
-    console.log(`server process at ${recorder.serverCores.toFixed(2)} cores after ${Date.now() - t0} ms of a spinning thread`);
-    expect(recorder.serverCores).toBeGreaterThanOrEqual(0.85);
+    console.log(`server process at ${quietCores.toFixed(2)} cores quiet, ${recorder.serverCores.toFixed(2)} after ${Date.now() - t0} ms of a spinning thread`);
+    expect(recorder.serverCores).toBeGreaterThanOrEqual(0.5);
     let refused: unknown;
     try {
       recorder.start('room-b', { sources: b });
