@@ -58,6 +58,12 @@ export interface Config {
   roomTokenMaxTtlSec: number;
   /** Lifetime of a signed media URL (GET /api/recordings/:id/media-url). */
   mediaUrlTtlSec: number;
+  /**
+   * Who may show the pages in a frame (CSP `frame-ancestors` sources): `'self'` by default, so
+   * another site cannot put the meeting page, its Record button and its consent dialog under a
+   * decoy of its own; an operator who embeds the pages names their own origins.
+   */
+  frameAncestors: string[];
   /** Recordings a room may keep in storage; more are refused (REC_ERR_ROOM_LIMIT). */
   maxRecordingsPerRoom: number;
   /** Record every participant's tracks beside the composite unless a start says otherwise (TESSERA_TRACKS). */
@@ -161,6 +167,7 @@ export const DEFAULTS: Config = {
   apiCredentials: [],
   roomTokenMaxTtlSec: 24 * 3600,
   mediaUrlTtlSec: 300,
+  frameAncestors: ["'self'"],
   maxRecordingsPerRoom: 500,
   tracks: false,
   indexRefreshMs: 30_000,
@@ -329,6 +336,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     apiCredentials: [...adminTokens.map((token) => ({ token, role: 'admin' as const })), ...readTokens.map((token) => ({ token, role: 'read' as const }))],
     roomTokenMaxTtlSec: int('TESSERA_ROOM_TOKEN_MAX_TTL_SEC', d.roomTokenMaxTtlSec, 60, 30 * 24 * 3600),
     mediaUrlTtlSec: int('TESSERA_MEDIA_URL_TTL_SEC', d.mediaUrlTtlSec, 10, 24 * 3600),
+    frameAncestors: frameAncestors(str('TESSERA_FRAME_ANCESTORS'), d.frameAncestors, problems),
     maxRecordingsPerRoom: int('TESSERA_MAX_RECORDINGS_PER_ROOM', d.maxRecordingsPerRoom, 1, 1_000_000),
     tracks: bool('TESSERA_TRACKS', d.tracks),
     indexRefreshMs: int('TESSERA_INDEX_REFRESH_MS', d.indexRefreshMs, 0, 24 * 3600_000),
@@ -380,6 +388,23 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
 /** Whether a listen address only accepts connections from this machine. */
 export function isLoopbackHost(host: string): boolean {
   return /^(127\.\d+\.\d+\.\d+|localhost|::1)$/.test(host);
+}
+
+/**
+ * TESSERA_FRAME_ANCESTORS: space- or comma-separated CSP sources — `'self'`, `'none'` (alone), or
+ * origins such as `https://app.example.com` and `https://*.example.com`. Anything else would
+ * either break the header or widen it silently, so it stops the process.
+ */
+function frameAncestors(v: string | null, def: string[], problems: string[]): string[] {
+  if (v === null) return def;
+  const list = v.split(/[\s,]+/).filter(Boolean);
+  const ok = (x: string) => x === "'self'" || /^https?:\/\/(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?$/.test(x);
+  const bad = list.filter((x) => !ok(x) && x !== "'none'");
+  if (bad.length || list.length === 0 || list.length > 16 || (list.includes("'none'") && list.length > 1)) {
+    problems.push(`TESSERA_FRAME_ANCESTORS=${JSON.stringify(v)}: expected 'none', or up to 16 of 'self' and http(s) origins (https://app.example.com, https://*.example.com)`);
+    return def;
+  }
+  return list;
 }
 
 function deepFreeze<T extends object>(o: T): Readonly<T> {

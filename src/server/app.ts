@@ -11,6 +11,7 @@ import { bearerMatches } from './auth';
 import { mediaSignatureValid, signedMediaPath } from './mediaUrl';
 import type { Conference } from './Conference';
 import { developmentRequestRefusal } from './origin';
+import { pagePolicy } from './pagePolicy';
 import type { AuditActor } from './AuditLog';
 import { isObject, validateLayout, validateName, validateRoomId } from './validation';
 
@@ -73,6 +74,8 @@ export function createApp(init: { config: Readonly<Config>; conference: Conferen
   app.use((_req, res, next) => {
     // Signed media URLs and room tokens travel in URLs: never hand them to another site.
     res.set('Referrer-Policy', 'no-referrer');
+    // Every answer is what its Content-Type says: a recording or a JSON body is never run as a page.
+    res.set('X-Content-Type-Options', 'nosniff');
     next();
   });
 
@@ -92,8 +95,10 @@ export function createApp(init: { config: Readonly<Config>; conference: Conferen
   }));
 
   // --- pages ---------------------------------------------------------------------------
+  const policy = pagePolicy(config);
+  const pageHeaders = (res: Response) => res.set({ 'Cache-Control': 'no-store', 'Content-Security-Policy': policy });
   const page = (file: string) => (_req: Request, res: Response) => {
-    res.set('Cache-Control', 'no-store');
+    pageHeaders(res);
     res.sendFile(path.join(PUBLIC_DIR, file));
   };
   app.get('/r/:roomId', (req, res, next) => {
@@ -112,8 +117,13 @@ export function createApp(init: { config: Readonly<Config>; conference: Conferen
   // people by invitation only (AUTH_SECRET set), where a room and a name alone are refused.
   const frontDoor = fs.readFileSync(path.join(PUBLIC_DIR, 'index.html'), 'utf8').replace('{{AUTH}}', config.authSecret ? 'token' : 'open');
   app.get('/', (_req, res) => {
-    res.set('Cache-Control', 'no-store');
+    pageHeaders(res);
     res.type('html').send(frontDoor);
+  });
+  // The pages name their icon; this is for clients that ask for the conventional path anyway.
+  app.get('/favicon.ico', (_req, res) => {
+    res.set('Cache-Control', 'public, max-age=86400');
+    res.type('image/svg+xml').sendFile(path.join(PUBLIC_DIR, 'favicon.svg'));
   });
   app.use('/static', express.static(PUBLIC_DIR, { index: false, maxAge: 0 }));
 

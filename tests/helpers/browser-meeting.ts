@@ -110,9 +110,8 @@ export async function joinMeeting(browser: Browser, baseUrl: string, roomId: str
     console.error(`[${name}] page error:`, e.message);
   });
   page.on('console', (m) => {
+    // Errors only; a resource refused by the page's Content-Security-Policy is one (so are 404s).
     if (m.type() !== 'error') return;
-    // The browser's own request for /favicon.ico is not the page's doing.
-    if (/favicon\.ico$/.test(m.location().url)) return;
     pageErrors.push(`[${name}] ${m.text()}`);
     console.error(`[${name}] console:`, m.text());
   });

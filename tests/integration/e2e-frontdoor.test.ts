@@ -46,7 +46,7 @@ async function newPage(): Promise<Page> {
   const page = await context.newPage();
   page.on('pageerror', (e) => pageErrors.push(`page error: ${e.message}`));
   page.on('console', (m) => {
-    if (m.type() === 'error' && !/favicon\.ico$/.test(m.location().url)) pageErrors.push(m.text());
+    if (m.type() === 'error') pageErrors.push(m.text());
   });
   pages.push(page);
   return page;
