@@ -1,7 +1,8 @@
 /**
  * The meeting page asks for consent, in real headless Chromium: a recording started with
  * `consent: "required"` shows #consent to the person in the room; until they accept, nothing of
- * theirs reaches the recording; "Record me" puts them in it; the indicator shows all along.
+ * theirs reaches the recording; "Record me" puts them in it; they may change their mind while it
+ * records ("Leave me out", then "Record me" again); the indicator shows all along.
  * And a page whose seat the same person took from elsewhere leaves.
  */
 import fs from 'node:fs';
@@ -42,6 +43,21 @@ test('#consent appears when a consent-required recording starts; nothing is reco
     await page.locator('#consent').waitFor({ state: 'hidden', timeout: 10_000 });
     await until(() => probe.sources.size === 1 && (probe.stats.get([...probe.sources.keys()][0])?.frames ?? 0) > 5, 15_000, 'the camera in the recording');
     expect(await page.locator('#notices').textContent()).toContain('You are in the recording from now on.');
+    // A change of mind, while it records: "Leave me out" takes the camera out, "Record me" puts
+    // it back.
+    const toggle = page.locator('#consent-toggle');
+    expect({ visible: await toggle.isVisible(), text: await toggle.textContent() }).toEqual({ visible: true, text: 'Leave me out' });
+    await toggle.click();
+    await until(() => probe.sources.size === 0, 10_000, 'the camera out of the recording');
+    await page.waitForFunction(() => (document.querySelector('#notices')?.textContent ?? '').includes('You are left out of the recording from now on'), undefined, { timeout: 10_000 });
+    expect(await toggle.textContent()).toBe('Record me');
+    expect(await page.locator('#recording-indicator').isVisible()).toBe(true);
+    await toggle.click();
+    await until(() => probe.sources.size === 1, 10_000, 'the camera back in the recording');
+    await page.waitForFunction(() => document.querySelector('#consent-toggle')?.textContent === 'Leave me out', undefined, { timeout: 10_000 });
+    // The recording ends: nothing left to answer.
+    expect((await fetch(`${server.url}/api/rooms/consent-page/recording`, { method: 'DELETE' })).status).toBe(200);
+    await toggle.waitFor({ state: 'hidden', timeout: 10_000 });
     expect(pageErrors).toEqual([]);
     await page.close();
   } finally {

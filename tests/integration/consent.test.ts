@@ -1,8 +1,9 @@
 /**
  * Consent with real werift participants and the real recording pipeline: a recording started
  * with `consent: "required"` records only those who accept. One declines: no tile, no tone of
- * theirs in the MP4. One accepts late: in the recording from then on. The manifest says who
- * answered what when, and the audit trail has each answer.
+ * theirs in the MP4. One accepts late: in the recording from then on. One withdraws while it
+ * records: in the MP4 until then, not after. The manifest says who answered what when, and the
+ * audit trail has each answer.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -112,4 +113,55 @@ test('one declines (never in the MP4), one accepts late (in it from then on), th
   for (const t of tracks) expect(fs.statSync(path.join(tmp, 'rec', t.location.key)).size).toBe(t.bytes);
   const audit = ((await (await fetch(`${server.url}/api/audit?recordingId=${rec.id}`)).json()) as { events: Array<{ event: string; actor: { name?: string } }> }).events;
   expect(audit.map((e) => `${e.event}:${e.actor.name ?? ''}`)).toEqual(['recording.started:Red', 'consent.given:Red', 'consent.declined:Green', 'consent.given:Blue', 'recording.stopped:Red', 'recording.downloaded:']);
+});
+
+test('one withdraws while it records: in the MP4 until then, gone from it after; the manifest and audit say so', async () => {
+  const room = 'withdraw';
+  const [red, green] = await Promise.all([participant(server.url, room, 'Red', 1), participant(server.url, room, 'Green', 2)]);
+  peers.push(red, green);
+  for (const p of [red, green]) expect((await p.join()).ok).toBe(true);
+  await until(() => server.conference.room(room)?.participants().filter((p) => p.publishing.length >= 2).length === 2, 20_000, 'both publishing');
+  const start = (await red.request('record:start', { consent: 'required' })) as { ok: boolean; recording: RecordingInfo };
+  expect(start.ok).toBe(true);
+  for (const p of [red, green]) expect((await p.request('consent', { accept: true })).ok).toBe(true);
+  await sleep(5000);
+  const outAt = Date.now();
+  expect((await green.request('consent', { accept: false })).ok).toBe(true);
+  await sleep(5000);
+  const stop = (await red.request('record:stop', {})) as { ok: boolean; recording: RecordingInfo };
+  expect({ ok: stop.ok, status: stop.recording.status }).toEqual({ ok: true, status: 'available' });
+  const rec = stop.recording;
+
+  const file = path.join(tmp, 'withdraw.mp4');
+  fs.writeFileSync(file, Buffer.from(await (await fetch(`${server.url}/api/recordings/${rec.id}/media`)).arrayBuffer()));
+  expect(decodeErrors(file)).toBe('');
+  const { frames, fps } = allFrames(file, 8);
+  const share = (f: Buffer, i: number) => colourShare(f, participantStyle(i).hex);
+  const outS = (outAt - Date.parse(rec.startedAt)) / 1000;
+  const outFrame = Math.round(outS * fps);
+  // Green: in every picture from its second second to the answer; in none from a second after
+  // it (the layout change that takes the tile out) to the end. Red throughout.
+  expect(frames.slice(fps * 2, outFrame).filter((f) => share(f, 2) < 0.1).length).toBe(0);
+  expect(Math.max(...frames.slice(outFrame + fps).map((f) => share(f, 2)))).toBeLessThan(0.005);
+  expect(frames.slice(fps * 2).filter((f) => share(f, 1) < 0.1).length).toBe(0);
+  // Green's voice: there before, not after (Red's stays)
+  const before = audioSamples(file, 1, outS - 1.5);
+  const after = audioSamples(file, outS + 1);
+  const tones = { greenBefore: toneShare(before, participantStyle(2).toneHz), greenAfter: toneShare(after, participantStyle(2).toneHz), redAfter: toneShare(after, participantStyle(1).toneHz) };
+  // eslint-disable-next-line no-console
+  console.log('withdrawal tone shares', JSON.stringify(tones), 'at', outS.toFixed(2), 's');
+  expect(tones.greenBefore).toBeGreaterThan(0.0005);
+  expect(tones.redAfter).toBeGreaterThan(0.0005);
+  expect(tones.greenAfter).toBeLessThan(tones.greenBefore / 500);
+
+  await until(() => ((JSON.parse(fs.readFileSync(path.join(tmp, 'rec', room, `${rec.id}.json`), 'utf8')) as Manifest).consent?.answers.length ?? 0) === 3, 5000, 'the answers in the manifest');
+  const manifest = JSON.parse(fs.readFileSync(path.join(tmp, 'rec', room, `${rec.id}.json`), 'utf8')) as Manifest;
+  expect(manifest.consent!.answers.map((a) => [a.name, a.accepted])).toEqual([['Red', true], ['Green', true], ['Green', false]]);
+  expect(Math.abs(Date.parse(manifest.consent!.answers[2].at) - outAt)).toBeLessThan(1000);
+  // Green was in it (a participant of the recording), and left it when they withdrew.
+  const g = manifest.participants.find((p) => p.name === 'Green');
+  expect(g?.leftAt).toBeDefined();
+  expect(Math.abs(Date.parse(g!.leftAt!) - outAt)).toBeLessThan(1000);
+  const audit = ((await (await fetch(`${server.url}/api/audit?recordingId=${rec.id}`)).json()) as { events: Array<{ event: string; actor: { name?: string } }> }).events;
+  expect(audit.map((e) => `${e.event}:${e.actor.name ?? ''}`)).toEqual(['recording.started:Red', 'consent.given:Red', 'consent.given:Green', 'consent.declined:Green', 'recording.stopped:Red', 'recording.downloaded:']);
 });

@@ -26,6 +26,9 @@
     rejoining: false,
     rejoins: 0,
     needRejoin: false, // the socket went: join again once it is back
+    // This person's answer to the running recording's consent request: null until they answer
+    // (and when no recording asks). They may change it for as long as it records.
+    consent: null,
   };
 
   function notice(message, level) {
@@ -103,27 +106,48 @@
     btn.disabled = state.left || !state.me || away || !state.canRecord || (rec && rec.status === 'stopping') || btn.dataset.busy === '1';
     btn.title = away ? 'Reconnecting…' : '';
   }
+  /** Once answered, the answer can be changed: "Leave me out" while in, "Record me" while out. */
+  function renderConsent() {
+    const rec = state.recording;
+    const t = $('consent-toggle');
+    t.hidden = !(rec && ACTIVE.includes(rec.status)) || state.consent === null;
+    t.textContent = state.consent ? 'Leave me out' : 'Record me';
+    t.title = state.consent ? 'You are in the recording: leave it from now on' : 'You are left out of the recording: join it from now on';
+  }
   async function answerConsent(accept) {
+    const t = $('consent-toggle');
+    t.disabled = true;
     try {
       await request('consent', { accept });
       $('consent').hidden = true;
-      notice(accept ? 'You are in the recording from now on.' : 'You are left out of the recording.');
+      const changed = state.consent !== null;
+      state.consent = accept;
+      if (accept) notice('You are in the recording from now on.');
+      else notice(changed ? 'You are left out of the recording from now on: what it already has of you stays in it.' : 'You are left out of the recording.');
     } catch (e) {
       showError(e);
+    } finally {
+      t.disabled = false;
+      renderConsent();
     }
   }
   $('consent-accept').onclick = () => answerConsent(true);
   $('consent-decline').onclick = () => answerConsent(false);
+  $('consent-toggle').onclick = () => answerConsent(!state.consent);
 
   function onRecordingState(s) {
     if (!s || s.roomId !== roomId) return;
-    if (!(s.recording && ACTIVE.includes(s.recording.status))) $('consent').hidden = true;
+    if (!(s.recording && ACTIVE.includes(s.recording.status))) {
+      $('consent').hidden = true;
+      state.consent = null;
+    }
     const was = state.recording && ACTIVE.includes(state.recording.status);
     state.recording = s.recording;
     const now = s.recording && ACTIVE.includes(s.recording.status);
     if (now && !was) notice('Recording started: this meeting is being recorded.');
     if (!now && was && s.recording && s.recording.status !== 'failed') notice('Recording stopped.');
     renderRecording();
+    renderConsent();
   }
   async function toggleRecord() {
     const btn = $('record-toggle');
@@ -420,8 +444,11 @@
     });
     state.socket.on('signal', onSignal);
     // A recording that needs consent: ask; whoever declines or does not answer is not recorded.
+    // Asked again after a rejoin (the server knows the new connection as a new participant).
     state.socket.on('consent:request', () => {
+      state.consent = null;
       $('consent').hidden = false;
+      renderConsent();
     });
     state.socket.on('notice', (n) => {
       if (n.level === 'error') showError(n);
