@@ -2,18 +2,19 @@
  * Consent with real werift participants and the real recording pipeline: a recording started
  * with `consent: "required"` records only those who accept. One declines: no tile, no tone of
  * theirs in the MP4. One accepts late: in the recording from then on. One withdraws while it
- * records: in the MP4 until then, not after. The manifest says who answered what when, and the
- * audit trail has each answer.
+ * records: in the MP4 until then, not after. A screen share follows its sharer's answer. The
+ * manifest says who answered what when, and the audit trail has each answer.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { participantStyle } from '../../src/media/SyntheticClip';
+import { logger } from '../../src/logger';
+import { makeSyntheticClip, participantStyle } from '../../src/media/SyntheticClip';
 import type { Manifest, RecordingInfo } from '../../src/pipeline/types';
 import type { WeriftParticipant } from '../../src/rtc/WeriftParticipant';
 import type { TesseraServer } from '../../src/server/TesseraServer';
 import { allFrames, audioSamples, colourShare, decodeErrors, toneShare } from '../helpers/media';
-import { participant, sleep, startRecordingServer, until } from '../helpers/rtc-harness';
+import { FFMPEG, participant, sleep, startRecordingServer, until } from '../helpers/rtc-harness';
 
 jest.setTimeout(120_000);
 
@@ -164,4 +165,49 @@ test('one withdraws while it records: in the MP4 until then, gone from it after;
   expect(Math.abs(Date.parse(g!.leftAt!) - outAt)).toBeLessThan(1000);
   const audit = ((await (await fetch(`${server.url}/api/audit?recordingId=${rec.id}`)).json()) as { events: Array<{ event: string; actor: { name?: string } }> }).events;
   expect(audit.map((e) => `${e.event}:${e.actor.name ?? ''}`)).toEqual(['recording.started:Red', 'consent.given:Red', 'consent.given:Green', 'consent.declined:Green', 'recording.stopped:Red', 'recording.downloaded:']);
+});
+
+test('a screen share follows its sharer\'s answer: not shown until they accept, on the stage then, gone when they withdraw', async () => {
+  const room = 'consent-screen';
+  const screenClip = await makeSyntheticClip(FFMPEG, { index: 5, codec: 'vp8', seconds: 2, width: 640, height: 360, fps: 15 }, logger);
+  const [red, sharer] = await Promise.all([participant(server.url, room, 'Red', 1), participant(server.url, room, 'Sharer', 3, { screenClip })]);
+  peers.push(red, sharer);
+  for (const p of [red, sharer]) expect((await p.join()).ok).toBe(true);
+  await until(() => server.conference.room(room)?.participants().reduce((n, p) => n + p.publishing.length, 0) === 5, 20_000, 'cameras, microphones and the screen published');
+  const start = (await red.request('record:start', { consent: 'required' })) as { ok: boolean; recording: RecordingInfo };
+  expect(start.ok).toBe(true);
+  expect((await red.request('consent', { accept: true })).ok).toBe(true);
+  await sleep(4000);
+  const inAt = Date.now();
+  expect((await sharer.request('consent', { accept: true })).ok).toBe(true);
+  await sleep(4000);
+  const outAt = Date.now();
+  expect((await sharer.request('consent', { accept: false })).ok).toBe(true);
+  await sleep(3500);
+  const stop = (await red.request('record:stop', {})) as { ok: boolean; recording: RecordingInfo };
+  expect({ ok: stop.ok, status: stop.recording.status }).toEqual({ ok: true, status: 'available' });
+  const rec = stop.recording;
+
+  const file = path.join(tmp, 'consent-screen.mp4');
+  fs.writeFileSync(file, Buffer.from(await (await fetch(`${server.url}/api/recordings/${rec.id}/media`)).arrayBuffer()));
+  expect(decodeErrors(file)).toBe('');
+  const { frames, fps } = allFrames(file, 8);
+  const share = (f: Buffer, i: number) => colourShare(f, participantStyle(i).hex);
+  const at = (t: number) => Math.round(((t - Date.parse(rec.startedAt)) / 1000) * fps);
+  const screen = 5, sharerCam = 3;
+  // Before the answer: Red alone, no screen, no camera of the sharer's.
+  const before = frames.slice(fps, at(inAt));
+  expect(before.length).toBeGreaterThan(fps);
+  expect(Math.max(...before.map((f) => Math.max(share(f, screen), share(f, sharerCam))))).toBeLessThan(0.005);
+  expect(before.filter((f) => share(f, 1) < 0.1).length).toBe(0);
+  // From a second and a half after it to the withdrawal: the screen on the stage.
+  const shared = frames.slice(at(inAt) + Math.round(1.5 * fps), at(outAt));
+  expect(shared.length).toBeGreaterThan(fps);
+  expect(shared.filter((f) => share(f, screen) < 0.4).length).toBe(0);
+  // From a second and a half after the withdrawal: neither the screen nor the camera.
+  const after = frames.slice(at(outAt) + Math.round(1.5 * fps));
+  expect(after.length).toBeGreaterThan(fps);
+  expect(Math.max(...after.map((f) => Math.max(share(f, screen), share(f, sharerCam))))).toBeLessThan(0.005);
+  const manifest = JSON.parse(fs.readFileSync(path.join(tmp, 'rec', room, `${rec.id}.json`), 'utf8')) as Manifest;
+  expect(manifest.layouts.map((l) => l.preset).filter((p, i, all) => p !== all[i - 1])).toEqual(['grid', 'screenshare', 'grid']);
 });

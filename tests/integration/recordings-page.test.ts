@@ -2,6 +2,7 @@
  * The recordings page with API_TOKEN set, in real headless Chromium: the token is asked for on
  * the page (never in its URL), and the <video> plays through a short-lived signed URL, which it
  * could not do when the page passed the token in its URL and the player had no header to send.
+ * With more recordings than one page of the API, "More" shows the rest.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -36,6 +37,13 @@ beforeAll(async () => {
   const now = new Date().toISOString();
   const track = { id: 't1', participantId: 'p1', name: 'Alice', sourceId: 'p1', kind: 'camera', codec: 'vp8', container: 'webm', startedAt: now, start: 0, end: 2000, location: { kind: 'file', key: 'room1/rec1.tracks/001-camera-p1.webm' }, bytes: trackBytes, packets: 30, state: 'complete' };
   fs.writeFileSync(path.join(dir, 'rec1.json'), JSON.stringify({ id: 'rec1', roomId: 'room1', status: 'available', startedAt: now, endedAt: now, durationMs: 3000, layout: 'grid', location: { kind: 'file', key: 'room1/rec1.mp4' }, participants: [], tracks: [track] }));
+  // and 104 older ones (their manifests only), in another room: more than the API's page of 100
+  const old = path.join(tmp, 'rec', 'archive');
+  fs.mkdirSync(old, { recursive: true });
+  for (let i = 0; i < 104; i++) {
+    const at = new Date(Date.parse('2026-11-01T10:00:00Z') + i * 60_000).toISOString();
+    fs.writeFileSync(path.join(old, `old${i}.json`), JSON.stringify({ id: `old${i}`, roomId: 'archive', status: 'available', startedAt: at, endedAt: at, durationMs: 1000, layout: 'grid', location: { kind: 'file', key: `archive/old${i}.mp4` }, participants: [] }));
+  }
   const config = loadConfig({ PORT: '0', API_TOKEN, RECORDINGS_DIR: path.join(tmp, 'rec') });
   recorder = new Recorder({ config, storage: new FileStorage(config.recordingsDir), logger });
   server = new TesseraServer({ config, recorder, logger });
@@ -114,5 +122,29 @@ test("a recording's tracks: listed on the page and downloaded with the token in 
   expect((await fetch(url)).status).toBe(401);
   expect((await fetch(`${server.url}/api/recordings/rec1/tracks/t9/media`, { headers: auth })).status).toBe(404);
   expect((await fetch(`${server.url}/api/recordings/rec1/tracks/..%2F..%2Fetc/media`, { headers: auth })).status).toBe(400);
+  await page.close();
+});
+
+test('105 recordings: the page shows the newest 100, and "More" the other 5, each once, newest first', async () => {
+  const { page } = await openPageWithToken();
+  const ids = () => page.locator('#list tr[data-id]').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.id!));
+  await page.waitForFunction(() => document.querySelectorAll('#list tr[data-id]').length === 100, undefined, { timeout: 10_000 });
+  expect(await page.locator('#more').isVisible()).toBe(true);
+  const first = await ids();
+  expect(first.slice(0, 3)).toEqual(['rec1', 'old103', 'old102']);
+  // Twice, quickly (an impatient person): the page asks once.
+  await page.locator('#more').dblclick();
+  await page.waitForFunction(() => document.querySelectorAll('#list tr[data-id]').length >= 105, undefined, { timeout: 10_000 });
+  await new Promise((r) => setTimeout(r, 1000)); // a second request's rows would be here by now
+  const all = await ids();
+  expect(all.slice(0, 100)).toEqual(first);
+  expect(all.slice(100)).toEqual(['old4', 'old3', 'old2', 'old1', 'old0']);
+  expect(all.length).toBe(105);
+  expect(new Set(all).size).toBe(105);
+  await page.locator('#more').waitFor({ state: 'hidden', timeout: 5000 });
+  // Refresh starts again from the newest.
+  await page.click('#refresh');
+  await page.waitForFunction(() => document.querySelectorAll('#list tr[data-id]').length === 100, undefined, { timeout: 10_000 });
+  expect(await page.locator('#more').isVisible()).toBe(true);
   await page.close();
 });

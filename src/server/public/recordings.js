@@ -32,7 +32,14 @@
   const fmtBytes = (b) => (b === undefined ? '' : b > 1e6 ? (b / 1e6).toFixed(1) + ' MB' : Math.round(b / 1e3) + ' kB');
   const fmtMs = (ms) => (ms === undefined ? '' : Math.floor(ms / 60000) + ':' + String(Math.floor((ms / 1000) % 60)).padStart(2, '0'));
   let cursor = null;
+  let loading = false;
   async function load(more) {
+    // One list request at a time: a second click on "More" while the first is on its way would
+    // ask for the same page again and show its rows twice; and "More" after the last page
+    // (no cursor) would ask for the first.
+    if (loading || (more && !cursor)) return;
+    loading = true;
+    $('more').disabled = true;
     try {
       if (!more) cursor = null;
       const res = await fetch('/api/recordings' + (cursor ? '?cursor=' + encodeURIComponent(cursor) : ''), { headers: headers() });
@@ -131,6 +138,9 @@
       }
     } catch (e) {
       error('Could not list recordings: ' + e.message);
+    } finally {
+      loading = false;
+      $('more').disabled = false;
     }
   }
   $('player').addEventListener('error', () => error('The player could not decode this recording.'));
