@@ -33,6 +33,18 @@ afterAll(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
+/** Stops the room's recording (asked by `host`), fetches its MP4 and decodes every picture. */
+async function stopAndDecode(host: WeriftParticipant, name: string) {
+  const stop = (await host.request('record:stop', {})) as { ok: boolean; recording: RecordingInfo };
+  expect({ ok: stop.ok, status: stop.recording.status }).toEqual({ ok: true, status: 'available' });
+  const rec = stop.recording;
+  const file = path.join(tmp, `${name}.mp4`);
+  fs.writeFileSync(file, Buffer.from(await (await fetch(`${server.url}/api/recordings/${rec.id}/media`)).arrayBuffer()));
+  expect(decodeErrors(file)).toBe('');
+  const { frames, fps } = allFrames(file, 8);
+  return { rec, file, frames, fps, share: (f: Buffer, i: number) => colourShare(f, participantStyle(i).hex) };
+}
+
 test('one declines (never in the MP4), one accepts late (in it from then on), the manifest and audit say so', async () => {
   const room = 'consent';
   const [red, green, blue] = await Promise.all([participant(server.url, room, 'Red', 1), participant(server.url, room, 'Green', 2), participant(server.url, room, 'Blue', 3)]);
@@ -61,15 +73,7 @@ test('one declines (never in the MP4), one accepts late (in it from then on), th
   await sleep(4000);
   // everyone saw the indicator the whole time (recording:state is sent to all)
   for (const p of [red, green, blue, late]) expect(p.recording?.status).toBe('recording');
-  const stop = (await red.request('record:stop', {})) as { ok: boolean; recording: RecordingInfo };
-  expect({ ok: stop.ok, status: stop.recording.status }).toEqual({ ok: true, status: 'available' });
-  const rec = stop.recording;
-
-  const file = path.join(tmp, 'consent.mp4');
-  fs.writeFileSync(file, Buffer.from(await (await fetch(`${server.url}/api/recordings/${rec.id}/media`)).arrayBuffer()));
-  expect(decodeErrors(file)).toBe('');
-  const { frames, fps } = allFrames(file, 8);
-  const share = (f: Buffer, i: number) => colourShare(f, participantStyle(i).hex);
+  const { rec, file, frames, fps, share } = await stopAndDecode(red, 'consent');
   const blueFrom = Math.round(((blueAt - Date.parse(rec.startedAt)) / 1000) * fps);
   // Green: no tile, ever
   expect(Math.max(...frames.map((f) => share(f, 2)))).toBeLessThan(0.005);
@@ -129,15 +133,7 @@ test('one withdraws while it records: in the MP4 until then, gone from it after;
   const outAt = Date.now();
   expect((await green.request('consent', { accept: false })).ok).toBe(true);
   await sleep(5000);
-  const stop = (await red.request('record:stop', {})) as { ok: boolean; recording: RecordingInfo };
-  expect({ ok: stop.ok, status: stop.recording.status }).toEqual({ ok: true, status: 'available' });
-  const rec = stop.recording;
-
-  const file = path.join(tmp, 'withdraw.mp4');
-  fs.writeFileSync(file, Buffer.from(await (await fetch(`${server.url}/api/recordings/${rec.id}/media`)).arrayBuffer()));
-  expect(decodeErrors(file)).toBe('');
-  const { frames, fps } = allFrames(file, 8);
-  const share = (f: Buffer, i: number) => colourShare(f, participantStyle(i).hex);
+  const { rec, file, frames, fps, share } = await stopAndDecode(red, 'withdraw');
   const outS = (outAt - Date.parse(rec.startedAt)) / 1000;
   const outFrame = Math.round(outS * fps);
   // Green: in every picture from its second second to the answer; in none from a second after
@@ -184,15 +180,7 @@ test('a screen share follows its sharer\'s answer: not shown until they accept, 
   const outAt = Date.now();
   expect((await sharer.request('consent', { accept: false })).ok).toBe(true);
   await sleep(3500);
-  const stop = (await red.request('record:stop', {})) as { ok: boolean; recording: RecordingInfo };
-  expect({ ok: stop.ok, status: stop.recording.status }).toEqual({ ok: true, status: 'available' });
-  const rec = stop.recording;
-
-  const file = path.join(tmp, 'consent-screen.mp4');
-  fs.writeFileSync(file, Buffer.from(await (await fetch(`${server.url}/api/recordings/${rec.id}/media`)).arrayBuffer()));
-  expect(decodeErrors(file)).toBe('');
-  const { frames, fps } = allFrames(file, 8);
-  const share = (f: Buffer, i: number) => colourShare(f, participantStyle(i).hex);
+  const { rec, frames, fps, share } = await stopAndDecode(red, 'consent-screen');
   const at = (t: number) => Math.round(((t - Date.parse(rec.startedAt)) / 1000) * fps);
   const screen = 5, sharerCam = 3;
   // Before the answer: Red alone, no screen, no camera of the sharer's.
