@@ -5,9 +5,10 @@ import type { Config } from '../config';
  * URLs, when GET /api/recordings/:id/media answers with a redirect to them (S3 storage). The SDK
  * names the bucket in the host unless path style is forced, so both forms are allowed.
  */
-export function mediaOrigins(s3: Pick<Config['s3'], 'bucket' | 'endpoint'>): string[] {
+export function mediaOrigins(s3: Pick<Config['s3'], 'bucket' | 'endpoint' | 'region'>): string[] {
   if (!s3.bucket) return [];
-  if (!s3.endpoint) return ['https://*.amazonaws.com'];
+  // AWS itself: the SDK's endpoints are under amazonaws.com, and amazonaws.com.cn in China.
+  if (!s3.endpoint) return [s3.region.startsWith('cn-') ? 'https://*.amazonaws.com.cn' : 'https://*.amazonaws.com'];
   const u = new URL(s3.endpoint);
   const port = u.port ? `:${u.port}` : '';
   // An address has no subdomains: a bucket in the host needs a name.

@@ -1,3 +1,4 @@
+import { mediaOrigins } from '../../src/server/pagePolicy';
 import { parseRange } from '../../src/server/app';
 import { bearerMatches, signRoomToken, verifyRoomToken, type RoomClaims } from '../../src/server/auth';
 import { ConfigError, loadConfig } from '../../src/config';
@@ -68,5 +69,17 @@ describe('server validation', () => {
     expect(mediaSignatureValid('u'.repeat(32), 'rec1', e, sig, now)).toBe(false); // token rotated
     expect(mediaSignatureValid(tok, 'rec1', e, sig, now, 60)).toBe(false); // longer than allowed
     expect(mediaSignatureValid(tok, 'rec1', [e], sig, now)).toBe(false);
+  });
+});
+
+describe('the pages\' media-src: where a presigned recording may be played from', () => {
+  const s3 = (o: Partial<{ bucket: string | null; endpoint: string | null; region: string }>) => ({ bucket: 'b', endpoint: null, region: 'eu-west-1', ...o });
+  test('no bucket: nowhere else; AWS: its domain (China its own); an endpoint: its origin, and its subdomains when it has a name', () => {
+    expect(mediaOrigins(s3({ bucket: null }))).toEqual([]);
+    expect(mediaOrigins(s3({}))).toEqual(['https://*.amazonaws.com']);
+    expect(mediaOrigins(s3({ region: 'cn-north-1' }))).toEqual(['https://*.amazonaws.com.cn']);
+    expect(mediaOrigins(s3({ endpoint: 'http://127.0.0.1:9000' }))).toEqual(['http://127.0.0.1:9000']);
+    expect(mediaOrigins(s3({ endpoint: 'https://minio.example.com/' }))).toEqual(['https://minio.example.com', 'https://*.minio.example.com']);
+    expect(mediaOrigins(s3({ endpoint: 'http://swift.local:8080/s3' }))).toEqual(['http://swift.local:8080', 'http://*.swift.local:8080']);
   });
 });
